@@ -1,0 +1,43 @@
+// Closed forms for a model: parameter counts and model FLOPs per iteration, generalising
+// Narayanan et al. 2021 (SC'21) to GQA, SwiGLU, arbitrary ffn sizes, untied embeddings and
+// biases. For a GPT (4h GeLU MLP, MHA, tied, learned positions, biases) they reduce to
+//   P     = 12 L h^2 (1 + 13/(12h) + (V + s)/(12 L h))
+//   FLOPs = 72 B s L h^2 (1 + s/(6h) + V/(12 h L))      (per iteration, B sequences)
+// Model FLOPs count one forward and two backward passes (no recomputation); hardware FLOPs add
+// the recomputed forward work.
+#pragma once
+
+#include <cstdint>
+
+#include "simulator/spec/model_spec.pb.h"
+#include "simulator/spec/parallel_config.pb.h"
+
+namespace mpsim::graph {
+
+struct ModelDims {
+  int64_t layers = 0, hidden = 0, ffn = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int64_t seq = 0, vocab = 0;  // vocab as given (unpadded)
+  bool swiglu = false, tied = false, learned_positions = false, bias = false;
+  bool layer_norm = true;      // false: RMSNorm (no bias)
+  double dropout = 0;
+  int bytes_per_element = 2;   // compute dtype
+};
+
+ModelDims model_dims(const spec::ModelSpec& model);
+
+// Vocabulary padded as Megatron-LM does: to a multiple of 128 * tp.
+int64_t padded_vocab(int64_t vocab, int64_t tp);
+
+// Parameters of one transformer layer (attention, MLP, norms, biases).
+int64_t layer_parameters(const ModelDims& d);
+// Whole model (embedding, position table, layers, final norm, untied LM head), unpadded vocab.
+int64_t model_parameters(const ModelDims& d);
+
+// Model FLOPs of one iteration over `sequences` sequences (fwd + bwd, 3x forward GEMM FLOPs),
+// unpadded vocab, full (non-causal) attention score FLOPs as in the published formula.
+double model_flops_per_iteration(const ModelDims& d, int64_t sequences);
+// Forward FLOPs of one layer for one sequence; the recomputed forward for HFU.
+double layer_forward_flops(const ModelDims& d);
+double attention_core_forward_flops(const ModelDims& d);  // per layer per sequence
+
+}  // namespace mpsim::graph

@@ -1,0 +1,42 @@
+// The op-name grammar that joins the simulator's graph, the executor's NVTX ranges and the rows
+// of validation reports. One name per op of one rank; a name is unique within a rank's iteration.
+//
+//   name     := compute | tp | pp | dp | "comm/embed/allreduce" | "optimizer"
+//   compute  := pass "/mb" N "/" site "/" label          e.g. fwd/mb3/L17/attn.qkv
+//   tp       := "comm/tp/" pass "/mb" N "/" site "/" label   e.g. comm/tp/fwd/mb3/L17/attn.allreduce
+//   pp       := "comm/pp/send/" ("fwd"|"bwd") "/mb" N [ "/c" N ]   e.g. comm/pp/send/fwd/mb3
+//   dp       := "comm/dp/bucket" N [ "/reducescatter" | "/allgather" ]   all-reduce when bare
+//             | "comm/dp/" pass "/mb" N "/L" N "/weights.allgather"      ZeRO-3 weight gathers
+//   pass     := "fwd" | "bwd" | "rcp"          (rcp: forward work recomputed in the backward pass)
+//   site     := "L" N | "embed" | "head"       (N: global layer index, from 0)
+//   label    := module "." op [ ".dgrad" | ".wgrad" ]   e.g. attn.norm, mlp.fc1.wgrad, logits
+//
+// parse_op_name() inverts op_name(); it returns std::nullopt for text outside the grammar.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "simulator/graph/op.h"
+
+namespace mpsim::graph {
+
+std::string op_name(const Op& op);
+
+struct ParsedOpName {
+  enum class Family { kCompute, kTp, kPp, kDp, kEmbedding, kOptimizer };
+  Family family = Family::kCompute;
+  Pass pass = Pass::kForward;  // fwd/bwd/rcp; kStep for optimizer, dp buckets, embedding sync
+  Site site = Site::kNone;
+  int micro_batch = -1;
+  int layer = -1;
+  int chunk = -1;
+  int bucket = -1;
+  bool pp_backward = false;    // comm/pp/send/bwd
+  std::string label;           // compute/tp label; "allreduce"|"reducescatter"|"allgather" for dp
+};
+
+std::optional<ParsedOpName> parse_op_name(std::string_view name);
+
+}  // namespace mpsim::graph

@@ -1,0 +1,74 @@
+// simulate(): the simulator's front door. Builds the training graph for a validated config,
+// prices every op with a cost model, runs the discrete-event engine and summarises the
+// iteration. Metrics are defined once, here:
+//   iteration_time_s      makespan of one iteration (first op start to last op end, any rank)
+//   tokens_per_s          global_batch * seq_length / iteration_time_s
+//   model_tflops_per_gpu  model FLOPs per iteration (model_math.h) / iteration_time_s / num_gpus
+//   mfu                   model FLOP/s per GPU / the GPU's dense peak for the model's dtype
+//   hfu                   as mfu with the recomputed forward FLOPs added
+//   breakdown (for the slowest rank: the one whose compute stream is busiest; ties -> lowest index)
+//     compute_s           time its compute stream is busy
+//     exposed_comm_s      time some communication stream is busy while compute is idle
+//     bubble_s            the rest of the iteration: nothing running (pipeline fill/drain, waits)
+//   so compute_s + exposed_comm_s + bubble_s = iteration_time_s.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "simulator/cost/cost_model.h"
+#include "simulator/spec/hardware.h"
+#include "simulator/spec/model_spec.pb.h"
+#include "simulator/spec/parallel_config.pb.h"
+
+namespace mpsim::report {
+
+enum class RankScope {
+  kRepresentative,  // one rank per pipeline stage (TP and DP peers are symmetric)
+  kAllRanks,        // every GPU; for checking the representative shortcut
+};
+
+struct SimulateOptions {
+  RankScope scope = RankScope::kRepresentative;
+  std::string trace_path;  // empty: no trace
+  // Cost model; null means the roofline model of the hardware.
+  std::shared_ptr<const cost::CostModel> cost_model;
+};
+
+struct Breakdown {
+  double compute_s = 0;
+  double exposed_comm_s = 0;
+  double bubble_s = 0;
+};
+
+struct SimulationResult {
+  double iteration_time_s = 0;
+  double tokens_per_s = 0;
+  double model_flops = 0;          // per iteration
+  double hardware_flops = 0;       // per iteration, recompute included
+  double model_tflops_per_gpu = 0;
+  double mfu = 0;
+  double hfu = 0;
+  double peak_flops_per_gpu = 0;   // the peak mfu divides by
+  Breakdown breakdown;
+  int slowest_rank = 0;            // global rank id
+  int64_t simulated_ranks = 0;
+  int64_t ops = 0;
+  int64_t events = 0;
+  std::optional<int64_t> peak_memory_bytes;  // not modelled yet: memory comes with issue 3
+  spec::ParallelConfig config;
+  std::string model_name, hardware_name, cost_model;
+};
+
+SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& hardware,
+                          const spec::ParallelConfig& validated_config,
+                          const SimulateOptions& options = {});
+
+nlohmann::json to_json(const SimulationResult& result);
+std::string to_table(const SimulationResult& result);
+
+}  // namespace mpsim::report
