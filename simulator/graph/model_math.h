@@ -17,7 +17,7 @@ namespace mpsim::graph {
 struct ModelDims {
   int64_t layers = 0, hidden = 0, ffn = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int64_t seq = 0, vocab = 0;  // vocab as given (unpadded)
-  bool swiglu = false, tied = false, learned_positions = false, bias = false;
+  bool swiglu = false, tied = false, learned_positions = false, rotary = false, bias = false;
   bool layer_norm = true;      // false: RMSNorm (no bias)
   double dropout = 0;
   int bytes_per_element = 2;   // compute dtype

@@ -1,0 +1,133 @@
+#include "simulator/engine/engine.h"
+
+#include <queue>
+#include <stdexcept>
+
+#include "simulator/graph/op_name.h"
+
+namespace mpsim::engine {
+namespace {
+
+using graph::OpGraph;
+using graph::OpVertex;
+
+struct Event {
+  double time;
+  int64_t sequence;
+  OpVertex vertex;
+  bool operator>(const Event& other) const {
+    return time != other.time ? time > other.time : sequence > other.sequence;
+  }
+};
+
+// A stream: its ops in program order and the index of the next one to run.
+struct StreamQueue {
+  std::vector<OpVertex> ops;
+  size_t head = 0;
+  bool busy = false;
+};
+
+struct Collective {
+  int32_t members = 0;
+  std::vector<OpVertex> arrived;
+};
+
+class Engine {
+ public:
+  explicit Engine(const graph::TrainingGraph& g) : g_(g.graph) {
+    const size_t n = boost::num_vertices(g_);
+    result_.start_s.assign(n, 0);
+    result_.end_s.assign(n, 0);
+    pending_deps_.resize(n);
+    streams_.resize(g.ranks.size() * graph::kNumStreams);
+    collectives_.resize(g.num_collectives);
+    for (OpVertex v = 0; v < n; ++v) {
+      const graph::Op& op = g_[v];
+      pending_deps_[v] = static_cast<int32_t>(boost::in_degree(v, g_));
+      streams_[stream_of(v)].ops.push_back(v);
+      if (op.collective >= 0) ++collectives_[op.collective].members;
+    }
+  }
+
+  EngineResult run() {
+    for (size_t s = 0; s < streams_.size(); ++s) try_start(s, 0.0);
+    while (!events_.empty()) {
+      const Event event = events_.top();
+      events_.pop();
+      finish(event.vertex, event.time);
+    }
+    check_all_ran();
+    return std::move(result_);
+  }
+
+ private:
+  size_t stream_of(OpVertex v) const {
+    const graph::Op& op = g_[v];
+    return static_cast<size_t>(op.rank) * graph::kNumStreams + static_cast<size_t>(op.stream);
+  }
+
+  void start(OpVertex v, double now) {
+    result_.start_s[v] = now;
+    const double end = now + g_[v].duration_s;
+    result_.end_s[v] = end;
+    events_.push({end, sequence_++, v});
+    ++result_.events;
+  }
+
+  // Starts the head op of stream s if the stream is idle and the op is ready.
+  void try_start(size_t s, double now) {
+    StreamQueue& stream = streams_[s];
+    if (stream.busy || stream.head >= stream.ops.size()) return;
+    const OpVertex v = stream.ops[stream.head];
+    if (pending_deps_[v] > 0) return;
+    stream.busy = true;
+    const int32_t id = g_[v].collective;
+    if (id < 0) {
+      start(v, now);
+      return;
+    }
+    Collective& collective = collectives_[id];
+    collective.arrived.push_back(v);
+    if (static_cast<int32_t>(collective.arrived.size()) < collective.members) return;
+    for (OpVertex member : collective.arrived) start(member, now);
+    collective.arrived.clear();
+    collective.arrived.shrink_to_fit();
+  }
+
+  void finish(OpVertex v, double now) {
+    ++result_.events;
+    if (now > result_.makespan_s) result_.makespan_s = now;
+    const size_t s = stream_of(v);
+    streams_[s].busy = false;
+    ++streams_[s].head;
+    for (auto [e, end] = boost::out_edges(v, g_); e != end; ++e) {
+      const OpVertex target = boost::target(*e, g_);
+      if (--pending_deps_[target] == 0) try_start(stream_of(target), now);
+    }
+    try_start(s, now);
+  }
+
+  void check_all_ran() const {
+    for (const StreamQueue& stream : streams_) {
+      if (stream.head < stream.ops.size()) {
+        const graph::Op& op = g_[stream.ops[stream.head]];
+        throw std::logic_error("simulation deadlock: op '" + graph::op_name(op) + "' on rank " +
+                               std::to_string(op.rank) + " never started");
+      }
+    }
+  }
+
+  const OpGraph& g_;
+  EngineResult result_;
+  std::vector<int32_t> pending_deps_;
+  std::vector<StreamQueue> streams_;
+  std::vector<Collective> collectives_;
+  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+  int64_t sequence_ = 0;
+};
+
+}  // namespace
+
+EngineResult run_engine(const graph::TrainingGraph& graph) { return Engine(graph).run(); }
+
+}  // namespace mpsim::engine

@@ -1,0 +1,30 @@
+// The discrete-event engine. It runs a TrainingGraph whose ops already carry durations.
+//
+// One contract for every resource: a stream (one per rank and Stream kind) runs its ops one at a
+// time in program order (vertex order). The op at the head of a stream starts when the stream is
+// idle and every predecessor in the graph has ended. An op that belongs to a collective
+// (Op::collective >= 0) holds its stream from the moment it is ready and starts, on every member
+// at once, when the last member is ready; all members end together. Events are processed in
+// (time, sequence) order, so a simulation is deterministic: same graph, same event log.
+//
+// run_engine() throws std::logic_error if ops remain that can never start (a dependency cycle or
+// a collective whose members wait on each other), naming one of them.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "simulator/graph/training_graph.h"
+
+namespace mpsim::engine {
+
+struct EngineResult {
+  std::vector<double> start_s;  // per vertex
+  std::vector<double> end_s;    // per vertex
+  double makespan_s = 0;
+  int64_t events = 0;           // op starts plus op ends processed
+};
+
+EngineResult run_engine(const graph::TrainingGraph& graph);
+
+}  // namespace mpsim::engine

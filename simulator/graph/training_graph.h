@@ -1,0 +1,80 @@
+// The training-iteration graph: every op of one iteration on the simulated ranks, as a
+// Boost.Graph bidirectional adjacency list whose vertices are Ops and whose edges are
+// dependencies ("target may start only after source ends").
+//
+// Program order: vertices are added in the order each rank issues them, so for any (rank,
+// stream) the vertex index order is the stream's run order; edges are only needed across
+// streams and ranks. Ops of one collective on several simulated ranks share `Op::collective`.
+//
+// What is built, per rank, following Megatron-LM:
+//   forward/backward of every (micro-batch, chunk) in the pipeline schedule's order; in each
+//   layer the norms, QKV / output / MLP GEMMs (backward: data- and weight-gradient GEMMs apart),
+//   attention core, activation, residual + dropout, rotary where the model has it; embedding on
+//   the first virtual stage, final norm, LM head and vocab-parallel loss on the last;
+//   TP communication: all-reduce after attention and MLP (forward) and at the inputs of the
+//   column-parallel linears (backward, overlapped with the weight-gradient GEMM); with sequence
+//   parallelism all-gather / reduce-scatter instead, plus the backward re-gather of inputs;
+//   pipeline sends of activations and gradients (on their own streams);
+//   recomputation before each layer's backward (full: the layer's forward; selective: the
+//   attention core);
+//   DP gradient reduction in buckets (all-reduce; reduce-scatter + all-gather with ZeRO >= 1),
+//   launched when the last micro-batch has produced a bucket's gradients if overlap is on, else
+//   after the backward pass; ZeRO-2/3 reduce-scatter every micro-batch, ZeRO-3 gathers weights
+//   before each layer's forward and backward; tied-embedding gradient all-reduce between first
+//   and last stage; the optimizer step.
+//
+// build_training_graph() expects a config returned by spec::validate_parallel_config and throws
+// std::length_error if the graph would exceed kMaxOps.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <boost/graph/adjacency_list.hpp>
+
+#include "simulator/graph/model_math.h"
+#include "simulator/graph/op.h"
+#include "simulator/spec/model_spec.pb.h"
+#include "simulator/spec/parallel_config.pb.h"
+
+namespace mpsim::graph {
+
+inline constexpr int64_t kMaxOps = 40'000'000;
+
+using OpGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, Op>;
+using OpVertex = OpGraph::vertex_descriptor;
+
+struct RankCoord {
+  int32_t global_rank = 0;
+  int32_t tp = 0, dp = 0, pp = 0;
+  int32_t node = 0;
+};
+
+struct GraphOptions {
+  // false: one rank per pipeline stage (TP and DP peers do the same work at the same time);
+  // true: every GPU.
+  bool all_ranks = false;
+  int64_t gpus_per_node = 8;
+};
+
+struct TrainingGraph {
+  OpGraph graph;
+  std::vector<RankCoord> ranks;  // simulated ranks; Op::rank indexes this
+  int32_t num_collectives = 0;
+  int64_t micro_batches = 0;     // per pipeline (global batch / (micro-batch * DP))
+  int64_t padded_vocab = 0;
+  ModelDims dims;
+};
+
+// Global rank of (tp, dp, pp) under the config's rank order.
+int32_t global_rank(const spec::ParallelConfig& config, int32_t tp, int32_t dp, int32_t pp);
+
+// Rough op count before building, for refusing absurd configurations early.
+int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& config,
+                     const GraphOptions& options);
+
+TrainingGraph build_training_graph(const spec::ModelSpec& model,
+                                   const spec::ParallelConfig& config,
+                                   const GraphOptions& options);
+
+}  // namespace mpsim::graph

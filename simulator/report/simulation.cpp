@@ -1,0 +1,202 @@
+#include "simulator/report/simulation.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "simulator/engine/engine.h"
+#include "simulator/graph/model_math.h"
+#include "simulator/graph/op_name.h"
+#include "simulator/graph/training_graph.h"
+#include "simulator/report/chrome_trace.h"
+
+namespace mpsim::report {
+namespace {
+
+struct Interval {
+  double start, end;
+};
+
+// Length of the union of intervals sorted by start.
+std::vector<Interval> merge_sorted(const std::vector<Interval>& sorted) {
+  std::vector<Interval> merged;
+  for (const Interval& i : sorted) {
+    if (i.end <= i.start) continue;
+    if (!merged.empty() && i.start <= merged.back().end) {
+      merged.back().end = std::max(merged.back().end, i.end);
+    } else {
+      merged.push_back(i);
+    }
+  }
+  return merged;
+}
+
+double total(const std::vector<Interval>& merged) {
+  double sum = 0;
+  for (const Interval& i : merged) sum += i.end - i.start;
+  return sum;
+}
+
+// Measure of a \ b for two merged (disjoint, sorted) interval lists.
+double difference(const std::vector<Interval>& a, const std::vector<Interval>& b) {
+  double out = 0;
+  size_t j = 0;
+  for (const Interval& i : a) {
+    double cursor = i.start;
+    while (j < b.size() && b[j].end <= cursor) ++j;
+    size_t k = j;
+    while (k < b.size() && b[k].start < i.end) {
+      if (b[k].start > cursor) out += b[k].start - cursor;
+      cursor = std::max(cursor, b[k].end);
+      ++k;
+    }
+    if (cursor < i.end) out += i.end - cursor;
+  }
+  return out;
+}
+
+Breakdown breakdown_of(const graph::TrainingGraph& tg, const engine::EngineResult& er, int rank,
+                       double iteration_s) {
+  std::vector<Interval> compute, comm;
+  const auto& g = tg.graph;
+  for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
+    if (g[v].rank != rank) continue;
+    (g[v].stream == graph::Stream::kCompute ? compute : comm).push_back({er.start_s[v], er.end_s[v]});
+  }
+  auto by_start = [](const Interval& a, const Interval& b) { return a.start < b.start; };
+  std::sort(compute.begin(), compute.end(), by_start);
+  std::sort(comm.begin(), comm.end(), by_start);
+  const auto compute_union = merge_sorted(compute);
+  const auto comm_union = merge_sorted(comm);
+  Breakdown b;
+  b.compute_s = total(compute_union);
+  b.exposed_comm_s = difference(comm_union, compute_union);
+  b.bubble_s = std::max(0.0, iteration_s - b.compute_s - b.exposed_comm_s);
+  return b;
+}
+
+nlohmann::json op_args(const graph::Op& op) {
+  nlohmann::json args;
+  if (op.micro_batch >= 0) args["micro_batch"] = op.micro_batch;
+  if (op.layer >= 0) args["layer"] = op.layer;
+  if (op.kind == graph::OpKind::kGemm) {
+    args["m"] = op.gemm.m;
+    args["n"] = op.gemm.n;
+    args["k"] = op.gemm.k;
+  }
+  if (op.kind == graph::OpKind::kAttention) {
+    args["batch_x_heads"] = op.attn_batch_heads;
+    args["seq"] = op.attn_seq;
+    args["head_dim"] = op.attn_head_dim;
+  }
+  if (graph::is_communication(op.kind)) {
+    args["bytes"] = op.bytes;
+    args["group_size"] = op.group_size;
+    args["group_nodes"] = op.group_nodes;
+  } else {
+    args["flops"] = op.flops;
+    args["hbm_bytes"] = op.bytes;
+  }
+  return args;
+}
+
+void write_trace(const std::string& path, const graph::TrainingGraph& tg,
+                 const engine::EngineResult& er, const SimulationResult& result) {
+  ChromeTraceWriter writer(path, 0);
+  for (size_t r = 0; r < tg.ranks.size(); ++r) {
+    const graph::RankCoord& c = tg.ranks[r];
+    writer.process_name(c.global_rank, "rank " + std::to_string(c.global_rank) + " (tp " +
+                                           std::to_string(c.tp) + ", dp " + std::to_string(c.dp) +
+                                           ", pp " + std::to_string(c.pp) + ")");
+    writer.process_sort_index(c.global_rank, c.global_rank);
+    for (int s = 0; s < graph::kNumStreams; ++s) {
+      writer.thread_name(c.global_rank, s, std::string(to_string(static_cast<graph::Stream>(s))));
+      writer.thread_sort_index(c.global_rank, s, s);
+    }
+  }
+  const auto& g = tg.graph;
+  for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
+    const graph::Op& op = g[v];
+    writer.complete(tg.ranks[op.rank].global_rank, static_cast<int>(op.stream),
+                    graph::op_name(op), std::string(to_string(op.kind)), er.start_s[v] * 1e6,
+                    (er.end_s[v] - er.start_s[v]) * 1e6, op_args(op));
+  }
+  writer.distributed_info({{"backend", "nccl"},
+                           {"rank", tg.ranks.front().global_rank},
+                           {"world_size", result.config.num_gpus()},
+                           {"simulated", true}});
+  writer.metadata("mpsim", to_json(result));
+  writer.finish();
+}
+
+}  // namespace
+
+SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& hardware,
+                          const spec::ParallelConfig& config, const SimulateOptions& options) {
+  graph::GraphOptions graph_options;
+  graph_options.all_ranks = options.scope == RankScope::kAllRanks;
+  graph_options.gpus_per_node = hardware.gpus_per_node;
+  const int64_t estimate = graph::estimate_ops(model, config, graph_options);
+  if (estimate > graph::kMaxOps) {
+    throw std::length_error("configuration too large to simulate: about " +
+                            std::to_string(estimate) + " ops, limit " +
+                            std::to_string(graph::kMaxOps) +
+                            "; use fewer micro-batches or one rank per stage");
+  }
+  graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
+
+  std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
+  if (!cost_model) cost_model = cost::make_roofline_cost_model(hardware);
+  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+    tg.graph[v].duration_s = cost_model->op_seconds(tg.graph[v]);
+  }
+  const engine::EngineResult er = engine::run_engine(tg);
+
+  SimulationResult result;
+  result.config = config;
+  result.model_name = model.name();
+  result.hardware_name = hardware.name;
+  result.cost_model = cost_model->describe();
+  result.simulated_ranks = static_cast<int64_t>(tg.ranks.size());
+  result.ops = static_cast<int64_t>(boost::num_vertices(tg.graph));
+  result.events = er.events;
+  result.iteration_time_s = er.makespan_s;
+
+  const graph::ModelDims& d = tg.dims;
+  const int64_t sequences = config.global_batch_size();
+  result.model_flops = graph::model_flops_per_iteration(d, sequences);
+  double recomputed = 0;
+  if (config.recompute() == spec::RECOMPUTE_FULL) {
+    recomputed = static_cast<double>(sequences) * d.layers * graph::layer_forward_flops(d);
+  } else if (config.recompute() == spec::RECOMPUTE_SELECTIVE) {
+    recomputed = static_cast<double>(sequences) * d.layers * graph::attention_core_forward_flops(d);
+  }
+  result.hardware_flops = result.model_flops + recomputed;
+  result.peak_flops_per_gpu = hardware.peak_flops(model.dtype());
+  if (result.iteration_time_s > 0) {
+    const double gpus = static_cast<double>(config.num_gpus());
+    result.tokens_per_s = static_cast<double>(sequences) * d.seq / result.iteration_time_s;
+    const double model_rate = result.model_flops / result.iteration_time_s / gpus;
+    result.model_tflops_per_gpu = model_rate / 1e12;
+    if (result.peak_flops_per_gpu > 0) {
+      result.mfu = model_rate / result.peak_flops_per_gpu;
+      result.hfu = result.hardware_flops / result.iteration_time_s / gpus / result.peak_flops_per_gpu;
+    }
+  }
+
+  // Slowest rank: the busiest compute stream (ties: the lowest simulated index).
+  std::vector<double> busy(tg.ranks.size(), 0.0);
+  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+    const graph::Op& op = tg.graph[v];
+    if (op.stream == graph::Stream::kCompute) busy[op.rank] += er.end_s[v] - er.start_s[v];
+  }
+  const int slowest = static_cast<int>(std::max_element(busy.begin(), busy.end()) - busy.begin());
+  result.slowest_rank = tg.ranks[slowest].global_rank;
+  result.breakdown = breakdown_of(tg, er, slowest, result.iteration_time_s);
+
+  if (!options.trace_path.empty()) write_trace(options.trace_path, tg, er, result);
+  return result;
+}
+
+}  // namespace mpsim::report
