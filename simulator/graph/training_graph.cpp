@@ -44,7 +44,7 @@ class Builder {
  public:
   Builder(const spec::ModelSpec& model, const spec::ParallelConfig& config,
           const GraphOptions& options)
-      : config_(config), options_(options) {
+      : config_(config), options_(options), estimate_ops_(estimate_ops(model, config, options)) {
     out_.dims = model_dims(model);
     const ModelDims& d = out_.dims;
     t_ = config.tensor_parallel();
@@ -83,6 +83,9 @@ class Builder {
     }
     const size_t slots = options_.all_ranks ? static_cast<size_t>(t_ * dp_) : 1;
     sends_.assign(slots * p_ * v_ * m_ * 2, OpGraph::null_vertex());
+    // Reserving avoids re-copying every vertex's edge lists as the graph grows.
+    out_.graph.m_vertices.reserve(
+        static_cast<size_t>(std::min(estimate_ops_, kMaxOps)));
     for (size_t r = 0; r < out_.ranks.size(); ++r) build_rank(static_cast<int32_t>(r));
     for (const auto& [key, vertex] : pending_recvs_) {
       const OpVertex send = sends_[key];
@@ -564,6 +567,7 @@ class Builder {
 
   const spec::ParallelConfig& config_;
   GraphOptions options_;
+  int64_t estimate_ops_ = 0;
   TrainingGraph out_;
   LocalSizes s_;
   int64_t t_ = 1, p_ = 1, dp_ = 1, v_ = 1, m_ = 1, layers_per_chunk_ = 1, zero_ = 0;
@@ -604,8 +608,14 @@ int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& c
   const int64_t micro_batches = config.global_batch_size() / (mbs * dp);
   const int64_t pp = std::max<int64_t>(1, config.pipeline_parallel());
   const int64_t ranks = options.all_ranks ? config.num_gpus() : pp;
-  constexpr int64_t kOpsPerLayerAndMicroBatch = 64;  // upper bound with SP and full recompute
-  return ranks * micro_batches * (model.num_layers() / pp + 2) * kOpsPerLayerAndMicroBatch;
+  // Ops per layer and micro-batch: 24 compute forward + backward, TP collectives, recompute.
+  int64_t per_layer = 24;
+  if (config.tensor_parallel() > 1) per_layer += config.sequence_parallel() ? 10 : 4;
+  if (config.recompute() == spec::RECOMPUTE_FULL) per_layer += 14;
+  if (config.recompute() == spec::RECOMPUTE_SELECTIVE) per_layer += 1;
+  if (config.zero_stage() >= 2) per_layer += 3;
+  const int64_t layers_per_rank = (model.num_layers() + pp - 1) / pp;
+  return ranks * micro_batches * (layers_per_rank * per_layer + 16);
 }
 
 TrainingGraph build_training_graph(const spec::ModelSpec& model,

@@ -41,7 +41,8 @@ namespace mpsim::graph {
 
 inline constexpr int64_t kMaxOps = 40'000'000;
 
-using OpGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, Op>;
+using OpGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, Op,
+                                      boost::no_property, boost::no_property, boost::vecS>;
 using OpVertex = OpGraph::vertex_descriptor;
 
 struct RankCoord {

@@ -1,0 +1,142 @@
+#include "simulator/report/simulation.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "simulator/graph/model_math.h"
+#include "simulator/graph/op.h"
+#include "tests/test_models.h"
+
+namespace mpsim::report {
+namespace {
+
+spec::Hardware test_hardware() {
+  spec::Hardware hw;
+  hw.name = "test";
+  hw.peak_bf16_flops = 1e15;
+  hw.peak_fp16_flops = 1e15;
+  hw.hbm_bytes_per_s = 2e12;
+  hw.hbm_capacity_bytes = 80e9;
+  hw.gpus_per_node = 8;
+  return hw;
+}
+
+// Compute at a fixed rate, communication at a fixed bandwidth: simple enough to reason about.
+class LinearCost final : public cost::CostModel {
+ public:
+  explicit LinearCost(double comm_bytes_per_s) : comm_bytes_per_s_(comm_bytes_per_s) {}
+  double op_seconds(const graph::Op& op) const override {
+    if (graph::is_communication(op.kind))
+      return op.group_size > 1 ? op.bytes / comm_bytes_per_s_ : 0.0;
+    return op.flops / 5e14 + op.bytes / 2e12;
+  }
+  std::string describe() const override { return "linear test cost"; }
+
+ private:
+  double comm_bytes_per_s_;
+};
+
+SimulationResult run(const spec::ParallelConfig& c, double comm_bw, const std::string& trace = "") {
+  SimulateOptions options;
+  options.cost_model = std::make_shared<LinearCost>(comm_bw);
+  options.trace_path = trace;
+  return simulate(testing::gpt(8, 1024, 16, 512, 1000), test_hardware(), c, options);
+}
+
+TEST(Simulation, BreakdownAddsUpToIterationTime) {
+  spec::ParallelConfig c = testing::config(2, 2, 2, 1, 16);
+  const SimulationResult r = run(c, 1e10);
+  const Breakdown& b = r.breakdown;
+  EXPECT_GT(b.compute_s, 0);
+  EXPECT_GT(b.exposed_comm_s, 0);
+  EXPECT_GT(b.bubble_s, 0);
+  EXPECT_NEAR(b.compute_s + b.exposed_comm_s + b.bubble_s, r.iteration_time_s,
+              1e-9 * r.iteration_time_s);
+}
+
+TEST(Simulation, MetricsFollowTheirDefinitions) {
+  spec::ParallelConfig c = testing::config(1, 1, 1, 2, 8);
+  c.set_recompute(spec::RECOMPUTE_FULL);
+  const SimulationResult r = run(c, 1e11);
+  const graph::ModelDims d = graph::model_dims(testing::gpt(8, 1024, 16, 512, 1000));
+  const double model_flops = graph::model_flops_per_iteration(d, 8);
+  EXPECT_DOUBLE_EQ(r.model_flops, model_flops);
+  EXPECT_DOUBLE_EQ(r.hardware_flops, model_flops + 8.0 * 8 * graph::layer_forward_flops(d));
+  EXPECT_DOUBLE_EQ(r.tokens_per_s, 8.0 * 512 / r.iteration_time_s);
+  EXPECT_DOUBLE_EQ(r.mfu, model_flops / r.iteration_time_s / 1e15);
+  EXPECT_GT(r.hfu, r.mfu);
+  // One GPU, no communication: the iteration is all compute.
+  EXPECT_NEAR(r.breakdown.compute_s, r.iteration_time_s, 1e-12);
+  EXPECT_FALSE(r.peak_memory_bytes.has_value());
+}
+
+TEST(Simulation, OverlappedDpCommunicationExposesLess) {
+  spec::ParallelConfig c = testing::config(1, 1, 4, 1, 8);
+  c.set_dp_bucket_params(2'000'000);
+  const double slow_link = 2e9;
+  const SimulationResult overlapped = run(c, slow_link);
+  c.set_overlap_dp_comm(false);
+  const SimulationResult serial = run(c, slow_link);
+  EXPECT_LT(overlapped.breakdown.exposed_comm_s, serial.breakdown.exposed_comm_s);
+  EXPECT_LT(overlapped.iteration_time_s, serial.iteration_time_s);
+  EXPECT_NEAR(overlapped.breakdown.compute_s, serial.breakdown.compute_s, 1e-12);
+}
+
+TEST(Simulation, RepresentativeRanksAgreeWithAllRanks) {
+  spec::ParallelConfig c = testing::config(2, 2, 2, 1, 8);
+  c.set_sequence_parallel(true);
+  SimulateOptions options;
+  options.cost_model = std::make_shared<LinearCost>(5e10);
+  const auto model = testing::gpt(8, 1024, 16, 512, 1000);
+  const SimulationResult rep = simulate(model, test_hardware(), c, options);
+  options.scope = RankScope::kAllRanks;
+  const SimulationResult all = simulate(model, test_hardware(), c, options);
+  EXPECT_EQ(all.simulated_ranks, 8);
+  EXPECT_EQ(rep.simulated_ranks, 2);
+  EXPECT_NEAR(rep.iteration_time_s, all.iteration_time_s, 1e-12 * all.iteration_time_s);
+  EXPECT_NEAR(rep.breakdown.exposed_comm_s, all.breakdown.exposed_comm_s, 1e-12);
+}
+
+// The trace is JSON; every slice has a rank (pid) and a stream (tid) that metadata names; slices
+// on one thread nest (here: never overlap, since a stream runs one op at a time); the slowest
+// rank's compute slices add up to the reported compute time.
+TEST(Simulation, TraceIsWellFormed) {
+  const std::string path = ::testing::TempDir() + "/mpsim_simulation_trace.json";
+  spec::ParallelConfig c = testing::config(2, 2, 2, 1, 8);
+  const SimulationResult r = run(c, 1e10, path);
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good());
+  const nlohmann::json trace = nlohmann::json::parse(in);
+  std::map<int64_t, std::string> process_names;
+  std::map<std::pair<int64_t, int64_t>, std::string> thread_names;
+  std::map<std::pair<int64_t, int64_t>, std::vector<std::pair<double, double>>> slices;
+  for (const auto& e : trace.at("traceEvents")) {
+    if (e.at("ph") == "M" && e.at("name") == "process_name")
+      process_names[e.at("pid")] = e.at("args").at("name");
+    if (e.at("ph") == "M" && e.at("name") == "thread_name")
+      thread_names[{e.at("pid"), e.at("tid")}] = e.at("args").at("name");
+    if (e.at("ph") != "X") continue;
+    ASSERT_TRUE(e.contains("pid") && e.contains("tid") && e.contains("name"));
+    slices[{e.at("pid"), e.at("tid")}].push_back({e.at("ts"), e.at("dur")});
+  }
+  EXPECT_EQ(process_names.size(), 2u);  // one rank per stage
+  double compute_us = 0;
+  for (auto& [key, list] : slices) {
+    EXPECT_TRUE(process_names.count(key.first));
+    EXPECT_TRUE(thread_names.count(key));
+    std::sort(list.begin(), list.end());
+    for (size_t i = 1; i < list.size(); ++i)
+      EXPECT_GE(list[i].first + 1e-3, list[i - 1].first + list[i - 1].second);
+    if (key.first == r.slowest_rank && key.second == 0)
+      for (const auto& [ts, dur] : list) compute_us += dur;
+  }
+  EXPECT_NEAR(compute_us, r.breakdown.compute_s * 1e6, 1e-3 * compute_us);
+  EXPECT_EQ(trace.at("distributedInfo").at("world_size"), 8);
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace mpsim::report
