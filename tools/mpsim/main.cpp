@@ -1,2 +1,74 @@
-// Placeholder entry point; replaced by the subcommand dispatcher.
-int main() { return 0; }
+// The `mpsim` command: `mpsim <subcommand> [flags]`. Dispatches to one function per subcommand
+// and maps failures to exit statuses: 0 success, 1 a failure that is not the user's input
+// (I/O, internal error), 2 bad input (unknown subcommand or flag, bad value, bad spec file).
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "simulator/spec/spec_error.h"
+#include "tools/mpsim/simulate_command.h"
+
+namespace {
+
+constexpr int kBadInput = 2;
+constexpr int kFailure = 1;
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  int (*run)(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+};
+
+const Subcommand kSubcommands[] = {
+    {"simulate", "predict one training iteration of a model under a parallel configuration",
+     mpsim::cli::run_simulate},
+};
+
+std::string subcommand_names() {
+  std::string names;
+  for (const Subcommand& s : kSubcommands) names += (names.empty() ? "" : ", ") + std::string(s.name);
+  return names;
+}
+
+void print_usage(std::ostream& out) {
+  out << "usage: mpsim <subcommand> [flags]\n"
+         "       mpsim <subcommand> --help\n\n"
+         "mpsim predicts the performance of distributed transformer training.\n\n"
+         "subcommands:\n";
+  for (const Subcommand& s : kSubcommands) out << "  " << s.name << "    " << s.summary << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> words(argv + 1, argv + argc);
+  if (words.empty()) {
+    print_usage(std::cerr);
+    return kBadInput;
+  }
+  const std::string& name = words.front();
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_usage(std::cout);
+    return 0;
+  }
+  for (const Subcommand& s : kSubcommands) {
+    if (name != s.name) continue;
+    const std::string context = std::string("mpsim ") + s.name + ": ";
+    try {
+      return s.run({words.begin() + 1, words.end()}, std::cout, std::cerr);
+    } catch (const mpsim::spec::FlagError& e) {
+      std::cerr << context << e.what() << "\n";
+      return kBadInput;
+    } catch (const mpsim::spec::SpecError& e) {
+      std::cerr << context << e.what() << "\n";
+      return kBadInput;
+    } catch (const std::exception& e) {
+      std::cerr << context << e.what() << "\n";
+      return kFailure;
+    }
+  }
+  std::cerr << "mpsim: unknown subcommand '" << name << "'; subcommands: " << subcommand_names()
+            << " (see mpsim --help)\n";
+  return kBadInput;
+}

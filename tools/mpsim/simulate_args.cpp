@@ -1,0 +1,196 @@
+// Parsing of `mpsim simulate` flags; see simulate_args.h. Each flag is declared once below with
+// its default, unit and help; every value is read as text and converted here so that errors name
+// the flag and the allowed values in one style: `--schedule: 'foo' is not one of gpipe, ...`.
+#include "tools/mpsim/simulate_args.h"
+
+#include <charconv>
+#include <cstdint>
+#include <sstream>
+#include <utility>
+
+#include <boost/program_options.hpp>
+
+#include "simulator/spec/spec_error.h"
+
+namespace mpsim::cli {
+namespace {
+
+namespace po = boost::program_options;
+using spec::FlagError;
+
+// A flag's allowed words and the enum value each maps to.
+template <typename Enum>
+using Choices = std::vector<std::pair<std::string, Enum>>;
+
+const Choices<spec::Schedule> kSchedules = {
+    {"gpipe", spec::GPIPE}, {"1f1b", spec::ONE_F_ONE_B}, {"interleaved", spec::INTERLEAVED_1F1B}};
+const Choices<spec::Recompute> kRecomputes = {{"none", spec::RECOMPUTE_NONE},
+                                              {"selective", spec::RECOMPUTE_SELECTIVE},
+                                              {"full", spec::RECOMPUTE_FULL}};
+const Choices<spec::RankOrder> kRankOrders = {{"tp-dp-pp", spec::TP_DP_PP},
+                                              {"tp-pp-dp", spec::TP_PP_DP}};
+const Choices<int64_t> kZeroStages = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
+const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
+                                        {"json", OutputFormat::kJson}};
+
+template <typename Enum>
+Enum choose(const std::string& flag, const std::string& value, const Choices<Enum>& choices) {
+  std::string allowed;
+  for (const auto& [word, result] : choices) {
+    if (word == value) return result;
+    allowed += (allowed.empty() ? "" : ", ") + word;
+  }
+  throw FlagError(flag, "'" + value + "' is not one of " + allowed);
+}
+
+// A whole-string decimal integer no smaller than `min` (0 or 1 for the counts here).
+int64_t integer(const std::string& flag, const std::string& value, int64_t min) {
+  int64_t result = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, error] = std::from_chars(value.data(), end, result);
+  if (error == std::errc::result_out_of_range) {
+    throw FlagError(flag, "'" + value + "' is out of range");
+  }
+  if (error != std::errc() || ptr != end || value.empty()) {
+    throw FlagError(flag, "'" + value + "' is not an integer");
+  }
+  if (result < min) {
+    throw FlagError(flag, "'" + value + "' must be at least " + std::to_string(min));
+  }
+  return result;
+}
+
+po::options_description flag_descriptions() {
+  po::options_description d("mpsim simulate flags");
+  auto text = [](const char* fallback, const char* name) {
+    return po::value<std::string>()->default_value(fallback)->value_name(name);
+  };
+  d.add_options()
+      ("help,h", "print this help")
+      ("model", text("gpt3-175b", "M"),
+       "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")
+      ("hw", text("h100-sxm", "H"),
+       "hardware: a name in hw_profiles/ or a path to a HardwareProfile textproto")
+      ("gpus", text("1024", "N"), "number of GPUs")
+      ("tp", text("8", "T"), "tensor-parallel size (GPUs)")
+      ("pp", text("16", "P"), "pipeline-parallel size (stages)")
+      ("dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")
+      ("mbs", text("1", "B"), "micro-batch size (sequences)")
+      ("gbs", text("1536", "G"), "global batch size (sequences per iteration)")
+      ("sp", "sequence parallelism (shard norms and dropout over the TP group)")
+      ("vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")
+      ("schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
+       "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")
+      ("recompute", text("none", "none|selective|full"),
+       "activation recomputation: selective = attention core, full = whole layer")
+      ("zero", text("0", "0|1|2|3"),
+       "ZeRO stage: 1 shards optimizer state over DP, 2 also gradients, 3 also weights")
+      ("no-overlap-dp", "do not overlap DP gradient reduction with the backward pass")
+      ("rank-order", text("tp-dp-pp", "tp-dp-pp|tp-pp-dp"),
+       "how parallel dimensions map to global ranks, innermost first")
+      ("all-ranks", "simulate every rank, not one representative per pipeline stage")
+      ("trace", po::value<std::string>()->value_name("FILE"),
+       "write a Chrome trace (JSON, times in us) of the iteration to FILE")
+      ("format", text("table", "table|json"), "output format");
+  return d;
+}
+
+// Parses into a variables_map, mapping Boost errors to FlagError; words that are not flags are
+// caught by a hidden positional option so the message can name them.
+po::variables_map parse(const std::vector<std::string>& args) {
+  po::options_description all = flag_descriptions();
+  all.add_options()("unexpected", po::value<std::vector<std::string>>());
+  po::positional_options_description positional;
+  positional.add("unexpected", -1);
+  const int style = po::command_line_style::default_style &
+                    ~po::command_line_style::allow_guessing;  // no "--sched" for --schedule
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args)
+                  .options(all)
+                  .positional(positional)
+                  .style(style)
+                  .run(),
+              vm);
+  } catch (const po::unknown_option& e) {
+    throw FlagError(e.get_option_name(), "unknown flag (see mpsim simulate --help)");
+  } catch (const po::multiple_occurrences& e) {
+    throw FlagError(e.get_option_name(), "given more than once");
+  } catch (const po::invalid_command_line_syntax& e) {
+    if (e.kind() == po::invalid_command_line_syntax::missing_parameter ||
+        e.kind() == po::invalid_command_line_syntax::empty_adjacent_parameter) {
+      throw FlagError(e.get_option_name(), "needs a value");
+    }
+    if (e.kind() == po::invalid_command_line_syntax::extra_parameter) {
+      throw FlagError(e.get_option_name(), "takes no value");
+    }
+    throw FlagError(e.get_option_name(), e.what());
+  } catch (const po::error_with_option_name& e) {
+    throw FlagError(e.get_option_name(), e.what());
+  } catch (const po::error& e) {
+    throw FlagError("simulate", e.what());
+  }
+  if (vm.count("unexpected")) {
+    const std::string word = vm["unexpected"].as<std::vector<std::string>>().front();
+    throw FlagError(word, "unexpected argument; mpsim simulate takes only flags");
+  }
+  return vm;
+}
+
+}  // namespace
+
+SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
+  const po::variables_map vm = parse(args);
+  SimulateRequest request;
+  if (vm.count("help")) {
+    request.help = true;
+    return request;
+  }
+  auto text = [&](const char* flag) { return vm[flag].as<std::string>(); };
+  auto count = [&](const char* flag, int64_t min) {
+    return integer(std::string("--") + flag, text(flag), min);
+  };
+
+  request.model = text("model");
+  request.hardware = text("hw");
+  if (request.model.empty()) throw FlagError("--model", "must not be empty");
+  if (request.hardware.empty()) throw FlagError("--hw", "must not be empty");
+
+  spec::ParallelConfig& c = request.config;
+  c.set_num_gpus(count("gpus", 1));
+  c.set_tensor_parallel(count("tp", 1));
+  c.set_pipeline_parallel(count("pp", 1));
+  c.set_data_parallel(count("dp", 0));
+  c.set_micro_batch_size(count("mbs", 1));
+  c.set_global_batch_size(count("gbs", 1));
+  c.set_sequence_parallel(vm.count("sp") > 0);
+  c.set_virtual_pipeline_stages(count("vpp", 1));
+  if (vm.count("schedule")) {
+    c.set_schedule(choose("--schedule", text("schedule"), kSchedules));
+  } else {
+    c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
+  }
+  c.set_recompute(choose("--recompute", text("recompute"), kRecomputes));
+  c.set_zero_stage(choose("--zero", text("zero"), kZeroStages));
+  c.set_overlap_dp_comm(vm.count("no-overlap-dp") == 0);
+  c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrders));
+
+  request.all_ranks = vm.count("all-ranks") > 0;
+  if (vm.count("trace")) {
+    request.trace_path = text("trace");
+    if (request.trace_path.empty()) throw FlagError("--trace", "needs a file name");
+  }
+  request.format = choose("--format", text("format"), kFormats);
+  return request;
+}
+
+std::string simulate_help() {
+  std::ostringstream out;
+  out << "usage: mpsim simulate [flags]\n\n"
+         "Simulates one training iteration of a model on a cluster under a parallel\n"
+         "configuration and prints iteration time, throughput, MFU/HFU and a time breakdown.\n\n"
+      << flag_descriptions();
+  return out.str();
+}
+
+}  // namespace mpsim::cli

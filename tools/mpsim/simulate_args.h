@@ -1,0 +1,35 @@
+// Flags of `mpsim simulate`, parsed into a SimulateRequest by a pure function (no I/O, no spec
+// loading) so every flag, default and error message is unit-tested.
+//
+// parse_simulate_args() throws spec::FlagError naming the flag as typed ("--schedule") for an
+// unknown flag, a missing or non-numeric value, a value outside the allowed set (listing it) or
+// a flag given twice. Constraints that need the model or hardware (heads divisible by TP, GPUs =
+// TP x PP x DP, ...) are left to spec::validate_parallel_config().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "simulator/spec/parallel_config.pb.h"
+
+namespace mpsim::cli {
+
+enum class OutputFormat { kTable, kJson };
+
+struct SimulateRequest {
+  bool help = false;  // --help: print simulate_help() and do nothing else
+  std::string model = "gpt3-175b";
+  std::string hardware = "h100-sxm";
+  spec::ParallelConfig config;  // data_parallel 0 = derive; other fields set from flags
+  bool all_ranks = false;
+  std::string trace_path;  // empty: no trace
+  OutputFormat format = OutputFormat::kTable;
+};
+
+// `args` are the words after "simulate", e.g. {"--tp", "4", "--sp"}.
+SimulateRequest parse_simulate_args(const std::vector<std::string>& args);
+
+// The --help text: every flag with its default and unit.
+std::string simulate_help();
+
+}  // namespace mpsim::cli

@@ -1,0 +1,41 @@
+// `mpsim simulate`; see simulate_command.h.
+#include "tools/mpsim/simulate_command.h"
+
+#include <ostream>
+
+#include "simulator/report/simulation.h"
+#include "simulator/spec/spec_loader.h"
+#include "tools/mpsim/simulate_args.h"
+
+namespace mpsim::cli {
+
+int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const SimulateRequest request = parse_simulate_args(args);
+  if (request.help) {
+    out << simulate_help();
+    return 0;
+  }
+  const spec::ModelSpec model = spec::load_model_spec(request.model);
+  const spec::Hardware hardware = spec::load_hardware(request.hardware);
+  const spec::ParallelConfig config =
+      spec::validate_parallel_config(request.config, model, hardware);
+
+  report::SimulateOptions options;
+  options.scope =
+      request.all_ranks ? report::RankScope::kAllRanks : report::RankScope::kRepresentative;
+  options.trace_path = request.trace_path;
+  const report::SimulationResult result = report::simulate(model, hardware, config, options);
+
+  const bool json = request.format == OutputFormat::kJson;
+  if (json) {
+    out << report::to_json(result).dump(2) << "\n";
+  } else {
+    out << report::to_table(result);
+  }
+  if (!request.trace_path.empty()) {
+    (json ? err : out) << "trace written to " << request.trace_path << "\n";
+  }
+  return 0;
+}
+
+}  // namespace mpsim::cli
