@@ -101,9 +101,8 @@ nlohmann::json op_args(const graph::Op& op) {
   return args;
 }
 
-void write_trace(const std::string& path, const graph::TrainingGraph& tg,
+void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                  const engine::EngineResult& er, const SimulationResult& result) {
-  ChromeTraceWriter writer(path, 0);
   for (size_t r = 0; r < tg.ranks.size(); ++r) {
     const graph::RankCoord& c = tg.ranks[r];
     writer.process_name(c.global_rank, "rank " + std::to_string(c.global_rank) + " (tp " +
@@ -144,6 +143,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
                             std::to_string(graph::kMaxOps) +
                             "; use fewer micro-batches or one rank per stage");
   }
+  // Open the trace first so that an unwritable path fails before the work is done.
+  std::unique_ptr<ChromeTraceWriter> trace;
+  if (!options.trace_path.empty()) trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
   std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
@@ -195,7 +197,7 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   result.slowest_rank = tg.ranks[slowest].global_rank;
   result.breakdown = breakdown_of(tg, er, slowest, result.iteration_time_s);
 
-  if (!options.trace_path.empty()) write_trace(options.trace_path, tg, er, result);
+  if (trace) write_trace(*trace, tg, er, result);
   return result;
 }
 
