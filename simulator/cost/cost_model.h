@@ -33,8 +33,12 @@ enum class CollectiveAlgorithm {
   kHierarchical,  // intra-node reduce-scatter, inter-node ring, intra-node all-gather
 };
 
-std::unique_ptr<CostModel> make_roofline_cost_model(const spec::Hardware& hardware,
-                                                    CollectiveAlgorithm algorithm =
-                                                        CollectiveAlgorithm::kAuto);
+// The roofline model (roofline_cost.cpp; formulas in simulator/cost/README.md). GEMMs and
+// attention run at the peak of `compute_dtype` (the model's dtype). The model copies the numbers
+// it needs, so `hardware` need not outlive it. Throws std::invalid_argument when the profile has
+// no positive peak for that dtype, HBM bandwidth, or GEMM/attention/memory efficiency.
+std::unique_ptr<CostModel> make_roofline_cost_model(
+    const spec::Hardware& hardware, CollectiveAlgorithm algorithm = CollectiveAlgorithm::kAuto,
+    spec::DType compute_dtype = spec::BF16);
 
 }  // namespace mpsim::cost

@@ -1,6 +1,7 @@
 #include "simulator/report/simulation.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -117,9 +118,13 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
   const auto& g = tg.graph;
   for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
     const graph::Op& op = g[v];
+    // Start and end are rounded to whole nanoseconds before taking the duration, so slices that
+    // touch on a stream never overlap in the file.
+    const int64_t start_ns = std::llround(er.start_s[v] * 1e9);
+    const int64_t end_ns = std::llround(er.end_s[v] * 1e9);
     writer.complete(tg.ranks[op.rank].global_rank, static_cast<int>(op.stream),
-                    graph::op_name(op), std::string(to_string(op.kind)), er.start_s[v] * 1e6,
-                    (er.end_s[v] - er.start_s[v]) * 1e6, op_args(op));
+                    graph::op_name(op), std::string(to_string(op.kind)), start_ns / 1e3,
+                    (end_ns - start_ns) / 1e3, op_args(op));
   }
   writer.distributed_info({{"backend", "nccl"},
                            {"rank", tg.ranks.front().global_rank},
@@ -149,7 +154,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
   std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
-  if (!cost_model) cost_model = cost::make_roofline_cost_model(hardware);
+  if (!cost_model) {
+    cost_model = cost::make_roofline_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
+  }
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     tg.graph[v].duration_s = cost_model->op_seconds(tg.graph[v]);
   }

@@ -129,7 +129,7 @@ TEST(Simulation, TraceIsWellFormed) {
     EXPECT_TRUE(thread_names.count(key));
     std::sort(list.begin(), list.end());
     for (size_t i = 1; i < list.size(); ++i)
-      EXPECT_GE(list[i].first + 1e-3, list[i - 1].first + list[i - 1].second);
+      EXPECT_GE(list[i].first + 1e-6, list[i - 1].first + list[i - 1].second);
     if (key.first == r.slowest_rank && key.second == 0)
       for (const auto& [ts, dur] : list) compute_us += dur;
   }

@@ -1,0 +1,124 @@
+// RooflineCostModel, the model behind make_roofline_cost_model: each compute op takes the longer
+// of its math time and its HBM time, plus one kernel launch; communication ops are priced by
+// collective_cost.h. Formulas and their rationale: simulator/cost/README.md.
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "simulator/cost/collective_cost.h"
+#include "simulator/cost/cost_model.h"
+
+namespace mpsim::cost {
+namespace {
+
+std::string_view dtype_name(spec::DType dtype) {
+  switch (dtype) {
+    case spec::FP16:
+      return "fp16";
+    case spec::FP32:
+      return "fp32";
+    case spec::FP8:
+      return "fp8";
+    default:
+      return "bf16";
+  }
+}
+
+// Fraction of a dimension's ideal throughput: d / (d + d_half). Tiles along a short dimension are
+// partly empty and a short reduction cannot hide its prologue, so efficiency rises with d and
+// reaches half at d = d_half. d_half == 0 disables the penalty.
+double dim_factor(double d, double half_dim) { return d / (d + half_dim); }
+
+class RooflineCostModel final : public CostModel {
+ public:
+  RooflineCostModel(const spec::Hardware& hardware, CollectiveAlgorithm algorithm,
+                    spec::DType compute_dtype)
+      : hardware_(hardware),
+        algorithm_(algorithm),
+        dtype_(compute_dtype),
+        // An unspecified dtype means bf16, the default of the model spec.
+        peak_(hardware.peak_flops(compute_dtype == spec::DTYPE_UNSPECIFIED ? spec::BF16
+                                                                           : compute_dtype)),
+        // Memory-bound kernels compute in fp32 on the CUDA cores; without that peak, use the
+        // tensor peak (only a lower bound on their time either way).
+        vector_peak_(hardware.peak_fp32_flops > 0 ? hardware.peak_fp32_flops : peak_),
+        memory_rate_(hardware.hbm_bytes_per_s * hardware.memory_bound_efficiency) {
+    hardware_.calibrated.clear();  // not read here; keeps the copy small
+    const std::string where = "roofline cost model for '" + hardware.name + "': ";
+    if (!(peak_ > 0)) {
+      throw std::invalid_argument(where + "no positive " + std::string(dtype_name(dtype_)) +
+                                  " peak FLOP/s");
+    }
+    if (!(memory_rate_ > 0)) {
+      throw std::invalid_argument(where +
+                                  "hbm bandwidth x memory-bound efficiency is not positive");
+    }
+    if (!(hardware.gemm_max_efficiency > 0) || !(hardware.attention_max_efficiency > 0)) {
+      throw std::invalid_argument(where + "gemm and attention efficiencies must be positive");
+    }
+  }
+
+  double op_seconds(const graph::Op& op) const override {
+    switch (op.kind) {
+      case graph::OpKind::kGemm:
+        return roofline(op.flops, peak_ * gemm_efficiency(op.gemm), op.bytes);
+      case graph::OpKind::kAttention:
+        return roofline(op.flops, peak_ * hardware_.attention_max_efficiency, op.bytes);
+      case graph::OpKind::kNorm:
+      case graph::OpKind::kElementwise:
+      case graph::OpKind::kLoss:
+      case graph::OpKind::kOptimizer:
+        return roofline(op.flops, vector_peak_, op.bytes);
+      case graph::OpKind::kAllReduce:
+      case graph::OpKind::kAllGather:
+      case graph::OpKind::kReduceScatter:
+      case graph::OpKind::kSend:
+        return collective_seconds(op.kind, op.bytes, op.group_size, op.group_nodes, hardware_,
+                                  algorithm_);
+    }
+    return 0;
+  }
+
+  std::string describe() const override {
+    std::string gpu = hardware_.gpu_name.empty() ? hardware_.name : hardware_.gpu_name;
+    std::string line = "roofline (" + std::string(dtype_name(dtype_)) + ") on " + gpu;
+    if (!hardware_.name.empty() && hardware_.name != gpu) line += " [" + hardware_.name + "]";
+    return line + ", collectives: " + std::string(to_string(algorithm_));
+  }
+
+ private:
+  // eff = gemm_max · f(m)·f(n)·f(k). A shape with a missing dimension is taken at gemm_max.
+  double gemm_efficiency(const graph::GemmShape& s) const {
+    const double max = hardware_.gemm_max_efficiency;
+    if (s.m <= 0 || s.n <= 0 || s.k <= 0) return max;
+    const double half = hardware_.gemm_half_dim;
+    return max * dim_factor(static_cast<double>(s.m), half) *
+           dim_factor(static_cast<double>(s.n), half) * dim_factor(static_cast<double>(s.k), half);
+  }
+
+  // max(math time, HBM time) + one kernel launch; an op with no work at all costs nothing.
+  double roofline(double flops, double flops_per_s, double bytes) const {
+    if (flops <= 0 && bytes <= 0) return 0;
+    const double math = flops > 0 ? flops / flops_per_s : 0;
+    const double memory = bytes > 0 ? bytes / memory_rate_ : 0;
+    return std::max(math, memory) + hardware_.kernel_launch_s;
+  }
+
+  spec::Hardware hardware_;
+  CollectiveAlgorithm algorithm_;
+  spec::DType dtype_;
+  double peak_;         // FLOP/s of GEMMs and attention in the compute dtype
+  double vector_peak_;  // FLOP/s of memory-bound kernels
+  double memory_rate_;  // achievable HBM bytes/s: hbm · memory_bound_efficiency
+};
+
+}  // namespace
+
+std::unique_ptr<CostModel> make_roofline_cost_model(const spec::Hardware& hardware,
+                                                    CollectiveAlgorithm algorithm,
+                                                    spec::DType compute_dtype) {
+  return std::make_unique<RooflineCostModel>(hardware, algorithm, compute_dtype);
+}
+
+}  // namespace mpsim::cost
