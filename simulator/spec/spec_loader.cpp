@@ -742,10 +742,11 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   check_model_usable(model);
   check_counts(config);
   ParallelConfig out = config;
+  if (out.virtual_pipeline_stages() == 0) out.set_virtual_pipeline_stages(1);
+  // The model's own constraints first: they say more than the GPU arithmetic that follows.
+  check_model_split(out, model);
   const int64_t dp = data_parallel_size(config);
   out.set_data_parallel(dp);
-  if (out.virtual_pipeline_stages() == 0) out.set_virtual_pipeline_stages(1);
-  check_model_split(out, model);
   const int64_t micro_batches = check_batch(out, dp);
   out.set_schedule(check_schedule(out, micro_batches));
   check_sequence_parallel(out, model);
