@@ -1,6 +1,7 @@
 // Benchmark: one full simulation (graph build, costing, discrete-event run, summary) of GPT-3
 // 175B on 1024 H100s, TP 8 x PP 16 x DP 8, micro-batch 1, global batch 1536, 1F1B. Goal: under
-// one second on one core. Reports ops, events and events per second as counters.
+// one second on one core. Reports ops, events and events per second as counters. A second
+// benchmark runs the same simulation with pipeline steps folded, as the sweep does.
 #include <benchmark/benchmark.h>
 
 #include "simulator/report/simulation.h"
@@ -8,7 +9,7 @@
 
 namespace {
 
-void BM_SimulateGpt3_175B_1024Gpus(benchmark::State& state) {
+void simulate_gpt3_175b(benchmark::State& state, bool fold_steps) {
   const auto model = mpsim::spec::load_model_spec("gpt3-175b");
   const auto hardware = mpsim::spec::load_hardware("h100-sxm");
   mpsim::spec::ParallelConfig config;
@@ -23,7 +24,9 @@ void BM_SimulateGpt3_175B_1024Gpus(benchmark::State& state) {
   int64_t events = 0, ops = 0;
   double iteration = 0;
   for (auto _ : state) {
-    const auto result = mpsim::report::simulate(model, hardware, config);
+    mpsim::report::SimulateOptions options;
+    options.fold_steps = fold_steps;
+    const auto result = mpsim::report::simulate(model, hardware, config, options);
     events = result.events;
     ops = result.ops;
     iteration = result.iteration_time_s;
@@ -34,7 +37,12 @@ void BM_SimulateGpt3_175B_1024Gpus(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["simulated_iteration_s"] = iteration;
 }
+void BM_SimulateGpt3_175B_1024Gpus(benchmark::State& state) { simulate_gpt3_175b(state, false); }
 BENCHMARK(BM_SimulateGpt3_175B_1024Gpus)->Unit(benchmark::kMillisecond)->MinTime(3.0);
+
+// The same simulation with pipeline steps folded (the sweep's mode): same iteration time.
+void BM_SimulateGpt3_175B_1024Gpus_Folded(benchmark::State& state) { simulate_gpt3_175b(state, true); }
+BENCHMARK(BM_SimulateGpt3_175B_1024Gpus_Folded)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 }  // namespace
 

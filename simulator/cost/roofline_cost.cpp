@@ -76,6 +76,8 @@ class RooflineCostModel final : public CostModel {
       case graph::OpKind::kSend:
         return collective_seconds(op.kind, op.bytes, op.group_size, op.group_nodes, hardware_,
                                   algorithm_);
+      case graph::OpKind::kStepBlock:
+        return op.duration_s;  // priced when the step was folded
     }
     return 0;
   }

@@ -38,6 +38,8 @@ class Engine {
     const size_t n = boost::num_vertices(g_);
     result_.start_s.assign(n, 0);
     result_.end_s.assign(n, 0);
+    result_.peak_bytes.assign(g.ranks.size(), 0);
+    result_.final_bytes.assign(g.ranks.size(), 0);
     pending_deps_.resize(n);
     streams_.resize(g.ranks.size() * graph::kNumStreams);
     collectives_.resize(g.num_collectives);
@@ -67,6 +69,12 @@ class Engine {
   }
 
   void start(OpVertex v, double now) {
+    const graph::Op& op = g_[v];
+    if (op.alloc_bytes != 0) {
+      double& level = result_.final_bytes[op.rank];
+      level += op.alloc_bytes;
+      if (level > result_.peak_bytes[op.rank]) result_.peak_bytes[op.rank] = level;
+    }
     result_.start_s[v] = now;
     const double end = now + g_[v].duration_s;
     result_.end_s[v] = end;
@@ -96,6 +104,7 @@ class Engine {
 
   void finish(OpVertex v, double now) {
     ++result_.events;
+    result_.final_bytes[g_[v].rank] -= g_[v].free_bytes;
     if (now > result_.makespan_s) result_.makespan_s = now;
     const size_t s = stream_of(v);
     streams_[s].busy = false;

@@ -7,6 +7,9 @@
 // at once, when the last member is ready; all members end together. Events are processed in
 // (time, sequence) order, so a simulation is deterministic: same graph, same event log.
 //
+// Memory: each op's alloc_bytes are taken when it starts and its free_bytes returned when it ends;
+// the engine records each rank's peak (the memory timeline of simulator/memory).
+//
 // run_engine() throws std::logic_error if ops remain that can never start (a dependency cycle or
 // a collective whose members wait on each other), naming one of them.
 #pragma once
@@ -23,6 +26,10 @@ struct EngineResult {
   std::vector<double> end_s;    // per vertex
   double makespan_s = 0;
   int64_t events = 0;           // op starts plus op ends processed
+  // Per simulated rank: the highest sum of Op::alloc_bytes - Op::free_bytes reached, applying
+  // allocations at op starts and frees at op ends in event order (bytes above the rank's base).
+  std::vector<double> peak_bytes;
+  std::vector<double> final_bytes;  // what is still allocated when the iteration ends
 };
 
 EngineResult run_engine(const graph::TrainingGraph& graph);

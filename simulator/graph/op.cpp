@@ -14,6 +14,7 @@ std::string_view to_string(OpKind kind) {
     case OpKind::kAllGather: return "allgather";
     case OpKind::kReduceScatter: return "reducescatter";
     case OpKind::kSend: return "send";
+    case OpKind::kStepBlock: return "step";
   }
   return "?";
 }

@@ -20,6 +20,7 @@ enum class OpKind : uint8_t {
   kAllGather,
   kReduceScatter,
   kSend,          // pipeline point-to-point transfer to the neighbouring stage
+  kStepBlock,     // a whole pipeline step folded into one op (GraphOptions::fold); pre-priced
 };
 
 enum class Pass : uint8_t {
@@ -56,6 +57,7 @@ struct Op {
   int32_t rank = 0;          // simulated rank that runs the op (index into the graph's ranks)
   int32_t micro_batch = -1;  // -1 for once-per-iteration ops
   int32_t layer = -1;        // global transformer layer index, -1 outside layers
+  int32_t last_layer = -1;   // kStepBlock: the last layer of the step (layer is the first)
   int32_t chunk = -1;        // model chunk (virtual pipeline stage) for interleaved schedules
   int32_t bucket = -1;       // DP gradient bucket index
   GemmShape gemm;            // GEMMs only
@@ -69,6 +71,11 @@ struct Op {
   int32_t group_nodes = 1;   // distinct nodes the group spans
   int32_t collective = -1;   // links the member ops of one collective across simulated ranks
   double duration_s = 0;     // filled by the cost model
+  // Memory on the op's rank (filled by simulator/memory): allocated when the op starts, released
+  // when it ends. A forward op allocates what it saves for the backward pass; the backward op that
+  // consumes it frees it; an op's own workspace is allocated and freed by the op itself.
+  double alloc_bytes = 0;
+  double free_bytes = 0;
 };
 
 inline bool is_communication(OpKind kind) {

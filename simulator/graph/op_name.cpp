@@ -17,6 +17,10 @@ void append_site(std::string& out, const Op& op) {
     case Site::kLayer:
       out += 'L';
       append_int(out, op.layer);
+      if (op.kind == OpKind::kStepBlock) {
+        out += '-';
+        append_int(out, op.last_layer);
+      }
       break;
     case Site::kEmbedding: out += "embed"; break;
     case Site::kHead: out += "head"; break;
@@ -74,6 +78,12 @@ bool parse_site(std::string_view part, ParsedOpName& out) {
     return true;
   }
   out.site = Site::kLayer;
+  const size_t dash = part.find('-');
+  if (dash != std::string_view::npos) {
+    return parse_prefixed(part.substr(0, dash), "L", out.layer) &&
+           parse_prefixed(std::string("L").append(part.substr(dash + 1)), "L", out.last_layer) &&
+           out.last_layer >= out.layer;
+  }
   return parse_prefixed(part, "L", out.layer);
 }
 

@@ -9,6 +9,7 @@
 //             | "comm/dp/" pass "/mb" N "/L" N "/weights.allgather"      ZeRO-3 weight gathers
 //   pass     := "fwd" | "bwd" | "rcp"          (rcp: forward work recomputed in the backward pass)
 //   site     := "L" N | "embed" | "head"       (N: global layer index, from 0)
+//             | "L" N "-" N                  (layer range of a folded pipeline step, label "step")
 //   label    := module "." op [ ".dgrad" | ".wgrad" ]   e.g. attn.norm, mlp.fc1.wgrad, logits
 //
 // parse_op_name() inverts op_name(); it returns std::nullopt for text outside the grammar.
@@ -31,6 +32,7 @@ struct ParsedOpName {
   Site site = Site::kNone;
   int micro_batch = -1;
   int layer = -1;
+  int last_layer = -1;         // folded steps: the range's last layer
   int chunk = -1;
   int bucket = -1;
   bool pp_backward = false;    // comm/pp/send/bwd

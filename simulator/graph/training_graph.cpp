@@ -44,7 +44,10 @@ class Builder {
  public:
   Builder(const spec::ModelSpec& model, const spec::ParallelConfig& config,
           const GraphOptions& options)
-      : config_(config), options_(options), estimate_ops_(estimate_ops(model, config, options)) {
+      : config_(config),
+        options_(options),
+        estimate_ops_(estimate_ops(model, config, options)),
+        graph_(&out_.graph) {
     out_.dims = model_dims(model);
     const ModelDims& d = out_.dims;
     t_ = config.tensor_parallel();
@@ -83,9 +86,11 @@ class Builder {
     }
     const size_t slots = options_.all_ranks ? static_cast<size_t>(t_ * dp_) : 1;
     sends_.assign(slots * p_ * v_ * m_ * 2, OpGraph::null_vertex());
-    // Reserving avoids re-copying every vertex's edge lists as the graph grows.
-    out_.graph.m_vertices.reserve(
-        static_cast<size_t>(std::min(estimate_ops_, kMaxOps)));
+    // Reserving avoids re-copying every vertex's edge lists as the graph grows (a folded graph
+    // is small enough not to need it).
+    if (!fold_enabled()) {
+      out_.graph.m_vertices.reserve(static_cast<size_t>(std::min(estimate_ops_, kMaxOps)));
+    }
     for (size_t r = 0; r < out_.ranks.size(); ++r) build_rank(static_cast<int32_t>(r));
     for (const auto& [key, vertex] : pending_recvs_) {
       const OpVertex send = sends_[key];
@@ -135,14 +140,14 @@ class Builder {
       throw std::length_error("configuration too large to simulate: more than " +
                               std::to_string(kMaxOps) + " ops");
     }
-    return boost::add_vertex(op, out_.graph);
+    return boost::add_vertex(op, *graph_);
   }
 
   // A compute op on the compute stream; waits for everything registered with wait().
   OpVertex compute(Op op) {
     op.stream = Stream::kCompute;
     const OpVertex v = add(op);
-    for (OpVertex w : waits_) boost::add_edge(w, v, out_.graph);
+    for (OpVertex w : waits_) boost::add_edge(w, v, *graph_);
     waits_.clear();
     if (recv_key_ >= 0) {
       pending_recvs_.emplace_back(static_cast<size_t>(recv_key_), v);
@@ -157,7 +162,7 @@ class Builder {
     op.stream = stream;
     link_collective(op);
     const OpVertex v = add(op);
-    if (last_compute_ != OpGraph::null_vertex()) boost::add_edge(last_compute_, v, out_.graph);
+    if (last_compute_ != OpGraph::null_vertex()) boost::add_edge(last_compute_, v, *graph_);
     return v;
   }
 
@@ -376,7 +381,7 @@ class Builder {
 
   // ---- data parallelism ------------------------------------------------------------------
   void grads_ready(double params) {
-    if (dp_ < 2) return;
+    if (dp_ < 2 || scratch_) return;
     if (zero_ >= 2) {  // ZeRO-2/3: gradients reduce-scattered every micro-batch
       Op op = make(OpKind::kReduceScatter, "grads.reducescatter");
       op.group = Group::kDp;
@@ -465,47 +470,157 @@ class Builder {
       return (((slot * p_ * v_ + vstage) * m_ + mb) * 2) + (backward ? 1 : 0);
     };
     double rank_params = 0;
+    fold_memo_.fill(StepSummary{});
     for (const schedule::PipelineStep& step : schedule->steps(static_cast<int>(c.pp))) {
       const int64_t vstage = step.chunk * p_ + c.pp;
-      const int64_t first_layer = vstage * layers_per_chunk_;
       ctx_ = Op{};
       ctx_.micro_batch = step.micro_batch;
       ctx_.chunk = interleaved_ ? step.chunk : -1;
-      if (step.forward) {
-        ctx_.pass = Pass::kForward;
-        if (vstage > 0) recv_key_ = static_cast<int64_t>(send_index(vstage - 1, step.micro_batch, false));
-        if (vstage == 0) embedding(false);
-        over_layers(first_layer, layers_per_chunk_, false, Pass::kForward,
-                    [&](int64_t layer) { forward_layer(layer, Pass::kForward); });
-        if (vstage == last_vstage) head(false);
-        else send(vstage, step, false, send_index(vstage, step.micro_batch, false));
-        continue;
-      }
-      ctx_.pass = Pass::kBackward;
-      if (vstage == last_vstage) {
-        head(true);
-        grads_ready(head_params());
-      } else {
+      if (step.forward && vstage > 0)
+        recv_key_ = static_cast<int64_t>(send_index(vstage - 1, step.micro_batch, false));
+      if (!step.forward && vstage < last_vstage)
         recv_key_ = static_cast<int64_t>(send_index(vstage + 1, step.micro_batch, true));
-      }
-      over_layers(first_layer, layers_per_chunk_, true, Pass::kBackward, [&](int64_t layer) {
-        backward_layer(layer);
-        grads_ready(layer_params_local_);
-      });
-      if (vstage == 0) {
-        ctx_.pass = Pass::kBackward;
-        embedding(true);
-        grads_ready(embedding_params());
+      if (foldable(step)) {
+        emit_folded(step, vstage, last_vstage);
       } else {
-        send(vstage, step, true, send_index(vstage, step.micro_batch, true));
+        emit_step_body(step, vstage, last_vstage);
       }
-      if (step.micro_batch == 0) {
+      if (step.forward && vstage < last_vstage)
+        send(vstage, step, false, send_index(vstage, step.micro_batch, false));
+      if (!step.forward && vstage > 0)
+        send(vstage, step, true, send_index(vstage, step.micro_batch, true));
+      if (!step.forward && step.micro_batch == 0) {
         rank_params += layers_per_chunk_ * layer_params_local_;
         if (vstage == 0) rank_params += embedding_params();
         if (vstage == last_vstage) rank_params += head_params();
       }
     }
     step_ops(c, last_vstage, rank_params);
+  }
+
+  // The compute and TP ops of one pipeline step (no sends), in program order.
+  void emit_step_body(const schedule::PipelineStep& step, int64_t vstage, int64_t last_vstage) {
+    const int64_t first_layer = vstage * layers_per_chunk_;
+    if (step.forward) {
+      ctx_.pass = Pass::kForward;
+      if (vstage == 0) embedding(false);
+      over_layers(first_layer, layers_per_chunk_, false, Pass::kForward,
+                  [&](int64_t layer) { forward_layer(layer, Pass::kForward); });
+      if (vstage == last_vstage) head(false);
+      return;
+    }
+    ctx_.pass = Pass::kBackward;
+    if (vstage == last_vstage) {
+      head(true);
+      grads_ready(head_params());
+    }
+    over_layers(first_layer, layers_per_chunk_, true, Pass::kBackward, [&](int64_t layer) {
+      backward_layer(layer);
+      grads_ready(layer_params_local_);
+    });
+    if (vstage == 0) {
+      ctx_.pass = Pass::kBackward;
+      embedding(true);
+      grads_ready(embedding_params());
+    }
+  }
+
+  // ---- step folding (see StepFolding in the header) ---------------------------------------
+  struct StepSummary {
+    bool valid = false;
+    double seconds = 0, alloc = 0, free = 0, flops = 0, bytes = 0;
+  };
+
+  bool fold_enabled() const {
+    return options_.fold != nullptr && !options_.all_ranks && !(zero_ == 3 && dp_ > 1);
+  }
+
+  bool foldable(const schedule::PipelineStep& step) const {
+    if (!fold_enabled()) return false;
+    if (step.forward || dp_ < 2) return true;
+    // Backward steps whose gradients DP waits on keep their ops.
+    return zero_ < 2 && step.micro_batch != m_ - 1;
+  }
+
+  void emit_folded(const schedule::PipelineStep& step, int64_t vstage, int64_t last_vstage) {
+    const size_t key = (step.forward ? 1 : 0) | (vstage == 0 ? 2 : 0) | (vstage == last_vstage ? 4 : 0);
+    StepSummary& summary = fold_memo_[key];
+    if (!summary.valid) summary = evaluate_step(step, vstage, last_vstage);
+    Op op = make(OpKind::kStepBlock, "step");
+    op.pass = step.forward ? Pass::kForward : Pass::kBackward;
+    op.site = Site::kLayer;
+    op.layer = static_cast<int32_t>(vstage * layers_per_chunk_);
+    op.last_layer = static_cast<int32_t>(op.layer + layers_per_chunk_ - 1);
+    op.duration_s = summary.seconds;
+    op.alloc_bytes = summary.alloc;
+    op.free_bytes = summary.free;
+    op.flops = summary.flops;
+    op.bytes = summary.bytes;
+    compute(op);
+  }
+
+  // Builds one step into a scratch graph, prices and sizes it, and runs its streams in
+  // isolation: ops in program order, each starting when its stream is free and its
+  // predecessors have ended (the engine's rule, with no other rank or stream involved).
+  StepSummary evaluate_step(const schedule::PipelineStep& step, int64_t vstage,
+                            int64_t last_vstage) {
+    const OpVertex saved_last = last_compute_;
+    std::vector<OpVertex> saved_waits;
+    saved_waits.swap(waits_);
+    const int64_t saved_recv = recv_key_;
+    const Op saved_ctx = ctx_;
+    TrainingGraph scratch;
+    scratch.ranks = out_.ranks;
+    scratch.dims = out_.dims;
+    scratch.micro_batches = out_.micro_batches;
+    scratch.padded_vocab = out_.padded_vocab;
+    graph_ = &scratch.graph;
+    scratch_ = true;
+    last_compute_ = OpGraph::null_vertex();
+    recv_key_ = -1;
+    emit_step_body(step, vstage, last_vstage);
+    graph_ = &out_.graph;
+    scratch_ = false;
+    last_compute_ = saved_last;
+    waits_.swap(saved_waits);
+    recv_key_ = saved_recv;
+    ctx_ = saved_ctx;
+
+    OpGraph& g = scratch.graph;
+    for (OpVertex v = 0; v < boost::num_vertices(g); ++v) g[v].duration_s = options_.fold->seconds(g[v]);
+    if (options_.fold->memory) options_.fold->memory(scratch);
+
+    StepSummary out;
+    out.valid = true;
+    std::vector<double> end(boost::num_vertices(g), 0.0);
+    std::array<double, kNumStreams> stream_free{};
+    std::vector<std::pair<double, double>> memory_events;  // (time, +alloc / -free)
+    for (OpVertex v = 0; v < boost::num_vertices(g); ++v) {
+      const Op& op = g[v];
+      double start = stream_free[static_cast<int>(op.stream)];
+      for (auto [e, e_end] = boost::in_edges(v, g); e != e_end; ++e)
+        start = std::max(start, end[boost::source(*e, g)]);
+      end[v] = start + op.duration_s;
+      stream_free[static_cast<int>(op.stream)] = end[v];
+      out.seconds = std::max(out.seconds, end[v]);
+      out.flops += op.flops;
+      if (!is_communication(op.kind)) out.bytes += op.bytes;
+      if (op.alloc_bytes != 0) memory_events.push_back({start, op.alloc_bytes});
+      if (op.free_bytes != 0) memory_events.push_back({end[v], -op.free_bytes});
+    }
+    // At equal times the engine ends ops before it starts the ops their ends release.
+    std::stable_sort(memory_events.begin(), memory_events.end(),
+                     [](const auto& a, const auto& b) {
+                       return a.first != b.first ? a.first < b.first : a.second < b.second;
+                     });
+    double level = 0, peak = 0;
+    for (const auto& [time, delta] : memory_events) {
+      level += delta;
+      peak = std::max(peak, level);
+    }
+    out.alloc = peak;
+    out.free = peak - level;
+    return out;
   }
 
   void send(int64_t vstage, const schedule::PipelineStep& step, bool backward, size_t index) {
@@ -568,6 +683,9 @@ class Builder {
   const spec::ParallelConfig& config_;
   GraphOptions options_;
   int64_t estimate_ops_ = 0;
+  OpGraph* graph_ = nullptr;  // where ops go: the result, or a scratch graph while folding
+  bool scratch_ = false;
+  std::array<StepSummary, 8> fold_memo_{};
   TrainingGraph out_;
   LocalSizes s_;
   int64_t t_ = 1, p_ = 1, dp_ = 1, v_ = 1, m_ = 1, layers_per_chunk_ = 1, zero_ = 0;

@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <boost/graph/adjacency_list.hpp>
@@ -51,11 +52,26 @@ struct RankCoord {
   int32_t node = 0;
 };
 
+struct TrainingGraph;
+
+// Step folding, for fast simulation (sweeps): each pipeline step's compute and TP ops are built
+// once per kind of step (first/middle/last stage, forward/backward), priced with `seconds`,
+// sized with `memory`, run on their two streams in isolation, and every occurrence of the step
+// becomes one kStepBlock op with that duration and memory profile. This is exact when nothing
+// else shares the compute and TP streams during a step, which holds with one simulated rank per
+// stage; steps whose ops other streams wait on (the last micro-batch's backward under DP, every
+// backward under ZeRO-2) stay unfolded, and ZeRO-3 or all_ranks disable folding.
+struct StepFolding {
+  std::function<double(const Op&)> seconds;
+  std::function<void(TrainingGraph&)> memory;  // fills alloc/free of a scratch graph; may be empty
+};
+
 struct GraphOptions {
   // false: one rank per pipeline stage (TP and DP peers do the same work at the same time);
   // true: every GPU.
   bool all_ranks = false;
   int64_t gpus_per_node = 8;
+  const StepFolding* fold = nullptr;  // null: every op in the graph
 };
 
 struct TrainingGraph {

@@ -141,8 +141,15 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   graph::GraphOptions graph_options;
   graph_options.all_ranks = options.scope == RankScope::kAllRanks;
   graph_options.gpus_per_node = hardware.gpus_per_node;
+  std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
+  if (!cost_model) {
+    cost_model = cost::make_roofline_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
+  }
+  graph::StepFolding folding;
+  folding.seconds = [&cost_model](const graph::Op& op) { return cost_model->op_seconds(op); };
+  if (options.fold_steps) graph_options.fold = &folding;
   const int64_t estimate = graph::estimate_ops(model, config, graph_options);
-  if (estimate > graph::kMaxOps) {
+  if (!options.fold_steps && estimate > graph::kMaxOps) {
     throw std::length_error("configuration too large to simulate: about " +
                             std::to_string(estimate) + " ops, limit " +
                             std::to_string(graph::kMaxOps) +
@@ -153,12 +160,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   if (!options.trace_path.empty()) trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
-  std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
-  if (!cost_model) {
-    cost_model = cost::make_roofline_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
-  }
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
-    tg.graph[v].duration_s = cost_model->op_seconds(tg.graph[v]);
+    graph::Op& op = tg.graph[v];
+    if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model->op_seconds(op);
   }
   const engine::EngineResult er = engine::run_engine(tg);
 

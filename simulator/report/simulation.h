@@ -37,6 +37,9 @@ struct SimulateOptions {
   std::string trace_path;  // empty: no trace
   // Cost model; null means the roofline model of the hardware.
   std::shared_ptr<const cost::CostModel> cost_model;
+  // Fold each pipeline step into one op (graph::StepFolding): the same iteration time and peak
+  // memory for a fraction of the work; used by the sweep. The trace then shows steps, not ops.
+  bool fold_steps = false;
 };
 
 struct Breakdown {

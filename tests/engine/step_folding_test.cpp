@@ -1,0 +1,76 @@
+// Folding pipeline steps (graph::StepFolding) must not change the simulated iteration: the
+// folded graph gives the same iteration time as the graph of every op, for every schedule,
+// recompute mode, SP, ZeRO stage and DP overlap setting.
+#include <gtest/gtest.h>
+
+#include "simulator/engine/engine.h"
+#include "tests/test_models.h"
+
+namespace mpsim::engine {
+namespace {
+
+using graph::Op;
+
+// Depends on every field the graph fills, and makes communication slow enough to matter.
+double synthetic_seconds(const Op& op) {
+  if (op.kind == graph::OpKind::kStepBlock) return op.duration_s;
+  if (graph::is_communication(op.kind))
+    return op.group_size > 1 ? 3e-6 * op.group_nodes + op.bytes * 2e-11 : 0;
+  return 1e-6 + op.flops * 1e-15 + op.bytes * 1e-12;
+}
+
+double makespan(const spec::ModelSpec& model, const spec::ParallelConfig& c, bool fold,
+                size_t* ops = nullptr) {
+  graph::StepFolding folding{synthetic_seconds, nullptr};
+  graph::GraphOptions options{.all_ranks = false, .gpus_per_node = 8,
+                              .fold = fold ? &folding : nullptr};
+  graph::TrainingGraph tg = graph::build_training_graph(model, c, options);
+  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v)
+    tg.graph[v].duration_s = synthetic_seconds(tg.graph[v]);
+  if (ops) *ops = boost::num_vertices(tg.graph);
+  return run_engine(tg).makespan_s;
+}
+
+struct Case {
+  int tp, pp, dp, mbs, gbs;
+  spec::Schedule schedule;
+  int vpp;
+  bool sp;
+  spec::Recompute recompute;
+  int zero;
+  bool overlap;
+};
+
+class StepFolding : public ::testing::TestWithParam<Case> {};
+
+TEST_P(StepFolding, SameIterationTimeAsEveryOp) {
+  const Case& k = GetParam();
+  spec::ParallelConfig c = testing::config(k.tp, k.pp, k.dp, k.mbs, k.gbs, k.schedule, k.vpp);
+  c.set_sequence_parallel(k.sp);
+  c.set_recompute(k.recompute);
+  c.set_zero_stage(k.zero);
+  c.set_overlap_dp_comm(k.overlap);
+  c.set_dp_bucket_params(3'000'000);
+  for (const spec::ModelSpec& model :
+       {testing::gpt(8, 1024, 16, 512, 1000), testing::llama(8, 1024, 2816, 16, 4, 512, 32000)}) {
+    size_t detailed_ops = 0, folded_ops = 0;
+    const double detailed = makespan(model, c, false, &detailed_ops);
+    const double folded = makespan(model, c, true, &folded_ops);
+    EXPECT_NEAR(folded, detailed, 1e-12 * detailed);
+    if (k.zero != 3) EXPECT_LT(folded_ops, detailed_ops);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Configs, StepFolding,
+    ::testing::Values(Case{1, 1, 1, 1, 4, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, true},
+                      Case{2, 4, 1, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, true},
+                      Case{2, 4, 2, 2, 32, spec::GPIPE, 1, true, spec::RECOMPUTE_SELECTIVE, 0, true},
+                      Case{4, 2, 2, 1, 16, spec::INTERLEAVED_1F1B, 2, true, spec::RECOMPUTE_FULL, 1, true},
+                      Case{2, 2, 4, 1, 32, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, false},
+                      Case{1, 4, 2, 1, 16, spec::INTERLEAVED_1F1B, 2, false, spec::RECOMPUTE_NONE, 1, true},
+                      Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, true, spec::RECOMPUTE_NONE, 2, true},
+                      Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_FULL, 3, true}));
+
+}  // namespace
+}  // namespace mpsim::engine
