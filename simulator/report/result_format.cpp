@@ -81,6 +81,14 @@ std::string part(double seconds, double iteration_s) {
   return format("%.3f ms  (%.1f %%)", seconds * 1e3, share);
 }
 
+std::string memory_line(const SimulationResult& r) {
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  return format("%.2f GiB on rank %d (model state %.2f, activations %.2f) of %.2f GiB: %s",
+                static_cast<double>(*r.peak_memory_bytes) / kGiB, r.peak_memory_rank,
+                r.peak_model_state_bytes / kGiB, r.peak_activation_bytes / kGiB,
+                r.memory_capacity_bytes / kGiB, r.fits_memory ? "fits" : "DOES NOT FIT");
+}
+
 }  // namespace
 
 json to_json(const SimulationResult& r) {
@@ -109,6 +117,11 @@ json to_json(const SimulationResult& r) {
   };
   if (r.peak_memory_bytes) {
     out["peak_memory_bytes"] = *r.peak_memory_bytes;
+    out["memory"] = {{"capacity_bytes", r.memory_capacity_bytes},
+                     {"fits", r.fits_memory},
+                     {"peak_rank", r.peak_memory_rank},
+                     {"model_state_bytes", r.peak_model_state_bytes},
+                     {"activation_bytes", r.peak_activation_bytes}};
   } else {
     out["peak_memory_note"] = kMemoryNote;
   }
@@ -142,10 +155,7 @@ std::string to_table(const SimulationResult& r) {
       {"model TFLOP/s per GPU", format("%.1f TFLOP/s", r.model_tflops_per_gpu)},
       {"MFU", format("%.1f %% of %.1f TFLOP/s peak", 100.0 * r.mfu, r.peak_flops_per_gpu / 1e12)},
       {"HFU", format("%.1f %%", 100.0 * r.hfu)},
-      {"peak memory", r.peak_memory_bytes
-                          ? format("%.2f GiB", static_cast<double>(*r.peak_memory_bytes) /
-                                                   (1024.0 * 1024.0 * 1024.0))
-                          : std::string("n/a: ") + kMemoryNote},
+      {"peak memory", r.peak_memory_bytes ? memory_line(r) : std::string("n/a: ") + kMemoryNote},
       {format("breakdown, rank %d", r.slowest_rank), ""},
       {"  compute", part(r.breakdown.compute_s, t)},
       {"  exposed communication", part(r.breakdown.exposed_comm_s, t)},

@@ -10,6 +10,7 @@
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op_name.h"
 #include "simulator/graph/training_graph.h"
+#include "simulator/memory/memory_timeline.h"
 #include "simulator/report/chrome_trace.h"
 
 namespace mpsim::report {
@@ -102,6 +103,9 @@ nlohmann::json op_args(const graph::Op& op) {
   return args;
 }
 
+void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+                           const engine::EngineResult& er, const std::vector<double>& state);
+
 void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                  const engine::EngineResult& er, const SimulationResult& result) {
   for (size_t r = 0; r < tg.ranks.size(); ++r) {
@@ -126,12 +130,85 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                     graph::op_name(op), std::string(to_string(op.kind)), start_ns / 1e3,
                     (end_ns - start_ns) / 1e3, op_args(op));
   }
+  write_memory_counters(writer, tg, er, memory::model_state_bytes_per_rank(tg, result.config));
   writer.distributed_info({{"backend", "nccl"},
                            {"rank", tg.ranks.front().global_rank},
                            {"world_size", result.config.num_gpus()},
                            {"simulated", true}});
   writer.metadata("mpsim", to_json(result));
   writer.finish();
+}
+
+// Prices every op and sets its memory; folded steps carry both already.
+void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
+              const cost::CostModel& cost_model) {
+  std::vector<std::pair<graph::OpVertex, graph::Op>> folded;
+  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+    graph::Op& op = tg.graph[v];
+    if (op.kind == graph::OpKind::kStepBlock) {
+      folded.emplace_back(v, op);
+    } else {
+      op.duration_s = cost_model.op_seconds(op);
+    }
+  }
+  memory::annotate_memory(tg, config);
+  for (const auto& [v, op] : folded) {
+    tg.graph[v].alloc_bytes = op.alloc_bytes;
+    tg.graph[v].free_bytes = op.free_bytes;
+  }
+}
+
+void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult& er,
+                      const spec::ParallelConfig& config, const spec::Hardware& hardware,
+                      SimulationResult& result) {
+  const std::vector<double> state = memory::model_state_bytes_per_rank(tg, config);
+  size_t peak_rank = 0;
+  double peak = -1;
+  for (size_t r = 0; r < tg.ranks.size(); ++r) {
+    const double total = state[r] + er.peak_bytes[r];
+    if (total > peak) {
+      peak = total;
+      peak_rank = r;
+    }
+  }
+  result.peak_memory_bytes = static_cast<int64_t>(std::llround(peak));
+  result.peak_memory_rank = tg.ranks[peak_rank].global_rank;
+  result.peak_model_state_bytes = state[peak_rank];
+  result.peak_activation_bytes = er.peak_bytes[peak_rank];
+  result.memory_capacity_bytes = hardware.hbm_capacity_bytes;
+  result.fits_memory = peak <= hardware.hbm_capacity_bytes;
+}
+
+// Memory counters per rank: model state plus the timeline, one point whenever the level has
+// moved by more than 0.5 % of the rank's peak since the last point (and at the peak itself), so
+// the counter track stays small next to the slices.
+void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+                           const engine::EngineResult& er, const std::vector<double>& state) {
+  std::vector<std::vector<std::pair<double, double>>> changes(tg.ranks.size());
+  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+    const graph::Op& op = tg.graph[v];
+    if (op.alloc_bytes != 0) changes[op.rank].push_back({er.start_s[v], op.alloc_bytes});
+    if (op.free_bytes != 0) changes[op.rank].push_back({er.end_s[v], -op.free_bytes});
+  }
+  for (size_t r = 0; r < changes.size(); ++r) {
+    auto& list = changes[r];
+    std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second < b.second;
+    });
+    const int64_t pid = tg.ranks[r].global_rank;
+    const double threshold = 0.005 * (state[r] + er.peak_bytes[r]);
+    double level = state[r], last_written = -1;
+    auto point = [&](double time) {
+      writer.counter(pid, "memory", std::llround(time * 1e9) / 1e3, {{"GiB", level / (1 << 30)}});
+      last_written = level;
+    };
+    point(0);
+    for (const auto& [time, delta] : list) {
+      level += delta;
+      if (std::abs(level - last_written) > threshold || level >= state[r] + er.peak_bytes[r])
+        point(time);
+    }
+  }
 }
 
 }  // namespace
@@ -147,6 +224,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   }
   graph::StepFolding folding;
   folding.seconds = [&cost_model](const graph::Op& op) { return cost_model->op_seconds(op); };
+  folding.memory = [&config](graph::TrainingGraph& scratch) {
+    memory::annotate_memory(scratch, config);
+  };
   if (options.fold_steps) graph_options.fold = &folding;
   const int64_t estimate = graph::estimate_ops(model, config, graph_options);
   if (!options.fold_steps && estimate > graph::kMaxOps) {
@@ -160,10 +240,7 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   if (!options.trace_path.empty()) trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
-  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
-    graph::Op& op = tg.graph[v];
-    if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model->op_seconds(op);
-  }
+  annotate(tg, config, *cost_model);
   const engine::EngineResult er = engine::run_engine(tg);
 
   SimulationResult result;
@@ -208,6 +285,7 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   result.slowest_rank = tg.ranks[slowest].global_rank;
   result.breakdown = breakdown_of(tg, er, slowest, result.iteration_time_s);
 
+  summarize_memory(tg, er, config, hardware, result);
   if (trace) write_trace(*trace, tg, er, result);
   return result;
 }

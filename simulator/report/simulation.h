@@ -11,6 +11,7 @@
 //     exposed_comm_s      time some communication stream is busy while compute is idle
 //     bubble_s            the rest of the iteration: nothing running (pipeline fill/drain, waits)
 //   so compute_s + exposed_comm_s + bubble_s = iteration_time_s.
+//   peak_memory_bytes     max over ranks of model state + the activation peak of the timeline
 #pragma once
 
 #include <cstdint>
@@ -62,7 +63,15 @@ struct SimulationResult {
   int64_t simulated_ranks = 0;
   int64_t ops = 0;
   int64_t events = 0;
-  std::optional<int64_t> peak_memory_bytes;  // not modelled yet: memory comes with issue 3
+  // Peak memory: the largest, over simulated ranks, of model state (weights, gradients,
+  // optimizer state by ZeRO stage) plus the activation peak of the engine's memory timeline
+  // (simulator/memory). nullopt only for results built by hand.
+  std::optional<int64_t> peak_memory_bytes;
+  int peak_memory_rank = 0;            // global rank holding the peak
+  double peak_model_state_bytes = 0;   // on that rank
+  double peak_activation_bytes = 0;    // on that rank, at its peak
+  double memory_capacity_bytes = 0;    // the GPU's HBM
+  bool fits_memory = true;             // peak_memory_bytes <= memory_capacity_bytes
   spec::ParallelConfig config;
   std::string model_name, hardware_name, cost_model;
 };

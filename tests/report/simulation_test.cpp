@@ -8,6 +8,7 @@
 
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op.h"
+#include "simulator/memory/memory_model.h"
 #include "tests/test_models.h"
 
 namespace mpsim::report {
@@ -70,7 +71,35 @@ TEST(Simulation, MetricsFollowTheirDefinitions) {
   EXPECT_GT(r.hfu, r.mfu);
   // One GPU, no communication: the iteration is all compute.
   EXPECT_NEAR(r.breakdown.compute_s, r.iteration_time_s, 1e-12);
-  EXPECT_FALSE(r.peak_memory_bytes.has_value());
+}
+
+// Peak memory comes from the engine's timeline plus model state; where the closed form holds
+// (simulator/memory) the two agree to the byte.
+TEST(Simulation, PeakMemoryMatchesClosedForm) {
+  const auto model = testing::gpt(8, 1024, 16, 512, 1000);
+  for (auto recompute : {spec::RECOMPUTE_NONE, spec::RECOMPUTE_SELECTIVE, spec::RECOMPUTE_FULL}) {
+    for (bool fold : {false, true}) {
+      spec::ParallelConfig c = testing::config(2, 2, 2, 1, 16);
+      c.set_sequence_parallel(true);
+      c.set_recompute(recompute);
+      SimulateOptions options;
+      options.cost_model = std::make_shared<LinearCost>(1e11);
+      options.fold_steps = fold;
+      const SimulationResult r = simulate(model, test_hardware(), c, options);
+      ASSERT_TRUE(r.peak_memory_bytes.has_value());
+      const double closed = memory::closed_form_peak_bytes(graph::model_dims(model), c);
+      EXPECT_NEAR(static_cast<double>(*r.peak_memory_bytes), closed, 1.0) << recompute << fold;
+      EXPECT_NEAR(r.peak_model_state_bytes + r.peak_activation_bytes,
+                  static_cast<double>(*r.peak_memory_bytes), 1.0);
+      EXPECT_TRUE(r.fits_memory);
+    }
+  }
+  spec::ParallelConfig tiny = testing::config(1, 1, 1, 1, 1);
+  spec::Hardware small = test_hardware();
+  small.hbm_capacity_bytes = 1e6;
+  SimulateOptions options;
+  options.cost_model = std::make_shared<LinearCost>(1e11);
+  EXPECT_FALSE(simulate(model, small, tiny, options).fits_memory);
 }
 
 TEST(Simulation, OverlappedDpCommunicationExposesLess) {

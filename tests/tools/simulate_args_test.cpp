@@ -41,14 +41,28 @@ TEST(SimulateArgs, Defaults) {
   EXPECT_EQ(c.data_parallel(), 0);  // derived by validate_parallel_config
   EXPECT_EQ(c.micro_batch_size(), 1);
   EXPECT_EQ(c.global_batch_size(), 1536);
-  EXPECT_FALSE(c.sequence_parallel());
+  EXPECT_TRUE(c.sequence_parallel());  // SP is the default with TP > 1
   EXPECT_EQ(c.virtual_pipeline_stages(), 1);
   EXPECT_EQ(c.schedule(), spec::ONE_F_ONE_B);
-  EXPECT_EQ(c.recompute(), spec::RECOMPUTE_NONE);
+  EXPECT_EQ(c.recompute(), spec::RECOMPUTE_SELECTIVE);
   EXPECT_EQ(c.zero_stage(), 0);
   EXPECT_TRUE(c.overlap_dp_comm());
   EXPECT_EQ(c.rank_order(), spec::TP_DP_PP);
   EXPECT_EQ(c.dp_bucket_params(), 0);
+}
+
+TEST(SimulateArgs, SequenceParallelDefaultsToOnWithTensorParallelism) {
+  EXPECT_FALSE(parse_simulate_args({"--tp", "1"}).config.sequence_parallel());
+  EXPECT_TRUE(parse_simulate_args({"--tp", "2"}).config.sequence_parallel());
+  EXPECT_FALSE(parse_simulate_args({"--tp", "2", "--no-sp"}).config.sequence_parallel());
+  EXPECT_TRUE(parse_simulate_args({"--tp", "1", "--sp"}).config.sequence_parallel());
+  try {
+    parse_simulate_args({"--sp", "--no-sp"});
+    FAIL() << "expected a conflict";
+  } catch (const spec::FlagError& e) {
+    EXPECT_EQ(e.flag(), "--sp");
+    EXPECT_NE(std::string(e.what()).find("conflicts with --no-sp"), std::string::npos);
+  }
 }
 
 TEST(SimulateArgs, EveryFlagSetsItsField) {
@@ -123,7 +137,7 @@ TEST(SimulateArgs, Help) {
                            "--tp T (=8)", "--pp P (=16)", "--dp D (=0)", "--mbs B (=1)",
                            "--gbs G (=1536)", "--sp", "--vpp V (=1)",
                            "--schedule gpipe|1f1b|interleaved",
-                           "--recompute none|selective|full (=none)", "--zero 0|1|2|3 (=0)",
+                           "--recompute none|selective|full (=selective)", "--zero 0|1|2|3 (=0)", "--no-sp",
                            "--no-overlap-dp", "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)",
                            "--all-ranks", "--trace FILE", "--format table|json (=table)"}) {
     EXPECT_NE(help.find(text), std::string::npos) << text << "\n" << help;

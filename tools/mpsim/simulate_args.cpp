@@ -77,11 +77,13 @@ po::options_description flag_descriptions() {
       ("dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")
       ("mbs", text("1", "B"), "micro-batch size (sequences)")
       ("gbs", text("1536", "G"), "global batch size (sequences per iteration)")
-      ("sp", "sequence parallelism (shard norms and dropout over the TP group)")
+      ("sp", "sequence parallelism (shard norms and dropout over the TP group); the default "
+             "when --tp > 1")
+      ("no-sp", "no sequence parallelism")
       ("vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")
       ("schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
        "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")
-      ("recompute", text("none", "none|selective|full"),
+      ("recompute", text("selective", "none|selective|full"),
        "activation recomputation: selective = attention core, full = whole layer")
       ("zero", text("0", "0|1|2|3"),
        "ZeRO stage: 1 shards optimizer state over DP, 2 also gradients, 3 also weights")
@@ -163,7 +165,10 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   c.set_data_parallel(count("dp", 0));
   c.set_micro_batch_size(count("mbs", 1));
   c.set_global_batch_size(count("gbs", 1));
-  c.set_sequence_parallel(vm.count("sp") > 0);
+  if (vm.count("sp") && vm.count("no-sp")) throw FlagError("--sp", "conflicts with --no-sp");
+  // Megatron-LM's recipe for large models (Korthikanti et al. 2022): SP with TP, selective
+  // recompute; so the defaults describe a configuration that fits, not one that runs out.
+  c.set_sequence_parallel(vm.count("sp") ? true : vm.count("no-sp") ? false : c.tensor_parallel() > 1);
   c.set_virtual_pipeline_stages(count("vpp", 1));
   if (vm.count("schedule")) {
     c.set_schedule(choose("--schedule", text("schedule"), kSchedules));

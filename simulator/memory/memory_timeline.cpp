@@ -1,0 +1,130 @@
+#include "simulator/memory/memory_timeline.h"
+
+#include <array>
+#include <string_view>
+
+namespace mpsim::memory {
+namespace {
+
+using graph::Pass;
+using graph::Site;
+
+struct Rule {
+  std::string_view label;
+  double alloc = 0;
+  double free = 0;
+};
+
+// Rules per (site, pass); an op matching none saves nothing.
+class Rules {
+ public:
+  void add(Site site, Pass pass, std::string_view label, double alloc, double free) {
+    table_[index(site, pass)].push_back({label, alloc, free});
+  }
+  const Rule* find(Site site, Pass pass, std::string_view label) const {
+    for (const Rule& r : table_[index(site, pass)])
+      if (r.label == label) return &r;
+    return nullptr;
+  }
+
+ private:
+  static size_t index(Site site, Pass pass) {
+    return static_cast<size_t>(site) * kPasses + static_cast<size_t>(pass);
+  }
+  static constexpr size_t kPasses = 4;
+  std::array<std::vector<Rule>, 4 * kPasses> table_;
+};
+
+// What a layer's forward (or recomputed forward) allocates, op by op. `keep_input` is false for
+// the recomputed forward of full recompute, whose input is the checkpoint already held;
+// `scores` false where the scores are recomputed later (selective).
+void add_layer_forward(Rules& rules, Pass pass, const LayerTensors& x, bool keep_input,
+                       bool scores) {
+  rules.add(Site::kLayer, pass, "attn.norm", keep_input ? x.attn_norm_input : 0, 0);
+  rules.add(Site::kLayer, pass, "attn.qkv", x.qkv_input, 0);
+  rules.add(Site::kLayer, pass, "attn.core", x.qkv + (scores ? x.attn_scores : 0), 0);
+  rules.add(Site::kLayer, pass, "attn.proj", x.proj_input, 0);
+  rules.add(Site::kLayer, pass, "attn.residual", x.attn_dropout_mask, 0);
+  rules.add(Site::kLayer, pass, "mlp.norm", x.mlp_norm_input, 0);
+  rules.add(Site::kLayer, pass, "mlp.fc1", x.fc1_input, 0);
+  rules.add(Site::kLayer, pass, "mlp.act", x.act_input, 0);
+  rules.add(Site::kLayer, pass, "mlp.fc2", x.fc2_input, 0);
+  rules.add(Site::kLayer, pass, "mlp.residual", x.mlp_dropout_mask, 0);
+}
+
+// The backward op that last reads a tensor frees it.
+void add_layer_backward(Rules& rules, const LayerTensors& x) {
+  const Pass b = Pass::kBackward;
+  rules.add(Site::kLayer, b, "mlp.residual", 0, x.mlp_dropout_mask);
+  rules.add(Site::kLayer, b, "mlp.fc2.wgrad", 0, x.fc2_input);
+  rules.add(Site::kLayer, b, "mlp.act", 0, x.act_input);
+  rules.add(Site::kLayer, b, "mlp.fc1.wgrad", 0, x.fc1_input);
+  rules.add(Site::kLayer, b, "mlp.norm", 0, x.mlp_norm_input);
+  rules.add(Site::kLayer, b, "attn.residual", 0, x.attn_dropout_mask);
+  rules.add(Site::kLayer, b, "attn.proj.wgrad", 0, x.proj_input);
+  rules.add(Site::kLayer, b, "attn.core", 0, x.qkv + x.attn_scores);
+  rules.add(Site::kLayer, b, "attn.qkv.wgrad", 0, x.qkv_input);
+  rules.add(Site::kLayer, b, "attn.norm", 0, x.attn_norm_input);
+}
+
+Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& config,
+                 AttentionMemory attention) {
+  const LayerTensors x = layer_tensors(g.dims, config, attention);
+  Rules rules;
+  switch (config.recompute()) {
+    case spec::RECOMPUTE_FULL:
+      rules.add(Site::kLayer, Pass::kForward, "attn.norm", x.attn_norm_input, 0);
+      add_layer_forward(rules, Pass::kRecompute, x, /*keep_input=*/false, /*scores=*/true);
+      break;
+    case spec::RECOMPUTE_SELECTIVE:
+      add_layer_forward(rules, Pass::kForward, x, true, /*scores=*/false);
+      rules.add(Site::kLayer, Pass::kRecompute, "attn.core", x.attn_scores, 0);
+      break;
+    default: add_layer_forward(rules, Pass::kForward, x, true, true); break;
+  }
+  add_layer_backward(rules, x);
+
+  const double embedding = embedding_activation_bytes(g.dims, config);
+  rules.add(Site::kEmbedding, Pass::kForward, "lookup", embedding, 0);
+  rules.add(Site::kEmbedding, Pass::kBackward, "lookup", 0, embedding);
+  // head_activation_bytes = two hidden-state inputs + the fp32 logits.
+  const double input = x.attn_norm_input;  // a hidden state between TP regions, like the layer's
+  const double logits_and_input = head_activation_bytes(g.dims, config) - input;
+  rules.add(Site::kHead, Pass::kForward, "norm", input, 0);
+  rules.add(Site::kHead, Pass::kForward, "logits", logits_and_input, 0);
+  rules.add(Site::kHead, Pass::kBackward, "logits.wgrad", 0, logits_and_input);
+  rules.add(Site::kHead, Pass::kBackward, "norm", 0, input);
+  return rules;
+}
+
+}  // namespace
+
+void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config,
+                     AttentionMemory attention) {
+  const Rules rules = make_rules(g, config, attention);
+  const size_t n = boost::num_vertices(g.graph);
+  for (graph::OpVertex v = 0; v < n; ++v) {
+    graph::Op& op = g.graph[v];
+    op.alloc_bytes = 0;
+    op.free_bytes = 0;
+    if (op.stream != graph::Stream::kCompute || op.site == Site::kNone) continue;
+    if (const Rule* r = rules.find(op.site, op.pass, op.label)) {
+      op.alloc_bytes = r->alloc;
+      op.free_bytes = r->free;
+    }
+  }
+}
+
+std::vector<double> model_state_bytes_per_rank(const graph::TrainingGraph& g,
+                                               const spec::ParallelConfig& config) {
+  std::vector<double> bytes(g.ranks.size());
+  std::vector<double> per_stage(static_cast<size_t>(config.pipeline_parallel()), -1);
+  for (size_t r = 0; r < g.ranks.size(); ++r) {
+    double& stage = per_stage[static_cast<size_t>(g.ranks[r].pp)];
+    if (stage < 0) stage = model_state_bytes(stage_parameters(g.dims, config, g.ranks[r].pp), config).total();
+    bytes[r] = stage;
+  }
+  return bytes;
+}
+
+}  // namespace mpsim::memory
