@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -88,9 +89,13 @@ class Builder {
     sends_.assign(slots * p_ * v_ * m_ * 2, OpGraph::null_vertex());
     // Reserving avoids re-copying every vertex's edge lists as the graph grows (a folded graph
     // is small enough not to need it).
-    if (!fold_enabled()) {
-      out_.graph.m_vertices.reserve(static_cast<size_t>(std::min(estimate_ops_, kMaxOps)));
+    size_t reserve = static_cast<size_t>(std::min(estimate_ops_, kMaxOps));
+    if (fold_enabled()) {
+      // A step block and a send per step, the unfolded last backward under DP, step ops.
+      const size_t ranks = out_.ranks.size();
+      reserve = ranks * static_cast<size_t>(4 * m_ * v_ + (dp_ > 1 ? 48 * v_ * layers_per_chunk_ : 0) + 64);
     }
+    out_.graph.m_vertices.reserve(reserve);
     for (size_t r = 0; r < out_.ranks.size(); ++r) build_rank(static_cast<int32_t>(r));
     for (const auto& [key, vertex] : pending_recvs_) {
       const OpVertex send = sends_[key];
@@ -470,7 +475,6 @@ class Builder {
       return (((slot * p_ * v_ + vstage) * m_ + mb) * 2) + (backward ? 1 : 0);
     };
     double rank_params = 0;
-    fold_memo_.fill(StepSummary{});
     for (const schedule::PipelineStep& step : schedule->steps(static_cast<int>(c.pp))) {
       const int64_t vstage = step.chunk * p_ + c.pp;
       ctx_ = Op{};
@@ -543,7 +547,10 @@ class Builder {
   }
 
   void emit_folded(const schedule::PipelineStep& step, int64_t vstage, int64_t last_vstage) {
-    const size_t key = (step.forward ? 1 : 0) | (vstage == 0 ? 2 : 0) | (vstage == last_vstage ? 4 : 0);
+    // A step's timeline depends only on its kind and on how the TP group spans nodes, so one
+    // evaluation serves every rank and micro-batch with the same key.
+    const int64_t key = (step.forward ? 1 : 0) | (vstage == 0 ? 2 : 0) |
+                        (vstage == last_vstage ? 4 : 0) | (static_cast<int64_t>(tp_nodes_) << 3);
     StepSummary& summary = fold_memo_[key];
     if (!summary.valid) summary = evaluate_step(step, vstage, last_vstage);
     Op op = make(OpKind::kStepBlock, "step");
@@ -685,7 +692,7 @@ class Builder {
   int64_t estimate_ops_ = 0;
   OpGraph* graph_ = nullptr;  // where ops go: the result, or a scratch graph while folding
   bool scratch_ = false;
-  std::array<StepSummary, 8> fold_memo_{};
+  std::map<int64_t, StepSummary> fold_memo_;
   TrainingGraph out_;
   LocalSizes s_;
   int64_t t_ = 1, p_ = 1, dp_ = 1, v_ = 1, m_ = 1, layers_per_chunk_ = 1, zero_ = 0;

@@ -8,6 +8,7 @@
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/simulate_command.h"
+#include "tools/mpsim/sweep_command.h"
 
 namespace {
 
@@ -23,6 +24,8 @@ struct Subcommand {
 const Subcommand kSubcommands[] = {
     {"simulate", "predict one training iteration of a model under a parallel configuration",
      mpsim::cli::run_simulate},
+    {"sweep", "simulate every valid parallel configuration that fits in memory and rank them",
+     mpsim::cli::run_sweep},
 };
 
 std::string subcommand_names() {

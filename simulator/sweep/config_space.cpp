@@ -1,0 +1,151 @@
+// enumerate_configs(); see config_space.h.
+#include "simulator/sweep/config_space.h"
+
+#include "simulator/spec/spec_error.h"
+#include "simulator/spec/spec_loader.h"
+
+namespace mpsim::sweep {
+namespace {
+
+// Divisors of n in ascending order.
+std::vector<int64_t> divisors(int64_t n) {
+  std::vector<int64_t> small, large;
+  for (int64_t d = 1; d * d <= n; ++d) {
+    if (n % d != 0) continue;
+    small.push_back(d);
+    if (d != n / d) large.push_back(n / d);
+  }
+  small.insert(small.end(), large.rbegin(), large.rend());
+  return small;
+}
+
+bool allowed(const std::optional<int64_t>& fixed, const std::optional<int64_t>& max, int64_t v) {
+  return (!fixed || *fixed == v) && (!max || v <= *max);
+}
+
+const char* schedule_word(spec::Schedule s) {
+  switch (s) {
+    case spec::GPIPE:
+      return "gpipe";
+    case spec::ONE_F_ONE_B:
+      return "1f1b";
+    case spec::INTERLEAVED_1F1B:
+      return "interleaved";
+    default:
+      return "unspecified";
+  }
+}
+
+const char* recompute_word(spec::Recompute r) {
+  switch (r) {
+    case spec::RECOMPUTE_NONE:
+      return "none";
+    case spec::RECOMPUTE_SELECTIVE:
+      return "selective";
+    case spec::RECOMPUTE_FULL:
+      return "full";
+    default:
+      return "unspecified";
+  }
+}
+
+}  // namespace
+
+std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model,
+                                                    const spec::Hardware& hardware, int64_t gpus,
+                                                    int64_t gbs, const Constraints& c) {
+  std::vector<spec::ParallelConfig> out;
+  if (gpus < 1 || gbs < 1) return out;
+  const int64_t layers = model.num_layers();
+  // Quick rejections of values validation would refuse, so that few exceptions are thrown (the
+  // brute-force test guards that these never drop a valid config).
+  const int64_t heads = model.num_attention_heads();
+  const int64_t kv_heads = model.num_kv_heads() == 0 ? heads : model.num_kv_heads();
+  const int64_t ffn =
+      model.ffn_hidden_size() == 0 ? 4 * model.hidden_size() : model.ffn_hidden_size();
+  auto splits_over_tp = [&](int64_t tp) {
+    return heads > 0 && heads % tp == 0 && kv_heads % tp == 0 && ffn % tp == 0;
+  };
+
+  // (schedule, vpp) pairs in a fixed order: gpipe and 1f1b with vpp 1, then interleaved with
+  // vpp 2, 3, ...; validate_parallel_config() rejects the pairs that do not fit the split.
+  const spec::Schedule plain[] = {spec::GPIPE, spec::ONE_F_ONE_B};
+  const spec::Recompute recomputes[] = {spec::RECOMPUTE_NONE, spec::RECOMPUTE_SELECTIVE,
+                                        spec::RECOMPUTE_FULL};
+  const int64_t max_zero = c.allow_zero23 ? 3 : 1;
+
+  spec::ParallelConfig base;
+  base.set_num_gpus(gpus);
+  base.set_global_batch_size(gbs);
+  base.set_overlap_dp_comm(true);
+  base.set_rank_order(spec::TP_DP_PP);
+
+  for (int64_t tp : divisors(gpus)) {
+    if (!allowed(c.tp, c.max_tp, tp)) continue;
+    if (!splits_over_tp(tp)) continue;
+    for (int64_t pp : divisors(gpus / tp)) {
+      if (!allowed(c.pp, c.max_pp, pp)) continue;
+      if (layers > 0 && layers % pp != 0) continue;  // pp x vpp must divide the layers
+      const int64_t dp = gpus / (tp * pp);
+      if (c.dp && *c.dp != dp) continue;
+      if (gbs % dp != 0) continue;
+      // The interleaved schedule's vpp values for this pp: pp x vpp divides the layers.
+      std::vector<std::pair<spec::Schedule, int64_t>> schedules;
+      for (spec::Schedule s : plain) schedules.emplace_back(s, 1);
+      if (pp >= 2 && layers > 0) {
+        for (int64_t vpp = 2; vpp * pp <= layers; ++vpp) {
+          if (layers % (pp * vpp) == 0) schedules.emplace_back(spec::INTERLEAVED_1F1B, vpp);
+        }
+      }
+      for (int64_t mbs : divisors(gbs / dp)) {
+        if (!allowed(c.mbs, c.max_mbs, mbs)) continue;
+        for (const auto& [schedule, vpp] : schedules) {
+          if (c.schedule && *c.schedule != schedule) continue;
+          if (c.vpp && *c.vpp != vpp) continue;
+          // The interleaved schedule needs the micro-batches to be a multiple of pp.
+          if (schedule == spec::INTERLEAVED_1F1B && (gbs / (mbs * dp)) % pp != 0) continue;
+          for (bool sp : {false, true}) {
+            if (c.sp && *c.sp != sp) continue;
+            if (sp && (tp < 2 || model.seq_length() % tp != 0)) continue;
+            for (spec::Recompute recompute : recomputes) {
+              if (c.recompute && *c.recompute != recompute) continue;
+              for (int64_t zero = 0; zero <= max_zero; ++zero) {
+                if (c.zero && *c.zero != zero) continue;
+                if (zero >= 2 && pp > 1) continue;  // ZeRO-2/3 only without pipelining
+                spec::ParallelConfig config = base;
+                config.set_tensor_parallel(tp);
+                config.set_pipeline_parallel(pp);
+                config.set_data_parallel(dp);
+                config.set_micro_batch_size(mbs);
+                config.set_virtual_pipeline_stages(vpp);
+                config.set_schedule(schedule);
+                config.set_sequence_parallel(sp);
+                config.set_recompute(recompute);
+                config.set_zero_stage(zero);
+                try {
+                  out.push_back(spec::validate_parallel_config(config, model, hardware));
+                } catch (const spec::FlagError&) {
+                  // Not a valid configuration: validate_parallel_config() is the judge.
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+std::string config_label(const spec::ParallelConfig& c) {
+  std::string s =
+      "tp" + std::to_string(c.tensor_parallel()) + " pp" + std::to_string(c.pipeline_parallel()) +
+      " dp" + std::to_string(c.data_parallel()) + " mbs" + std::to_string(c.micro_batch_size()) +
+      " vpp" + std::to_string(c.virtual_pipeline_stages()) + " " + schedule_word(c.schedule());
+  if (c.sequence_parallel()) s += " sp";
+  s += std::string(" recompute=") + recompute_word(c.recompute());
+  s += " zero" + std::to_string(c.zero_stage());
+  return s;
+}
+
+}  // namespace mpsim::sweep

@@ -1,0 +1,202 @@
+// Parsing of `mpsim sweep` flags; see sweep_args.h. Each flag is declared once below with its
+// default, unit and help; values are read as text and converted here so that errors read as
+// those of `mpsim simulate`: `--schedule: 'foo' is not one of gpipe, 1f1b, interleaved`.
+#include "tools/mpsim/sweep_args.h"
+
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <cstdint>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "simulator/spec/spec_error.h"
+
+namespace mpsim::cli {
+namespace {
+
+namespace po = boost::program_options;
+using spec::FlagError;
+
+template <typename Enum>
+using Choices = std::vector<std::pair<std::string, Enum>>;
+
+const Choices<spec::Schedule> kSchedules = {
+    {"gpipe", spec::GPIPE}, {"1f1b", spec::ONE_F_ONE_B}, {"interleaved", spec::INTERLEAVED_1F1B}};
+const Choices<spec::Recompute> kRecomputes = {{"none", spec::RECOMPUTE_NONE},
+                                              {"selective", spec::RECOMPUTE_SELECTIVE},
+                                              {"full", spec::RECOMPUTE_FULL}};
+const Choices<int64_t> kZeroStages = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
+const Choices<bool> kOnOff = {{"on", true}, {"off", false}};
+const Choices<SweepFormat> kFormats = {
+    {"table", SweepFormat::kTable}, {"json", SweepFormat::kJson}, {"csv", SweepFormat::kCsv}};
+
+template <typename Enum>
+Enum choose(const std::string& flag, const std::string& value, const Choices<Enum>& choices) {
+  std::string allowed;
+  for (const auto& [word, result] : choices) {
+    if (word == value) return result;
+    allowed += (allowed.empty() ? "" : ", ") + word;
+  }
+  throw FlagError(flag, "'" + value + "' is not one of " + allowed);
+}
+
+// A whole-string decimal integer in [min, max].
+int64_t integer(const std::string& flag, const std::string& value, int64_t min,
+                int64_t max = std::numeric_limits<int64_t>::max()) {
+  int64_t result = 0;
+  const char* end = value.data() + value.size();
+  auto [ptr, error] = std::from_chars(value.data(), end, result);
+  if (error == std::errc::result_out_of_range || (error == std::errc() && result > max)) {
+    throw FlagError(flag, "'" + value + "' is out of range");
+  }
+  if (error != std::errc() || ptr != end || value.empty()) {
+    throw FlagError(flag, "'" + value + "' is not an integer");
+  }
+  if (result < min) {
+    throw FlagError(flag, "'" + value + "' must be at least " + std::to_string(min));
+  }
+  return result;
+}
+
+po::options_description flag_descriptions() {
+  po::options_description d("mpsim sweep flags");
+  auto text = [](const char* fallback, const char* name) {
+    return po::value<std::string>()->default_value(fallback)->value_name(name);
+  };
+  auto optional = [](const char* name) { return po::value<std::string>()->value_name(name); };
+  // clang-format off
+  d.add_options()
+      ("help,h", "print this help")
+      ("model", text("gpt3-175b", "M"),
+       "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")
+      ("hw", text("h100-sxm", "H"),
+       "hardware: a name in hw_profiles/ or a path to a HardwareProfile textproto")
+      ("gpus", text("1024", "N"), "number of GPUs")
+      ("gbs", text("1536", "G"), "global batch size (sequences per iteration)")
+      ("top", text("10", "K"), "configurations shown in the table")
+      ("format", text("table", "table|json|csv"),
+       "output: the top K as a table, or every fitting configuration as JSON or CSV")
+      ("out", optional("FILE"), "also write every result to an SQLite database FILE")
+      ("threads", text("0", "N"), "simulation threads; 0 = all cores")
+      ("trace-best", optional("FILE"),
+       "write a Chrome trace (JSON, times in us) of the fastest configuration to FILE");
+  po::options_description c("constraints (each fixes or bounds one dimension of the space)");
+  c.add_options()
+      ("tp", optional("T"), "tensor-parallel size")
+      ("pp", optional("P"), "pipeline-parallel size")
+      ("dp", optional("D"), "data-parallel size")
+      ("mbs", optional("B"), "micro-batch size (sequences)")
+      ("vpp", optional("V"), "model chunks per pipeline rank (1 = not interleaved)")
+      ("sp", optional("on|off"), "sequence parallelism")
+      ("schedule", optional("gpipe|1f1b|interleaved"), "pipeline schedule")
+      ("recompute", optional("none|selective|full"), "activation recomputation")
+      ("zero", optional("0|1|2|3"), "ZeRO stage")
+      ("max-tp", optional("T"), "largest tensor-parallel size")
+      ("max-pp", optional("P"), "largest pipeline-parallel size")
+      ("max-mbs", optional("B"), "largest micro-batch size");
+  // clang-format on
+  d.add(c);
+  return d;
+}
+
+// Parses into a variables_map, mapping Boost errors to FlagError (as simulate_args.cpp).
+po::variables_map parse(const std::vector<std::string>& args) {
+  po::options_description all = flag_descriptions();
+  all.add_options()("unexpected", po::value<std::vector<std::string>>());
+  po::positional_options_description positional;
+  positional.add("unexpected", -1);
+  const int style = po::command_line_style::default_style &
+                    ~po::command_line_style::allow_guessing;  // no "--sched" for --schedule
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(all).positional(positional).style(style).run(),
+              vm);
+  } catch (const po::unknown_option& e) {
+    throw FlagError(e.get_option_name(), "unknown flag (see mpsim sweep --help)");
+  } catch (const po::multiple_occurrences& e) {
+    throw FlagError(e.get_option_name(), "given more than once");
+  } catch (const po::invalid_command_line_syntax& e) {
+    if (e.kind() == po::invalid_command_line_syntax::missing_parameter ||
+        e.kind() == po::invalid_command_line_syntax::empty_adjacent_parameter) {
+      throw FlagError(e.get_option_name(), "needs a value");
+    }
+    if (e.kind() == po::invalid_command_line_syntax::extra_parameter) {
+      throw FlagError(e.get_option_name(), "takes no value");
+    }
+    throw FlagError(e.get_option_name(), e.what());
+  } catch (const po::error_with_option_name& e) {
+    throw FlagError(e.get_option_name(), e.what());
+  } catch (const po::error& e) {
+    throw FlagError("sweep", e.what());
+  }
+  if (vm.count("unexpected")) {
+    const std::string word = vm["unexpected"].as<std::vector<std::string>>().front();
+    throw FlagError(word, "unexpected argument; mpsim sweep takes only flags");
+  }
+  return vm;
+}
+
+}  // namespace
+
+SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
+  const po::variables_map vm = parse(args);
+  SweepRequest request;
+  if (vm.count("help")) {
+    request.help = true;
+    return request;
+  }
+  auto text = [&](const char* flag) { return vm[flag].as<std::string>(); };
+  auto count = [&](const char* flag, int64_t min,
+                   int64_t max = std::numeric_limits<int64_t>::max()) {
+    return integer(std::string("--") + flag, text(flag), min, max);
+  };
+  auto file = [&](const char* flag) {
+    const std::string path = text(flag);
+    if (path.empty()) throw FlagError(std::string("--") + flag, "needs a file name");
+    return path;
+  };
+
+  request.model = text("model");
+  request.hardware = text("hw");
+  if (request.model.empty()) throw FlagError("--model", "must not be empty");
+  if (request.hardware.empty()) throw FlagError("--hw", "must not be empty");
+  request.gpus = count("gpus", 1);
+  request.gbs = count("gbs", 1);
+  constexpr int64_t kIntMax = std::numeric_limits<int>::max();
+  request.top = static_cast<int>(count("top", 1, kIntMax));
+  request.format = choose("--format", text("format"), kFormats);
+  if (vm.count("out")) request.out_path = file("out");
+  request.threads = static_cast<int>(count("threads", 0, kIntMax));
+  if (vm.count("trace-best")) request.trace_best_path = file("trace-best");
+
+  sweep::Constraints& c = request.constraints;
+  auto fixed = [&](const char* flag, std::optional<int64_t>& field) {
+    if (vm.count(flag)) field = count(flag, 1);
+  };
+  fixed("tp", c.tp);
+  fixed("pp", c.pp);
+  fixed("dp", c.dp);
+  fixed("mbs", c.mbs);
+  fixed("vpp", c.vpp);
+  fixed("max-tp", c.max_tp);
+  fixed("max-pp", c.max_pp);
+  fixed("max-mbs", c.max_mbs);
+  if (vm.count("sp")) c.sp = choose("--sp", text("sp"), kOnOff);
+  if (vm.count("schedule")) c.schedule = choose("--schedule", text("schedule"), kSchedules);
+  if (vm.count("recompute")) c.recompute = choose("--recompute", text("recompute"), kRecomputes);
+  if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroStages);
+  return request;
+}
+
+std::string sweep_help() {
+  std::ostringstream out;
+  out << "usage: mpsim sweep [flags]\n\n"
+         "Enumerates every valid parallel configuration of a model on a number of GPUs for a\n"
+         "global batch, prunes those that do not fit in GPU memory, simulates the rest on all\n"
+         "cores and ranks them by iteration time.\n\n"
+      << flag_descriptions();
+  return out.str();
+}
+
+}  // namespace mpsim::cli

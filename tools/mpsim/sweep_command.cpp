@@ -1,0 +1,141 @@
+// `mpsim sweep`; see sweep_command.h.
+#include "tools/mpsim/sweep_command.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <ostream>
+#include <stdexcept>
+
+#include "simulator/report/simulation.h"
+#include "simulator/spec/spec_loader.h"
+#include "simulator/sweep/config_space.h"
+#include "simulator/sweep/sweep.h"
+#include "simulator/sweep/sweep_output.h"
+#include "tools/mpsim/sweep_args.h"
+
+namespace mpsim::cli {
+namespace {
+
+// A one-line progress bar redrawn in place: done/total, rate and ETA.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::ostream& err) : err_(err), start_(std::chrono::steady_clock::now()) {}
+
+  void update(int64_t done, int64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total && now - last_ < std::chrono::milliseconds(100)) return;  // redraw at 10 Hz
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+    const double eta = rate > 0 ? static_cast<double>(total - done) / rate : 0;
+    constexpr int kWidth = 30;
+    const int filled = total > 0 ? static_cast<int>(kWidth * done / total) : kWidth;
+    char line[160];
+    std::snprintf(line, sizeof line, "\r[%s%s] %lld/%lld  %.0f configs/s  ETA %.0f s ",
+                  std::string(filled, '#').c_str(), std::string(kWidth - filled, '.').c_str(),
+                  static_cast<long long>(done), static_cast<long long>(total), rate, eta);
+    err_ << line << std::flush;
+    if (done == total) err_ << "\n";
+  }
+
+ private:
+  std::ostream& err_;
+  std::chrono::steady_clock::time_point start_, last_{};
+};
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buffer;
+}
+
+// Fails now rather than after a long sweep: both writers create `path + ".tmp"` first.
+void check_writable(const std::string& path) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream probe(tmp);
+    if (!probe) {
+      throw std::runtime_error(path + ": cannot create " + tmp + " (" + std::strerror(errno) +
+                               "); expected a writable folder");
+    }
+  }
+  std::remove(tmp.c_str());
+}
+
+std::string command_line(const std::vector<std::string>& args) {
+  std::string line = "mpsim sweep";
+  for (const std::string& a : args) line += " " + a;
+  return line;
+}
+
+}  // namespace
+
+int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const SweepRequest request = parse_sweep_args(args);
+  if (request.help) {
+    out << sweep_help();
+    return 0;
+  }
+  const spec::ModelSpec model = spec::load_model_spec(request.model);
+  const spec::Hardware hardware = spec::load_hardware(request.hardware);
+  if (!request.out_path.empty()) check_writable(request.out_path);
+  if (!request.trace_best_path.empty()) check_writable(request.trace_best_path);
+  const std::vector<spec::ParallelConfig> configs =
+      sweep::enumerate_configs(model, hardware, request.gpus, request.gbs, request.constraints);
+
+  sweep::SweepOptions options;
+  options.threads = request.threads;
+  options.top_k = request.top;
+  ProgressBar bar(err);
+  if (isatty(STDERR_FILENO)) {
+    options.progress = [&bar](int64_t done, int64_t total) { bar.update(done, total); };
+  }
+  const sweep::SweepResult result = sweep::run_sweep(model, hardware, configs, options);
+
+  const std::map<std::string, std::string> meta = {{"model", model.name()},
+                                                   {"hardware", hardware.name},
+                                                   {"gpus", std::to_string(request.gpus)},
+                                                   {"gbs", std::to_string(request.gbs)},
+                                                   {"date", utc_now()},
+                                                   {"command", command_line(args)}};
+  switch (request.format) {
+    case SweepFormat::kTable:
+      out << sweep::top_table(result, request.top);
+      break;
+    case SweepFormat::kJson:
+      out << sweep::to_json(result, meta).dump(2) << "\n";
+      break;
+    case SweepFormat::kCsv:
+      out << sweep::to_csv(result);
+      break;
+  }
+  err << sweep::summary_line(result) << "\n";
+
+  if (!request.out_path.empty()) {
+    sweep::write_sqlite(request.out_path, result, meta);
+    err << "results written to " << request.out_path << "\n";
+  }
+  if (!request.trace_best_path.empty()) {
+    if (result.rows.empty()) {
+      err << "no configuration fits; no trace written\n";
+    } else {
+      report::SimulateOptions trace_options;
+      trace_options.trace_path = request.trace_best_path;
+      report::simulate(model, hardware, result.rows.front().config, trace_options);
+      err << "trace of the fastest configuration written to " << request.trace_best_path << "\n";
+    }
+  }
+  return 0;
+}
+
+}  // namespace mpsim::cli
