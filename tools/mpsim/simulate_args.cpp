@@ -11,6 +11,7 @@
 #include <boost/program_options.hpp>
 
 #include "simulator/spec/spec_error.h"
+#include "tools/mpsim/flag_parsing.h"
 
 namespace mpsim::cli {
 namespace {
@@ -18,47 +19,8 @@ namespace {
 namespace po = boost::program_options;
 using spec::FlagError;
 
-// A flag's allowed words and the enum value each maps to.
-template <typename Enum>
-using Choices = std::vector<std::pair<std::string, Enum>>;
-
-const Choices<spec::Schedule> kSchedules = {
-    {"gpipe", spec::GPIPE}, {"1f1b", spec::ONE_F_ONE_B}, {"interleaved", spec::INTERLEAVED_1F1B}};
-const Choices<spec::Recompute> kRecomputes = {{"none", spec::RECOMPUTE_NONE},
-                                              {"selective", spec::RECOMPUTE_SELECTIVE},
-                                              {"full", spec::RECOMPUTE_FULL}};
-const Choices<spec::RankOrder> kRankOrders = {{"tp-dp-pp", spec::TP_DP_PP},
-                                              {"tp-pp-dp", spec::TP_PP_DP}};
-const Choices<int64_t> kZeroStages = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
 const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
                                         {"json", OutputFormat::kJson}};
-
-template <typename Enum>
-Enum choose(const std::string& flag, const std::string& value, const Choices<Enum>& choices) {
-  std::string allowed;
-  for (const auto& [word, result] : choices) {
-    if (word == value) return result;
-    allowed += (allowed.empty() ? "" : ", ") + word;
-  }
-  throw FlagError(flag, "'" + value + "' is not one of " + allowed);
-}
-
-// A whole-string decimal integer no smaller than `min` (0 or 1 for the counts here).
-int64_t integer(const std::string& flag, const std::string& value, int64_t min) {
-  int64_t result = 0;
-  const char* end = value.data() + value.size();
-  auto [ptr, error] = std::from_chars(value.data(), end, result);
-  if (error == std::errc::result_out_of_range) {
-    throw FlagError(flag, "'" + value + "' is out of range");
-  }
-  if (error != std::errc() || ptr != end || value.empty()) {
-    throw FlagError(flag, "'" + value + "' is not an integer");
-  }
-  if (result < min) {
-    throw FlagError(flag, "'" + value + "' must be at least " + std::to_string(min));
-  }
-  return result;
-}
 
 po::options_description flag_descriptions() {
   po::options_description d("mpsim simulate flags");
@@ -97,52 +59,10 @@ po::options_description flag_descriptions() {
   return d;
 }
 
-// Parses into a variables_map, mapping Boost errors to FlagError; words that are not flags are
-// caught by a hidden positional option so the message can name them.
-po::variables_map parse(const std::vector<std::string>& args) {
-  po::options_description all = flag_descriptions();
-  all.add_options()("unexpected", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("unexpected", -1);
-  const int style = po::command_line_style::default_style &
-                    ~po::command_line_style::allow_guessing;  // no "--sched" for --schedule
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args)
-                  .options(all)
-                  .positional(positional)
-                  .style(style)
-                  .run(),
-              vm);
-  } catch (const po::unknown_option& e) {
-    throw FlagError(e.get_option_name(), "unknown flag (see mpsim simulate --help)");
-  } catch (const po::multiple_occurrences& e) {
-    throw FlagError(e.get_option_name(), "given more than once");
-  } catch (const po::invalid_command_line_syntax& e) {
-    if (e.kind() == po::invalid_command_line_syntax::missing_parameter ||
-        e.kind() == po::invalid_command_line_syntax::empty_adjacent_parameter) {
-      throw FlagError(e.get_option_name(), "needs a value");
-    }
-    if (e.kind() == po::invalid_command_line_syntax::extra_parameter) {
-      throw FlagError(e.get_option_name(), "takes no value");
-    }
-    throw FlagError(e.get_option_name(), e.what());
-  } catch (const po::error_with_option_name& e) {
-    throw FlagError(e.get_option_name(), e.what());
-  } catch (const po::error& e) {
-    throw FlagError("simulate", e.what());
-  }
-  if (vm.count("unexpected")) {
-    const std::string word = vm["unexpected"].as<std::vector<std::string>>().front();
-    throw FlagError(word, "unexpected argument; mpsim simulate takes only flags");
-  }
-  return vm;
-}
-
 }  // namespace
 
 SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
-  const po::variables_map vm = parse(args);
+  const po::variables_map vm = parse_flags(args, flag_descriptions(), "simulate");
   SimulateRequest request;
   if (vm.count("help")) {
     request.help = true;
@@ -150,7 +70,7 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   }
   auto text = [&](const char* flag) { return vm[flag].as<std::string>(); };
   auto count = [&](const char* flag, int64_t min) {
-    return integer(std::string("--") + flag, text(flag), min);
+    return parse_integer(std::string("--") + flag, text(flag), min);
   };
 
   request.model = text("model");
@@ -171,14 +91,14 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   c.set_sequence_parallel(vm.count("sp") ? true : vm.count("no-sp") ? false : c.tensor_parallel() > 1);
   c.set_virtual_pipeline_stages(count("vpp", 1));
   if (vm.count("schedule")) {
-    c.set_schedule(choose("--schedule", text("schedule"), kSchedules));
+    c.set_schedule(choose("--schedule", text("schedule"), kScheduleChoices));
   } else {
     c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
   }
-  c.set_recompute(choose("--recompute", text("recompute"), kRecomputes));
-  c.set_zero_stage(choose("--zero", text("zero"), kZeroStages));
+  c.set_recompute(choose("--recompute", text("recompute"), kRecomputeChoices));
+  c.set_zero_stage(choose("--zero", text("zero"), kZeroChoices));
   c.set_overlap_dp_comm(vm.count("no-overlap-dp") == 0);
-  c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrders));
+  c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrderChoices));
 
   request.all_ranks = vm.count("all-ranks") > 0;
   if (vm.count("trace")) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "simulator/spec/spec_error.h"
+#include "tools/mpsim/flag_parsing.h"
 
 namespace mpsim::cli {
 namespace {
@@ -18,46 +19,8 @@ namespace {
 namespace po = boost::program_options;
 using spec::FlagError;
 
-template <typename Enum>
-using Choices = std::vector<std::pair<std::string, Enum>>;
-
-const Choices<spec::Schedule> kSchedules = {
-    {"gpipe", spec::GPIPE}, {"1f1b", spec::ONE_F_ONE_B}, {"interleaved", spec::INTERLEAVED_1F1B}};
-const Choices<spec::Recompute> kRecomputes = {{"none", spec::RECOMPUTE_NONE},
-                                              {"selective", spec::RECOMPUTE_SELECTIVE},
-                                              {"full", spec::RECOMPUTE_FULL}};
-const Choices<int64_t> kZeroStages = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
-const Choices<bool> kOnOff = {{"on", true}, {"off", false}};
 const Choices<SweepFormat> kFormats = {
     {"table", SweepFormat::kTable}, {"json", SweepFormat::kJson}, {"csv", SweepFormat::kCsv}};
-
-template <typename Enum>
-Enum choose(const std::string& flag, const std::string& value, const Choices<Enum>& choices) {
-  std::string allowed;
-  for (const auto& [word, result] : choices) {
-    if (word == value) return result;
-    allowed += (allowed.empty() ? "" : ", ") + word;
-  }
-  throw FlagError(flag, "'" + value + "' is not one of " + allowed);
-}
-
-// A whole-string decimal integer in [min, max].
-int64_t integer(const std::string& flag, const std::string& value, int64_t min,
-                int64_t max = std::numeric_limits<int64_t>::max()) {
-  int64_t result = 0;
-  const char* end = value.data() + value.size();
-  auto [ptr, error] = std::from_chars(value.data(), end, result);
-  if (error == std::errc::result_out_of_range || (error == std::errc() && result > max)) {
-    throw FlagError(flag, "'" + value + "' is out of range");
-  }
-  if (error != std::errc() || ptr != end || value.empty()) {
-    throw FlagError(flag, "'" + value + "' is not an integer");
-  }
-  if (result < min) {
-    throw FlagError(flag, "'" + value + "' must be at least " + std::to_string(min));
-  }
-  return result;
-}
 
 po::options_description flag_descriptions() {
   po::options_description d("mpsim sweep flags");
@@ -100,47 +63,10 @@ po::options_description flag_descriptions() {
   return d;
 }
 
-// Parses into a variables_map, mapping Boost errors to FlagError (as simulate_args.cpp).
-po::variables_map parse(const std::vector<std::string>& args) {
-  po::options_description all = flag_descriptions();
-  all.add_options()("unexpected", po::value<std::vector<std::string>>());
-  po::positional_options_description positional;
-  positional.add("unexpected", -1);
-  const int style = po::command_line_style::default_style &
-                    ~po::command_line_style::allow_guessing;  // no "--sched" for --schedule
-  po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(args).options(all).positional(positional).style(style).run(),
-              vm);
-  } catch (const po::unknown_option& e) {
-    throw FlagError(e.get_option_name(), "unknown flag (see mpsim sweep --help)");
-  } catch (const po::multiple_occurrences& e) {
-    throw FlagError(e.get_option_name(), "given more than once");
-  } catch (const po::invalid_command_line_syntax& e) {
-    if (e.kind() == po::invalid_command_line_syntax::missing_parameter ||
-        e.kind() == po::invalid_command_line_syntax::empty_adjacent_parameter) {
-      throw FlagError(e.get_option_name(), "needs a value");
-    }
-    if (e.kind() == po::invalid_command_line_syntax::extra_parameter) {
-      throw FlagError(e.get_option_name(), "takes no value");
-    }
-    throw FlagError(e.get_option_name(), e.what());
-  } catch (const po::error_with_option_name& e) {
-    throw FlagError(e.get_option_name(), e.what());
-  } catch (const po::error& e) {
-    throw FlagError("sweep", e.what());
-  }
-  if (vm.count("unexpected")) {
-    const std::string word = vm["unexpected"].as<std::vector<std::string>>().front();
-    throw FlagError(word, "unexpected argument; mpsim sweep takes only flags");
-  }
-  return vm;
-}
-
 }  // namespace
 
 SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
-  const po::variables_map vm = parse(args);
+  const po::variables_map vm = parse_flags(args, flag_descriptions(), "sweep");
   SweepRequest request;
   if (vm.count("help")) {
     request.help = true;
@@ -149,7 +75,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   auto text = [&](const char* flag) { return vm[flag].as<std::string>(); };
   auto count = [&](const char* flag, int64_t min,
                    int64_t max = std::numeric_limits<int64_t>::max()) {
-    return integer(std::string("--") + flag, text(flag), min, max);
+    return parse_integer(std::string("--") + flag, text(flag), min, max);
   };
   auto file = [&](const char* flag) {
     const std::string path = text(flag);
@@ -182,10 +108,10 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   fixed("max-tp", c.max_tp);
   fixed("max-pp", c.max_pp);
   fixed("max-mbs", c.max_mbs);
-  if (vm.count("sp")) c.sp = choose("--sp", text("sp"), kOnOff);
-  if (vm.count("schedule")) c.schedule = choose("--schedule", text("schedule"), kSchedules);
-  if (vm.count("recompute")) c.recompute = choose("--recompute", text("recompute"), kRecomputes);
-  if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroStages);
+  if (vm.count("sp")) c.sp = choose("--sp", text("sp"), kOnOffChoices);
+  if (vm.count("schedule")) c.schedule = choose("--schedule", text("schedule"), kScheduleChoices);
+  if (vm.count("recompute")) c.recompute = choose("--recompute", text("recompute"), kRecomputeChoices);
+  if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroChoices);
   return request;
 }
 
