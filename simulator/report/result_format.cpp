@@ -9,40 +9,14 @@
 #include <vector>
 
 #include "simulator/report/simulation.h"
+#include "simulator/spec/config_words.h"
 
 namespace mpsim::report {
 namespace {
 
 using nlohmann::json;
 
-constexpr const char* kMemoryNote = "memory model not implemented yet (issue 3)";
-
-// Flag spellings of the config enums (`mpsim simulate --schedule 1f1b` etc.).
-const char* schedule_name(spec::Schedule schedule) {
-  switch (schedule) {
-    case spec::GPIPE: return "gpipe";
-    case spec::ONE_F_ONE_B: return "1f1b";
-    case spec::INTERLEAVED_1F1B: return "interleaved";
-    default: return "unspecified";
-  }
-}
-
-const char* recompute_name(spec::Recompute recompute) {
-  switch (recompute) {
-    case spec::RECOMPUTE_NONE: return "none";
-    case spec::RECOMPUTE_SELECTIVE: return "selective";
-    case spec::RECOMPUTE_FULL: return "full";
-    default: return "unspecified";
-  }
-}
-
-const char* rank_order_name(spec::RankOrder order) {
-  switch (order) {
-    case spec::TP_DP_PP: return "tp-dp-pp";
-    case spec::TP_PP_DP: return "tp-pp-dp";
-    default: return "unspecified";
-  }
-}
+constexpr const char* kMemoryNote = "not simulated";
 
 // 0 and 1 both mean "not interleaved"; report 1 as the flag does.
 int64_t vpp_of(const spec::ParallelConfig& c) {
@@ -58,11 +32,11 @@ json config_json(const spec::ParallelConfig& c) {
           {"vpp", vpp_of(c)},
           {"micro_batch_size", c.micro_batch_size()},
           {"global_batch_size", c.global_batch_size()},
-          {"schedule", schedule_name(c.schedule())},
-          {"recompute", recompute_name(c.recompute())},
+          {"schedule", spec::schedule_word(c.schedule())},
+          {"recompute", spec::recompute_word(c.recompute())},
           {"zero_stage", c.zero_stage()},
           {"overlap_dp_comm", c.overlap_dp_comm()},
-          {"rank_order", rank_order_name(c.rank_order())}};
+          {"rank_order", spec::rank_order_word(c.rank_order())}};
 }
 
 std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -143,12 +117,12 @@ std::string to_table(const SimulationResult& r) {
       {"batch", format("micro %lld, global %lld sequences",
                        static_cast<long long>(c.micro_batch_size()),
                        static_cast<long long>(c.global_batch_size()))},
-      {"schedule", format("%s, vpp %lld", schedule_name(c.schedule()),
+      {"schedule", format("%s, vpp %lld", spec::schedule_word(c.schedule()),
                           static_cast<long long>(vpp_of(c)))},
       {"options", format("sp %s, recompute %s, zero %lld, dp overlap %s, rank order %s",
-                         c.sequence_parallel() ? "on" : "off", recompute_name(c.recompute()),
+                         c.sequence_parallel() ? "on" : "off", spec::recompute_word(c.recompute()),
                          static_cast<long long>(c.zero_stage()),
-                         c.overlap_dp_comm() ? "on" : "off", rank_order_name(c.rank_order()))},
+                         c.overlap_dp_comm() ? "on" : "off", spec::rank_order_word(c.rank_order()))},
       {"", ""},
       {"iteration time", format("%.3f ms", t * 1e3)},
       {"throughput", format("%.0f tokens/s", r.tokens_per_s)},

@@ -1,5 +1,6 @@
 // enumerate_configs(); see config_space.h.
 #include "simulator/sweep/config_space.h"
+#include "simulator/spec/config_words.h"
 
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
@@ -23,31 +24,6 @@ bool allowed(const std::optional<int64_t>& fixed, const std::optional<int64_t>& 
   return (!fixed || *fixed == v) && (!max || v <= *max);
 }
 
-const char* schedule_word(spec::Schedule s) {
-  switch (s) {
-    case spec::GPIPE:
-      return "gpipe";
-    case spec::ONE_F_ONE_B:
-      return "1f1b";
-    case spec::INTERLEAVED_1F1B:
-      return "interleaved";
-    default:
-      return "unspecified";
-  }
-}
-
-const char* recompute_word(spec::Recompute r) {
-  switch (r) {
-    case spec::RECOMPUTE_NONE:
-      return "none";
-    case spec::RECOMPUTE_SELECTIVE:
-      return "selective";
-    case spec::RECOMPUTE_FULL:
-      return "full";
-    default:
-      return "unspecified";
-  }
-}
 
 }  // namespace
 
@@ -141,9 +117,9 @@ std::string config_label(const spec::ParallelConfig& c) {
   std::string s =
       "tp" + std::to_string(c.tensor_parallel()) + " pp" + std::to_string(c.pipeline_parallel()) +
       " dp" + std::to_string(c.data_parallel()) + " mbs" + std::to_string(c.micro_batch_size()) +
-      " vpp" + std::to_string(c.virtual_pipeline_stages()) + " " + schedule_word(c.schedule());
+      " vpp" + std::to_string(c.virtual_pipeline_stages()) + " " + spec::schedule_word(c.schedule());
   if (c.sequence_parallel()) s += " sp";
-  s += std::string(" recompute=") + recompute_word(c.recompute());
+  s += std::string(" recompute=") + spec::recompute_word(c.recompute());
   s += " zero" + std::to_string(c.zero_stage());
   return s;
 }

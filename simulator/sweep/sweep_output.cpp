@@ -1,5 +1,6 @@
 // JSON, CSV, SQLite and text output of a sweep; see sweep_output.h.
 #include "simulator/sweep/sweep_output.h"
+#include "simulator/spec/config_words.h"
 
 #include <sqlite3.h>
 
@@ -65,31 +66,6 @@ std::string format(const char* fmt, double value) {
   return buffer;
 }
 
-const char* schedule_word(spec::Schedule s) {
-  switch (s) {
-    case spec::GPIPE:
-      return "gpipe";
-    case spec::ONE_F_ONE_B:
-      return "1f1b";
-    case spec::INTERLEAVED_1F1B:
-      return "interleaved";
-    default:
-      return "?";
-  }
-}
-
-const char* recompute_word(spec::Recompute r) {
-  switch (r) {
-    case spec::RECOMPUTE_NONE:
-      return "none";
-    case spec::RECOMPUTE_SELECTIVE:
-      return "selective";
-    case spec::RECOMPUTE_FULL:
-      return "full";
-    default:
-      return "?";
-  }
-}
 
 // ---- SQLite ---------------------------------------------------------------------------------
 
@@ -280,8 +256,8 @@ std::string top_table(const SweepResult& result, int top_k) {
         {std::to_string(i + 1), std::to_string(c.tensor_parallel()),
          std::to_string(c.pipeline_parallel()), std::to_string(c.data_parallel()),
          c.sequence_parallel() ? "on" : "off", std::to_string(c.virtual_pipeline_stages()),
-         std::to_string(c.micro_batch_size()), schedule_word(c.schedule()),
-         recompute_word(c.recompute()), std::to_string(c.zero_stage()),
+         std::to_string(c.micro_batch_size()), spec::schedule_word(c.schedule()),
+         spec::recompute_word(c.recompute()), std::to_string(c.zero_stage()),
          format("%.2f", r.iteration_time_s * 1e3), format("%.0f", r.tokens_per_s),
          format("%.1f", r.mfu * 100),
          r.peak_memory_bytes ? format("%.1f", static_cast<double>(*r.peak_memory_bytes) / (1 << 30))

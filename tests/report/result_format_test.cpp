@@ -90,16 +90,28 @@ TEST(ResultJson, BreakdownSumsToIterationTime) {
                    j["iteration_time_s"].get<double>());
 }
 
-TEST(ResultJson, MemoryIsNullWithNoteUntilModelled) {
+TEST(ResultJson, MemoryIsNullWithNoteWhenNotSimulated) {
   SimulationResult r = sample();
   json j = to_json(r);
   EXPECT_TRUE(j["peak_memory_bytes"].is_null());
-  EXPECT_EQ(j["peak_memory_note"], "memory model not implemented yet (issue 3)");
+  EXPECT_EQ(j["peak_memory_note"], "not simulated");
 
   r.peak_memory_bytes = int64_t{70} << 30;
+  r.peak_memory_rank = 3;
+  r.peak_model_state_bytes = 30.0 * (1 << 30);
+  r.peak_activation_bytes = 40.0 * (1 << 30);
+  r.memory_capacity_bytes = 80e9;
+  r.fits_memory = false;
   j = to_json(r);
   EXPECT_EQ(j["peak_memory_bytes"], int64_t{70} << 30);
   EXPECT_FALSE(j.contains("peak_memory_note"));
+  EXPECT_EQ(j["memory"]["peak_rank"], 3);
+  EXPECT_EQ(j["memory"]["fits"], false);
+  EXPECT_DOUBLE_EQ(j["memory"]["capacity_bytes"].get<double>(), 80e9);
+  EXPECT_DOUBLE_EQ(j["memory"]["model_state_bytes"].get<double>() +
+                       j["memory"]["activation_bytes"].get<double>(),
+                   70.0 * (1 << 30));
+  EXPECT_NE(to_table(r).find("DOES NOT FIT"), std::string::npos);
 }
 
 TEST(ResultJson, ConfigUsesFlagSpellings) {
@@ -146,7 +158,7 @@ TEST(ResultTable, ShowsMetricsInTheirUnits) {
        {"gpt3-175b", "h100-sxm", "1024 = TP 8 x PP 16 x DP 8", "interleaved, vpp 2",
         "iteration time", "2000.000 ms", "1572864 tokens/s", "TFLOP/s", "MFU", "HFU",
         "breakdown, rank 17", "1500.000 ms  (75.0 %)", "200.000 ms  (10.0 %)",
-        "300.000 ms  (15.0 %)", "memory model not implemented yet (issue 3)",
+        "300.000 ms  (15.0 %)", "not simulated",
         "16 ranks, 12345 ops, 67890 events"}) {
     EXPECT_NE(t.find(text), std::string::npos) << text << "\n" << t;
   }
