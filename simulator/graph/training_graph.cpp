@@ -48,7 +48,7 @@ class Builder {
       : config_(config),
         options_(options),
         estimate_ops_(estimate_ops(model, config, options)),
-        graph_(&out_.graph) {
+        sink_(&main_sink_) {
     out_.dims = model_dims(model);
     const ModelDims& d = out_.dims;
     t_ = config.tensor_parallel();
@@ -86,7 +86,7 @@ class Builder {
       for (int32_t pp = 0; pp < p_; ++pp) out_.ranks.push_back(coord(0, 0, pp));
     }
     const size_t slots = options_.all_ranks ? static_cast<size_t>(t_ * dp_) : 1;
-    sends_.assign(slots * p_ * v_ * m_ * 2, OpGraph::null_vertex());
+    sends_.assign(slots * p_ * v_ * m_ * 2, kNoOp);
     // Reserving avoids re-copying every vertex's edge lists as the graph grows (a folded graph
     // is small enough not to need it).
     size_t reserve = static_cast<size_t>(std::min(estimate_ops_, kMaxOps));
@@ -95,13 +95,15 @@ class Builder {
       const size_t ranks = out_.ranks.size();
       reserve = ranks * static_cast<size_t>(4 * m_ * v_ + (dp_ > 1 ? 48 * v_ * layers_per_chunk_ : 0) + 64);
     }
-    out_.graph.m_vertices.reserve(reserve);
+    main_sink_.ops.reserve(reserve);
+    main_sink_.edges.reserve(reserve);
     for (size_t r = 0; r < out_.ranks.size(); ++r) build_rank(static_cast<int32_t>(r));
     for (const auto& [key, vertex] : pending_recvs_) {
       const OpVertex send = sends_[key];
-      if (send == OpGraph::null_vertex()) throw std::logic_error("pipeline send missing");
-      boost::add_edge(send, vertex, out_.graph);
+      if (send == kNoOp) throw std::logic_error("pipeline send missing");
+      main_sink_.edges.push_back({send, vertex});
     }
+    out_.graph = make_op_graph(std::move(main_sink_.ops), main_sink_.edges);
     out_.num_collectives = static_cast<int32_t>(collectives_.size());
     return std::move(out_);
   }
@@ -145,14 +147,15 @@ class Builder {
       throw std::length_error("configuration too large to simulate: more than " +
                               std::to_string(kMaxOps) + " ops");
     }
-    return boost::add_vertex(op, *graph_);
+    sink_->ops.push_back(op);
+    return static_cast<OpVertex>(sink_->ops.size() - 1);
   }
 
   // A compute op on the compute stream; waits for everything registered with wait().
   OpVertex compute(Op op) {
     op.stream = Stream::kCompute;
     const OpVertex v = add(op);
-    for (OpVertex w : waits_) boost::add_edge(w, v, *graph_);
+    for (OpVertex w : waits_) sink_->edges.push_back({w, v});
     waits_.clear();
     if (recv_key_ >= 0) {
       pending_recvs_.emplace_back(static_cast<size_t>(recv_key_), v);
@@ -167,7 +170,7 @@ class Builder {
     op.stream = stream;
     link_collective(op);
     const OpVertex v = add(op);
-    if (last_compute_ != OpGraph::null_vertex()) boost::add_edge(last_compute_, v, *graph_);
+    if (last_compute_ != kNoOp) sink_->edges.push_back({last_compute_, v});
     return v;
   }
 
@@ -286,17 +289,17 @@ class Builder {
   void column_parallel_backward(std::string_view dgrad, std::string_view wgrad,
                                 std::string_view input_gather, std::string_view reduce,
                                 int64_t out_features) {
-    OpVertex gather = OpGraph::null_vertex();
+    OpVertex gather = kNoOp;
     if (sp_) gather = tp_async(OpKind::kAllGather, input_gather, activation_bytes());
     gemm(dgrad, s_.tokens, s_.h, out_features);
-    OpVertex reduction = OpGraph::null_vertex();
+    OpVertex reduction = kNoOp;
     if (t_ > 1) {
       if (sp_) wait(gather);
       reduction = tp_async(sp_ ? OpKind::kReduceScatter : OpKind::kAllReduce, reduce,
                            activation_bytes());
     }
     gemm(wgrad, out_features, s_.h, s_.tokens);
-    if (reduction != OpGraph::null_vertex()) wait(reduction);
+    if (reduction != kNoOp) wait(reduction);
   }
 
   void backward_layer(int64_t layer) {
@@ -362,12 +365,12 @@ class Builder {
     }
     memory_op(OpKind::kLoss, "loss", 2 * logits * s_.e, 2 * logits);
     gemm("logits.dgrad", s_.tokens, s_.h, s_.vocab);
-    OpVertex reduction = OpGraph::null_vertex();
+    OpVertex reduction = kNoOp;
     if (t_ > 1)
       reduction = tp_async(sp_ ? OpKind::kReduceScatter : OpKind::kAllReduce,
                            sp_ ? "reducescatter" : "allreduce", activation_bytes());
     gemm("logits.wgrad", s_.vocab, s_.h, s_.tokens);
-    if (reduction != OpGraph::null_vertex()) wait(reduction);
+    if (reduction != kNoOp) wait(reduction);
     memory_op(OpKind::kNorm, "norm", norm_bytes(true));
   }
 
@@ -412,7 +415,7 @@ class Builder {
   // gathered one layer ahead.
   template <typename Body>
   void over_layers(int64_t first, int64_t count, bool reverse, Pass pass, Body body) {
-    OpVertex next_gather = OpGraph::null_vertex();
+    OpVertex next_gather = kNoOp;
     for (int64_t i = 0; i < count; ++i) {
       const int64_t layer = reverse ? first + count - 1 - i : first + i;
       if (zero_ == 3 && dp_ > 1) {
@@ -459,7 +462,7 @@ class Builder {
     tp_nodes_ = nodes_spanned_tp(c);
     dp_nodes_ = nodes_spanned_dp(c);
     rotary_ = out_.dims.rotary;
-    last_compute_ = OpGraph::null_vertex();
+    last_compute_ = kNoOp;
     waits_.clear();
     ready_.clear();
     dp_ops_.clear();
@@ -576,18 +579,20 @@ class Builder {
     saved_waits.swap(waits_);
     const int64_t saved_recv = recv_key_;
     const Op saved_ctx = ctx_;
+    OpSink scratch_sink;
+    sink_ = &scratch_sink;
+    scratch_ = true;
+    last_compute_ = kNoOp;
+    recv_key_ = -1;
+    emit_step_body(step, vstage, last_vstage);
+    sink_ = &main_sink_;
+    scratch_ = false;
     TrainingGraph scratch;
     scratch.ranks = out_.ranks;
     scratch.dims = out_.dims;
     scratch.micro_batches = out_.micro_batches;
     scratch.padded_vocab = out_.padded_vocab;
-    graph_ = &scratch.graph;
-    scratch_ = true;
-    last_compute_ = OpGraph::null_vertex();
-    recv_key_ = -1;
-    emit_step_body(step, vstage, last_vstage);
-    graph_ = &out_.graph;
-    scratch_ = false;
+    scratch.graph = make_op_graph(std::move(scratch_sink.ops), scratch_sink.edges);
     last_compute_ = saved_last;
     waits_.swap(saved_waits);
     recv_key_ = saved_recv;
@@ -690,7 +695,13 @@ class Builder {
   const spec::ParallelConfig& config_;
   GraphOptions options_;
   int64_t estimate_ops_ = 0;
-  OpGraph* graph_ = nullptr;  // where ops go: the result, or a scratch graph while folding
+  // Where ops and edges go: the result, or a scratch list while folding a step.
+  struct OpSink {
+    std::vector<Op> ops;
+    std::vector<OpEdge> edges;
+  };
+  OpSink main_sink_;
+  OpSink* sink_ = nullptr;
   bool scratch_ = false;
   std::map<int64_t, StepSummary> fold_memo_;
   TrainingGraph out_;
@@ -704,7 +715,7 @@ class Builder {
   int32_t rank_ = 0;
   int32_t tp_nodes_ = 1, dp_nodes_ = 1;
   Op ctx_;
-  OpVertex last_compute_ = OpGraph::null_vertex();
+  OpVertex last_compute_ = kNoOp;
   std::vector<OpVertex> waits_;
   int64_t recv_key_ = -1;
   std::vector<Ready> ready_;
@@ -717,6 +728,13 @@ class Builder {
 };
 
 }  // namespace
+
+OpGraph make_op_graph(std::vector<Op> ops, const std::vector<OpEdge>& edges) {
+  OpGraph g(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(),
+            static_cast<OpVertex>(ops.size()));
+  for (OpVertex v = 0; v < ops.size(); ++v) g[v] = std::move(ops[v]);
+  return g;
+}
 
 int32_t global_rank(const spec::ParallelConfig& config, int32_t tp, int32_t dp, int32_t pp) {
   const int64_t t = config.tensor_parallel();

@@ -31,7 +31,10 @@
 #include <functional>
 #include <vector>
 
-#include <boost/graph/adjacency_list.hpp>
+#include <limits>
+#include <utility>
+
+#include <boost/graph/compressed_sparse_row_graph.hpp>
 
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op.h"
@@ -40,11 +43,18 @@
 
 namespace mpsim::graph {
 
-inline constexpr int64_t kMaxOps = 40'000'000;
+inline constexpr int64_t kMaxOps = 40'000'000;  // fits OpVertex
 
-using OpGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::bidirectionalS, Op,
-                                      boost::no_property, boost::no_property, boost::vecS>;
-using OpVertex = OpGraph::vertex_descriptor;
+// A compressed sparse row graph: built once from the op and edge lists, then read-only in its
+// structure (op fields stay writable), compact and fast to walk in both directions.
+using OpGraph = boost::compressed_sparse_row_graph<boost::bidirectionalS, Op, boost::no_property,
+                                                   boost::no_property, uint32_t, uint32_t>;
+using OpVertex = uint32_t;
+using OpEdge = std::pair<OpVertex, OpVertex>;  // (source, target): target waits for source
+inline constexpr OpVertex kNoOp = std::numeric_limits<OpVertex>::max();
+
+// Vertex i of the result is ops[i]; edges may come in any order and repeat.
+OpGraph make_op_graph(std::vector<Op> ops, const std::vector<OpEdge>& edges);
 
 struct RankCoord {
   int32_t global_rank = 0;

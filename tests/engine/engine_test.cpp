@@ -92,6 +92,7 @@ TEST(Engine, CollectiveStartsWhenLastMemberIsReady) {
   TrainingGraph tg;
   tg.ranks.resize(2);
   tg.num_collectives = 1;
+  std::vector<Op> ops;
   auto add = [&](int rank, graph::Stream stream, double duration, int collective) {
     Op op;
     op.rank = rank;
@@ -99,16 +100,15 @@ TEST(Engine, CollectiveStartsWhenLastMemberIsReady) {
     op.duration_s = duration;
     op.collective = collective;
     op.kind = collective >= 0 ? OpKind::kAllReduce : OpKind::kGemm;
-    return boost::add_vertex(op, tg.graph);
+    ops.push_back(op);
+    return static_cast<OpVertex>(ops.size() - 1);
   };
   const OpVertex a = add(0, graph::Stream::kCompute, 1.0, -1);
   const OpVertex ca = add(0, graph::Stream::kTpComm, 2.0, 0);
   const OpVertex b = add(1, graph::Stream::kCompute, 3.0, -1);
   const OpVertex cb = add(1, graph::Stream::kTpComm, 2.0, 0);
   const OpVertex after = add(0, graph::Stream::kCompute, 1.0, -1);
-  boost::add_edge(a, ca, tg.graph);
-  boost::add_edge(b, cb, tg.graph);
-  boost::add_edge(ca, after, tg.graph);
+  tg.graph = graph::make_op_graph(ops, {{a, ca}, {b, cb}, {ca, after}});
   const EngineResult r = run_engine(tg);
   EXPECT_DOUBLE_EQ(r.start_s[ca], 3.0);
   EXPECT_DOUBLE_EQ(r.start_s[cb], 3.0);
@@ -122,11 +122,27 @@ TEST(Engine, StreamRunsOpsInProgramOrder) {
   tg.ranks.resize(1);
   Op op;
   op.duration_s = 1.0;
-  const OpVertex first = boost::add_vertex(op, tg.graph);
-  const OpVertex second = boost::add_vertex(op, tg.graph);
+  tg.graph = graph::make_op_graph({op, op}, {});
   const EngineResult r = run_engine(tg);
-  EXPECT_DOUBLE_EQ(r.start_s[first], 0.0);
-  EXPECT_DOUBLE_EQ(r.start_s[second], 1.0);
+  EXPECT_DOUBLE_EQ(r.start_s[0], 0.0);
+  EXPECT_DOUBLE_EQ(r.start_s[1], 1.0);
+}
+
+TEST(Engine, TracksMemoryPerRank) {
+  // Rank 0: A allocates 10 (freed by C), B allocates and frees 5 of workspace while A's 10 is
+  // held: the peak is 15 and everything is returned at the end.
+  TrainingGraph tg;
+  tg.ranks.resize(1);
+  Op a, b, c;
+  a.duration_s = b.duration_s = c.duration_s = 1.0;
+  a.alloc_bytes = 10;
+  b.alloc_bytes = 5;
+  b.free_bytes = 5;
+  c.free_bytes = 10;
+  tg.graph = graph::make_op_graph({a, b, c}, {});
+  const EngineResult r = run_engine(tg);
+  EXPECT_DOUBLE_EQ(r.peak_bytes[0], 15.0);
+  EXPECT_DOUBLE_EQ(r.final_bytes[0], 0.0);
 }
 
 TEST(Engine, ReportsDeadlockNamingTheStuckOp) {
@@ -137,11 +153,9 @@ TEST(Engine, ReportsDeadlockNamingTheStuckOp) {
   op.site = Site::kLayer;
   op.layer = 0;
   op.micro_batch = 0;
-  const OpVertex first = boost::add_vertex(op, tg.graph);
-  op.stream = graph::Stream::kTpComm;
-  const OpVertex second = boost::add_vertex(op, tg.graph);
-  boost::add_edge(first, second, tg.graph);
-  boost::add_edge(second, first, tg.graph);
+  Op comm = op;
+  comm.stream = graph::Stream::kTpComm;
+  tg.graph = graph::make_op_graph({op, comm}, {{0, 1}, {1, 0}});
   try {
     run_engine(tg);
     FAIL() << "expected a deadlock error";
