@@ -11,10 +11,12 @@ namespace {
 using graph::OpGraph;
 using graph::OpVertex;
 
+// An op ending, or (release) a delayed edge letting its target go.
 struct Event {
   double time;
   int64_t sequence;
   OpVertex vertex;
+  bool release = false;
   bool operator>(const Event& other) const {
     return time != other.time ? time > other.time : sequence > other.sequence;
   }
@@ -56,7 +58,11 @@ class Engine {
     while (!events_.empty()) {
       const Event event = events_.top();
       events_.pop();
-      finish(event.vertex, event.time);
+      if (event.release) {
+        release(event.vertex, event.time);
+      } else {
+        finish(event.vertex, event.time);
+      }
     }
     check_all_ran();
     return std::move(result_);
@@ -78,7 +84,7 @@ class Engine {
     result_.start_s[v] = now;
     const double end = now + g_[v].duration_s;
     result_.end_s[v] = end;
-    events_.push({end, sequence_++, v});
+    events_.push({end, sequence_++, v, false});
     ++result_.events;
   }
 
@@ -111,9 +117,19 @@ class Engine {
     ++streams_[s].head;
     for (auto [e, end] = boost::out_edges(v, g_); e != end; ++e) {
       const OpVertex target = boost::target(*e, g_);
-      if (--pending_deps_[target] == 0) try_start(stream_of(target), now);
+      const double delay = g_[*e].seconds;
+      if (delay > 0) {
+        events_.push({now + delay, sequence_++, target, true});
+        ++result_.events;
+      } else {
+        release(target, now);
+      }
     }
     try_start(s, now);
+  }
+
+  void release(OpVertex target, double now) {
+    if (--pending_deps_[target] == 0) try_start(stream_of(target), now);
   }
 
   void check_all_ran() const {

@@ -2,7 +2,8 @@
 //
 // One contract for every resource: a stream (one per rank and Stream kind) runs its ops one at a
 // time in program order (vertex order). The op at the head of a stream starts when the stream is
-// idle and every predecessor in the graph has ended. An op that belongs to a collective
+// idle and every predecessor in the graph has ended (plus the edge's delay, if it has one).
+// An op that belongs to a collective
 // (Op::collective >= 0) holds its stream from the moment it is ready and starts, on every member
 // at once, when the last member is ready; all members end together. Events are processed in
 // (time, sequence) order, so a simulation is deterministic: same graph, same event log.

@@ -86,7 +86,7 @@ class Builder {
       for (int32_t pp = 0; pp < p_; ++pp) out_.ranks.push_back(coord(0, 0, pp));
     }
     const size_t slots = options_.all_ranks ? static_cast<size_t>(t_ * dp_) : 1;
-    sends_.assign(slots * p_ * v_ * m_ * 2, kNoOp);
+    sends_.assign(slots * p_ * v_ * m_ * 2, SendEnd{});
     // Reserving avoids re-copying every vertex's edge lists as the graph grows (a folded graph
     // is small enough not to need it).
     size_t reserve = static_cast<size_t>(std::min(estimate_ops_, kMaxOps));
@@ -97,13 +97,14 @@ class Builder {
     }
     main_sink_.ops.reserve(reserve);
     main_sink_.edges.reserve(reserve);
+    main_sink_.delays.reserve(reserve);
     for (size_t r = 0; r < out_.ranks.size(); ++r) build_rank(static_cast<int32_t>(r));
     for (const auto& [key, vertex] : pending_recvs_) {
-      const OpVertex send = sends_[key];
-      if (send == kNoOp) throw std::logic_error("pipeline send missing");
-      main_sink_.edges.push_back({send, vertex});
+      const SendEnd& send = sends_[key];
+      if (send.vertex == kNoOp) throw std::logic_error("pipeline send missing");
+      main_sink_.edge(send.vertex, vertex, send.delay);
     }
-    out_.graph = make_op_graph(std::move(main_sink_.ops), main_sink_.edges);
+    out_.graph = make_op_graph(std::move(main_sink_.ops), main_sink_.edges, main_sink_.delays);
     out_.num_collectives = static_cast<int32_t>(collectives_.size());
     return std::move(out_);
   }
@@ -155,7 +156,7 @@ class Builder {
   OpVertex compute(Op op) {
     op.stream = Stream::kCompute;
     const OpVertex v = add(op);
-    for (OpVertex w : waits_) sink_->edges.push_back({w, v});
+    for (OpVertex w : waits_) sink_->edge(w, v);
     waits_.clear();
     if (recv_key_ >= 0) {
       pending_recvs_.emplace_back(static_cast<size_t>(recv_key_), v);
@@ -170,7 +171,7 @@ class Builder {
     op.stream = stream;
     link_collective(op);
     const OpVertex v = add(op);
-    if (last_compute_ != kNoOp) sink_->edges.push_back({last_compute_, v});
+    if (last_compute_ != kNoOp) sink_->edge(last_compute_, v);
     return v;
   }
 
@@ -473,6 +474,10 @@ class Builder {
     const auto schedule = schedule::make_pipeline_schedule(
         config_.schedule(), static_cast<int>(p_), static_cast<int>(m_), static_cast<int>(v_));
     const int64_t last_vstage = p_ * v_ - 1;
+    sends_as_delays_ = {false, false};
+    if (fold_enabled() && p_ > 1) {
+      sends_as_delays_ = {sends_fit_in_steps(false, last_vstage), sends_fit_in_steps(true, last_vstage)};
+    }
     const size_t slot = options_.all_ranks ? static_cast<size_t>(c.tp * dp_ + c.dp) : 0;
     auto send_index = [&](int64_t vstage, int64_t mb, bool backward) {
       return (((slot * p_ * v_ + vstage) * m_ + mb) * 2) + (backward ? 1 : 0);
@@ -550,12 +555,7 @@ class Builder {
   }
 
   void emit_folded(const schedule::PipelineStep& step, int64_t vstage, int64_t last_vstage) {
-    // A step's timeline depends only on its kind and on how the TP group spans nodes, so one
-    // evaluation serves every rank and micro-batch with the same key.
-    const int64_t key = (step.forward ? 1 : 0) | (vstage == 0 ? 2 : 0) |
-                        (vstage == last_vstage ? 4 : 0) | (static_cast<int64_t>(tp_nodes_) << 3);
-    StepSummary& summary = fold_memo_[key];
-    if (!summary.valid) summary = evaluate_step(step, vstage, last_vstage);
+    const StepSummary& summary = summary_for(step, vstage, last_vstage);
     Op op = make(OpKind::kStepBlock, "step");
     op.pass = step.forward ? Pass::kForward : Pass::kBackward;
     op.site = Site::kLayer;
@@ -567,6 +567,43 @@ class Builder {
     op.flops = summary.flops;
     op.bytes = summary.bytes;
     compute(op);
+  }
+
+  // A step's timeline depends only on its kind and on how the TP group spans nodes, so one
+  // evaluation serves every rank and micro-batch with the same key.
+  const StepSummary& summary_for(const schedule::PipelineStep& step, int64_t vstage,
+                                 int64_t last_vstage) {
+    const int64_t key = (step.forward ? 1 : 0) | (vstage == 0 ? 2 : 0) |
+                        (vstage == last_vstage ? 4 : 0) | (static_cast<int64_t>(tp_nodes_) << 3);
+    StepSummary& summary = fold_memo_[key];
+    if (!summary.valid) summary = evaluate_step(step, vstage, last_vstage);
+    return summary;
+  }
+
+  // Whether every pipeline send of this rank in one direction is no longer than the shortest
+  // step that produces one (StepFolding in the header: then sends can be edge delays).
+  bool sends_fit_in_steps(bool backward, int64_t last_vstage) {
+    Op probe = make(OpKind::kSend, "");
+    probe.group = Group::kPp;
+    probe.bytes = activation_bytes_sp();
+    probe.group_size = 2;
+    double longest_send = 0;
+    for (int32_t nodes : {1, 2}) {
+      probe.group_nodes = nodes;
+      longest_send = std::max(longest_send, options_.fold->seconds(probe));
+    }
+    double shortest_step = std::numeric_limits<double>::infinity();
+    const RankCoord& c = out_.ranks[rank_];
+    for (int64_t chunk = 0; chunk < v_; ++chunk) {
+      const int64_t vstage = chunk * p_ + c.pp;
+      const bool produces = backward ? vstage > 0 : vstage < last_vstage;
+      if (!produces) continue;
+      const schedule::PipelineStep step{!backward, 0, static_cast<int>(chunk)};
+      const Op saved_ctx = ctx_;
+      shortest_step = std::min(shortest_step, summary_for(step, vstage, last_vstage).seconds);
+      ctx_ = saved_ctx;
+    }
+    return longest_send <= shortest_step;
   }
 
   // Builds one step into a scratch graph, prices and sizes it, and runs its streams in
@@ -649,7 +686,11 @@ class Builder {
     const int64_t peer_vstage = backward ? vstage - 1 : vstage + 1;
     const int32_t peer_stage = static_cast<int32_t>(peer_vstage % p_);
     op.group_nodes = node_of(c.tp, c.dp, peer_stage) == c.node ? 1 : 2;
-    sends_[index] = communicate(op, backward ? Stream::kPpBackward : Stream::kPpForward);
+    if (sends_as_delays_[backward ? 1 : 0]) {
+      sends_[index] = {last_compute_, options_.fold->seconds(op)};
+      return;
+    }
+    sends_[index] = {communicate(op, backward ? Stream::kPpBackward : Stream::kPpForward), 0};
   }
 
   // Once per iteration after the pipeline: DP gradient reduction, tied-embedding sync,
@@ -699,6 +740,11 @@ class Builder {
   struct OpSink {
     std::vector<Op> ops;
     std::vector<OpEdge> edges;
+    std::vector<EdgeDelay> delays;  // parallel to edges
+    void edge(OpVertex from, OpVertex to, double delay = 0) {
+      edges.push_back({from, to});
+      delays.push_back({delay});
+    }
   };
   OpSink main_sink_;
   OpSink* sink_ = nullptr;
@@ -722,17 +768,31 @@ class Builder {
   std::vector<OpVertex> dp_ops_;
   std::vector<double> buckets_;
   std::array<int64_t, 5> collective_sequence_{};
-  std::vector<OpVertex> sends_;
+  // Where a pipeline transfer's receiver waits: the send op, or (as an edge delay) the last op
+  // of the producing step.
+  struct SendEnd {
+    OpVertex vertex = kNoOp;
+    double delay = 0;
+  };
+  std::vector<SendEnd> sends_;
+  std::array<bool, 2> sends_as_delays_{};  // per direction (forward, backward) on this rank
   std::vector<std::pair<size_t, OpVertex>> pending_recvs_;
   std::unordered_map<CollectiveKey, int32_t, CollectiveKeyHash> collectives_;
 };
 
 }  // namespace
 
-OpGraph make_op_graph(std::vector<Op> ops, const std::vector<OpEdge>& edges) {
-  OpGraph g(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(),
+OpGraph make_op_graph(std::vector<Op> ops, const std::vector<OpEdge>& edges,
+                      const std::vector<EdgeDelay>& delays) {
+  const std::vector<EdgeDelay> none(delays.empty() ? edges.size() : 0);
+  if (!delays.empty() && delays.size() != edges.size())
+    throw std::invalid_argument("make_op_graph: one delay per edge expected");
+  const std::vector<EdgeDelay>& properties = delays.empty() ? none : delays;
+  OpGraph g(boost::edges_are_unsorted_multi_pass, edges.begin(), edges.end(), properties.begin(),
             static_cast<OpVertex>(ops.size()));
-  for (OpVertex v = 0; v < ops.size(); ++v) g[v] = std::move(ops[v]);
+  // The CSR graph keeps bundled vertex properties in this public vector (Boost marks it public
+  // for portability); moving the ops in avoids copying every op a second time.
+  g.m_vertex_properties = std::move(ops);
   return g;
 }
 

@@ -47,14 +47,21 @@ inline constexpr int64_t kMaxOps = 40'000'000;  // fits OpVertex
 
 // A compressed sparse row graph: built once from the op and edge lists, then read-only in its
 // structure (op fields stay writable), compact and fast to walk in both directions.
-using OpGraph = boost::compressed_sparse_row_graph<boost::bidirectionalS, Op, boost::no_property,
+// An edge's delay: the target may start `seconds` after the source ends (0 for a plain
+// dependency). Folded graphs use it for pipeline transfers (see StepFolding).
+struct EdgeDelay {
+  double seconds = 0;
+};
+using OpGraph = boost::compressed_sparse_row_graph<boost::bidirectionalS, Op, EdgeDelay,
                                                    boost::no_property, uint32_t, uint32_t>;
 using OpVertex = uint32_t;
 using OpEdge = std::pair<OpVertex, OpVertex>;  // (source, target): target waits for source
 inline constexpr OpVertex kNoOp = std::numeric_limits<OpVertex>::max();
 
-// Vertex i of the result is ops[i]; edges may come in any order and repeat.
-OpGraph make_op_graph(std::vector<Op> ops, const std::vector<OpEdge>& edges);
+// Vertex i of the result is ops[i]; edges may come in any order and repeat. `delays` is empty
+// (no delays) or holds one delay per edge.
+OpGraph make_op_graph(std::vector<Op> ops, const std::vector<OpEdge>& edges,
+                      const std::vector<EdgeDelay>& delays = {});
 
 struct RankCoord {
   int32_t global_rank = 0;
@@ -70,7 +77,11 @@ struct TrainingGraph;
 // becomes one kStepBlock op with that duration and memory profile. This is exact when nothing
 // else shares the compute and TP streams during a step, which holds with one simulated rank per
 // stage; steps whose ops other streams wait on (the last micro-batch's backward under DP, every
-// backward under ZeRO-2) stay unfolded, and ZeRO-3 or all_ranks disable folding.
+// backward under ZeRO-2) stay unfolded, and ZeRO-3 or all_ranks disable folding. A rank's
+// pipeline sends become edge delays when no send can be longer than the step that produces it
+// (then no send ever waits for the previous one on its stream, so the delay is exact); the
+// breakdown then counts pipeline transfers as bubble rather than as exposed communication.
+// Otherwise the sends stay ops.
 struct StepFolding {
   std::function<double(const Op&)> seconds;
   std::function<void(TrainingGraph&)> memory;  // fills alloc/free of a scratch graph; may be empty

@@ -128,6 +128,19 @@ TEST(Engine, StreamRunsOpsInProgramOrder) {
   EXPECT_DOUBLE_EQ(r.start_s[1], 1.0);
 }
 
+TEST(Engine, EdgeDelayPostponesTheTarget) {
+  // Rank 0 runs A (1 s); rank 1's B waits for A plus a 0.5 s transfer.
+  TrainingGraph tg;
+  tg.ranks.resize(2);
+  Op a, b;
+  a.duration_s = b.duration_s = 1.0;
+  b.rank = 1;
+  tg.graph = graph::make_op_graph({a, b}, {{0, 1}}, {{0.5}});
+  const EngineResult r = run_engine(tg);
+  EXPECT_DOUBLE_EQ(r.start_s[1], 1.5);
+  EXPECT_DOUBLE_EQ(r.makespan_s, 2.5);
+}
+
 TEST(Engine, TracksMemoryPerRank) {
   // Rank 0: A allocates 10 (freed by C), B allocates and frees 5 of workspace while A's 10 is
   // held: the peak is 15 and everything is returned at the end.
