@@ -45,12 +45,24 @@ class Engine {
     pending_deps_.resize(n);
     streams_.resize(g.ranks.size() * graph::kNumStreams);
     collectives_.resize(g.num_collectives);
+    // What the event loop reads of each op, copied into one compact array (Ops are large).
+    hot_.resize(n);
+    std::vector<size_t> per_stream(streams_.size(), 0);
     for (OpVertex v = 0; v < n; ++v) {
       const graph::Op& op = g_[v];
+      Hot& h = hot_[v];
+      h.stream = static_cast<uint32_t>(op.rank) * graph::kNumStreams + static_cast<uint32_t>(op.stream);
+      h.rank = op.rank;
+      h.collective = op.collective;
+      h.duration = op.duration_s;
+      h.alloc = op.alloc_bytes;
+      h.free = op.free_bytes;
       pending_deps_[v] = static_cast<int32_t>(boost::in_degree(v, g_));
-      streams_[stream_of(v)].ops.push_back(v);
+      ++per_stream[h.stream];
       if (op.collective >= 0) ++collectives_[op.collective].members;
     }
+    for (size_t s = 0; s < streams_.size(); ++s) streams_[s].ops.reserve(per_stream[s]);
+    for (OpVertex v = 0; v < n; ++v) streams_[hot_[v].stream].ops.push_back(v);
   }
 
   EngineResult run() {
@@ -69,20 +81,24 @@ class Engine {
   }
 
  private:
-  size_t stream_of(OpVertex v) const {
-    const graph::Op& op = g_[v];
-    return static_cast<size_t>(op.rank) * graph::kNumStreams + static_cast<size_t>(op.stream);
-  }
+  struct Hot {
+    uint32_t stream;
+    int32_t rank;
+    int32_t collective;
+    double duration, alloc, free;
+  };
+
+  size_t stream_of(OpVertex v) const { return hot_[v].stream; }
 
   void start(OpVertex v, double now) {
-    const graph::Op& op = g_[v];
-    if (op.alloc_bytes != 0) {
+    const Hot& op = hot_[v];
+    if (op.alloc != 0) {
       double& level = result_.final_bytes[op.rank];
-      level += op.alloc_bytes;
+      level += op.alloc;
       if (level > result_.peak_bytes[op.rank]) result_.peak_bytes[op.rank] = level;
     }
     result_.start_s[v] = now;
-    const double end = now + g_[v].duration_s;
+    const double end = now + op.duration;
     result_.end_s[v] = end;
     events_.push({end, sequence_++, v, false});
     ++result_.events;
@@ -95,7 +111,7 @@ class Engine {
     const OpVertex v = stream.ops[stream.head];
     if (pending_deps_[v] > 0) return;
     stream.busy = true;
-    const int32_t id = g_[v].collective;
+    const int32_t id = hot_[v].collective;
     if (id < 0) {
       start(v, now);
       return;
@@ -110,7 +126,7 @@ class Engine {
 
   void finish(OpVertex v, double now) {
     ++result_.events;
-    result_.final_bytes[g_[v].rank] -= g_[v].free_bytes;
+    result_.final_bytes[hot_[v].rank] -= hot_[v].free;
     if (now > result_.makespan_s) result_.makespan_s = now;
     const size_t s = stream_of(v);
     streams_[s].busy = false;
@@ -145,6 +161,7 @@ class Engine {
   const OpGraph& g_;
   EngineResult result_;
   std::vector<int32_t> pending_deps_;
+  std::vector<Hot> hot_;
   std::vector<StreamQueue> streams_;
   std::vector<Collective> collectives_;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;

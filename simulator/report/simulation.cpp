@@ -142,19 +142,23 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
 // Prices every op and sets its memory; folded steps carry both already.
 void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
               const cost::CostModel& cost_model) {
-  std::vector<std::pair<graph::OpVertex, graph::Op>> folded;
+  struct FoldedMemory {
+    graph::OpVertex vertex;
+    double alloc, free;
+  };
+  std::vector<FoldedMemory> folded;
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     graph::Op& op = tg.graph[v];
     if (op.kind == graph::OpKind::kStepBlock) {
-      folded.emplace_back(v, op);
+      folded.push_back({v, op.alloc_bytes, op.free_bytes});
     } else {
       op.duration_s = cost_model.op_seconds(op);
     }
   }
   memory::annotate_memory(tg, config);
-  for (const auto& [v, op] : folded) {
-    tg.graph[v].alloc_bytes = op.alloc_bytes;
-    tg.graph[v].free_bytes = op.free_bytes;
+  for (const FoldedMemory& f : folded) {
+    tg.graph[f.vertex].alloc_bytes = f.alloc;
+    tg.graph[f.vertex].free_bytes = f.free;
   }
 }
 
