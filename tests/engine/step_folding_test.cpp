@@ -57,7 +57,9 @@ TEST_P(StepFolding, SameIterationTimeAsEveryOp) {
     const double detailed = makespan(model, c, false, &detailed_ops);
     const double folded = makespan(model, c, true, &folded_ops);
     EXPECT_NEAR(folded, detailed, 1e-12 * detailed);
-    if (k.zero != 3) EXPECT_LT(folded_ops, detailed_ops);
+    if (k.zero != 3) {
+      EXPECT_LT(folded_ops, detailed_ops);
+    }
   }
 }
 

@@ -94,8 +94,9 @@ TEST(OpName, UniqueAndRoundTripsOverAWholeGraph) {
       if (op.kind == OpKind::kOptimizer) continue;
       EXPECT_EQ(parsed->micro_batch, op.micro_batch) << name;
       EXPECT_EQ(parsed->layer, op.layer) << name;
-      if (op.group != Group::kPp && op.group != Group::kDp && op.group != Group::kEmbedding)
+      if (op.group != Group::kPp && op.group != Group::kDp && op.group != Group::kEmbedding) {
         EXPECT_EQ(parsed->label, op.label) << name;
+      }
     }
   }
 }

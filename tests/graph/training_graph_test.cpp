@@ -150,9 +150,12 @@ TEST(TrainingGraph, GroupsSpanNodesByPlacement) {
   const auto tg = build(testing::gpt(4, 512, 8, 128, 1000), testing::config(8, 2, 2, 1, 4));
   for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     const Op& op = tg.graph[v];
-    if (op.group == Group::kTp) EXPECT_EQ(op.group_nodes, 1);
-    if (op.group == Group::kDp) EXPECT_EQ(op.group_nodes, 2);
-    if (op.group == Group::kPp) EXPECT_EQ(op.group_nodes, 2);
+    if (op.group == Group::kTp) {
+      EXPECT_EQ(op.group_nodes, 1);
+    }
+    if (op.group == Group::kDp || op.group == Group::kPp) {
+      EXPECT_EQ(op.group_nodes, 2);
+    }
   }
 }
 

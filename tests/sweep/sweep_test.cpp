@@ -101,6 +101,19 @@ TEST(Sweep, PrunesExactlyTheConfigsThatDoNotFit) {
   EXPECT_GT(closed_form_pruned, 0);
   EXPECT_EQ(closed_form_pruned, over);
   EXPECT_EQ(r.simulated, r.enumerated - closed_form_pruned);
+  // Pruned configs really exceed memory: simulated op by op (no folding), their timeline peaks
+  // are over the capacity too.
+  int64_t checked = 0;
+  for (const auto& c : configs) {
+    if (kept.count(c.SerializeAsString())) continue;
+    const report::SimulationResult simulated = report::simulate(toy(), small, c);
+    ASSERT_TRUE(simulated.peak_memory_bytes.has_value());
+    EXPECT_GT(static_cast<double>(*simulated.peak_memory_bytes), small.hbm_capacity_bytes)
+        << config_label(c);
+    EXPECT_FALSE(simulated.fits_memory);
+    ++checked;
+  }
+  EXPECT_EQ(checked, over);
 }
 
 TEST(Sweep, ModelStateReasonWhenNothingFits) {
