@@ -124,11 +124,11 @@ void ChromeTraceWriter::counter(int64_t pid, const std::string& name, double ts_
 
 void ChromeTraceWriter::flow(int64_t id, const std::string& name, int64_t from_pid,
                              int64_t from_tid, double from_ts_us, int64_t to_pid, int64_t to_tid,
-                             double to_ts_us) {
+                             double to_ts_us, const std::string& category) {
   write_event({{"ph", "s"},
                {"id", id},
                {"name", name},
-               {"cat", "flow"},
+               {"cat", category},
                {"pid", from_pid},
                {"tid", from_tid},
                {"ts", round_to_ns(from_ts_us)}});
@@ -136,7 +136,7 @@ void ChromeTraceWriter::flow(int64_t id, const std::string& name, int64_t from_p
                {"bp", "e"},
                {"id", id},
                {"name", name},
-               {"cat", "flow"},
+               {"cat", category},
                {"pid", to_pid},
                {"tid", to_tid},
                {"ts", round_to_ns(to_ts_us)}});

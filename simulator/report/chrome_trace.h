@@ -47,9 +47,11 @@ class ChromeTraceWriter {
   void counter(int64_t pid, const std::string& name, double ts_us, const nlohmann::json& values);
   // Flow arrow from the slice enclosing (from_pid, from_tid, from_ts) to the slice enclosing
   // (to_pid, to_tid, to_ts): an "s" then an "f" event with binding point "e" (enclosing slice),
-  // both with category "flow" and the given id (unique per arrow).
+  // both with the given category (Kineto uses "ac2g" for launch -> kernel) and id (unique per
+  // arrow and category).
   void flow(int64_t id, const std::string& name, int64_t from_pid, int64_t from_tid,
-            double from_ts_us, int64_t to_pid, int64_t to_tid, double to_ts_us);
+            double from_ts_us, int64_t to_pid, int64_t to_tid, double to_ts_us,
+            const std::string& category = "flow");
   // Top-level "distributedInfo" block (Kineto's layout; HTA reads "rank", "world_size").
   void distributed_info(const nlohmann::json& info);
   // Extra top-level key, written by finish(). Reserved keys ("traceEvents", "displayTimeUnit",

@@ -34,11 +34,16 @@ int64_t parse_integer(const std::string& flag, const std::string& text, int64_t 
   return result;
 }
 
-po::variables_map parse_flags(const std::vector<std::string>& args,
-                              const po::options_description& options, const std::string& command) {
+namespace {
+
+// Parses with `positional_name` (or none, when empty) taking the first word that is not a flag.
+po::variables_map parse_words(const std::vector<std::string>& args,
+                              const po::options_description& options, const std::string& command,
+                              const std::string& positional_name) {
   po::options_description all = options;
   all.add_options()("unexpected", po::value<std::vector<std::string>>());
   po::positional_options_description positional;
+  if (!positional_name.empty()) positional.add(positional_name.c_str(), 1);
   positional.add("unexpected", -1);
   const int style = po::command_line_style::default_style &
                     ~po::command_line_style::allow_guessing;  // no "--sched" for --schedule
@@ -66,9 +71,24 @@ po::variables_map parse_flags(const std::vector<std::string>& args,
   }
   if (vm.count("unexpected")) {
     const std::string word = vm["unexpected"].as<std::vector<std::string>>().front();
-    throw FlagError(word, "unexpected argument; mpsim " + command + " takes only flags");
+    const std::string takes =
+        positional_name.empty() ? "only flags" : "one " + positional_name + " and flags";
+    throw FlagError(word, "unexpected argument; mpsim " + command + " takes " + takes);
   }
   return vm;
+}
+
+}  // namespace
+
+po::variables_map parse_flags(const std::vector<std::string>& args,
+                              const po::options_description& options, const std::string& command) {
+  return parse_words(args, options, command, "");
+}
+
+po::variables_map parse_flags(const std::vector<std::string>& args,
+                              const po::options_description& options, const std::string& command,
+                              const std::string& positional_name) {
+  return parse_words(args, options, command, positional_name);
 }
 
 }  // namespace mpsim::cli

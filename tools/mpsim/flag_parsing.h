@@ -46,4 +46,10 @@ boost::program_options::variables_map parse_flags(
     const std::vector<std::string>& args, const boost::program_options::options_description& options,
     const std::string& command);
 
+// The same, with one positional argument: the first word that is not a flag is stored under
+// `positional_name`, which `options` must declare (e.g. "database"); further words are errors.
+boost::program_options::variables_map parse_flags(
+    const std::vector<std::string>& args, const boost::program_options::options_description& options,
+    const std::string& command, const std::string& positional_name);
+
 }  // namespace mpsim::cli

@@ -8,7 +8,14 @@
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/simulate_command.h"
+#ifdef MPSIM_HAVE_PROFILE
+#include "tools/mpsim/profile_command.h"
+#endif
 #include "tools/mpsim/sweep_command.h"
+#ifdef MPSIM_HAVE_PROFILER_ANALYZE
+#include "tools/mpsim/stats_command.h"
+#include "tools/mpsim/trace_command.h"
+#endif
 
 namespace {
 
@@ -26,6 +33,15 @@ const Subcommand kSubcommands[] = {
      mpsim::cli::run_simulate},
     {"sweep", "simulate every valid parallel configuration that fits in memory and rank them",
      mpsim::cli::run_sweep},
+#ifdef MPSIM_HAVE_PROFILER_ANALYZE
+    {"stats", "summarise a profiled run: kernels, NVTX ranges, communication vs computation",
+     mpsim::cli::run_stats},
+    {"trace", "write a Chrome trace (Kineto layout) of a profiled run", mpsim::cli::run_trace},
+#endif
+#ifdef MPSIM_HAVE_PROFILE
+    {"profile", "run a CUDA program under the CUPTI profiler, one database per rank",
+     mpsim::cli::run_profile},
+#endif
 };
 
 std::string subcommand_names() {

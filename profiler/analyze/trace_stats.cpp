@@ -1,0 +1,313 @@
+// Summaries of a profiled run; the metrics are defined in trace_stats.h.
+#include "profiler/analyze/trace_stats.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <sstream>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+namespace mpsim::profiler {
+namespace {
+
+// A half-open time interval [start, end) in ns.
+using Interval = std::pair<int64_t, int64_t>;
+
+// The name a kernel is summarised under: demangled when the driver gave one.
+const std::string& kernel_name(const KernelRecord& k) {
+  return k.demangled_name.empty() ? k.mangled_name : k.demangled_name;
+}
+
+// Length of the union of `intervals` clipped to [lo, hi). Sorts its argument.
+int64_t covered_ns(std::vector<Interval>& intervals, int64_t lo, int64_t hi) {
+  std::sort(intervals.begin(), intervals.end());
+  int64_t total = 0, reach = lo;  // everything before `reach` is counted already
+  for (auto [start, end] : intervals) {
+    start = std::max(start, reach);
+    end = std::min(end, hi);
+    if (end <= start) continue;
+    total += end - start;
+    reach = end;
+  }
+  return total;
+}
+
+// Median of a non-empty sample (mean of the two middle values for an even count).
+double median(std::vector<int64_t> values) {
+  const size_t mid = values.size() / 2;
+  std::nth_element(values.begin(), values.begin() + mid, values.end());
+  const double upper = static_cast<double>(values[mid]);
+  if (values.size() % 2 == 1) return upper;
+  const int64_t lower = *std::max_element(values.begin(), values.begin() + mid);
+  return (static_cast<double>(lower) + upper) / 2;
+}
+
+// ---- kernel summary ----
+
+std::vector<KernelSummaryRow> kernel_summary(const std::vector<RankTrace>& ranks) {
+  std::map<std::string, std::vector<int64_t>> durations;  // by name
+  int64_t all_ns = 0;
+  for (const RankTrace& rank : ranks) {
+    for (const KernelRecord& k : rank.records.kernels) {
+      durations[kernel_name(k)].push_back(k.end - k.start);
+      all_ns += k.end - k.start;
+    }
+  }
+  std::vector<KernelSummaryRow> rows;
+  for (const auto& [name, sample] : durations) {
+    KernelSummaryRow row;
+    row.name = name;
+    row.instances = static_cast<int64_t>(sample.size());
+    for (int64_t d : sample) row.total_ns += d;
+    row.min_ns = *std::min_element(sample.begin(), sample.end());
+    row.max_ns = *std::max_element(sample.begin(), sample.end());
+    row.mean_ns = static_cast<double>(row.total_ns) / static_cast<double>(row.instances);
+    row.median_ns = median(sample);
+    row.time_percent = all_ns > 0 ? 100.0 * static_cast<double>(row.total_ns) / all_ns : 0;
+    rows.push_back(std::move(row));
+  }
+  std::stable_sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.total_ns > b.total_ns;  // ties keep name order
+  });
+  return rows;
+}
+
+// ---- NVTX ranges and the NVTX -> kernel projection ----
+
+constexpr int32_t kNvtxMark = 34;
+
+bool is_range(const NvtxRecord& r) { return r.event_type != kNvtxMark && r.end >= r.start; }
+
+// A kernel as the projection sees it: when and on which thread it was launched, and its duration.
+struct Launch {
+  int64_t time = 0;
+  int64_t gpu_ns = 0;
+};
+
+// Kernel launches of one rank by host thread, in time order. Kernels whose launch call is not
+// in the trace (e.g. CUPTI dropped it) belong to no range.
+std::unordered_map<uint64_t, std::vector<Launch>> launches_by_thread(const RecordBatch& records) {
+  std::unordered_map<uint32_t, const ApiRecord*> api_by_correlation;
+  for (const ApiRecord& api : records.api_calls) api_by_correlation[api.correlation_id] = &api;
+  std::unordered_map<uint64_t, std::vector<Launch>> launches;
+  for (const KernelRecord& k : records.kernels) {
+    const auto api = api_by_correlation.find(k.correlation_id);
+    if (api == api_by_correlation.end()) continue;
+    launches[api->second->thread_id].push_back({api->second->start, k.end - k.start});
+  }
+  for (auto& [thread, list] : launches) {
+    std::sort(list.begin(), list.end(),
+              [](const Launch& a, const Launch& b) { return a.time < b.time; });
+  }
+  return launches;
+}
+
+// Per-range-instance projection: a sweep over one thread's launches in time order keeping the
+// ranges open at that time (nested ranges are all open, so each gets the kernel).
+struct RangeLoad {
+  int64_t gpu_ns = 0, kernels = 0;
+};
+
+void project_thread(const std::vector<const NvtxRecord*>& ranges,  // sorted by start
+                    const std::vector<Launch>& launches, std::vector<RangeLoad>& load) {
+  std::vector<size_t> open;  // indices into `ranges`
+  size_t next = 0;
+  for (const Launch& launch : launches) {
+    while (next < ranges.size() && ranges[next]->start <= launch.time) open.push_back(next++);
+    std::erase_if(open, [&](size_t i) { return ranges[i]->end <= launch.time; });
+    for (size_t i : open) {
+      load[i].gpu_ns += launch.gpu_ns;
+      ++load[i].kernels;
+    }
+  }
+}
+
+using RangeKey = std::pair<std::string, std::string>;  // (domain, text)
+
+void add_rank_ranges(const RankTrace& rank, std::map<RangeKey, NvtxSummaryRow>& rows) {
+  std::unordered_map<uint64_t, std::vector<const NvtxRecord*>> ranges;  // by thread
+  for (const NvtxRecord& r : rank.records.nvtx) {
+    if (is_range(r)) ranges[r.thread_id].push_back(&r);
+  }
+  const auto launches = launches_by_thread(rank.records);
+  for (auto& [thread, list] : ranges) {
+    std::stable_sort(list.begin(), list.end(),
+                     [](const NvtxRecord* a, const NvtxRecord* b) { return a->start < b->start; });
+    std::vector<RangeLoad> load(list.size());
+    if (const auto it = launches.find(thread); it != launches.end()) {
+      project_thread(list, it->second, load);
+    }
+    for (size_t i = 0; i < list.size(); ++i) {
+      NvtxSummaryRow& row = rows[{list[i]->domain, list[i]->text}];
+      ++row.instances;
+      row.total_ns += list[i]->end - list[i]->start;
+      row.gpu_time_ns += load[i].gpu_ns;
+      row.kernels += load[i].kernels;
+    }
+  }
+}
+
+std::vector<NvtxSummaryRow> nvtx_summary(const std::vector<RankTrace>& ranks) {
+  std::map<RangeKey, NvtxSummaryRow> by_key;
+  for (const RankTrace& rank : ranks) add_rank_ranges(rank, by_key);
+  std::vector<NvtxSummaryRow> rows;
+  for (auto& [key, row] : by_key) {
+    row.domain = key.first;
+    row.text = key.second;
+    row.mean_ns = static_cast<double>(row.total_ns) / static_cast<double>(row.instances);
+    rows.push_back(std::move(row));
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const auto& a, const auto& b) { return a.total_ns > b.total_ns; });
+  return rows;
+}
+
+// ---- communication vs computation, idle ----
+
+struct DeviceIntervals {
+  std::vector<Interval> nccl, compute, copies;  // copies: memcpy and memset
+};
+
+DeviceActivity device_activity(int32_t rank, uint32_t device, DeviceIntervals& d) {
+  DeviceActivity a;
+  a.rank = rank;
+  a.device_id = device;
+  int64_t lo = INT64_MAX, hi = INT64_MIN;
+  for (const auto* list : {&d.nccl, &d.compute}) {
+    for (const auto& [start, end] : *list) {
+      lo = std::min(lo, start);
+      hi = std::max(hi, end);
+    }
+  }
+  a.span_ns = hi - lo;
+  a.communication_ns = covered_ns(d.nccl, lo, hi);
+  a.compute_ns = covered_ns(d.compute, lo, hi);
+  std::vector<Interval> kernels = d.nccl;
+  kernels.insert(kernels.end(), d.compute.begin(), d.compute.end());
+  // |A ∩ B| = |A| + |B| - |A ∪ B|
+  a.overlap_ns = a.communication_ns + a.compute_ns - covered_ns(kernels, lo, hi);
+  kernels.insert(kernels.end(), d.copies.begin(), d.copies.end());
+  a.idle_ns = a.span_ns - covered_ns(kernels, lo, hi);
+  return a;
+}
+
+// One row per (rank, device) that ran at least one kernel, in rank then device order.
+std::vector<DeviceActivity> device_summary(const std::vector<RankTrace>& ranks) {
+  std::map<std::pair<int32_t, uint32_t>, DeviceIntervals> devices;
+  for (const RankTrace& rank : ranks) {
+    const int32_t r = rank.process.rank;
+    for (const KernelRecord& k : rank.records.kernels) {
+      DeviceIntervals& d = devices[{r, k.device_id}];
+      (is_nccl_kernel(kernel_name(k)) ? d.nccl : d.compute).push_back({k.start, k.end});
+    }
+  }
+  for (const RankTrace& rank : ranks) {
+    const int32_t r = rank.process.rank;
+    auto add_copy = [&](uint32_t device, int64_t start, int64_t end) {
+      if (auto it = devices.find({r, device}); it != devices.end()) {
+        it->second.copies.push_back({start, end});
+      }
+    };
+    for (const MemcpyRecord& m : rank.records.memcpys) add_copy(m.device_id, m.start, m.end);
+    for (const MemsetRecord& m : rank.records.memsets) add_copy(m.device_id, m.start, m.end);
+  }
+  std::vector<DeviceActivity> rows;
+  for (auto& [key, intervals] : devices) {
+    rows.push_back(device_activity(key.first, key.second, intervals));
+  }
+  return rows;
+}
+
+// ---- text tables ----
+
+// Columns are right-aligned except the last, which is left-aligned (names).
+std::string table(const std::vector<std::string>& header,
+                  const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t c = 0; c < header.size(); ++c) width[c] = header[c].size();
+  for (const auto& row : rows) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::ostringstream out;
+  auto line = [&](const std::vector<std::string>& cells) {
+    for (size_t c = 0; c < cells.size(); ++c) {
+      const bool last = c + 1 == cells.size();
+      const std::string pad(width[c] - cells[c].size(), ' ');
+      out << (c ? "  " : "") << (last ? cells[c] : pad + cells[c]);
+    }
+    out << "\n";
+  };
+  line(header);
+  std::vector<std::string> rule;
+  for (size_t w : width) rule.emplace_back(w, '-');
+  line(rule);
+  for (const auto& row : rows) line(row);
+  return out.str();
+}
+
+std::string fixed(double value, int decimals) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%.*f", decimals, value);
+  return text;
+}
+
+std::string kernel_table(const std::vector<KernelSummaryRow>& kernels) {
+  if (kernels.empty()) return "(no kernels)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const KernelSummaryRow& k : kernels) {
+    rows.push_back({fixed(k.time_percent, 1), std::to_string(k.total_ns),
+                    std::to_string(k.instances), fixed(k.mean_ns, 1), fixed(k.median_ns, 1),
+                    std::to_string(k.min_ns), std::to_string(k.max_ns), k.name});
+  }
+  return table({"Time (%)", "Total (ns)", "Instances", "Mean (ns)", "Median (ns)", "Min (ns)",
+                "Max (ns)", "Name"},
+               rows);
+}
+
+std::string nvtx_table(const std::vector<NvtxSummaryRow>& ranges) {
+  if (ranges.empty()) return "(no NVTX ranges)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const NvtxSummaryRow& r : ranges) {
+    const std::string name = r.domain.empty() ? r.text : r.domain + ":" + r.text;
+    rows.push_back({std::to_string(r.instances), std::to_string(r.total_ns), fixed(r.mean_ns, 1),
+                    std::to_string(r.kernels), std::to_string(r.gpu_time_ns), name});
+  }
+  return table({"Instances", "Total (ns)", "Mean (ns)", "Kernels", "GPU time (ns)", "Range"},
+               rows);
+}
+
+std::string device_table(const std::vector<DeviceActivity>& devices) {
+  if (devices.empty()) return "(no kernels)\n";
+  std::vector<std::vector<std::string>> rows;
+  for (const DeviceActivity& d : devices) {
+    rows.push_back({std::to_string(d.span_ns), std::to_string(d.compute_ns),
+                    std::to_string(d.communication_ns), std::to_string(d.overlap_ns),
+                    std::to_string(d.idle_ns),
+                    "rank " + std::to_string(d.rank) + " GPU " + std::to_string(d.device_id)});
+  }
+  return table({"Span (ns)", "Compute (ns)", "Comm (ns)", "Overlap (ns)", "Idle (ns)", "Device"},
+               rows);
+}
+
+}  // namespace
+
+TraceStats compute_stats(const std::vector<RankTrace>& ranks) {
+  TraceStats stats;
+  stats.kernels = kernel_summary(ranks);
+  stats.nvtx = nvtx_summary(ranks);
+  stats.devices = device_summary(ranks);
+  return stats;
+}
+
+std::string format_stats(const TraceStats& stats) {
+  return "CUDA kernels\n" + kernel_table(stats.kernels) +
+         "\nNVTX ranges (GPU time: kernels launched inside the range)\n" + nvtx_table(stats.nvtx) +
+         "\nGPU activity (compute: non-NCCL kernels; comm: NCCL kernels; overlap: both at once;"
+         " idle: no kernel, memcpy or memset)\n" +
+         device_table(stats.devices);
+}
+
+}  // namespace mpsim::profiler
