@@ -324,9 +324,12 @@ class StoreWriter {
     });
   }
 
-  // Finalizes the statements and closes the database (checkpointing the WAL), checked.
+  // Finalizes the statements and closes the database, checked. A finished store leaves WAL mode
+  // (the WAL is checkpointed into the file), so it is one self-contained file that readers open
+  // without creating -wal or -shm files beside it.
   void close() {
     inserts_.reset();
+    conn_.exec("PRAGMA journal_mode=DELETE");
     conn_.close();
   }
 
