@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Robustness on a GPU machine: a profiled 2-rank program killed with SIGKILL mid-run keeps what the
+# profiler had flushed (every 500 ms, one transaction per batch). Run from the repository root with
+# build/ carried; writes to $OUT.
+set -uo pipefail
+root="$PWD"
+out="${OUT:-/tmp/mpsim_gpu_out}"
+mkdir -p "$out"
+if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$root" /work/main; fi
+export LD_LIBRARY_PATH="/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
+export NCCL_NVLS_ENABLE=0
+mpsim=build/tools/mpsim/mpsim
+build/tools/mpsim/mpsim profile -o "$out/killed.sqlite" -- \
+  build/profiler/cupti/nccl_gemm_sample --world 2 --iterations 100000 > "$out/killed_run.log" 2>&1 &
+profiler=$!
+sleep 10
+pkill -9 -f "nccl_gemm_sample --rank"
+wait "$profiler"
+echo "profiler exit status: $? (137 = the command was killed)"
+tail -2 "$out/killed_run.log"
+for f in "$out"/killed.rank*.sqlite; do
+  echo "== $f"
+  "$mpsim" stats "$f" 2>&1 | sed -n '1,5p'
+done
