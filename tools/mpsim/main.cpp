@@ -1,6 +1,7 @@
 // The `mpsim` command: `mpsim <subcommand> [flags]`. Dispatches to one function per subcommand
 // and maps failures to exit statuses: 0 success, 1 a failure that is not the user's input
 // (I/O, internal error), 2 bad input (unknown subcommand or flag, bad value, bad spec file).
+#include <algorithm>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -53,9 +54,14 @@ std::string subcommand_names() {
 void print_usage(std::ostream& out) {
   out << "usage: mpsim <subcommand> [flags]\n"
          "       mpsim <subcommand> --help\n\n"
-         "mpsim predicts the performance of distributed transformer training.\n\n"
+         "mpsim predicts, measures and explains the performance of distributed transformer training.\n\n"
          "subcommands:\n";
-  for (const Subcommand& s : kSubcommands) out << "  " << s.name << "    " << s.summary << "\n";
+  size_t width = 0;
+  for (const Subcommand& s : kSubcommands) width = std::max(width, std::string(s.name).size());
+  for (const Subcommand& s : kSubcommands) {
+    out << "  " << s.name << std::string(width + 4 - std::string(s.name).size(), ' ') << s.summary
+        << "\n";
+  }
 }
 
 }  // namespace
