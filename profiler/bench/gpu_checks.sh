@@ -6,15 +6,7 @@
 #   2. evidence for traces/: the 2-rank sample profiled, merged, summarised and exported;
 #   3. overhead: the sample timed without and with the profiler, alternating, median step time.
 set -euo pipefail
-root="$PWD"
-out="${OUT:-/tmp/mpsim_gpu_out}"
-mkdir -p "$out"
-# The GPU test has the build tree's absolute paths compiled in; give them the same place here.
-if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$root" /work/main; fi
-export LD_LIBRARY_PATH="/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
-export NCCL_NVLS_ENABLE=0
-mpsim=build/tools/mpsim/mpsim
-sample=build/profiler/cupti/nccl_gemm_sample
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_env.sh"
 nvidia-smi -L | tee "$out/gpus.txt"
 
 echo "== gpu test"

@@ -3,15 +3,9 @@
 # profiler had flushed (every 500 ms, one transaction per batch). Run from the repository root with
 # build/ carried; writes to $OUT.
 set -uo pipefail
-root="$PWD"
-out="${OUT:-/tmp/mpsim_gpu_out}"
-mkdir -p "$out"
-if [[ ! -e /work/main ]]; then mkdir -p /work && ln -s "$root" /work/main; fi
-export LD_LIBRARY_PATH="/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}"
-export NCCL_NVLS_ENABLE=0
-mpsim=build/tools/mpsim/mpsim
-build/tools/mpsim/mpsim profile -o "$out/killed.sqlite" -- \
-  build/profiler/cupti/nccl_gemm_sample --world 2 --iterations 100000 > "$out/killed_run.log" 2>&1 &
+source "$(dirname "${BASH_SOURCE[0]}")/gpu_env.sh"
+"$mpsim" profile -o "$out/killed.sqlite" -- \
+  "$sample" --world 2 --iterations 100000 > "$out/killed_run.log" 2>&1 &
 profiler=$!
 sleep 10
 pkill -9 -f "nccl_gemm_sample --rank"

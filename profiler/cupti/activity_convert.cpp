@@ -46,14 +46,20 @@ std::string demangle(const char* name) {
   return status == 0 && out ? std::string(out.get()) : std::string(name);
 }
 
+// The fields every GPU activity shares: when, where, and which API call launched it.
+template <typename Activity, typename Record>
+void copy_placement(const Activity& a, Record& r) {
+  r.start = static_cast<int64_t>(a.start);
+  r.end = static_cast<int64_t>(a.end);
+  r.device_id = a.deviceId;
+  r.context_id = a.contextId;
+  r.stream_id = a.streamId;
+  r.correlation_id = a.correlationId;
+}
+
 KernelRecord convert_kernel(const KernelActivity& k) {
   KernelRecord r;
-  r.start = static_cast<int64_t>(k.start);
-  r.end = static_cast<int64_t>(k.end);
-  r.device_id = k.deviceId;
-  r.context_id = k.contextId;
-  r.stream_id = k.streamId;
-  r.correlation_id = k.correlationId;
+  copy_placement(k, r);
   r.mangled_name = text_or_empty(k.name);
   r.demangled_name = demangle(k.name);
   r.grid_x = k.gridX, r.grid_y = k.gridY, r.grid_z = k.gridZ;
@@ -66,12 +72,7 @@ KernelRecord convert_kernel(const KernelActivity& k) {
 
 MemcpyRecord convert_memcpy(const MemcpyActivity& m) {
   MemcpyRecord r;
-  r.start = static_cast<int64_t>(m.start);
-  r.end = static_cast<int64_t>(m.end);
-  r.device_id = m.deviceId;
-  r.context_id = m.contextId;
-  r.stream_id = m.streamId;
-  r.correlation_id = m.correlationId;
+  copy_placement(m, r);
   r.bytes = static_cast<int64_t>(m.bytes);
   r.copy_kind = m.copyKind;
   r.src_kind = m.srcKind;
@@ -81,12 +82,7 @@ MemcpyRecord convert_memcpy(const MemcpyActivity& m) {
 
 MemsetRecord convert_memset(const MemsetActivity& m) {
   MemsetRecord r;
-  r.start = static_cast<int64_t>(m.start);
-  r.end = static_cast<int64_t>(m.end);
-  r.device_id = m.deviceId;
-  r.context_id = m.contextId;
-  r.stream_id = m.streamId;
-  r.correlation_id = m.correlationId;
+  copy_placement(m, r);
   r.bytes = static_cast<int64_t>(m.bytes);
   r.value = static_cast<int32_t>(m.value);
   return r;
