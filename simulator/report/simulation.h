@@ -39,7 +39,8 @@ struct SimulateOptions {
   // Cost model; null means the roofline model of the hardware.
   std::shared_ptr<const cost::CostModel> cost_model;
   // Fold each pipeline step into one op (graph::StepFolding): the same iteration time and peak
-  // memory for a fraction of the work; used by the sweep. The trace then shows steps, not ops.
+  // memory for a fraction of the work; used by the sweep. The trace then shows steps, not ops,
+  // and pipeline transfers that became edge delays count as bubble in the breakdown.
   bool fold_steps = false;
 };
 
