@@ -146,6 +146,7 @@ void add_rank_ranges(const RankTrace& rank, std::map<RangeKey, NvtxSummaryRow>& 
       row.total_ns += list[i]->end - list[i]->start;
       row.gpu_time_ns += load[i].gpu_ns;
       row.kernels += load[i].kernels;
+      if (list[i]->has_int_payload) row.payload_sum += list[i]->int_payload;
     }
   }
 }
@@ -273,9 +274,11 @@ std::string nvtx_table(const std::vector<NvtxSummaryRow>& ranges) {
   for (const NvtxSummaryRow& r : ranges) {
     const std::string name = r.domain.empty() ? r.text : r.domain + ":" + r.text;
     rows.push_back({std::to_string(r.instances), std::to_string(r.total_ns), fixed(r.mean_ns, 1),
-                    std::to_string(r.kernels), std::to_string(r.gpu_time_ns), name});
+                    std::to_string(r.kernels), std::to_string(r.gpu_time_ns),
+                    r.payload_sum != 0 ? std::to_string(r.payload_sum) : "-", name});
   }
-  return table({"Instances", "Total (ns)", "Mean (ns)", "Kernels", "GPU time (ns)", "Range"},
+  return table({"Instances", "Total (ns)", "Mean (ns)", "Kernels", "GPU time (ns)",
+                "Payload sum", "Range"},
                rows);
 }
 

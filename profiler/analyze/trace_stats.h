@@ -5,7 +5,8 @@
 //   NVTX range summary, by range text: instances, total and mean wall time of the ranges, and the
 //     GPU time of the kernels launched inside each range (NVTX -> kernel projection: a kernel
 //     belongs to a range when the API call that launched it, matched by correlation id, started
-//     inside the range on the same thread).
+//     inside the range on the same thread), and the sum of the ranges' integer payloads (NCCL's
+//     ranges carry their message size in bytes).
 //   communication vs computation, per rank and device: time covered by NCCL kernels, by other
 //     kernels, by both at once (overlap), and GPU idle time (the span from the first kernel start
 //     to the last kernel end not covered by any kernel, memcpy or memset).
@@ -34,6 +35,7 @@ struct NvtxSummaryRow {
   double mean_ns = 0;
   int64_t gpu_time_ns = 0;    // kernels launched inside the ranges
   int64_t kernels = 0;
+  int64_t payload_sum = 0;    // integer payloads added up: bytes for NCCL's collectives
 };
 
 struct DeviceActivity {

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "profiler/cupti/activity_convert.h"
@@ -39,6 +40,11 @@ class CuptiApi {
   virtual std::string result_text(CUptiResult result) = 0;
   // The API function's name for a runtime (driver = false) or driver API callback id.
   virtual std::string api_name(bool driver, uint32_t cbid) = 0;
+  // See PayloadDecoder (activity_convert.h); frees CUPTI's copy of the payload.
+  virtual std::optional<int64_t> take_nvtx_message_bytes(uint32_t cupti_domain_id,
+                                                         uint64_t payload_address) {
+    return std::nullopt;
+  }
 };
 
 // Calls libcupti. Defined in cupti_api_real.cpp.

@@ -2,6 +2,7 @@
 
 #include <cxxabi.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 
@@ -12,28 +13,6 @@ std::string text_or_empty(const char* s) { return s ? std::string(s) : std::stri
 
 uint64_t marker_thread(const MarkerActivity& m) {
   return m.objectKind == CUPTI_ACTIVITY_OBJECT_THREAD ? m.objectId.pt.threadId : 0;
-}
-
-// Copies payload, color and category from a MARKER_DATA record.
-void apply_marker_data(const MarkerDataActivity& d, NvtxRecord& r) {
-  switch (d.payloadKind) {
-    case CUPTI_METRIC_VALUE_KIND_UINT64:
-      r.has_int_payload = true;
-      r.int_payload = static_cast<int64_t>(d.payload.metricValueUint64);
-      break;
-    case CUPTI_METRIC_VALUE_KIND_INT64:
-      r.has_int_payload = true;
-      r.int_payload = d.payload.metricValueInt64;
-      break;
-    case CUPTI_METRIC_VALUE_KIND_DOUBLE:
-      r.has_double_payload = true;
-      r.double_payload = d.payload.metricValueDouble;
-      break;
-    default:
-      break;  // no payload, or an extended payload CUPTI does not decode
-  }
-  if (d.flags & CUPTI_ACTIVITY_FLAG_MARKER_COLOR_ARGB) r.color = d.color;
-  r.category = static_cast<int32_t>(d.category);
 }
 
 }  // namespace
@@ -138,7 +117,47 @@ GpuInfo convert_device(const DeviceActivity& d) {
   return g;
 }
 
-ActivityConverter::ActivityConverter(ApiNamer namer) : namer_(std::move(namer)) {}
+ActivityConverter::ActivityConverter(ApiNamer namer, PayloadDecoder decoder)
+    : namer_(std::move(namer)), decoder_(std::move(decoder)) {}
+
+// Copies payload, color and category from a MARKER_DATA record.
+void ActivityConverter::apply_marker_data(const MarkerDataActivity& d, NvtxRecord& r) const {
+  switch (d.payloadKind) {
+    case CUPTI_METRIC_VALUE_KIND_UINT64:
+      r.has_int_payload = true;
+      r.int_payload = static_cast<int64_t>(d.payload.metricValueUint64);
+      break;
+    case CUPTI_METRIC_VALUE_KIND_INT64:
+      r.has_int_payload = true;
+      r.int_payload = d.payload.metricValueInt64;
+      break;
+    case CUPTI_METRIC_VALUE_KIND_DOUBLE:
+      // DOUBLE is kind 0, which is also what a marker without a payload carries: a 0.0 double
+      // is taken as no payload.
+      if (d.payload.metricValueDouble != 0.0) {
+        r.has_double_payload = true;
+        r.double_payload = d.payload.metricValueDouble;
+      }
+      break;
+    case CUPTI_METRIC_VALUE_KIND_NVTX_EXTENDED_PAYLOAD:
+      // NCCL's collectives: the message size in bytes, when the schema has one.
+      if (decoder_) {
+        if (const auto bytes = decoder_(d.cuptiDomainId, d.payload.metricValueNvtxExtendedPayload)) {
+          r.has_int_payload = true;
+          r.int_payload = *bytes;
+        }
+      }
+      break;
+    default:
+      if (std::getenv("MPSIM_PROFILE_DEBUG")) {
+        std::fprintf(stderr, "mpsim profile: marker %u payload kind %d not decoded\n", d.id,
+                     static_cast<int>(d.payloadKind));
+      }
+      break;  // no payload
+  }
+  if (d.flags & CUPTI_ACTIVITY_FLAG_MARKER_COLOR_ARGB) r.color = d.color;
+  r.category = static_cast<int32_t>(d.category);
+}
 
 bool ActivityConverter::add(const CUpti_Activity& record, RecordBatch& batch) {
   switch (record.kind) {

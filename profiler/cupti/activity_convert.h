@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -52,10 +53,15 @@ GpuInfo convert_device(const DeviceActivity& d);
 
 // Names a runtime (driver = false) or driver API callback id.
 using ApiNamer = std::function<std::string(bool driver, uint32_t cbid)>;
+// Decodes an NVTX extended payload (MARKER_DATA with CUPTI_METRIC_VALUE_KIND_NVTX_EXTENDED_PAYLOAD:
+// the CUPTI domain id and the address of the nvtxPayloadData_t CUPTI allocated) into a message
+// size in bytes, if its schema has one (NCCL's collectives do), and releases CUPTI's copy.
+using PayloadDecoder = std::function<std::optional<int64_t>(uint32_t cupti_domain_id,
+                                                            uint64_t payload_address)>;
 
 class ActivityConverter {
  public:
-  explicit ActivityConverter(ApiNamer namer);
+  explicit ActivityConverter(ApiNamer namer, PayloadDecoder decoder = {});
 
   // Appends what `record` holds to `batch`; returns false for a kind it does not convert.
   bool add(const CUpti_Activity& record, RecordBatch& batch);
@@ -66,6 +72,7 @@ class ActivityConverter {
  private:
   void add_marker(const MarkerActivity& m, RecordBatch& batch);
   void add_marker_data(const MarkerDataActivity& d, RecordBatch& batch);
+  void apply_marker_data(const MarkerDataActivity& d, NvtxRecord& r) const;
 
   // A range whose start arrived; `start_thread` tells push/pop (same thread at the end) from
   // start/end ranges.
@@ -75,6 +82,7 @@ class ActivityConverter {
   };
 
   ApiNamer namer_;
+  PayloadDecoder decoder_;
   std::unordered_map<uint32_t, OpenRange> open_;
   std::unordered_map<uint32_t, MarkerDataActivity> pending_data_;  // data seen before its start
   int64_t skipped_ = 0;

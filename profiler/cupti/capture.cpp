@@ -33,6 +33,7 @@ constexpr CUpti_ActivityKind kKinds[] = {
     CUPTI_ACTIVITY_KIND_MEMCPY,          CUPTI_ACTIVITY_KIND_MEMSET,
     CUPTI_ACTIVITY_KIND_RUNTIME,         CUPTI_ACTIVITY_KIND_DRIVER,
     CUPTI_ACTIVITY_KIND_SYNCHRONIZATION, CUPTI_ACTIVITY_KIND_MARKER,
+    CUPTI_ACTIVITY_KIND_MARKER_DATA,  // payloads (NCCL's message sizes), colors, categories
     CUPTI_ACTIVITY_KIND_OVERHEAD,
 };
 
@@ -112,7 +113,10 @@ Capture::Capture(std::unique_ptr<CuptiApi> api, SinkFactory make_sink, CaptureOp
     : api_(std::move(api)),
       make_sink_(std::move(make_sink)),
       options_(std::move(options)),
-      converter_([this](bool driver, uint32_t cbid) { return api_->api_name(driver, cbid); }) {
+      converter_([this](bool driver, uint32_t cbid) { return api_->api_name(driver, cbid); },
+                 [this](uint32_t domain, uint64_t payload) {
+                   return api_->take_nvtx_message_bytes(domain, payload);
+                 }) {
   if (!options_.env) options_.env = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
 }
 

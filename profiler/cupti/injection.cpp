@@ -70,18 +70,31 @@ extern "C" __attribute__((visibility("default"))) int InitializeInjection(void) 
   return 1;  // the driver goes on whatever happened here
 }
 
+// libcupti's own NVTX entry point `name`, or null (with one message) if it cannot be found.
+static void* cupti_nvtx_entry(const char* name) {
+  void* cupti_lib = dlopen("libcupti.so.13", RTLD_NOW | RTLD_GLOBAL);
+  if (!cupti_lib) cupti_lib = dlopen("libcupti.so", RTLD_NOW | RTLD_GLOBAL);
+  void* entry = cupti_lib ? dlsym(cupti_lib, name) : nullptr;
+  if (!entry) {
+    std::cerr << "mpsim profile: dlsym(libcupti, \"" << name << "\") failed: "
+              << (cupti_lib ? "symbol not found" : dlerror()) << "; NVTX data is not recorded\n";
+  }
+  return entry;
+}
+
 // NVTX's injection entry; the argument is NVTX's export-table getter (NvtxGetExportTableFunc_t).
 extern "C" __attribute__((visibility("default"))) int InitializeInjectionNvtx2(
     const void* (*get_export_table)(uint32_t)) {
   using Entry = int (*)(const void* (*)(uint32_t));
-  void* cupti_lib = dlopen("libcupti.so.13", RTLD_NOW | RTLD_GLOBAL);
-  if (!cupti_lib) cupti_lib = dlopen("libcupti.so", RTLD_NOW | RTLD_GLOBAL);
-  auto entry = cupti_lib ? reinterpret_cast<Entry>(dlsym(cupti_lib, "InitializeInjectionNvtx2"))
-                         : nullptr;
-  if (!entry) {
-    std::cerr << "mpsim profile: dlsym(libcupti, \"InitializeInjectionNvtx2\") failed: "
-              << (cupti_lib ? "symbol not found" : dlerror()) << "; NVTX ranges are not recorded\n";
-    return 0;  // NVTX stays inactive; the program runs on
-  }
-  return entry(get_export_table);
+  auto entry = reinterpret_cast<Entry>(cupti_nvtx_entry("InitializeInjectionNvtx2"));
+  return entry ? entry(get_export_table) : 0;  // 0: NVTX stays inactive; the program runs on
+}
+
+// NVTX extension modules (payload schemas, as NCCL registers them) initialise through this
+// entry; forwarded to libcupti so that extended payloads reach CUPTI's MARKER_DATA records.
+extern "C" __attribute__((visibility("default"))) int InitializeInjectionNvtxExtension(
+    void* module_info) {
+  using Entry = int (*)(void*);
+  auto entry = reinterpret_cast<Entry>(cupti_nvtx_entry("InitializeInjectionNvtxExtension"));
+  return entry ? entry(module_info) : 0;
 }

@@ -117,6 +117,23 @@ TEST(TraceStatsTest, SeveralRanks) {
   EXPECT_EQ(kernel_row(stats, "gemm").instances, 4);
 }
 
+// NCCL's ranges carry their message size as an integer payload; the summary adds them up, and a
+// range without a payload adds nothing.
+TEST(TraceStatsTest, PayloadsOfRangesAreSummed) {
+  RankTrace trace;
+  for (int i = 0; i < 3; ++i) {
+    NvtxRecord r = testing::range("ncclAllReduce", 100 * i, 100 * i + 50, 7, "NCCL");
+    r.has_int_payload = i < 2;
+    r.int_payload = i < 2 ? (int64_t{64} << 20) : 999;
+    trace.records.nvtx.push_back(r);
+  }
+  const TraceStats stats = compute_stats({trace});
+  ASSERT_EQ(stats.nvtx.size(), 1u);
+  EXPECT_EQ(stats.nvtx[0].instances, 3);
+  EXPECT_EQ(stats.nvtx[0].payload_sum, int64_t{128} << 20);
+  EXPECT_NE(format_stats(stats).find("134217728"), std::string::npos);
+}
+
 TEST(TraceStatsTest, EmptyTrace) {
   const TraceStats stats = compute_stats({});
   EXPECT_TRUE(stats.kernels.empty());

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <utility>
+#include <vector>
+
 #include "fake_cupti_api.h"
 
 namespace mpsim::profiler::cupti {
@@ -164,6 +168,38 @@ TEST(ActivityConverter, PairsMarkerStartAndEndAcrossBatches) {
   EXPECT_TRUE(r.has_int_payload);
   EXPECT_EQ(r.int_payload, 67108864);
   EXPECT_EQ(c.open_ranges(), 0u);
+}
+
+// NCCL's ranges carry NVTX extended payloads; the decoder (libcupti in the injection library)
+// turns the CUPTI domain id and payload address into the message size.
+TEST(ActivityConverter, ExtendedPayloadBecomesTheMessageSize) {
+  std::vector<std::pair<uint32_t, uint64_t>> asked;
+  ActivityConverter c(
+      [](bool, uint32_t) { return std::string(); },
+      [&asked](uint32_t domain, uint64_t address) -> std::optional<int64_t> {
+        asked.push_back({domain, address});
+        if (address == 0xbeef) return int64_t{67108864};
+        return std::nullopt;  // a schema without a size
+      });
+  RecordBatch batch;
+  for (uint32_t id : {7u, 8u}) {
+    c.add(as_activity(marker(id, CUPTI_ACTIVITY_FLAG_MARKER_START, 10 * id, 1, "ncclAllReduce",
+                             "NCCL")),
+          batch);
+    MarkerDataActivity data{};
+    data.kind = CUPTI_ACTIVITY_KIND_MARKER_DATA;
+    data.id = id;
+    data.payloadKind = CUPTI_METRIC_VALUE_KIND_NVTX_EXTENDED_PAYLOAD;
+    data.payload.metricValueNvtxExtendedPayload = id == 7 ? 0xbeef : 0xf00d;
+    data.cuptiDomainId = 3;
+    c.add(as_activity(data), batch);
+    c.add(as_activity(marker(id, CUPTI_ACTIVITY_FLAG_MARKER_END, 10 * id + 5, 1)), batch);
+  }
+  ASSERT_EQ(batch.nvtx.size(), 2u);
+  EXPECT_TRUE(batch.nvtx[0].has_int_payload);
+  EXPECT_EQ(batch.nvtx[0].int_payload, 67108864);
+  EXPECT_FALSE(batch.nvtx[1].has_int_payload);
+  EXPECT_EQ(asked, (std::vector<std::pair<uint32_t, uint64_t>>{{3, 0xbeef}, {3, 0xf00d}}));
 }
 
 TEST(ActivityConverter, RangeEndingOnAnotherThreadIsStartEnd) {

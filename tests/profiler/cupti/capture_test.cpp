@@ -106,6 +106,7 @@ TEST(Capture, EnablesConcurrentKernelsNeverTheSerializingKind) {
   EXPECT_NE(std::find(on.begin(), on.end(), CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL), on.end());
   EXPECT_EQ(std::find(on.begin(), on.end(), CUPTI_ACTIVITY_KIND_KERNEL), on.end());
   EXPECT_NE(std::find(on.begin(), on.end(), CUPTI_ACTIVITY_KIND_MARKER), on.end());
+  EXPECT_NE(std::find(on.begin(), on.end(), CUPTI_ACTIVITY_KIND_MARKER_DATA), on.end());
   f.capture->stop();
 }
 

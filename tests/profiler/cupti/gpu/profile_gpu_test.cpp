@@ -79,6 +79,16 @@ TEST(ProfileGpu, TwoRankSampleIsCapturedCompletely) {
     EXPECT_EQ(gemm_ranges, kIterations) << path;
     EXPECT_GE(gemm_kernels, kIterations * kGemmsPerIteration) << path;
     EXPECT_FALSE(r.gpus.empty()) << path;
+
+    // NCCL's own ranges carry the message size (its NVTX extended payload): 64 MiB of fp32.
+    int nccl_ranges = 0;
+    for (const NvtxRecord& range : r.nvtx) {
+      if (range.domain != "NCCL" || range.text != "ncclAllReduce") continue;
+      ++nccl_ranges;
+      EXPECT_TRUE(range.has_int_payload) << path;
+      EXPECT_EQ(range.int_payload, int64_t{64} << 20) << path;
+    }
+    EXPECT_EQ(nccl_ranges, kIterations) << path;
   }
   std::filesystem::remove_all(dir);
 }
