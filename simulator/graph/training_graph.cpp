@@ -599,9 +599,7 @@ class Builder {
       const bool produces = backward ? vstage > 0 : vstage < last_vstage;
       if (!produces) continue;
       const schedule::PipelineStep step{!backward, 0, static_cast<int>(chunk)};
-      const Op saved_ctx = ctx_;
       shortest_step = std::min(shortest_step, summary_for(step, vstage, last_vstage).seconds);
-      ctx_ = saved_ctx;
     }
     return longest_send <= shortest_step;
   }

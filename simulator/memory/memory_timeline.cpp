@@ -105,6 +105,7 @@ void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config
   const size_t n = boost::num_vertices(g.graph);
   for (graph::OpVertex v = 0; v < n; ++v) {
     graph::Op& op = g.graph[v];
+    if (op.kind == graph::OpKind::kStepBlock) continue;  // sized when the step was folded
     op.alloc_bytes = 0;
     op.free_bytes = 0;
     if (op.stream != graph::Stream::kCompute || op.site == Site::kNone) continue;

@@ -35,8 +35,9 @@
 
 namespace mpsim::memory {
 
-// Sets alloc_bytes / free_bytes of every op of `g` (0 for ops that save nothing). `config` must be
-// the one the graph was built from.
+// Sets alloc_bytes / free_bytes of every op of `g` (0 for ops that save nothing), except folded
+// pipeline steps (OpKind::kStepBlock), which carry theirs from folding. `config` must be the one
+// the graph was built from.
 void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config,
                      AttentionMemory attention = AttentionMemory::kStoresScores);
 

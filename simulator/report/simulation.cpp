@@ -107,7 +107,8 @@ void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph
                            const engine::EngineResult& er, const std::vector<double>& state);
 
 void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
-                 const engine::EngineResult& er, const SimulationResult& result) {
+                 const engine::EngineResult& er, const std::vector<double>& model_state,
+                 const SimulationResult& result) {
   for (size_t r = 0; r < tg.ranks.size(); ++r) {
     const graph::RankCoord& c = tg.ranks[r];
     writer.process_name(c.global_rank, "rank " + std::to_string(c.global_rank) + " (tp " +
@@ -130,7 +131,7 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                     graph::op_name(op), std::string(to_string(op.kind)), start_ns / 1e3,
                     (end_ns - start_ns) / 1e3, op_args(op));
   }
-  write_memory_counters(writer, tg, er, memory::model_state_bytes_per_rank(tg, result.config));
+  write_memory_counters(writer, tg, er, model_state);
   writer.distributed_info({{"backend", "nccl"},
                            {"rank", tg.ranks.front().global_rank},
                            {"world_size", result.config.num_gpus()},
@@ -142,30 +143,16 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
 // Prices every op and sets its memory; folded steps carry both already.
 void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
               const cost::CostModel& cost_model) {
-  struct FoldedMemory {
-    graph::OpVertex vertex;
-    double alloc, free;
-  };
-  std::vector<FoldedMemory> folded;
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     graph::Op& op = tg.graph[v];
-    if (op.kind == graph::OpKind::kStepBlock) {
-      folded.push_back({v, op.alloc_bytes, op.free_bytes});
-    } else {
-      op.duration_s = cost_model.op_seconds(op);
-    }
+    if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model.op_seconds(op);
   }
   memory::annotate_memory(tg, config);
-  for (const FoldedMemory& f : folded) {
-    tg.graph[f.vertex].alloc_bytes = f.alloc;
-    tg.graph[f.vertex].free_bytes = f.free;
-  }
 }
 
 void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult& er,
-                      const spec::ParallelConfig& config, const spec::Hardware& hardware,
+                      const std::vector<double>& state, const spec::Hardware& hardware,
                       SimulationResult& result) {
-  const std::vector<double> state = memory::model_state_bytes_per_rank(tg, config);
   size_t peak_rank = 0;
   double peak = -1;
   for (size_t r = 0; r < tg.ranks.size(); ++r) {
@@ -289,8 +276,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   result.slowest_rank = tg.ranks[slowest].global_rank;
   result.breakdown = breakdown_of(tg, er, slowest, result.iteration_time_s);
 
-  summarize_memory(tg, er, config, hardware, result);
-  if (trace) write_trace(*trace, tg, er, result);
+  const std::vector<double> model_state = memory::model_state_bytes_per_rank(tg, config);
+  summarize_memory(tg, er, model_state, hardware, result);
+  if (trace) write_trace(*trace, tg, er, model_state, result);
   return result;
 }
 
