@@ -16,7 +16,7 @@ namespace {
 constexpr double kGradBytes = 4;            // Megatron reduces bf16 models' gradients in fp32
 constexpr double kAdamBytesPerParam = 30;   // grad 4 + (master, m, v) read+write 24 + bf16 param 2
 constexpr double kAdamFlopsPerParam = 12;
-constexpr double kLossAllReduceBytes = 12;  // per token: max, sum of exp, target logit (fp32)
+constexpr double kLossGatherBytes = 12;  // per token and TP rank: max, sum of exp, target logit (fp32)
 
 // Sizes of one micro-batch on one rank.
 struct LocalSizes {
@@ -361,7 +361,7 @@ class Builder {
       if (sp_) tp_blocking(OpKind::kAllGather, "allgather", activation_bytes());
       gemm("logits", s_.tokens, s_.vocab, s_.h);
       memory_op(OpKind::kLoss, "loss", logits * s_.e + s_.tokens * 4.0, 4 * logits);
-      tp_blocking(OpKind::kAllReduce, "loss.allreduce", s_.tokens * kLossAllReduceBytes);
+      tp_blocking(OpKind::kAllGather, "loss.allgather", s_.tokens * kLossGatherBytes * t_);
       return;
     }
     memory_op(OpKind::kLoss, "loss", 2 * logits * s_.e, 2 * logits);

@@ -13,6 +13,7 @@
 #include "tools/mpsim/profile_command.h"
 #endif
 #include "tools/mpsim/sweep_command.h"
+#include "tools/mpsim/train_command.h"
 #ifdef MPSIM_HAVE_PROFILER_ANALYZE
 #include "tools/mpsim/stats_command.h"
 #include "tools/mpsim/trace_command.h"
@@ -34,6 +35,8 @@ const Subcommand kSubcommands[] = {
      mpsim::cli::run_simulate},
     {"sweep", "simulate every valid parallel configuration that fits in memory and rank them",
      mpsim::cli::run_sweep},
+    {"train", "train a GPT model with the reference CUDA/NCCL executor, one process per GPU",
+     mpsim::cli::run_train},
 #ifdef MPSIM_HAVE_PROFILER_ANALYZE
     {"stats", "summarise a profiled run: kernels, NVTX ranges, communication vs computation",
      mpsim::cli::run_stats},

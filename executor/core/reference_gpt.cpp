@@ -1,0 +1,470 @@
+// The float64 reference GPT; see reference_gpt.h.
+#include "executor/core/reference_gpt.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+
+#include "executor/core/param_init.h"
+
+namespace mpsim::executor {
+namespace {
+
+using Vec = std::vector<double>;
+
+constexpr double kNormEps = 1e-5;
+constexpr double kGeluScale = 0.7978845608;  // sqrt(2 / pi), as the GPU kernels write it
+constexpr double kGeluCubic = 0.044715;
+
+std::vector<const ParamSpec*> all_params(const GptCatalogue& c) {
+  std::vector<const ParamSpec*> out;
+  for (const ParamSpec& p : c.embedding) out.push_back(&p);
+  for (const auto& layer : c.layers)
+    for (const ParamSpec& p : layer) out.push_back(&p);
+  for (const ParamSpec& p : c.head) out.push_back(&p);
+  return out;
+}
+
+// Parameters by name, each checked against its catalogue size.
+class ParamView {
+ public:
+  ParamView(const GptCatalogue& c, const Tensors& params) {
+    for (const ParamSpec* p : all_params(c)) {
+      auto it = params.find(p->name);
+      if (it == params.end()) {
+        throw std::invalid_argument("reference gpt: parameter " + p->name + " is missing");
+      }
+      const auto expected = static_cast<size_t>(p->rows * p->cols);
+      if (it->second.size() != expected) {
+        throw std::invalid_argument("reference gpt: parameter " + p->name + " has " +
+                                    std::to_string(it->second.size()) + " elements, expected " +
+                                    std::to_string(expected));
+      }
+      data_[p->name] = it->second.data();
+    }
+  }
+  const double* operator()(const std::string& name) const { return data_.at(name); }
+
+ private:
+  std::map<std::string, const double*> data_;
+};
+
+// y = x W^T + b: x [T, in], W [out, in], b [out] or null, y [T, out].
+void linear(const double* x, const double* w, const double* b, int64_t T, int64_t in, int64_t out,
+            double* y) {
+  for (int64_t t = 0; t < T; ++t) {
+    const double* xt = x + t * in;
+    for (int64_t o = 0; o < out; ++o) {
+      const double* wo = w + o * in;
+      double s = b != nullptr ? b[o] : 0.0;
+      for (int64_t i = 0; i < in; ++i) s += xt[i] * wo[i];
+      y[t * out + o] = s;
+    }
+  }
+}
+
+// Backward of linear(): dx += dy W, dW += dy^T x, db += sum_t dy (db may be null).
+void linear_backward(const double* x, const double* w, const double* dy, int64_t T, int64_t in,
+                     int64_t out, double* dx, double* dw, double* db) {
+  for (int64_t t = 0; t < T; ++t) {
+    const double* xt = x + t * in;
+    double* dxt = dx + t * in;
+    for (int64_t o = 0; o < out; ++o) {
+      const double g = dy[t * out + o];
+      if (g == 0.0) continue;
+      const double* wo = w + o * in;
+      double* dwo = dw + o * in;
+      for (int64_t i = 0; i < in; ++i) {
+        dxt[i] += g * wo[i];
+        dwo[i] += g * xt[i];
+      }
+      if (db != nullptr) db[o] += g;
+    }
+  }
+}
+
+struct NormCache {
+  Vec xhat;  // [T, h] normalised input
+  Vec rstd;  // [T] 1 / sqrt(var + eps)
+};
+
+void layer_norm(const double* x, const double* gamma, const double* beta, int64_t T, int64_t h,
+                double* y, NormCache* cache) {
+  cache->xhat.assign(static_cast<size_t>(T * h), 0.0);
+  cache->rstd.assign(static_cast<size_t>(T), 0.0);
+  for (int64_t t = 0; t < T; ++t) {
+    const double* xt = x + t * h;
+    double mean = 0;
+    for (int64_t i = 0; i < h; ++i) mean += xt[i];
+    mean /= static_cast<double>(h);
+    double var = 0;
+    for (int64_t i = 0; i < h; ++i) var += (xt[i] - mean) * (xt[i] - mean);
+    var /= static_cast<double>(h);
+    const double rstd = 1.0 / std::sqrt(var + kNormEps);
+    cache->rstd[t] = rstd;
+    for (int64_t i = 0; i < h; ++i) {
+      const double xh = (xt[i] - mean) * rstd;
+      cache->xhat[t * h + i] = xh;
+      y[t * h + i] = xh * gamma[i] + beta[i];
+    }
+  }
+}
+
+// dx += d LN / dx applied to dy; dgamma, dbeta accumulate.
+void layer_norm_backward(const NormCache& cache, const double* gamma, const double* dy, int64_t T,
+                         int64_t h, double* dx, double* dgamma, double* dbeta) {
+  const double n = static_cast<double>(h);
+  for (int64_t t = 0; t < T; ++t) {
+    const double* xh = cache.xhat.data() + t * h;
+    const double* dyt = dy + t * h;
+    double mean_dxhat = 0, mean_dxhat_xhat = 0;
+    for (int64_t i = 0; i < h; ++i) {
+      const double dxhat = dyt[i] * gamma[i];
+      mean_dxhat += dxhat;
+      mean_dxhat_xhat += dxhat * xh[i];
+      dgamma[i] += dyt[i] * xh[i];
+      dbeta[i] += dyt[i];
+    }
+    mean_dxhat /= n;
+    mean_dxhat_xhat /= n;
+    for (int64_t i = 0; i < h; ++i) {
+      const double dxhat = dyt[i] * gamma[i];
+      dx[t * h + i] += cache.rstd[t] * (dxhat - mean_dxhat - xh[i] * mean_dxhat_xhat);
+    }
+  }
+}
+
+double gelu(double u) {
+  return 0.5 * u * (1.0 + std::tanh(kGeluScale * (u + kGeluCubic * u * u * u)));
+}
+
+double gelu_derivative(double u) {
+  const double th = std::tanh(kGeluScale * (u + kGeluCubic * u * u * u));
+  return 0.5 * (1.0 + th) +
+         0.5 * u * (1.0 - th * th) * kGeluScale * (1.0 + 3.0 * kGeluCubic * u * u);
+}
+
+// Everything the backward pass of one layer needs.
+struct LayerCache {
+  Vec x_in;  // [T, h] layer input (residual stream)
+  NormCache ln1;
+  Vec a;      // [T, h] LN1 output
+  Vec qkv;    // [T, 3h]
+  Vec probs;  // [B, heads, s, s] causal attention probabilities (zero above the diagonal)
+  Vec ctx;    // [T, h]
+  Vec x_mid;  // [T, h] residual after attention
+  NormCache ln2;
+  Vec m;  // [T, h] LN2 output
+  Vec u;  // [T, f] fc1 output (pre-activation)
+  Vec g;  // [T, f] gelu(u)
+};
+
+struct Shape {
+  int64_t B, s, h, heads, d, f, V, T;
+};
+
+// The names of layer `l`'s tensors.
+struct LayerNames {
+  explicit LayerNames(int l) {
+    std::string p = std::to_string(l);  // "L" + to_string(l) trips GCC 12's -Wrestrict (bug 105651)
+    p.insert(p.begin(), 'L');
+    p += '.';
+    norm1_w = p + "attn.norm.weight";
+    norm1_b = p + "attn.norm.bias";
+    qkv_w = p + "attn.qkv.weight";
+    qkv_b = p + "attn.qkv.bias";
+    proj_w = p + "attn.proj.weight";
+    proj_b = p + "attn.proj.bias";
+    norm2_w = p + "mlp.norm.weight";
+    norm2_b = p + "mlp.norm.bias";
+    fc1_w = p + "mlp.fc1.weight";
+    fc1_b = p + "mlp.fc1.bias";
+    fc2_w = p + "mlp.fc2.weight";
+    fc2_b = p + "mlp.fc2.bias";
+  }
+  std::string norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, norm2_w, norm2_b, fc1_w, fc1_b, fc2_w,
+      fc2_b;
+};
+
+// Index of q (part 0), k (1) or v (2) element j of `head` in a qkv row.
+int64_t qkv_index(const Shape& sh, int64_t head, int part, int64_t j) {
+  return head * 3 * sh.d + part * sh.d + j;
+}
+
+void attention_forward(const Shape& sh, LayerCache* c) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(sh.d));
+  c->probs.assign(static_cast<size_t>(sh.B * sh.heads * sh.s * sh.s), 0.0);
+  c->ctx.assign(static_cast<size_t>(sh.T * sh.h), 0.0);
+  const double* qkv = c->qkv.data();
+  const int64_t row = 3 * sh.h;
+  Vec scores(static_cast<size_t>(sh.s));
+  for (int64_t b = 0; b < sh.B; ++b) {
+    for (int64_t hd = 0; hd < sh.heads; ++hd) {
+      for (int64_t i = 0; i < sh.s; ++i) {
+        const double* q = qkv + (b * sh.s + i) * row + qkv_index(sh, hd, 0, 0);
+        double max_score = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j <= i; ++j) {
+          const double* k = qkv + (b * sh.s + j) * row + qkv_index(sh, hd, 1, 0);
+          double dot = 0;
+          for (int64_t e = 0; e < sh.d; ++e) dot += q[e] * k[e];
+          scores[j] = dot * scale;
+          max_score = std::max(max_score, scores[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j <= i; ++j) sum += std::exp(scores[j] - max_score);
+        double* p = c->probs.data() + ((b * sh.heads + hd) * sh.s + i) * sh.s;
+        double* out = c->ctx.data() + (b * sh.s + i) * sh.h + hd * sh.d;
+        for (int64_t j = 0; j <= i; ++j) {
+          p[j] = std::exp(scores[j] - max_score) / sum;
+          const double* v = qkv + (b * sh.s + j) * row + qkv_index(sh, hd, 2, 0);
+          for (int64_t e = 0; e < sh.d; ++e) out[e] += p[j] * v[e];
+        }
+      }
+    }
+  }
+}
+
+// dqkv [T, 3h] (overwritten) from dctx [T, h].
+void attention_backward(const Shape& sh, const LayerCache& c, const Vec& dctx, Vec* dqkv) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(sh.d));
+  dqkv->assign(static_cast<size_t>(sh.T * 3 * sh.h), 0.0);
+  const double* qkv = c.qkv.data();
+  const int64_t row = 3 * sh.h;
+  Vec dp(static_cast<size_t>(sh.s));
+  for (int64_t b = 0; b < sh.B; ++b) {
+    for (int64_t hd = 0; hd < sh.heads; ++hd) {
+      for (int64_t i = 0; i < sh.s; ++i) {
+        const int64_t ti = b * sh.s + i;
+        const double* p = c.probs.data() + ((b * sh.heads + hd) * sh.s + i) * sh.s;
+        const double* dout = dctx.data() + ti * sh.h + hd * sh.d;
+        // ctx_i = sum_j p_ij v_j
+        double p_dot_dp = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          const int64_t tj = b * sh.s + j;
+          const double* v = qkv + tj * row + qkv_index(sh, hd, 2, 0);
+          double* dv = dqkv->data() + tj * row + qkv_index(sh, hd, 2, 0);
+          double s = 0;
+          for (int64_t e = 0; e < sh.d; ++e) {
+            s += dout[e] * v[e];
+            dv[e] += p[j] * dout[e];
+          }
+          dp[j] = s;
+          p_dot_dp += p[j] * s;
+        }
+        // p_i = softmax(scale * q_i . k_j over j <= i)
+        const double* q = qkv + ti * row + qkv_index(sh, hd, 0, 0);
+        double* dq = dqkv->data() + ti * row + qkv_index(sh, hd, 0, 0);
+        for (int64_t j = 0; j <= i; ++j) {
+          const double dscore = p[j] * (dp[j] - p_dot_dp) * scale;
+          const int64_t tj = b * sh.s + j;
+          const double* k = qkv + tj * row + qkv_index(sh, hd, 1, 0);
+          double* dk = dqkv->data() + tj * row + qkv_index(sh, hd, 1, 0);
+          for (int64_t e = 0; e < sh.d; ++e) {
+            dq[e] += dscore * k[e];
+            dk[e] += dscore * q[e];
+          }
+        }
+      }
+    }
+  }
+}
+
+// Forward (and, with grads, backward) of the whole model; returns the per-token losses.
+Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<int32_t>& tokens,
+        int64_t batch, Tensors* grads) {
+  const graph::ModelDims& dims = catalogue.dims;
+  Shape sh;
+  sh.B = batch;
+  sh.s = dims.seq;
+  sh.h = dims.hidden;
+  sh.heads = dims.heads;
+  sh.d = dims.head_dim;
+  sh.f = dims.ffn;
+  sh.V = dims.vocab;
+  sh.T = sh.B * sh.s;
+  if (batch < 1) throw std::invalid_argument("reference gpt: batch must be at least 1");
+  if (sh.heads * sh.d != sh.h) {
+    throw std::invalid_argument("reference gpt: heads * head_dim must equal the hidden size");
+  }
+  const auto expected_tokens = static_cast<size_t>(batch * (sh.s + 1));
+  if (tokens.size() != expected_tokens) {
+    throw std::invalid_argument("reference gpt: expected " + std::to_string(expected_tokens) +
+                                " tokens (" + std::to_string(batch) +
+                                " sequences of seq + 1 = " + std::to_string(sh.s + 1) + "), got " +
+                                std::to_string(tokens.size()));
+  }
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= sh.V) {
+      throw std::invalid_argument("reference gpt: token " + std::to_string(i) + " is " +
+                                  std::to_string(tokens[i]) + ", outside [0, " +
+                                  std::to_string(sh.V) + ")");
+    }
+  }
+  const ParamView P(catalogue, params);
+  const int64_t T = sh.T, h = sh.h;
+  auto input = [&](int64_t t) { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s]; };
+  auto target = [&](int64_t t) { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s + 1]; };
+
+  // Embedding.
+  Vec x(static_cast<size_t>(T * h));
+  for (int64_t t = 0; t < T; ++t) {
+    const double* w = P("embed.word") + input(t) * h;
+    const double* p = P("embed.position") + (t % sh.s) * h;
+    for (int64_t i = 0; i < h; ++i) x[t * h + i] = w[i] + p[i];
+  }
+
+  // Layers.
+  std::vector<LayerCache> caches(static_cast<size_t>(dims.layers));
+  for (int l = 0; l < dims.layers; ++l) {
+    const LayerNames n(l);
+    LayerCache& c = caches[l];
+    c.x_in = x;
+    c.a.resize(static_cast<size_t>(T * h));
+    layer_norm(x.data(), P(n.norm1_w), P(n.norm1_b), T, h, c.a.data(), &c.ln1);
+    c.qkv.resize(static_cast<size_t>(T * 3 * h));
+    linear(c.a.data(), P(n.qkv_w), P(n.qkv_b), T, h, 3 * h, c.qkv.data());
+    attention_forward(sh, &c);
+    Vec proj(static_cast<size_t>(T * h));
+    linear(c.ctx.data(), P(n.proj_w), P(n.proj_b), T, h, h, proj.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
+    c.x_mid = x;
+    c.m.resize(static_cast<size_t>(T * h));
+    layer_norm(x.data(), P(n.norm2_w), P(n.norm2_b), T, h, c.m.data(), &c.ln2);
+    c.u.resize(static_cast<size_t>(T * sh.f));
+    linear(c.m.data(), P(n.fc1_w), P(n.fc1_b), T, h, sh.f, c.u.data());
+    c.g.resize(c.u.size());
+    for (size_t i = 0; i < c.u.size(); ++i) c.g[i] = gelu(c.u[i]);
+    Vec mlp(static_cast<size_t>(T * h));
+    linear(c.g.data(), P(n.fc2_w), P(n.fc2_b), T, sh.f, h, mlp.data());
+    for (size_t i = 0; i < x.size(); ++i) x[i] += mlp[i];
+  }
+
+  // Head: final norm, logits over the real vocabulary, cross-entropy.
+  NormCache head_norm;
+  Vec y(static_cast<size_t>(T * h));
+  layer_norm(x.data(), P("head.norm.weight"), P("head.norm.bias"), T, h, y.data(), &head_norm);
+  const std::string logits_name = dims.tied ? "embed.word" : "head.logits.weight";
+  const double* E = P(logits_name);  // rows [0, V) are the first V * h elements
+  Vec logits(static_cast<size_t>(T * sh.V));
+  linear(y.data(), E, nullptr, T, h, sh.V, logits.data());
+  Vec losses(static_cast<size_t>(T));
+  Vec dlogits(static_cast<size_t>(T * sh.V));
+  for (int64_t t = 0; t < T; ++t) {
+    const double* z = logits.data() + t * sh.V;
+    const double zmax = *std::max_element(z, z + sh.V);
+    double sum = 0;
+    for (int64_t v = 0; v < sh.V; ++v) sum += std::exp(z[v] - zmax);
+    const double log_sum = zmax + std::log(sum);
+    losses[t] = log_sum - z[target(t)];
+    for (int64_t v = 0; v < sh.V; ++v) {
+      dlogits[t * sh.V + v] =
+          (std::exp(z[v] - log_sum) - (v == target(t) ? 1.0 : 0.0)) / static_cast<double>(T);
+    }
+  }
+  if (grads == nullptr) return losses;
+
+  // Backward. Gradients start at zero for every tensor, padding rows included.
+  grads->clear();
+  for (const ParamSpec* p : all_params(catalogue)) {
+    (*grads)[p->name].assign(static_cast<size_t>(p->rows * p->cols), 0.0);
+  }
+  auto G = [&](const std::string& name) { return grads->at(name).data(); };
+
+  Vec dy(static_cast<size_t>(T * h), 0.0);
+  linear_backward(y.data(), E, dlogits.data(), T, h, sh.V, dy.data(), G(logits_name), nullptr);
+  Vec dx(static_cast<size_t>(T * h), 0.0);
+  layer_norm_backward(head_norm, P("head.norm.weight"), dy.data(), T, h, dx.data(),
+                      G("head.norm.weight"), G("head.norm.bias"));
+
+  for (int l = dims.layers - 1; l >= 0; --l) {
+    const LayerNames n(l);
+    const LayerCache& c = caches[l];
+    // MLP: x_out = x_mid + fc2(gelu(fc1(LN2(x_mid)))); dx holds dLoss/dx_out.
+    Vec dg(static_cast<size_t>(T * sh.f), 0.0);
+    linear_backward(c.g.data(), P(n.fc2_w), dx.data(), T, sh.f, h, dg.data(), G(n.fc2_w),
+                    G(n.fc2_b));
+    Vec du(dg.size());
+    for (size_t i = 0; i < du.size(); ++i) du[i] = dg[i] * gelu_derivative(c.u[i]);
+    Vec dm(static_cast<size_t>(T * h), 0.0);
+    linear_backward(c.m.data(), P(n.fc1_w), du.data(), T, h, sh.f, dm.data(), G(n.fc1_w),
+                    G(n.fc1_b));
+    layer_norm_backward(c.ln2, P(n.norm2_w), dm.data(), T, h, dx.data(), G(n.norm2_w),
+                        G(n.norm2_b));
+    // Attention: x_mid = x_in + proj(attn(LN1(x_in))); dx now holds dLoss/dx_mid.
+    Vec dctx(static_cast<size_t>(T * h), 0.0);
+    linear_backward(c.ctx.data(), P(n.proj_w), dx.data(), T, h, h, dctx.data(), G(n.proj_w),
+                    G(n.proj_b));
+    Vec dqkv;
+    attention_backward(sh, c, dctx, &dqkv);
+    Vec da(static_cast<size_t>(T * h), 0.0);
+    linear_backward(c.a.data(), P(n.qkv_w), dqkv.data(), T, h, 3 * h, da.data(), G(n.qkv_w),
+                    G(n.qkv_b));
+    layer_norm_backward(c.ln1, P(n.norm1_w), da.data(), T, h, dx.data(), G(n.norm1_w),
+                        G(n.norm1_b));
+  }
+
+  double* dword = G("embed.word");
+  double* dpos = G("embed.position");
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < h; ++i) {
+      dword[input(t) * h + i] += dx[t * h + i];
+      dpos[(t % sh.s) * h + i] += dx[t * h + i];
+    }
+  }
+  return losses;
+}
+
+}  // namespace
+
+Tensors init_reference_parameters(const GptCatalogue& catalogue, uint64_t seed) {
+  Tensors out;
+  for (const ParamSpec* p : all_params(catalogue)) {
+    std::vector<double>& v = out[p->name];
+    v.resize(static_cast<size_t>(p->rows * p->cols));
+    const uint64_t id = parameter_id(p->name);
+    for (size_t i = 0; i < v.size(); ++i) {
+      // For weights (mean 0) the double product of two floats is exact, so rounding it to float
+      // gives what float arithmetic on the GPU gives.
+      v[i] = static_cast<double>(p->mean) +
+             static_cast<double>(p->std) * static_cast<double>(init_normal(seed, id, i));
+    }
+  }
+  return out;
+}
+
+double round_to_bf16(double x) {
+  const float f = static_cast<float>(x);
+  if (!std::isfinite(f)) return f;
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  const uint32_t lsb = (bits >> 16) & 1u;  // ties go to the even (lsb 0) neighbour
+  bits += 0x7fffu + lsb;
+  bits &= 0xffff0000u;
+  float r;
+  std::memcpy(&r, &bits, sizeof r);
+  return r;
+}
+
+Tensors round_to_bf16(const Tensors& tensors) {
+  Tensors out = tensors;
+  for (auto& [name, values] : out)
+    for (double& v : values) v = round_to_bf16(v);
+  return out;
+}
+
+double reference_loss_and_grads(const GptCatalogue& catalogue, const Tensors& params,
+                                const std::vector<int32_t>& tokens, int64_t batch, Tensors* grads) {
+  const Vec losses = run(catalogue, params, tokens, batch, grads);
+  double sum = 0;
+  for (double l : losses) sum += l;
+  return sum / static_cast<double>(losses.size());
+}
+
+std::vector<double> reference_token_losses(const GptCatalogue& catalogue, const Tensors& params,
+                                           const std::vector<int32_t>& tokens, int64_t batch) {
+  return run(catalogue, params, tokens, batch, nullptr);
+}
+
+}  // namespace mpsim::executor

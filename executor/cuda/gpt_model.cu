@@ -1,0 +1,577 @@
+// GPT layers of one pipeline rank; see gpt_model.h. Shapes (this rank): T = seq * mbs tokens,
+// sequence-major; T_l = T / tp under sequence parallelism, else T; per-rank heads, QKV width
+// (3 h / tp), ffn width (f / tp) and vocabulary slice.
+#include "executor/cuda/gpt_model.h"
+
+#include <cmath>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include "executor/cuda/cuda_check.h"
+#include "executor/cuda/kernels.h"
+#include "executor/cuda/loss_kernels.h"
+#include "executor/cuda/nvtx_range.h"
+
+namespace mpsim::executor {
+namespace {
+
+using bf16 = __nv_bfloat16;
+constexpr float kNormEps = 1e-5f;
+constexpr MemoryCategory kAct = MemoryCategory::kActivations;
+constexpr MemoryCategory kWork = MemoryCategory::kWorkspace;
+
+}  // namespace
+
+struct GptStage::LayerWeights {
+  bf16 *ln1_w = nullptr, *ln1_b = nullptr, *qkv_w = nullptr, *qkv_b = nullptr, *proj_w = nullptr,
+       *proj_b = nullptr, *ln2_w = nullptr, *ln2_b = nullptr, *fc1_w = nullptr, *fc1_b = nullptr,
+       *fc2_w = nullptr, *fc2_b = nullptr;
+  float *ln1_wg = nullptr, *ln1_bg = nullptr, *qkv_wg = nullptr, *qkv_bg = nullptr,
+        *proj_wg = nullptr, *proj_bg = nullptr, *ln2_wg = nullptr, *ln2_bg = nullptr,
+        *fc1_wg = nullptr, *fc1_bg = nullptr, *fc2_wg = nullptr, *fc2_bg = nullptr;
+};
+
+// What a layer's backward needs. Norm outputs (ln1, ln2) are this rank's sequence shard under SP
+// and are re-gathered by the backward pass.
+struct GptStage::LayerActivations {
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, probs, ctx, x_mid, ln2, ln2_mean, ln2_rstd, h1, act;
+};
+
+struct GptStage::HeadActivations {
+  DeviceBuffer x_in, y, mean, rstd, y_full, logits, row_max, sums;
+  const int32_t* targets = nullptr;
+  float grad_scale = 1.0f;
+};
+
+struct GptStage::ChunkActivations {
+  std::vector<LayerActivations> layers;
+  std::optional<HeadActivations> head;
+  const int32_t* tokens = nullptr;
+};
+
+GptStage::GptStage(const StageResources& resources) : r_(resources) {
+  const GptCatalogue& c = *r_.catalogue;
+  const RankLayout& l = *r_.layout;
+  tp_ = l.tp;
+  sp_ = r_.config->sequence_parallel() && tp_ > 1;
+  recompute_ = r_.config->recompute() == spec::RECOMPUTE_UNSPECIFIED ? spec::RECOMPUTE_NONE
+                                                                       : r_.config->recompute();
+  seq_ = c.dims.seq;
+  mbs_ = r_.config->micro_batch_size();
+  tokens_ = seq_ * mbs_;
+  if (sp_ && seq_ % tp_ != 0) throw std::invalid_argument("sequence parallelism needs seq divisible by tp");
+  tokens_local_ = sp_ ? tokens_ / tp_ : tokens_;
+  hidden_ = c.dims.hidden;
+  heads_local_ = c.dims.heads / tp_;
+  head_dim_ = c.dims.head_dim;
+  qkv_local_ = 3 * heads_local_ * head_dim_;
+  ffn_local_ = c.dims.ffn / tp_;
+  vocab_ = c.dims.vocab;
+  vocab_local_ = c.padded_vocab / tp_;
+  vocab_start_ = l.tp_rank * vocab_local_;
+
+  weights_.resize(static_cast<size_t>(c.dims.layers));
+  ParamStore& p = *r_.params;
+  for (int chunk = 0; chunk < l.chunks; ++chunk) {
+    for (int64_t i = 0; i < l.layers_per_chunk; ++i) {
+      const int64_t layer = l.first_layer(chunk) + i;
+      const std::string n = "L" + std::to_string(layer) + ".";
+      LayerWeights& w = weights_[layer];
+      auto bind = [&](const char* name, bf16*& weight, float*& grad) {
+        weight = p.weight(n + name);
+        grad = p.grad(n + name);
+      };
+      bind("attn.norm.weight", w.ln1_w, w.ln1_wg);
+      bind("attn.norm.bias", w.ln1_b, w.ln1_bg);
+      bind("attn.qkv.weight", w.qkv_w, w.qkv_wg);
+      bind("attn.qkv.bias", w.qkv_b, w.qkv_bg);
+      bind("attn.proj.weight", w.proj_w, w.proj_wg);
+      bind("attn.proj.bias", w.proj_b, w.proj_bg);
+      bind("mlp.norm.weight", w.ln2_w, w.ln2_wg);
+      bind("mlp.norm.bias", w.ln2_b, w.ln2_bg);
+      bind("mlp.fc1.weight", w.fc1_w, w.fc1_wg);
+      bind("mlp.fc1.bias", w.fc1_b, w.fc1_bg);
+      bind("mlp.fc2.weight", w.fc2_w, w.fc2_wg);
+      bind("mlp.fc2.bias", w.fc2_b, w.fc2_bg);
+    }
+  }
+  CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventCreateWithFlags(&join_event_, cudaEventDisableTiming));
+}
+
+GptStage::~GptStage() {
+  saved_.clear();
+  if (fork_event_ != nullptr) cudaEventDestroy(fork_event_);
+  if (join_event_ != nullptr) cudaEventDestroy(join_event_);
+}
+
+DeviceBuffer GptStage::buffer(MemoryCategory category, int64_t bytes) {
+  return DeviceBuffer(*r_.memory, category, bytes, r_.compute);
+}
+
+void GptStage::fork_tp() {
+  CUDA_CHECK(cudaEventRecord(fork_event_, r_.compute));
+  CUDA_CHECK(cudaStreamWaitEvent(r_.tp_stream, fork_event_, 0));
+}
+
+void GptStage::join_tp() {
+  CUDA_CHECK(cudaEventRecord(join_event_, r_.tp_stream));
+  CUDA_CHECK(cudaStreamWaitEvent(r_.compute, join_event_, 0));
+}
+
+DeviceBuffer GptStage::gather_sequence(RangePass pass, int mb, int layer, const char* label,
+                                       const bf16* local, MemoryCategory category) {
+  DeviceBuffer full = buffer(category, tokens_ * hidden_ * 2);
+  NvtxRange range(r_.nvtx, tp_range(pass, mb, layer, label));
+  r_.comm->tp.all_gather(local, full.get(), tokens_local_ * hidden_, ncclBfloat16, r_.compute);
+  return full;
+}
+
+DeviceBuffer GptStage::reduce_sequence(RangePass pass, int mb, int layer, const char* label,
+                                       DeviceBuffer partial, MemoryCategory category) {
+  if (tp_ == 1) return partial;
+  NvtxRange range(r_.nvtx, tp_range(pass, mb, layer, label));
+  if (!sp_) {
+    r_.comm->tp.all_reduce(partial.get(), tokens_ * hidden_, ncclBfloat16, ncclSum, r_.compute);
+    return partial;
+  }
+  DeviceBuffer local = buffer(category, tokens_local_ * hidden_ * 2);
+  r_.comm->tp.reduce_scatter(partial.get(), local.get(), tokens_local_ * hidden_, ncclBfloat16, r_.compute);
+  return local;
+}
+
+DeviceBuffer GptStage::reduce_overlapped(RangePass pass, int mb, int layer, const char* label,
+                                         DeviceBuffer partial, const std::function<void()>& overlap) {
+  if (tp_ == 1) {
+    overlap();
+    return partial;
+  }
+  // Allocated before the fork: stream-ordered memory is visible to the TP stream only then.
+  DeviceBuffer out = sp_ ? buffer(kWork, tokens_local_ * hidden_ * 2) : DeviceBuffer();
+  fork_tp();
+  {
+    NvtxRange range(r_.nvtx, tp_range(pass, mb, layer, label));
+    if (sp_) {
+      r_.comm->tp.reduce_scatter(partial.get(), out.get(), tokens_local_ * hidden_, ncclBfloat16, r_.tp_stream);
+    } else {
+      r_.comm->tp.all_reduce(partial.get(), tokens_ * hidden_, ncclBfloat16, ncclSum, r_.tp_stream);
+    }
+  }
+  overlap();
+  join_tp();
+  if (!sp_) return partial;
+  return out;  // `partial` is released after the join, in stream order
+}
+
+// ---- embedding ---------------------------------------------------------------------------------
+DeviceBuffer GptStage::embed(int mb, const int32_t* tokens) {
+  const ParamStore& p = *r_.params;
+  DeviceBuffer out = buffer(sp_ ? kWork : kAct, tokens_ * hidden_ * 2);
+  {
+    NvtxRange range(r_.nvtx, compute_range(RangePass::kForward, mb, kEmbeddingSite, "lookup"));
+    // Positions are added once, by TP rank 0, before the TP reduction.
+    kernels::embedding_forward(tokens, p.weight("embed.word"),
+                               r_.layout->tp_rank == 0 ? p.weight("embed.position") : nullptr,
+                               out.as<bf16>(), tokens_, hidden_, mbs_, vocab_start_, vocab_local_,
+                               r_.compute);
+  }
+  return reduce_sequence(RangePass::kForward, mb, kEmbeddingSite, sp_ ? "reducescatter" : "allreduce",
+                         std::move(out), kAct);
+}
+
+void GptStage::embed_backward(int mb, const int32_t* tokens, DeviceBuffer grad) {
+  const ParamStore& p = *r_.params;
+  DeviceBuffer full;
+  const bf16* dy = grad.as<bf16>();
+  if (sp_) {
+    full = gather_sequence(RangePass::kBackward, mb, kEmbeddingSite, "allgather", dy);
+    dy = full.as<bf16>();
+  }
+  NvtxRange range(r_.nvtx, compute_range(RangePass::kBackward, mb, kEmbeddingSite, "lookup"));
+  kernels::embedding_backward(tokens, dy, p.grad("embed.word"), p.grad("embed.position"), tokens_,
+                              hidden_, mbs_, vocab_start_, vocab_local_, r_.compute);
+}
+
+// ---- attention core ------------------------------------------------------------------------------
+// Batch i = sequence * heads_local + head; Q_i starts at qkv + i * 3d with row stride
+// mbs * qkv_local (rows are sequence-major tokens), K_i and V_i d and 2d further.
+void GptStage::attention_probs(RangePass pass, const bf16* qkv, DeviceBuffer& probs,
+                               MemoryCategory category) {
+  const int64_t batch = mbs_ * heads_local_, d = head_dim_, ld = mbs_ * qkv_local_;
+  probs = buffer(category, batch * seq_ * seq_ * 2);
+  r_.gemm->batched(false, true, seq_, seq_, d, 1.0f, {qkv, ld, 3 * d}, {qkv + d, ld, 3 * d},
+                   {probs.as<bf16>(), seq_, seq_ * seq_}, batch);
+  kernels::causal_softmax_forward(probs.as<bf16>(), probs.as<bf16>(), batch, seq_,
+                                  1.0f / std::sqrt(static_cast<float>(d)), r_.compute);
+}
+
+void GptStage::attention_backward(const LayerActivations& a, const bf16* probs, const bf16* dctx,
+                                  bf16* dqkv) {
+  const int64_t batch = mbs_ * heads_local_, d = head_dim_, ld = mbs_ * qkv_local_;
+  const int64_t ctx_ld = mbs_ * heads_local_ * d, ss = seq_ * seq_;
+  const bf16* qkv = a.qkv.as<bf16>();
+  DeviceBuffer dp = buffer(kWork, batch * ss * 2);
+  // dP = dctx V^T; dV = P^T dctx
+  r_.gemm->batched(false, true, seq_, seq_, d, 1.0f, {dctx, ctx_ld, d}, {qkv + 2 * d, ld, 3 * d},
+                   {dp.as<bf16>(), seq_, ss}, batch);
+  r_.gemm->batched(true, false, seq_, d, seq_, 1.0f, {probs, seq_, ss}, {dctx, ctx_ld, d},
+                   {dqkv + 2 * d, ld, 3 * d}, batch);
+  kernels::causal_softmax_backward(dp.as<bf16>(), probs, dp.as<bf16>(), batch, seq_,
+                                   1.0f / std::sqrt(static_cast<float>(d)), r_.compute);
+  // dQ = dS K; dK = dS^T Q
+  r_.gemm->batched(false, false, seq_, d, seq_, 1.0f, {dp.as<bf16>(), seq_, ss}, {qkv + d, ld, 3 * d},
+                   {dqkv, ld, 3 * d}, batch);
+  r_.gemm->batched(true, false, seq_, d, seq_, 1.0f, {dp.as<bf16>(), seq_, ss}, {qkv, ld, 3 * d},
+                   {dqkv + d, ld, 3 * d}, batch);
+}
+
+// ---- transformer layer ---------------------------------------------------------------------------
+DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, LayerActivations& a) {
+  const LayerWeights& w = weights_[layer];
+  const int L = static_cast<int>(layer);
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
+  // Under full recomputation the first forward keeps nothing but the layer input.
+  const MemoryCategory keep =
+      recompute_ == spec::RECOMPUTE_FULL && pass == RangePass::kForward ? kWork : kAct;
+  auto name = [&](const char* label) { return compute_range(pass, mb, L, label); };
+  cudaStream_t s = r_.compute;
+
+  {
+    NvtxRange range(r_.nvtx, name("attn.norm"));
+    a.ln1 = buffer(keep, Tl * h * 2);
+    a.ln1_mean = buffer(keep, Tl * 4);
+    a.ln1_rstd = buffer(keep, Tl * 4);
+    kernels::norm_forward(a.x_in.as<bf16>(), w.ln1_w, w.ln1_b, a.ln1.as<bf16>(), a.ln1_mean.as<float>(),
+                          a.ln1_rstd.as<float>(), Tl, h, kNormEps, false, s);
+  }
+  DeviceBuffer gathered;
+  const bf16* ln1 = a.ln1.as<bf16>();
+  if (sp_) {
+    gathered = gather_sequence(pass, mb, L, "attn.allgather", ln1);
+    ln1 = gathered.as<bf16>();
+  }
+  {
+    NvtxRange range(r_.nvtx, name("attn.qkv"));
+    a.qkv = buffer(keep, T * qkv_local_ * 2);
+    r_.gemm->linear_forward(ln1, w.qkv_w, a.qkv.as<bf16>(), T, h, qkv_local_);
+    kernels::bias_add(a.qkv.as<bf16>(), w.qkv_b, T, qkv_local_, s);
+  }
+  gathered.reset();
+  {
+    NvtxRange range(r_.nvtx, name("attn.core"));
+    const bool keep_probs = keep == kAct && recompute_ != spec::RECOMPUTE_SELECTIVE;
+    attention_probs(pass, a.qkv.as<bf16>(), a.probs, keep_probs ? kAct : kWork);
+    const int64_t d = head_dim_, ss = seq_ * seq_;
+    a.ctx = buffer(keep, T * heads_local_ * d * 2);
+    r_.gemm->batched(false, false, seq_, d, seq_, 1.0f, {a.probs.as<bf16>(), seq_, ss},
+                     {a.qkv.as<bf16>() + 2 * d, mbs_ * qkv_local_, 3 * d},
+                     {a.ctx.as<bf16>(), mbs_ * heads_local_ * d, d}, mbs_ * heads_local_);
+    if (!keep_probs) a.probs.reset();
+  }
+  DeviceBuffer proj = buffer(kWork, T * h * 2);
+  {
+    NvtxRange range(r_.nvtx, name("attn.proj"));
+    r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T, heads_local_ * head_dim_, h);
+  }
+  proj = reduce_sequence(pass, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(proj));
+  {
+    NvtxRange range(r_.nvtx, name("attn.residual"));
+    a.x_mid = buffer(keep, Tl * h * 2);
+    kernels::bias_residual_forward(proj.as<bf16>(), w.proj_b, a.x_in.as<bf16>(), a.x_mid.as<bf16>(), Tl, h, s);
+  }
+  proj.reset();
+  {
+    NvtxRange range(r_.nvtx, name("mlp.norm"));
+    a.ln2 = buffer(keep, Tl * h * 2);
+    a.ln2_mean = buffer(keep, Tl * 4);
+    a.ln2_rstd = buffer(keep, Tl * 4);
+    kernels::norm_forward(a.x_mid.as<bf16>(), w.ln2_w, w.ln2_b, a.ln2.as<bf16>(), a.ln2_mean.as<float>(),
+                          a.ln2_rstd.as<float>(), Tl, h, kNormEps, false, s);
+  }
+  const bf16* ln2 = a.ln2.as<bf16>();
+  if (sp_) {
+    gathered = gather_sequence(pass, mb, L, "mlp.allgather", ln2);
+    ln2 = gathered.as<bf16>();
+  }
+  {
+    NvtxRange range(r_.nvtx, name("mlp.fc1"));
+    a.h1 = buffer(keep, T * ffn_local_ * 2);
+    r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, ffn_local_);
+  }
+  gathered.reset();
+  {
+    NvtxRange range(r_.nvtx, name("mlp.act"));
+    a.act = buffer(keep, T * ffn_local_ * 2);
+    kernels::bias_gelu_forward(a.h1.as<bf16>(), w.fc1_b, a.act.as<bf16>(), T, ffn_local_, s);
+  }
+  DeviceBuffer fc2 = buffer(kWork, T * h * 2);
+  {
+    NvtxRange range(r_.nvtx, name("mlp.fc2"));
+    r_.gemm->linear_forward(a.act.as<bf16>(), w.fc2_w, fc2.as<bf16>(), T, ffn_local_, h);
+  }
+  fc2 = reduce_sequence(pass, mb, L, sp_ ? "mlp.reducescatter" : "mlp.allreduce", std::move(fc2));
+  DeviceBuffer out;
+  {
+    NvtxRange range(r_.nvtx, name("mlp.residual"));
+    out = buffer(kAct, Tl * h * 2);
+    kernels::bias_residual_forward(fc2.as<bf16>(), w.fc2_b, a.x_mid.as<bf16>(), out.as<bf16>(), Tl, h, s);
+  }
+  if (keep == kWork) {  // full recomputation: keep the input only
+    DeviceBuffer x_in = std::move(a.x_in);
+    a = LayerActivations{};
+    a.x_in = std::move(x_in);
+  }
+  return out;
+}
+
+DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a, DeviceBuffer grad) {
+  if (recompute_ == spec::RECOMPUTE_FULL) layer_forward(layer, RangePass::kRecompute, mb, a);
+  const LayerWeights& w = weights_[layer];
+  const int L = static_cast<int>(layer);
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_, attn_width = heads_local_ * head_dim_;
+  auto name = [&](const char* label) { return compute_range(RangePass::kBackward, mb, L, label); };
+  cudaStream_t s = r_.compute;
+  const RangePass bwd = RangePass::kBackward;
+
+  // MLP block: out = x_mid + fc2(gelu(fc1(norm(x_mid)))) + b2
+  {
+    NvtxRange range(r_.nvtx, name("mlp.residual"));
+    kernels::bias_grad(grad.as<bf16>(), w.fc2_bg, Tl, h, s);
+  }
+  DeviceBuffer dy_full;
+  const bf16* dy = grad.as<bf16>();
+  if (sp_) {
+    dy_full = gather_sequence(bwd, mb, L, "mlp.allgather", dy);
+    dy = dy_full.as<bf16>();
+  }
+  DeviceBuffer dact = buffer(kWork, T * ffn_local_ * 2);
+  {
+    NvtxRange range(r_.nvtx, name("mlp.fc2.dgrad"));
+    r_.gemm->linear_dgrad(dy, w.fc2_w, dact.as<bf16>(), T, ffn_local_, h);
+  }
+  {
+    NvtxRange range(r_.nvtx, name("mlp.fc2.wgrad"));
+    r_.gemm->linear_wgrad(dy, a.act.as<bf16>(), w.fc2_wg, T, ffn_local_, h);
+  }
+  dy_full.reset();
+  a.act.reset();
+  {
+    NvtxRange range(r_.nvtx, name("mlp.act"));
+    kernels::bias_gelu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dact.as<bf16>(), w.fc1_bg,
+                                T, ffn_local_, s);
+  }
+  a.h1.reset();
+  DeviceBuffer ln2_full;
+  if (sp_) {  // re-gather the norm output the weight gradient needs
+    ln2_full = gather_sequence(bwd, mb, L, "mlp.input.allgather", a.ln2.as<bf16>());
+  }
+  const bf16* ln2 = sp_ ? ln2_full.as<bf16>() : a.ln2.as<bf16>();
+  DeviceBuffer dln2 = buffer(kWork, T * h * 2);
+  {
+    NvtxRange range(r_.nvtx, name("mlp.fc1.dgrad"));
+    r_.gemm->linear_dgrad(dact.as<bf16>(), w.fc1_w, dln2.as<bf16>(), T, h, ffn_local_);
+  }
+  dln2 = reduce_overlapped(bwd, mb, L, sp_ ? "mlp.reducescatter" : "mlp.allreduce", std::move(dln2), [&] {
+    NvtxRange range(r_.nvtx, name("mlp.fc1.wgrad"));
+    r_.gemm->linear_wgrad(dact.as<bf16>(), ln2, w.fc1_wg, T, h, ffn_local_);
+  });
+  dact.reset();
+  ln2_full.reset();
+  {
+    NvtxRange range(r_.nvtx, name("mlp.norm"));
+    // grad <- grad (residual path) + d norm2
+    kernels::norm_backward(dln2.as<bf16>(), a.x_mid.as<bf16>(), w.ln2_w, a.ln2_mean.as<float>(),
+                           a.ln2_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln2_wg,
+                           w.ln2_bg, Tl, h, false, s);
+  }
+  dln2.reset();
+  a.ln2.reset();
+  a.x_mid.reset();
+
+  // Attention block: x_mid = x_in + proj(attn(qkv(norm(x_in)))) + b_proj
+  {
+    NvtxRange range(r_.nvtx, name("attn.residual"));
+    kernels::bias_grad(grad.as<bf16>(), w.proj_bg, Tl, h, s);
+  }
+  dy = grad.as<bf16>();
+  if (sp_) {
+    dy_full = gather_sequence(bwd, mb, L, "attn.allgather", dy);
+    dy = dy_full.as<bf16>();
+  }
+  DeviceBuffer dctx = buffer(kWork, T * attn_width * 2);
+  {
+    NvtxRange range(r_.nvtx, name("attn.proj.dgrad"));
+    r_.gemm->linear_dgrad(dy, w.proj_w, dctx.as<bf16>(), T, attn_width, h);
+  }
+  {
+    NvtxRange range(r_.nvtx, name("attn.proj.wgrad"));
+    r_.gemm->linear_wgrad(dy, a.ctx.as<bf16>(), w.proj_wg, T, attn_width, h);
+  }
+  dy_full.reset();
+  a.ctx.reset();
+  if (!a.probs) {  // selective recomputation
+    NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, "attn.core"));
+    attention_probs(RangePass::kRecompute, a.qkv.as<bf16>(), a.probs, kWork);
+  }
+  DeviceBuffer dqkv = buffer(kWork, T * qkv_local_ * 2);
+  {
+    NvtxRange range(r_.nvtx, name("attn.core"));
+    attention_backward(a, a.probs.as<bf16>(), dctx.as<bf16>(), dqkv.as<bf16>());
+  }
+  a.probs.reset();
+  dctx.reset();
+  a.qkv.reset();
+  DeviceBuffer ln1_full;
+  if (sp_) ln1_full = gather_sequence(bwd, mb, L, "attn.input.allgather", a.ln1.as<bf16>());
+  const bf16* ln1 = sp_ ? ln1_full.as<bf16>() : a.ln1.as<bf16>();
+  DeviceBuffer dln1 = buffer(kWork, T * h * 2);
+  {
+    NvtxRange range(r_.nvtx, name("attn.qkv.dgrad"));
+    r_.gemm->linear_dgrad(dqkv.as<bf16>(), w.qkv_w, dln1.as<bf16>(), T, h, qkv_local_);
+  }
+  dln1 = reduce_overlapped(bwd, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(dln1), [&] {
+    NvtxRange range(r_.nvtx, name("attn.qkv.wgrad"));
+    r_.gemm->linear_wgrad(dqkv.as<bf16>(), ln1, w.qkv_wg, T, h, qkv_local_);
+    kernels::bias_grad(dqkv.as<bf16>(), w.qkv_bg, T, qkv_local_, s);
+  });
+  dqkv.reset();
+  ln1_full.reset();
+  {
+    NvtxRange range(r_.nvtx, name("attn.norm"));
+    kernels::norm_backward(dln1.as<bf16>(), a.x_in.as<bf16>(), w.ln1_w, a.ln1_mean.as<float>(),
+                           a.ln1_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln1_wg,
+                           w.ln1_bg, Tl, h, false, s);
+  }
+  a = LayerActivations{};
+  return grad;
+}
+
+// ---- head: final norm, logits, vocabulary-parallel cross-entropy ------------------------------------
+void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets, float* loss_sum) {
+  const ParamStore& p = *r_.params;
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
+  cudaStream_t s = r_.compute;
+  const RangePass fwd = RangePass::kForward;
+  hd.targets = targets;
+  {
+    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "norm"));
+    hd.y = buffer(kAct, Tl * h * 2);
+    hd.mean = buffer(kAct, Tl * 4);
+    hd.rstd = buffer(kAct, Tl * 4);
+    kernels::norm_forward(hd.x_in.as<bf16>(), p.weight("head.norm.weight"), p.weight("head.norm.bias"),
+                          hd.y.as<bf16>(), hd.mean.as<float>(), hd.rstd.as<float>(), Tl, h, kNormEps,
+                          false, s);
+  }
+  if (sp_) {
+    hd.y_full = gather_sequence(fwd, mb, kHeadSite, "allgather", hd.y.as<bf16>(), kAct);
+    hd.y.reset();
+  } else {
+    hd.y_full = std::move(hd.y);
+  }
+  const bf16* word = p.has("head.logits.weight") ? p.weight("head.logits.weight") : p.weight("embed.word");
+  {
+    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "logits"));
+    hd.logits = buffer(kAct, T * vocab_local_ * 2);
+    r_.gemm->linear_forward(hd.y_full.as<bf16>(), word, hd.logits.as<bf16>(), T, h, vocab_local_);
+  }
+  DeviceBuffer partial = buffer(kWork, 3 * T * 4 * tp_);
+  float* mine = partial.as<float>() + 3 * T * r_.layout->tp_rank;
+  {
+    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "loss"));
+    kernels::cross_entropy_partial(hd.logits.as<bf16>(), targets, mine, T, vocab_local_, vocab_start_,
+                                   vocab_, s);
+  }
+  if (tp_ > 1) {
+    NvtxRange range(r_.nvtx, tp_range(fwd, mb, kHeadSite, "loss.allgather"));
+    r_.comm->tp.all_gather(mine, partial.get(), 3 * T, ncclFloat32, s);
+  }
+  hd.row_max = buffer(kAct, T * 4);
+  hd.sums = buffer(kAct, 2 * T * 4);
+  kernels::cross_entropy_combine(partial.as<float>(), static_cast<int>(tp_), hd.row_max.as<float>(),
+                                 hd.sums.as<float>(), loss_sum, T, s);
+}
+
+DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_scale) {
+  const ParamStore& p = *r_.params;
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
+  cudaStream_t s = r_.compute;
+  const RangePass bwd = RangePass::kBackward;
+  const bool untied = p.has("head.logits.weight");
+  const bf16* word = untied ? p.weight("head.logits.weight") : p.weight("embed.word");
+  float* word_grad = untied ? p.grad("head.logits.weight") : p.grad("embed.word");
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "loss"));
+    kernels::cross_entropy_backward(hd.logits.as<bf16>(), hd.targets, hd.row_max.as<float>(),
+                                    hd.sums.as<float>(), T, vocab_local_, vocab_start_, vocab_,
+                                    grad_scale, s);
+  }
+  DeviceBuffer dy = buffer(kWork, T * h * 2);
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.dgrad"));
+    r_.gemm->linear_dgrad(hd.logits.as<bf16>(), word, dy.as<bf16>(), T, h, vocab_local_);
+  }
+  dy = reduce_overlapped(bwd, mb, kHeadSite, sp_ ? "reducescatter" : "allreduce", std::move(dy), [&] {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.wgrad"));
+    r_.gemm->linear_wgrad(hd.logits.as<bf16>(), hd.y_full.as<bf16>(), word_grad, T, h, vocab_local_);
+  });
+  hd.logits.reset();
+  hd.y_full.reset();
+  DeviceBuffer dx = buffer(kWork, Tl * h * 2);
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "norm"));
+    kernels::norm_backward(dy.as<bf16>(), hd.x_in.as<bf16>(), p.weight("head.norm.weight"),
+                           hd.mean.as<float>(), hd.rstd.as<float>(), nullptr, dx.as<bf16>(),
+                           p.grad("head.norm.weight"), p.grad("head.norm.bias"), Tl, h, false, s);
+  }
+  return dx;
+}
+
+// ---- pipeline steps ----------------------------------------------------------------------------------
+DeviceBuffer GptStage::forward(int mb, int chunk, DeviceBuffer input, const int32_t* tokens,
+                               const int32_t* targets, float* loss_sum, float grad_scale) {
+  const RankLayout& l = *r_.layout;
+  ChunkActivations& saved = saved_[{mb, chunk}];
+  saved.tokens = tokens;
+  DeviceBuffer x = l.first_virtual_stage(chunk) ? embed(mb, tokens) : std::move(input);
+  saved.layers.resize(static_cast<size_t>(l.layers_per_chunk));
+  for (int64_t i = 0; i < l.layers_per_chunk; ++i) {
+    LayerActivations& a = saved.layers[static_cast<size_t>(i)];
+    a.x_in = std::move(x);
+    x = layer_forward(l.first_layer(chunk) + i, RangePass::kForward, mb, a);
+  }
+  if (!l.last_virtual_stage(chunk)) return x;
+  saved.head.emplace();
+  saved.head->x_in = std::move(x);
+  saved.head->grad_scale = grad_scale;
+  head_forward(mb, *saved.head, targets, loss_sum);
+  return DeviceBuffer();
+}
+
+DeviceBuffer GptStage::backward(int mb, int chunk, DeviceBuffer grad, bool last_micro_batch,
+                                const std::function<void(int unit)>& unit_done) {
+  const RankLayout& l = *r_.layout;
+  const auto it = saved_.find({mb, chunk});
+  if (it == saved_.end()) throw std::logic_error("backward of a micro-batch without its forward");
+  ChunkActivations& saved = it->second;
+  const ParamStore& p = *r_.params;
+  if (l.last_virtual_stage(chunk)) {
+    grad = head_backward(mb, *saved.head, saved.head->grad_scale);
+    saved.head.reset();
+    if (last_micro_batch) unit_done(p.head_unit());
+  }
+  for (int64_t i = l.layers_per_chunk - 1; i >= 0; --i) {
+    const int64_t layer = l.first_layer(chunk) + i;
+    grad = layer_backward(layer, mb, saved.layers[static_cast<size_t>(i)], std::move(grad));
+    if (last_micro_batch) unit_done(p.layer_unit(layer));
+  }
+  if (l.first_virtual_stage(chunk)) {
+    embed_backward(mb, saved.tokens, std::move(grad));
+    grad = DeviceBuffer();
+    if (last_micro_batch) unit_done(p.embedding_unit());
+  }
+  saved_.erase(it);
+  return grad;
+}
+
+}  // namespace mpsim::executor

@@ -1,0 +1,119 @@
+// The GPT layers of one pipeline rank, forward and backward, as Megatron-LM runs them: column-
+// then row-parallel linears with TP all-reduces (or, with sequence parallelism, all-gathers before
+// and reduce-scatters after), a vocabulary-parallel embedding and cross-entropy, the attention core
+// as cuBLAS batched GEMMs around a fused causal softmax, fused norm / bias-GeLU / residual kernels,
+// and the data-gradient TP reduction overlapped with the weight-gradient GEMM on a second stream.
+// Each op runs inside an NVTX range named as the simulator names it (range_names.h).
+//
+// Activations saved for the backward pass are kept per (micro-batch, chunk) until that step's
+// backward; what is kept depends on recomputation: none keeps every tensor a backward needs,
+// selective drops the attention probabilities (recomputed from QKV as `rcp/.../attn.core`), full
+// keeps only each layer's input and re-runs the layer forward (`rcp/...`) before its backward.
+//
+// All work is enqueued on the compute stream (TP overlap on the TP stream, joined back with
+// events); nothing here synchronises the host. CUDA/cuBLAS/NCCL failures throw ExecutorError.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <utility>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "executor/core/gpt_params.h"
+#include "executor/core/range_names.h"
+#include "executor/core/rank_layout.h"
+#include "executor/cuda/comm.h"
+#include "executor/cuda/device_memory.h"
+#include "executor/cuda/gemm.h"
+#include "executor/cuda/param_store.h"
+#include "simulator/spec/parallel_config.pb.h"
+
+namespace mpsim::executor {
+
+struct StageResources {
+  const GptCatalogue* catalogue = nullptr;
+  const RankLayout* layout = nullptr;
+  const spec::ParallelConfig* config = nullptr;
+  ParamStore* params = nullptr;
+  DeviceMemory* memory = nullptr;
+  Gemm* gemm = nullptr;
+  const Communicators* comm = nullptr;
+  cudaStream_t compute = nullptr;
+  cudaStream_t tp_stream = nullptr;
+  bool nvtx = true;
+};
+
+class GptStage {
+ public:
+  explicit GptStage(const StageResources& resources);
+  ~GptStage();
+  GptStage(const GptStage&) = delete;
+  GptStage& operator=(const GptStage&) = delete;
+
+  // Elements of the tensor passed between pipeline stages ([tokens / (SP ? tp : 1), hidden]).
+  int64_t boundary_elements() const { return tokens_local_ * hidden_; }
+
+  // Forward of (micro_batch, chunk). `input` is the previous stage's output (empty on the first
+  // virtual stage, which embeds `tokens` [seq * mbs], sequence-major). Returns this stage's output,
+  // or an empty buffer on the last virtual stage, which adds the summed token losses of the
+  // micro-batch to `loss_sum` and keeps what its backward needs. `grad_scale` multiplies the loss
+  // gradient (1 / tokens of the global batch).
+  DeviceBuffer forward(int micro_batch, int chunk, DeviceBuffer input, const int32_t* tokens,
+                       const int32_t* targets, float* loss_sum, float grad_scale);
+
+  // Backward of (micro_batch, chunk): `grad` is the next stage's input gradient (empty on the
+  // last virtual stage). Returns the gradient of this stage's input (empty on the first virtual
+  // stage). `unit_done(u)` is called, in order, for each parameter unit whose gradient becomes
+  // final in this step when `last_micro_batch` is set.
+  DeviceBuffer backward(int micro_batch, int chunk, DeviceBuffer grad, bool last_micro_batch,
+                        const std::function<void(int unit)>& unit_done);
+
+  // Micro-batches whose activations are still held (0 after a complete iteration).
+  size_t held() const { return saved_.size(); }
+
+ private:
+  struct LayerWeights;
+  struct LayerActivations;
+  struct HeadActivations;
+  struct ChunkActivations;
+
+  DeviceBuffer buffer(MemoryCategory category, int64_t bytes);
+  DeviceBuffer embed(int micro_batch, const int32_t* tokens);
+  void embed_backward(int micro_batch, const int32_t* tokens, DeviceBuffer grad);
+  DeviceBuffer layer_forward(int64_t layer, RangePass pass, int micro_batch, LayerActivations& a);
+  DeviceBuffer layer_backward(int64_t layer, int micro_batch, LayerActivations& a, DeviceBuffer grad);
+  void attention_probs(RangePass pass, const __nv_bfloat16* qkv, DeviceBuffer& probs,
+                       MemoryCategory category);
+  void attention_backward(const LayerActivations& a, const __nv_bfloat16* probs,
+                          const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
+  void head_forward(int micro_batch, HeadActivations& h, const int32_t* targets, float* loss_sum);
+  DeviceBuffer head_backward(int micro_batch, HeadActivations& h, float grad_scale);
+  // Data gradient of a column-parallel linear reduced over TP (all-reduce, or reduce-scatter
+  // under SP) on the TP stream while `overlap` (the weight gradient) runs.
+  DeviceBuffer reduce_overlapped(RangePass pass, int micro_batch, int layer, const char* label,
+                                 DeviceBuffer partial, const std::function<void()>& overlap);
+  // Blocking TP ops on the compute stream.
+  DeviceBuffer gather_sequence(RangePass pass, int micro_batch, int layer, const char* label,
+                               const __nv_bfloat16* local,
+                               MemoryCategory category = MemoryCategory::kWorkspace);
+  DeviceBuffer reduce_sequence(RangePass pass, int micro_batch, int layer, const char* label,
+                               DeviceBuffer partial,
+                               MemoryCategory category = MemoryCategory::kWorkspace);
+  void fork_tp();
+  void join_tp();
+
+  StageResources r_;
+  int64_t tp_ = 1, seq_ = 0, mbs_ = 0, tokens_ = 0, tokens_local_ = 0, hidden_ = 0;
+  int64_t heads_local_ = 0, head_dim_ = 0, qkv_local_ = 0, ffn_local_ = 0;
+  int64_t vocab_ = 0, vocab_local_ = 0, vocab_start_ = 0;
+  bool sp_ = false;
+  spec::Recompute recompute_ = spec::RECOMPUTE_NONE;
+  std::vector<LayerWeights> weights_;  // indexed by global layer (only this rank's are set)
+  std::map<std::pair<int, int>, ChunkActivations> saved_;
+  cudaEvent_t fork_event_ = nullptr, join_event_ = nullptr;
+};
+
+}  // namespace mpsim::executor

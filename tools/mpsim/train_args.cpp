@@ -1,0 +1,172 @@
+// Parsing of `mpsim train` flags; see train_args.h. Each flag is declared once below with its
+// default, unit and help; hyper-parameter defaults are TrainOptions' own, so the help text and the
+// trainer cannot disagree. Values are read as text and converted here so that errors name the flag
+// in one style: `--lr: 'abc' is not a number`.
+#include "tools/mpsim/train_args.h"
+
+#include <boost/program_options.hpp>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+
+#include "simulator/spec/spec_error.h"
+#include "tools/mpsim/flag_parsing.h"
+
+namespace mpsim::cli {
+namespace {
+
+namespace po = boost::program_options;
+using spec::FlagError;
+
+// Shortest readable form of a double ("0.0006", "6e-05").
+std::string str(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// A whole-string finite decimal number, at least `min` (above it when `exclusive`).
+double parse_real(const std::string& flag, const std::string& text, double min, bool exclusive) {
+  double result = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, error] = std::from_chars(text.data(), end, result);
+  if (text.empty() || error != std::errc() || ptr != end || !std::isfinite(result)) {
+    throw FlagError(flag, "'" + text + "' is not a number");
+  }
+  if (exclusive ? result <= min : result < min) {
+    throw FlagError(flag,
+                    "'" + text + "' must be " + (exclusive ? "above " : "at least ") + str(min));
+  }
+  return result;
+}
+
+po::options_description flag_descriptions() {
+  const executor::TrainOptions defaults;
+  po::options_description d("mpsim train flags");
+  auto text = [](const std::string& fallback, const char* name) {
+    return po::value<std::string>()->default_value(fallback)->value_name(name);
+  };
+  // clang-format off: one flag per entry reads as a table
+  d.add_options()("help,h", "print this help")(
+      "model", text("gpt2-124m", "M"),
+      "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")(
+      "gpus", text("1", "N"), "number of GPUs (one process each)")(
+      "tp", text("1", "T"), "tensor-parallel size (GPUs)")("pp", text("1", "P"),
+                                                           "pipeline-parallel size (stages)")(
+      "dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")(
+      "mbs", text("4", "B"), "micro-batch size (sequences)")(
+      "gbs", text("32", "G"), "global batch size (sequences per iteration)")(
+      "sp", "sequence parallelism (shard norms and dropout over the TP group); needs --tp > 1")(
+      "no-sp", "no sequence parallelism (the default)")(
+      "vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")(
+      "schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
+      "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")(
+      "recompute", text("none", "none|selective|full"),
+      "activation recomputation: selective = attention core, full = whole layer")(
+      "dist-opt", "distributed optimizer: shard optimizer state over DP (ZeRO stage 1)")(
+      "steps", text(std::to_string(defaults.steps), "K"), "training iterations")(
+      "data", text(kDefaultTrainData, "FILE"),
+      "byte-level text corpus; a relative path is looked up as described above")(
+      "synthetic", "train on uniform random tokens instead of a corpus (conflicts with --data)")(
+      "lr", text(str(defaults.lr), "X"), "peak learning rate (AdamW), reached after --warmup")(
+      "min-lr", text(str(defaults.min_lr), "X"),
+      "learning rate at the last step: cosine decay from --lr down to it")(
+      "warmup", text(std::to_string(defaults.warmup_steps), "K"),
+      "steps of linear learning-rate warm-up from 0")(
+      "seed", text(std::to_string(defaults.seed), "S"), "seed of initialisation and data order")(
+      "weight-decay", text(str(defaults.weight_decay), "X"),
+      "AdamW weight decay (2-D weights only)")("clip", text(str(defaults.clip_grad), "X"),
+                                               "global gradient-norm clip; 0 = off")(
+      "log", po::value<std::string>()->value_name("FILE"),
+      "write per-step metrics as JSON lines to FILE (default: standard output, rank 0)");
+  // clang-format on
+  return d;
+}
+
+}  // namespace
+
+TrainRequest parse_train_args(const std::vector<std::string>& args) {
+  const po::variables_map vm = parse_flags(args, flag_descriptions(), "train");
+  TrainRequest request;
+  if (vm.count("help")) {
+    request.help = true;
+    return request;
+  }
+  auto text = [&](const char* flag) { return vm[flag].as<std::string>(); };
+  auto count = [&](const char* flag, int64_t min) {
+    return parse_integer(std::string("--") + flag, text(flag), min);
+  };
+  auto real = [&](const char* flag, double min, bool exclusive) {
+    return parse_real(std::string("--") + flag, text(flag), min, exclusive);
+  };
+
+  request.model = text("model");
+  if (request.model.empty()) throw FlagError("--model", "must not be empty");
+
+  executor::TrainOptions& o = request.options;
+  spec::ParallelConfig& c = o.config;
+  c.set_num_gpus(count("gpus", 1));
+  c.set_tensor_parallel(count("tp", 1));
+  c.set_pipeline_parallel(count("pp", 1));
+  c.set_data_parallel(count("dp", 0));
+  c.set_micro_batch_size(count("mbs", 1));
+  c.set_global_batch_size(count("gbs", 1));
+  if (vm.count("sp") && vm.count("no-sp")) throw FlagError("--sp", "conflicts with --no-sp");
+  c.set_sequence_parallel(vm.count("sp") > 0);
+  if (c.sequence_parallel() && c.tensor_parallel() < 2) {
+    throw FlagError("--sp",
+                    "needs --tp > 1 (got --tp " + std::to_string(c.tensor_parallel()) + ")");
+  }
+  c.set_virtual_pipeline_stages(count("vpp", 1));
+  if (vm.count("schedule")) {
+    c.set_schedule(choose("--schedule", text("schedule"), kScheduleChoices));
+  } else {
+    c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
+  }
+  c.set_recompute(choose("--recompute", text("recompute"), kRecomputeChoices));
+  c.set_zero_stage(vm.count("dist-opt") ? 1 : 0);
+  c.set_rank_order(spec::TP_DP_PP);
+
+  o.steps = count("steps", 1);
+  o.synthetic = vm.count("synthetic") > 0;
+  if (o.synthetic && !vm["data"].defaulted()) {
+    throw FlagError("--synthetic", "conflicts with --data; give one of them");
+  }
+  o.data_path = o.synthetic ? "" : text("data");
+  if (!o.synthetic && o.data_path.empty()) throw FlagError("--data", "needs a file name");
+
+  o.lr = real("lr", 0, true);
+  o.min_lr = real("min-lr", 0, false);
+  if (o.min_lr > o.lr) {
+    throw FlagError("--min-lr", str(o.min_lr) + " is above --lr (" + str(o.lr) +
+                                    "); expected the decay floor to be at most the peak");
+  }
+  o.warmup_steps = count("warmup", 0);
+  o.seed = static_cast<uint64_t>(count("seed", 0));
+  o.weight_decay = real("weight-decay", 0, false);
+  o.clip_grad = real("clip", 0, false);
+  if (vm.count("log")) {
+    o.log_path = text("log");
+    if (o.log_path.empty()) throw FlagError("--log", "needs a file name");
+  }
+  return request;
+}
+
+std::string train_help() {
+  std::ostringstream out;
+  out << "usage: mpsim train [flags]\n"
+         "       srun -n N mpsim train --gpus N [flags]\n\n"
+         "Trains a GPT model with the reference CUDA/NCCL executor, one process per GPU, and\n"
+         "prints loss, step time and throughput per step. Started plainly it starts --gpus\n"
+         "processes on this machine; under srun each Slurm task is one rank (the task count must\n"
+         "equal --gpus) and rank 0 is the first node of the step. The learning rate warms up\n"
+         "linearly for --warmup steps, then decays along a cosine to --min-lr at the last step.\n"
+         "--data and --model names are looked up under $MPSIM_DATA_DIR, the current directory,\n"
+         "then the source tree mpsim was built from.\n\n"
+      << flag_descriptions();
+  return out.str();
+}
+
+}  // namespace mpsim::cli

@@ -1,0 +1,108 @@
+// `mpsim train`; see train_command.h.
+#include "tools/mpsim/train_command.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <ostream>
+
+#include "executor/core/launch.h"
+#include "executor/core/train_options.h"
+#include "simulator/spec/spec_error.h"
+#include "simulator/spec/spec_loader.h"
+#include "tools/mpsim/train_args.h"
+#ifdef MPSIM_HAVE_EXECUTOR
+#include "executor/cuda/trainer.h"
+#endif
+
+namespace mpsim::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The profile the config is validated against (it checks the dtype has a peak rate) and whose
+// peak rate MFU is reported against; the trainer itself runs on whatever GPU it finds.
+constexpr const char* kValidationHardware = "h100-sxm";
+
+int run_rank(const executor::TrainOptions& options, const executor::LaunchEnv& env,
+             std::ostream& out, std::ostream& err) {
+#ifdef MPSIM_HAVE_EXECUTOR
+  return executor::run_training_rank(options, env, out, err);
+#else
+  err << "mpsim was built without the CUDA executor (nvcc not found at build time)\n";
+  return 1;
+#endif
+}
+
+}  // namespace
+
+std::string resolve_data_path(const std::string& path) {
+  const fs::path typed(path);
+  std::vector<fs::path> candidates;
+  if (typed.is_absolute()) {
+    candidates.push_back(typed);
+  } else {
+    if (const char* dir = std::getenv("MPSIM_DATA_DIR"); dir != nullptr && *dir != '\0') {
+      candidates.push_back(fs::path(dir) / typed);
+    }
+    candidates.push_back(typed);
+#ifdef MPSIM_SOURCE_DIR
+    candidates.push_back(fs::path(MPSIM_SOURCE_DIR) / typed);
+#endif
+  }
+  std::string looked;
+  for (const fs::path& candidate : candidates) {
+    std::error_code ec;
+    if (fs::is_regular_file(candidate, ec))
+      return fs::absolute(candidate).lexically_normal().string();
+    looked += (looked.empty() ? "" : ", ") + candidate.string();
+  }
+  throw spec::FlagError("--data", "'" + path + "' is not a file (looked for " + looked +
+                                      "); expected a text corpus, or --synthetic");
+}
+
+int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const TrainRequest request = parse_train_args(args);
+  if (request.help) {
+    out << train_help();
+    return 0;
+  }
+  executor::TrainOptions options = request.options;
+  options.model = spec::load_model_spec(request.model);
+  const spec::Hardware hardware = spec::load_hardware(kValidationHardware);
+  options.config = spec::validate_parallel_config(options.config, options.model, hardware);
+  options.peak_flops =
+      hardware.peak_flops(options.model.dtype());  // MFU as the simulator counts it
+  if (!options.synthetic) options.data_path = resolve_data_path(options.data_path);
+#ifndef MPSIM_HAVE_EXECUTOR
+  // Say so once, before starting ranks that would each say it.
+  return run_rank(options, executor::LaunchEnv{}, out, err);
+#endif
+
+  const int gpus = static_cast<int>(options.config.num_gpus());
+  const std::optional<executor::LaunchEnv> launched =
+      executor::launch_env_from(executor::current_environment());
+  if (!launched) {
+    if (gpus > 1) {
+      std::vector<std::string> argv = {"/proc/self/exe", "train"};
+      argv.insert(argv.end(), args.begin(), args.end());
+      return executor::launch_local_ranks(gpus, argv, err);
+    }
+    executor::LaunchEnv single;
+    single.master_addr = "127.0.0.1";
+    return run_rank(options, single, out, err);
+  }
+  if (launched->world_size != gpus) {
+    const std::string count = std::to_string(launched->world_size);
+    const std::string plural = launched->world_size == 1 ? "" : "s";
+    const std::string source =
+        launched->slurm
+            ? "Slurm started " + count + " task" + plural + " (SLURM_NTASKS)"
+            : "the launcher started " + count + " rank" + plural + " (MPSIM_WORLD_SIZE)";
+    throw spec::FlagError("--gpus", std::to_string(gpus) + " GPUs requested but " + source +
+                                        "; expected one task per GPU (srun -n " +
+                                        std::to_string(gpus) + ")");
+  }
+  return run_rank(options, *launched, out, err);
+}
+
+}  // namespace mpsim::cli
