@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <map>
@@ -74,6 +75,26 @@ std::unique_ptr<TokenSource> make_source(const TrainOptions& o, int64_t vocab, i
                                 " (use --synthetic)");
   }
   return make_text_source(o.data_path, seq, o.seed);
+}
+
+// NCCL connects point-to-point peers lazily, at the first send or receive between them, and
+// that set-up needs both sides inside a matching call. The pipeline plan posts the first
+// gradient receive in a group whose peer sends it later in a group of its own, which then
+// waits forever on the connection (seen with GPipe on 2 GPUs). One symmetric exchange with
+// both neighbours at start-up connects every pair in both directions.
+void connect_pipeline(const Communicator& pp, const RankLayout& layout, cudaStream_t stream) {
+  if (layout.pp < 2) return;
+  DeviceMemory scratch_memory;
+  DeviceBuffer scratch(scratch_memory, MemoryCategory::kWorkspace, 4 * sizeof(float), stream);
+  float* buffer = scratch.as<float>();
+  const int next = (layout.pp_rank + 1) % layout.pp, previous = (layout.pp_rank + layout.pp - 1) % layout.pp;
+  NCCL_CHECK(ncclGroupStart());
+  pp.send(buffer, 1, ncclFloat32, next, stream);
+  pp.recv(buffer + 1, 1, ncclFloat32, previous, stream);
+  pp.send(buffer + 2, 1, ncclFloat32, previous, stream);
+  pp.recv(buffer + 3, 1, ncclFloat32, next, stream);
+  NCCL_CHECK(ncclGroupEnd());
+  CUDA_CHECK(cudaStreamSynchronize(stream));
 }
 
 }  // namespace
@@ -294,6 +315,7 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   std::memcpy(&id, nccl_id.data(), sizeof(id));
   s.comm = make_communicators(s.layout, id);
   s.memory = std::make_unique<DeviceMemory>();
+  connect_pipeline(s.comm.pp, s.layout, s.compute.get());
   s.gemm = std::make_unique<Gemm>(*s.memory, s.compute.get());
   const int64_t bucket_params = config.dp_bucket_params() > 0 ? config.dp_bucket_params() : kDefaultBucketParams;
   s.params = std::make_unique<ParamStore>(s.catalogue, s.layout, *s.schedule, bucket_params,
@@ -443,6 +465,10 @@ std::vector<uint8_t> new_nccl_id() {
 
 int run_training_rank(const TrainOptions& options, const LaunchEnv& env, std::ostream& out,
                       std::ostream& err) {
+  // Declared outside the try block so that a failure does not run its destructor: with NCCL
+  // operations in flight towards peers that still wait, synchronising or destroying the
+  // communicators would hang. The rank exits at once instead and the launcher stops the others.
+  std::unique_ptr<Trainer> trainer;
   try {
     int devices = 0;
     CUDA_CHECK(cudaGetDeviceCount(&devices));
@@ -460,7 +486,7 @@ int run_training_rank(const TrainOptions& options, const LaunchEnv& env, std::os
       id = rendezvous(env, env.rank == 0 ? new_nccl_id() : std::vector<uint8_t>{},
                       std::chrono::seconds(300));
     }
-    Trainer trainer(options, env.rank, id);
+    trainer = std::make_unique<Trainer>(options, env.rank, id);
     std::ofstream file;
     std::ostream* log = &out;
     if (env.rank == 0 && !options.log_path.empty()) {
@@ -469,7 +495,7 @@ int run_training_rank(const TrainOptions& options, const LaunchEnv& env, std::os
       log = &file;
     }
     for (int64_t step = 1; step <= options.steps; ++step) {
-      const IterationReport r = trainer.run_iteration(step);
+      const IterationReport r = trainer->run_iteration(step);
       if (env.rank != 0) continue;
       nlohmann::json line;
       line["iteration"] = r.iteration;
@@ -490,7 +516,8 @@ int run_training_rank(const TrainOptions& options, const LaunchEnv& env, std::os
     }
     return 0;
   } catch (const std::exception& e) {
-    err << "mpsim train: rank " << env.rank << ": " << e.what() << "\n";
+    err << "mpsim train: rank " << env.rank << ": " << e.what() << std::endl;
+    if (trainer) std::_Exit(1);
     return 1;
   }
 }

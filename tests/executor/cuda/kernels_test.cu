@@ -795,7 +795,8 @@ TEST_F(KernelsTest, AdamWMatchesTorchFormula) {
       expect_close(to_double(std::vector<float>(w.begin() + offset, w.begin() + offset + n)),
                    want_w, 1e-6, 1e-6, "master");
       expect_close(to_double(std::vector<float>(m.begin() + offset, m.begin() + offset + n)),
-                   want_m, 1e-5, 1e-12, "m");
+                   want_m, 1e-5, 1e-10, "m");  // b1 m + (1 - b1) g may cancel: fp32 terms
+                                                 // of ~1e-3 leave ~1e-10 absolute
       expect_close(to_double(std::vector<float>(v.begin() + offset, v.begin() + offset + n)),
                    want_v, 1e-5, 1e-14, "v");
       if (with_mask_and_model) {

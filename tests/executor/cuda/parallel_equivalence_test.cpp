@@ -30,10 +30,12 @@ struct TrainRun {
 TrainRun train(const std::string& flags, const std::string& model = "gpt-bytes-tiny", int steps = 20) {
   const std::string log = testing::TempDir() + "mpsim_train_" + std::to_string(std::rand()) + ".jsonl";
   std::remove(log.c_str());
-  const std::string command = std::string(MPSIM_BINARY) + " train --model " + model +
+  // A hang (a deadlock would be a bug) fails the test instead of stalling it.
+  const std::string command = "timeout 300 " + std::string(MPSIM_BINARY) + " train --model " + model +
                               " --steps " + std::to_string(steps) + " --seed 3 --log " + log + " " +
                               flags;
   std::printf("%s\n", command.c_str());
+  std::fflush(stdout);
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
   TrainRun run;
   std::ifstream in(log);
