@@ -81,7 +81,8 @@ int64_t realtime_ns() {
 RankIdentity rank_from_env(const EnvLookup& env, int64_t pid) {
   RankIdentity who;
   const int64_t rank =
-      first_integer(env, {"RANK", "LOCAL_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"}, &who.source);
+      first_integer(env, {"MPSIM_RANK", "RANK", "LOCAL_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"},
+                    &who.source);
   if (rank < 0) {
     who.source = "pid";
     who.rank = static_cast<int32_t>(pid);

@@ -43,7 +43,7 @@ class BatchSink {
 // Opens the sink once the process is known (rank, clock offset).
 using SinkFactory = std::function<std::unique_ptr<BatchSink>(const ProcessInfo&)>;
 
-// Rank of this process, from the first of RANK, LOCAL_RANK, SLURM_PROCID, OMPI_COMM_WORLD_RANK
+// Rank of this process, from the first of MPSIM_RANK (`mpsim train`), RANK, LOCAL_RANK, SLURM_PROCID, OMPI_COMM_WORLD_RANK
 // that holds a non-negative integer, else the pid (source "pid"). local_rank and world_size come
 // from LOCAL_RANK/SLURM_LOCALID/OMPI_COMM_WORLD_LOCAL_RANK and
 // WORLD_SIZE/SLURM_NTASKS/OMPI_COMM_WORLD_SIZE (defaults: rank, 1).
