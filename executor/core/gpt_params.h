@@ -1,28 +1,35 @@
-// The executor's parameter catalogue for the GPT family (LayerNorm, GeLU MLP, learned positions,
-// biases, tied or untied embeddings): every tensor's name, unsharded shape, initialisation and how
-// tensor parallelism splits it. The GPU model, the optimizer and the CPU reference all read it, so
-// a name means the same tensor everywhere.
+// The executor's parameter catalogue for decoder-only transformers of the GPT family (LayerNorm,
+// GeLU MLP, learned positions, biases) and the Llama family (RMSNorm, SwiGLU MLP, rotary
+// positions, grouped-query attention, no biases), and any mix of these choices: every tensor's
+// name, unsharded shape, initialisation and how tensor parallelism splits it. The GPU model, the
+// optimizer and the CPU reference all read it, so a name means the same tensor everywhere.
 //
-// Layout conventions (row-major, PyTorch's [out, in] for linear weights, y = x W^T + b):
-//   embed.word            [V, h]       vocabulary-parallel: rows split over TP (vocab padded as
-//                                      Megatron-LM does; padding rows are never used)
-//   embed.position        [s, h]       replicated
-//   L<i>.attn.norm.weight/bias [h]     replicated
-//   L<i>.attn.qkv.weight  [3h, h]      column-parallel; row = head*3*d + {0:q,1:k,2:v}*d + j, so
-//                                      each TP rank holds whole heads as one contiguous block
-//   L<i>.attn.qkv.bias    [3h]         column-parallel
-//   L<i>.attn.proj.weight [h, h]       row-parallel (columns = head*d + j split over TP)
-//   L<i>.attn.proj.bias   [h]          replicated (added after the TP reduction)
-//   L<i>.mlp.norm.weight/bias [h]      replicated
-//   L<i>.mlp.fc1.weight   [f, h], bias [f]   column-parallel
+// Layout conventions (row-major, PyTorch's [out, in] for linear weights, y = x W^T + b);
+// d = head size, r = heads / kv heads (1 without GQA), f = ffn size:
+//   embed.word            [V, h]       vocabulary-parallel: rows split over TP (vocabulary padded
+//                                      as Megatron-LM does; padding rows are never used)
+//   embed.position        [s, h]       learned positions only; replicated
+//   L<i>.attn.norm.weight [h], .bias [h] (LayerNorm only)   replicated
+//   L<i>.attn.qkv.weight  [(heads + 2 kv) d, h]  column-parallel, grouped by kv head g: the r
+//                                      query heads of g, then g's key, then g's value, so each TP
+//                                      rank holds whole groups as one contiguous block; with r = 1
+//                                      this is head-major [q, k, v] as in Megatron-LM
+//   L<i>.attn.qkv.bias    [(heads + 2 kv) d]   (with biases) column-parallel
+//   L<i>.attn.proj.weight [h, heads d] row-parallel (column = query head * d + j)
+//   L<i>.attn.proj.bias   [h]          (with biases) replicated, added after the TP reduction
+//   L<i>.mlp.norm.*                    as attn.norm
+//   L<i>.mlp.fc1.weight   [f, h] (GeLU) or [2f, h] (SwiGLU: row 2j is feature j's gate, row
+//                                      2j + 1 its up projection, so a contiguous TP split keeps
+//                                      pairs together); column-parallel; bias likewise
 //   L<i>.mlp.fc2.weight   [h, f]       row-parallel; bias [h] replicated
-//   head.norm.weight/bias [h]          replicated
+//   head.norm.*                        as attn.norm
 //   head.logits.weight    [V, h]       only when embeddings are untied; vocabulary-parallel
 // Initialisation (Megatron-LM / GPT-2): weights N(0, std), the two output projections
 // (attn.proj, mlp.fc2) N(0, std / sqrt(2 L)), biases 0, norm weights 1; embeddings N(0, std).
 // Weight decay applies to 2-D weights only. Vectors are [n, 1] so "split rows" covers them.
 //
-// make_gpt_catalogue() throws std::invalid_argument for a model outside the family it supports.
+// make_gpt_catalogue() throws std::invalid_argument when TP does not split the model (kv heads
+// or ffn size not divisible by tp) or the heads do not group (heads % kv heads != 0).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The float64 reference GPT; see reference_gpt.h.
+// The float64 reference GPT / Llama; see reference_gpt.h.
 #include "executor/core/reference_gpt.h"
 
 #include <algorithm>
@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "executor/core/param_init.h"
 
@@ -43,12 +44,27 @@ class ParamView {
                                     std::to_string(expected));
       }
       data_[p->name] = it->second.data();
+      shapes_[p->name] = {p->rows, p->cols};
     }
   }
   const double* operator()(const std::string& name) const { return data_.at(name); }
+  // Null when the catalogue has no such tensor (biases of a model without them).
+  const double* optional(const std::string& name) const {
+    auto it = data_.find(name);
+    return it == data_.end() ? nullptr : it->second;
+  }
+  void expect_shape(const std::string& name, int64_t rows, int64_t cols) const {
+    auto it = shapes_.find(name);
+    if (it == shapes_.end() || it->second.first != rows || it->second.second != cols) {
+      throw std::invalid_argument("reference gpt: catalogue tensor " + name +
+                                  " must be [" + std::to_string(rows) + ", " +
+                                  std::to_string(cols) + "] for the model's dimensions");
+    }
+  }
 
  private:
   std::map<std::string, const double*> data_;
+  std::map<std::string, std::pair<int64_t, int64_t>> shapes_;
 };
 
 // y = x W^T + b: x [T, in], W [out, in], b [out] or null, y [T, out].
@@ -86,19 +102,23 @@ void linear_backward(const double* x, const double* w, const double* dy, int64_t
 }
 
 struct NormCache {
-  Vec xhat;  // [T, h] normalised input
-  Vec rstd;  // [T] 1 / sqrt(var + eps)
+  Vec xhat;  // [T, h] normalised input (before the weight)
+  Vec rstd;  // [T] 1 / sqrt(var + eps), or 1 / sqrt(mean square + eps) for RMSNorm
 };
 
-void layer_norm(const double* x, const double* gamma, const double* beta, int64_t T, int64_t h,
-                double* y, NormCache* cache) {
+// LayerNorm (layer_norm: y = (x - mean) rstd gamma + beta) or RMSNorm (y = x rstd gamma, beta
+// null).
+void norm_forward(bool layer_norm, const double* x, const double* gamma, const double* beta,
+                  int64_t T, int64_t h, double* y, NormCache* cache) {
   cache->xhat.assign(static_cast<size_t>(T * h), 0.0);
   cache->rstd.assign(static_cast<size_t>(T), 0.0);
   for (int64_t t = 0; t < T; ++t) {
     const double* xt = x + t * h;
     double mean = 0;
-    for (int64_t i = 0; i < h; ++i) mean += xt[i];
-    mean /= static_cast<double>(h);
+    if (layer_norm) {
+      for (int64_t i = 0; i < h; ++i) mean += xt[i];
+      mean /= static_cast<double>(h);
+    }
     double var = 0;
     for (int64_t i = 0; i < h; ++i) var += (xt[i] - mean) * (xt[i] - mean);
     var /= static_cast<double>(h);
@@ -107,14 +127,14 @@ void layer_norm(const double* x, const double* gamma, const double* beta, int64_
     for (int64_t i = 0; i < h; ++i) {
       const double xh = (xt[i] - mean) * rstd;
       cache->xhat[t * h + i] = xh;
-      y[t * h + i] = xh * gamma[i] + beta[i];
+      y[t * h + i] = beta != nullptr ? xh * gamma[i] + beta[i] : xh * gamma[i];
     }
   }
 }
 
-// dx += d LN / dx applied to dy; dgamma, dbeta accumulate.
-void layer_norm_backward(const NormCache& cache, const double* gamma, const double* dy, int64_t T,
-                         int64_t h, double* dx, double* dgamma, double* dbeta) {
+// dx += d norm / dx applied to dy; dgamma and (LayerNorm only) dbeta accumulate.
+void norm_backward(bool layer_norm, const NormCache& cache, const double* gamma, const double* dy,
+                   int64_t T, int64_t h, double* dx, double* dgamma, double* dbeta) {
   const double n = static_cast<double>(h);
   for (int64_t t = 0; t < T; ++t) {
     const double* xh = cache.xhat.data() + t * h;
@@ -125,9 +145,10 @@ void layer_norm_backward(const NormCache& cache, const double* gamma, const doub
       mean_dxhat += dxhat;
       mean_dxhat_xhat += dxhat * xh[i];
       dgamma[i] += dyt[i] * xh[i];
-      dbeta[i] += dyt[i];
+      if (dbeta != nullptr) dbeta[i] += dyt[i];
     }
-    mean_dxhat /= n;
+    // Without mean subtraction (RMSNorm) the mean of dxhat does not flow back.
+    mean_dxhat = layer_norm ? mean_dxhat / n : 0.0;
     mean_dxhat_xhat /= n;
     for (int64_t i = 0; i < h; ++i) {
       const double dxhat = dyt[i] * gamma[i];
@@ -146,23 +167,25 @@ double gelu_derivative(double u) {
          0.5 * u * (1.0 - th * th) * kGeluScale * (1.0 + 3.0 * kGeluCubic * u * u);
 }
 
+double sigmoid(double u) { return 1.0 / (1.0 + std::exp(-u)); }
+
 // Everything the backward pass of one layer needs.
 struct LayerCache {
-  Vec x_in;  // [T, h] layer input (residual stream)
-  NormCache ln1;
-  Vec a;      // [T, h] LN1 output
-  Vec qkv;    // [T, 3h]
+  NormCache norm1;
+  Vec a;      // [T, h] attention norm output
+  Vec qkv;    // [T, W] after rotary (when on): what attention reads
   Vec probs;  // [B, heads, s, s] causal attention probabilities (zero above the diagonal)
-  Vec ctx;    // [T, h]
-  Vec x_mid;  // [T, h] residual after attention
-  NormCache ln2;
-  Vec m;  // [T, h] LN2 output
-  Vec u;  // [T, f] fc1 output (pre-activation)
-  Vec g;  // [T, f] gelu(u)
+  Vec ctx;    // [T, heads d]
+  NormCache norm2;
+  Vec m;  // [T, h] MLP norm output
+  Vec u;  // [T, f] (GeLU) or [T, 2f] (SwiGLU) fc1 output
+  Vec g;  // [T, f] activation
 };
 
 struct Shape {
-  int64_t B, s, h, heads, d, f, V, T;
+  int64_t B, s, h, heads, kv, r, d, f, V, T;
+  int64_t W;  // qkv row width (heads + 2 kv) d
+  int64_t A;  // attention context width heads d
 };
 
 // The names of layer `l`'s tensors.
@@ -188,25 +211,40 @@ struct LayerNames {
       fc2_b;
 };
 
-// Index of q (part 0), k (1) or v (2) element j of `head` in a qkv row.
-int64_t qkv_index(const Shape& sh, int64_t head, int part, int64_t j) {
-  return head * 3 * sh.d + part * sh.d + j;
+// Offsets in a qkv row (gpt_params.h): kv group g holds its r query heads, then its key, then its
+// value, d elements each.
+int64_t query_offset(const Shape& sh, int64_t head) {
+  return (head / sh.r) * (sh.r + 2) * sh.d + (head % sh.r) * sh.d;
+}
+int64_t key_offset(const Shape& sh, int64_t group) { return group * (sh.r + 2) * sh.d + sh.r * sh.d; }
+int64_t value_offset(const Shape& sh, int64_t group) { return key_offset(sh, group) + sh.d; }
+
+// Rotates every query and key head of every token by its position within its sequence; with
+// `inverse`, by minus that position (the transpose, which carries gradients back).
+void rotate_queries_and_keys(const Shape& sh, double base, bool inverse, Vec* qkv) {
+  for (int64_t t = 0; t < sh.T; ++t) {
+    const int64_t pos = (t % sh.s) * (inverse ? -1 : 1);
+    double* row = qkv->data() + t * sh.W;
+    for (int64_t hd = 0; hd < sh.heads; ++hd) apply_rotary(row + query_offset(sh, hd), sh.d, pos, base);
+    for (int64_t g = 0; g < sh.kv; ++g) apply_rotary(row + key_offset(sh, g), sh.d, pos, base);
+  }
 }
 
 void attention_forward(const Shape& sh, LayerCache* c) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(sh.d));
   c->probs.assign(static_cast<size_t>(sh.B * sh.heads * sh.s * sh.s), 0.0);
-  c->ctx.assign(static_cast<size_t>(sh.T * sh.h), 0.0);
+  c->ctx.assign(static_cast<size_t>(sh.T * sh.A), 0.0);
   const double* qkv = c->qkv.data();
-  const int64_t row = 3 * sh.h;
+  const int64_t row = sh.W;
   Vec scores(static_cast<size_t>(sh.s));
   for (int64_t b = 0; b < sh.B; ++b) {
     for (int64_t hd = 0; hd < sh.heads; ++hd) {
+      const int64_t kv_group = hd / sh.r;
       for (int64_t i = 0; i < sh.s; ++i) {
-        const double* q = qkv + (b * sh.s + i) * row + qkv_index(sh, hd, 0, 0);
+        const double* q = qkv + (b * sh.s + i) * row + query_offset(sh, hd);
         double max_score = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j <= i; ++j) {
-          const double* k = qkv + (b * sh.s + j) * row + qkv_index(sh, hd, 1, 0);
+          const double* k = qkv + (b * sh.s + j) * row + key_offset(sh, kv_group);
           double dot = 0;
           for (int64_t e = 0; e < sh.d; ++e) dot += q[e] * k[e];
           scores[j] = dot * scale;
@@ -215,10 +253,10 @@ void attention_forward(const Shape& sh, LayerCache* c) {
         double sum = 0;
         for (int64_t j = 0; j <= i; ++j) sum += std::exp(scores[j] - max_score);
         double* p = c->probs.data() + ((b * sh.heads + hd) * sh.s + i) * sh.s;
-        double* out = c->ctx.data() + (b * sh.s + i) * sh.h + hd * sh.d;
+        double* out = c->ctx.data() + (b * sh.s + i) * sh.A + hd * sh.d;
         for (int64_t j = 0; j <= i; ++j) {
           p[j] = std::exp(scores[j] - max_score) / sum;
-          const double* v = qkv + (b * sh.s + j) * row + qkv_index(sh, hd, 2, 0);
+          const double* v = qkv + (b * sh.s + j) * row + value_offset(sh, kv_group);
           for (int64_t e = 0; e < sh.d; ++e) out[e] += p[j] * v[e];
         }
       }
@@ -226,25 +264,27 @@ void attention_forward(const Shape& sh, LayerCache* c) {
   }
 }
 
-// dqkv [T, 3h] (overwritten) from dctx [T, h].
+// dqkv [T, W] (overwritten) from dctx [T, heads d]; a group's key and value gather the
+// gradients of all its query heads.
 void attention_backward(const Shape& sh, const LayerCache& c, const Vec& dctx, Vec* dqkv) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(sh.d));
-  dqkv->assign(static_cast<size_t>(sh.T * 3 * sh.h), 0.0);
+  dqkv->assign(static_cast<size_t>(sh.T * sh.W), 0.0);
   const double* qkv = c.qkv.data();
-  const int64_t row = 3 * sh.h;
+  const int64_t row = sh.W;
   Vec dp(static_cast<size_t>(sh.s));
   for (int64_t b = 0; b < sh.B; ++b) {
     for (int64_t hd = 0; hd < sh.heads; ++hd) {
+      const int64_t kv_group = hd / sh.r;
       for (int64_t i = 0; i < sh.s; ++i) {
         const int64_t ti = b * sh.s + i;
         const double* p = c.probs.data() + ((b * sh.heads + hd) * sh.s + i) * sh.s;
-        const double* dout = dctx.data() + ti * sh.h + hd * sh.d;
+        const double* dout = dctx.data() + ti * sh.A + hd * sh.d;
         // ctx_i = sum_j p_ij v_j
         double p_dot_dp = 0;
         for (int64_t j = 0; j <= i; ++j) {
           const int64_t tj = b * sh.s + j;
-          const double* v = qkv + tj * row + qkv_index(sh, hd, 2, 0);
-          double* dv = dqkv->data() + tj * row + qkv_index(sh, hd, 2, 0);
+          const double* v = qkv + tj * row + value_offset(sh, kv_group);
+          double* dv = dqkv->data() + tj * row + value_offset(sh, kv_group);
           double s = 0;
           for (int64_t e = 0; e < sh.d; ++e) {
             s += dout[e] * v[e];
@@ -254,13 +294,13 @@ void attention_backward(const Shape& sh, const LayerCache& c, const Vec& dctx, V
           p_dot_dp += p[j] * s;
         }
         // p_i = softmax(scale * q_i . k_j over j <= i)
-        const double* q = qkv + ti * row + qkv_index(sh, hd, 0, 0);
-        double* dq = dqkv->data() + ti * row + qkv_index(sh, hd, 0, 0);
+        const double* q = qkv + ti * row + query_offset(sh, hd);
+        double* dq = dqkv->data() + ti * row + query_offset(sh, hd);
         for (int64_t j = 0; j <= i; ++j) {
           const double dscore = p[j] * (dp[j] - p_dot_dp) * scale;
           const int64_t tj = b * sh.s + j;
-          const double* k = qkv + tj * row + qkv_index(sh, hd, 1, 0);
-          double* dk = dqkv->data() + tj * row + qkv_index(sh, hd, 1, 0);
+          const double* k = qkv + tj * row + key_offset(sh, kv_group);
+          double* dk = dqkv->data() + tj * row + key_offset(sh, kv_group);
           for (int64_t e = 0; e < sh.d; ++e) {
             dq[e] += dscore * k[e];
             dk[e] += dscore * q[e];
@@ -268,6 +308,34 @@ void attention_backward(const Shape& sh, const LayerCache& c, const Vec& dctx, V
         }
       }
     }
+  }
+}
+
+// g = gelu(u) [T, f], or for SwiGLU g_j = silu(u_2j) u_2j+1 from u [T, 2f].
+void mlp_activation(bool swiglu, const Vec& u, Vec* g) {
+  if (!swiglu) {
+    g->resize(u.size());
+    for (size_t i = 0; i < u.size(); ++i) (*g)[i] = gelu(u[i]);
+    return;
+  }
+  g->resize(u.size() / 2);
+  for (size_t j = 0; j < g->size(); ++j) {
+    const double gate = u[2 * j];
+    (*g)[j] = gate * sigmoid(gate) * u[2 * j + 1];
+  }
+}
+
+// du (same shape as u, overwritten) from dg.
+void mlp_activation_backward(bool swiglu, const Vec& u, const Vec& dg, Vec* du) {
+  du->resize(u.size());
+  if (!swiglu) {
+    for (size_t i = 0; i < u.size(); ++i) (*du)[i] = dg[i] * gelu_derivative(u[i]);
+    return;
+  }
+  for (size_t j = 0; j < dg.size(); ++j) {
+    const double gate = u[2 * j], up = u[2 * j + 1], sg = sigmoid(gate);
+    (*du)[2 * j] = dg[j] * up * sg * (1.0 + gate * (1.0 - sg));  // silu'(x) = s(x)(1 + x(1 - s(x)))
+    (*du)[2 * j + 1] = dg[j] * gate * sg;
   }
 }
 
@@ -280,14 +348,24 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
   sh.s = dims.seq;
   sh.h = dims.hidden;
   sh.heads = dims.heads;
+  sh.kv = dims.kv_heads;
   sh.d = dims.head_dim;
   sh.f = dims.ffn;
   sh.V = dims.vocab;
   sh.T = sh.B * sh.s;
   if (batch < 1) throw std::invalid_argument("reference gpt: batch must be at least 1");
-  if (sh.heads * sh.d != sh.h) {
-    throw std::invalid_argument("reference gpt: heads * head_dim must equal the hidden size");
+  if (sh.kv < 1 || sh.heads % sh.kv != 0) {
+    throw std::invalid_argument("reference gpt: heads (" + std::to_string(sh.heads) +
+                                ") must be a multiple of kv heads (" + std::to_string(sh.kv) + ")");
   }
+  if (dims.rotary && sh.d % 2 != 0) {
+    throw std::invalid_argument("reference gpt: rotary embeddings need an even head size, got " +
+                                std::to_string(sh.d));
+  }
+  sh.r = sh.heads / sh.kv;
+  sh.W = (sh.heads + 2 * sh.kv) * sh.d;
+  sh.A = sh.heads * sh.d;
+  const int64_t fc1_rows = dims.swiglu ? 2 * sh.f : sh.f;
   const auto expected_tokens = static_cast<size_t>(batch * (sh.s + 1));
   if (tokens.size() != expected_tokens) {
     throw std::invalid_argument("reference gpt: expected " + std::to_string(expected_tokens) +
@@ -303,6 +381,14 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
     }
   }
   const ParamView P(catalogue, params);
+  // The loops below index by the dimensions: the catalogue's matrices must have their shapes.
+  for (int l = 0; l < dims.layers; ++l) {
+    const LayerNames n(l);
+    P.expect_shape(n.qkv_w, sh.W, sh.h);
+    P.expect_shape(n.proj_w, sh.h, sh.A);
+    P.expect_shape(n.fc1_w, fc1_rows, sh.h);
+    P.expect_shape(n.fc2_w, sh.h, sh.f);
+  }
   const int64_t T = sh.T, h = sh.h;
   auto input = [&](int64_t t) { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s]; };
   auto target = [&](int64_t t) { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s + 1]; };
@@ -311,40 +397,46 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
   Vec x(static_cast<size_t>(T * h));
   for (int64_t t = 0; t < T; ++t) {
     const double* w = P("embed.word") + input(t) * h;
-    const double* p = P("embed.position") + (t % sh.s) * h;
-    for (int64_t i = 0; i < h; ++i) x[t * h + i] = w[i] + p[i];
+    for (int64_t i = 0; i < h; ++i) x[t * h + i] = w[i];
+  }
+  if (dims.learned_positions) {
+    for (int64_t t = 0; t < T; ++t) {
+      const double* p = P("embed.position") + (t % sh.s) * h;
+      for (int64_t i = 0; i < h; ++i) x[t * h + i] += p[i];
+    }
   }
 
-  // Layers.
+  // Layers. Optional tensors (biases, norm biases) are null when absent from the catalogue.
   std::vector<LayerCache> caches(static_cast<size_t>(dims.layers));
   for (int l = 0; l < dims.layers; ++l) {
     const LayerNames n(l);
     LayerCache& c = caches[l];
-    c.x_in = x;
     c.a.resize(static_cast<size_t>(T * h));
-    layer_norm(x.data(), P(n.norm1_w), P(n.norm1_b), T, h, c.a.data(), &c.ln1);
-    c.qkv.resize(static_cast<size_t>(T * 3 * h));
-    linear(c.a.data(), P(n.qkv_w), P(n.qkv_b), T, h, 3 * h, c.qkv.data());
+    norm_forward(dims.layer_norm, x.data(), P(n.norm1_w), P.optional(n.norm1_b), T, h, c.a.data(),
+                 &c.norm1);
+    c.qkv.resize(static_cast<size_t>(T * sh.W));
+    linear(c.a.data(), P(n.qkv_w), P.optional(n.qkv_b), T, h, sh.W, c.qkv.data());
+    if (dims.rotary) rotate_queries_and_keys(sh, dims.rotary_base, false, &c.qkv);
     attention_forward(sh, &c);
     Vec proj(static_cast<size_t>(T * h));
-    linear(c.ctx.data(), P(n.proj_w), P(n.proj_b), T, h, h, proj.data());
+    linear(c.ctx.data(), P(n.proj_w), P.optional(n.proj_b), T, sh.A, h, proj.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
-    c.x_mid = x;
     c.m.resize(static_cast<size_t>(T * h));
-    layer_norm(x.data(), P(n.norm2_w), P(n.norm2_b), T, h, c.m.data(), &c.ln2);
-    c.u.resize(static_cast<size_t>(T * sh.f));
-    linear(c.m.data(), P(n.fc1_w), P(n.fc1_b), T, h, sh.f, c.u.data());
-    c.g.resize(c.u.size());
-    for (size_t i = 0; i < c.u.size(); ++i) c.g[i] = gelu(c.u[i]);
+    norm_forward(dims.layer_norm, x.data(), P(n.norm2_w), P.optional(n.norm2_b), T, h, c.m.data(),
+                 &c.norm2);
+    c.u.resize(static_cast<size_t>(T * fc1_rows));
+    linear(c.m.data(), P(n.fc1_w), P.optional(n.fc1_b), T, h, fc1_rows, c.u.data());
+    mlp_activation(dims.swiglu, c.u, &c.g);
     Vec mlp(static_cast<size_t>(T * h));
-    linear(c.g.data(), P(n.fc2_w), P(n.fc2_b), T, sh.f, h, mlp.data());
+    linear(c.g.data(), P(n.fc2_w), P.optional(n.fc2_b), T, sh.f, h, mlp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += mlp[i];
   }
 
   // Head: final norm, logits over the real vocabulary, cross-entropy.
   NormCache head_norm;
   Vec y(static_cast<size_t>(T * h));
-  layer_norm(x.data(), P("head.norm.weight"), P("head.norm.bias"), T, h, y.data(), &head_norm);
+  norm_forward(dims.layer_norm, x.data(), P("head.norm.weight"), P.optional("head.norm.bias"), T,
+               h, y.data(), &head_norm);
   const std::string logits_name = dims.tied ? "embed.word" : "head.logits.weight";
   const double* E = P(logits_name);  // rows [0, V) are the first V * h elements
   Vec logits(static_cast<size_t>(T * sh.V));
@@ -371,52 +463,70 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
     (*grads)[p->name].assign(static_cast<size_t>(p->rows * p->cols), 0.0);
   }
   auto G = [&](const std::string& name) { return grads->at(name).data(); };
+  auto G_optional = [&](const std::string& name) -> double* {
+    auto it = grads->find(name);
+    return it == grads->end() ? nullptr : it->second.data();
+  };
 
   Vec dy(static_cast<size_t>(T * h), 0.0);
   linear_backward(y.data(), E, dlogits.data(), T, h, sh.V, dy.data(), G(logits_name), nullptr);
   Vec dx(static_cast<size_t>(T * h), 0.0);
-  layer_norm_backward(head_norm, P("head.norm.weight"), dy.data(), T, h, dx.data(),
-                      G("head.norm.weight"), G("head.norm.bias"));
+  norm_backward(dims.layer_norm, head_norm, P("head.norm.weight"), dy.data(), T, h, dx.data(),
+                G("head.norm.weight"), G_optional("head.norm.bias"));
 
   for (int l = dims.layers - 1; l >= 0; --l) {
     const LayerNames n(l);
     const LayerCache& c = caches[l];
-    // MLP: x_out = x_mid + fc2(gelu(fc1(LN2(x_mid)))); dx holds dLoss/dx_out.
+    // MLP: x_out = x_mid + fc2(act(fc1(norm2(x_mid)))); dx holds dLoss/dx_out.
     Vec dg(static_cast<size_t>(T * sh.f), 0.0);
     linear_backward(c.g.data(), P(n.fc2_w), dx.data(), T, sh.f, h, dg.data(), G(n.fc2_w),
-                    G(n.fc2_b));
-    Vec du(dg.size());
-    for (size_t i = 0; i < du.size(); ++i) du[i] = dg[i] * gelu_derivative(c.u[i]);
+                    G_optional(n.fc2_b));
+    Vec du;
+    mlp_activation_backward(dims.swiglu, c.u, dg, &du);
     Vec dm(static_cast<size_t>(T * h), 0.0);
-    linear_backward(c.m.data(), P(n.fc1_w), du.data(), T, h, sh.f, dm.data(), G(n.fc1_w),
-                    G(n.fc1_b));
-    layer_norm_backward(c.ln2, P(n.norm2_w), dm.data(), T, h, dx.data(), G(n.norm2_w),
-                        G(n.norm2_b));
-    // Attention: x_mid = x_in + proj(attn(LN1(x_in))); dx now holds dLoss/dx_mid.
-    Vec dctx(static_cast<size_t>(T * h), 0.0);
-    linear_backward(c.ctx.data(), P(n.proj_w), dx.data(), T, h, h, dctx.data(), G(n.proj_w),
-                    G(n.proj_b));
+    linear_backward(c.m.data(), P(n.fc1_w), du.data(), T, h, fc1_rows, dm.data(), G(n.fc1_w),
+                    G_optional(n.fc1_b));
+    norm_backward(dims.layer_norm, c.norm2, P(n.norm2_w), dm.data(), T, h, dx.data(), G(n.norm2_w),
+                  G_optional(n.norm2_b));
+    // Attention: x_mid = x_in + proj(attn(rotary(qkv(norm1(x_in))))); dx now holds dLoss/dx_mid.
+    Vec dctx(static_cast<size_t>(T * sh.A), 0.0);
+    linear_backward(c.ctx.data(), P(n.proj_w), dx.data(), T, sh.A, h, dctx.data(), G(n.proj_w),
+                    G_optional(n.proj_b));
     Vec dqkv;
     attention_backward(sh, c, dctx, &dqkv);
+    if (dims.rotary) rotate_queries_and_keys(sh, dims.rotary_base, true, &dqkv);
     Vec da(static_cast<size_t>(T * h), 0.0);
-    linear_backward(c.a.data(), P(n.qkv_w), dqkv.data(), T, h, 3 * h, da.data(), G(n.qkv_w),
-                    G(n.qkv_b));
-    layer_norm_backward(c.ln1, P(n.norm1_w), da.data(), T, h, dx.data(), G(n.norm1_w),
-                        G(n.norm1_b));
+    linear_backward(c.a.data(), P(n.qkv_w), dqkv.data(), T, h, sh.W, da.data(), G(n.qkv_w),
+                    G_optional(n.qkv_b));
+    norm_backward(dims.layer_norm, c.norm1, P(n.norm1_w), da.data(), T, h, dx.data(), G(n.norm1_w),
+                  G_optional(n.norm1_b));
   }
 
   double* dword = G("embed.word");
-  double* dpos = G("embed.position");
+  double* dpos = dims.learned_positions ? G("embed.position") : nullptr;
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t i = 0; i < h; ++i) {
       dword[input(t) * h + i] += dx[t * h + i];
-      dpos[(t % sh.s) * h + i] += dx[t * h + i];
+      if (dpos != nullptr) dpos[(t % sh.s) * h + i] += dx[t * h + i];
     }
   }
   return losses;
 }
 
 }  // namespace
+
+void apply_rotary(double* x, int64_t d, int64_t position, double base) {
+  const int64_t half = d / 2;
+  for (int64_t i = 0; i < half; ++i) {
+    const double theta =
+        std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+    const double angle = static_cast<double>(position) * theta;
+    const double cs = std::cos(angle), sn = std::sin(angle);
+    const double lo = x[i], hi = x[i + half];
+    x[i] = lo * cs - hi * sn;
+    x[i + half] = hi * cs + lo * sn;
+  }
+}
 
 Tensors init_reference_parameters(const GptCatalogue& catalogue, uint64_t seed) {
   Tensors out;

@@ -54,8 +54,8 @@ void Gemm::linear_wgrad(const bf16* dy, const bf16* x, float* dw, int64_t tokens
 }
 
 void Gemm::batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                   Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, int64_t batch) {
-  const float beta = 0.0f;
+                   Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, int64_t batch,
+                   float beta) {
   CUBLAS_CHECK(cublasGemmStridedBatchedEx(
       handle_, op(trans_b), op(trans_a), static_cast<int>(n), static_cast<int>(m),
       static_cast<int>(k), &alpha, b.data, CUDA_R_16BF, static_cast<int>(b.ld), b.batch_stride,

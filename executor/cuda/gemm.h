@@ -43,10 +43,11 @@ class Gemm {
   void linear_wgrad(const bf16* dy, const bf16* x, float* dw, int64_t tokens, int64_t in,
                     int64_t out);
 
-  // C_i[M, N] = alpha op(A_i) op(B_i) for i < batch; op transposes when the flag is set (A_i is
-  // stored [K, M] when trans_a). bf16 in and out.
+  // C_i[M, N] = alpha op(A_i) op(B_i) + beta C_i for i < batch; op transposes when the flag is
+  // set (A_i is stored [K, M] when trans_a). bf16 in and out.
   void batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-               Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, int64_t batch);
+               Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, int64_t batch,
+               float beta = 0.0f);
 
  private:
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,

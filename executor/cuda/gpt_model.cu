@@ -10,7 +10,7 @@
 
 #include "executor/cuda/cuda_check.h"
 #include "executor/cuda/kernels.h"
-#include "executor/cuda/loss_kernels.h"
+#include "executor/cuda/llama_kernels.h"
 #include "executor/cuda/nvtx_range.h"
 
 namespace mpsim::executor {
@@ -64,9 +64,16 @@ GptStage::GptStage(const StageResources& resources) : r_(resources) {
   tokens_local_ = sp_ ? tokens_ / tp_ : tokens_;
   hidden_ = c.dims.hidden;
   heads_local_ = c.dims.heads / tp_;
+  kv_local_ = c.dims.kv_heads / tp_;
+  group_ = c.dims.heads / c.dims.kv_heads;
   head_dim_ = c.dims.head_dim;
-  qkv_local_ = 3 * heads_local_ * head_dim_;
+  qkv_local_ = (heads_local_ + 2 * kv_local_) * head_dim_;
   ffn_local_ = c.dims.ffn / tp_;
+  swiglu_ = c.dims.swiglu;
+  fc1_local_ = swiglu_ ? 2 * ffn_local_ : ffn_local_;
+  rms_ = !c.dims.layer_norm;
+  rotary_ = c.dims.rotary;
+  rotary_base_ = c.dims.rotary_base;
   vocab_ = c.dims.vocab;
   vocab_local_ = c.padded_vocab / tp_;
   vocab_start_ = l.tp_rank * vocab_local_;
@@ -76,9 +83,12 @@ GptStage::GptStage(const StageResources& resources) : r_(resources) {
   for (int chunk = 0; chunk < l.chunks; ++chunk) {
     for (int64_t i = 0; i < l.layers_per_chunk; ++i) {
       const int64_t layer = l.first_layer(chunk) + i;
-      const std::string n = "L" + std::to_string(layer) + ".";
+      std::string n = "L";  // not "L" + to_string(..): GCC 12 warns falsely (-Wrestrict)
+      n += std::to_string(layer) + ".";
       LayerWeights& w = weights_[layer];
+      // Biases and LayerNorm's shift are absent from Llama-style models: null pointers.
       auto bind = [&](const char* name, bf16*& weight, float*& grad) {
+        if (!p.has(n + name)) return;
         weight = p.weight(n + name);
         grad = p.grad(n + name);
       };
@@ -172,7 +182,7 @@ DeviceBuffer GptStage::embed(int mb, const int32_t* tokens) {
     NvtxRange range(r_.nvtx, compute_range(RangePass::kForward, mb, kEmbeddingSite, "lookup"));
     // Positions are added once, by TP rank 0, before the TP reduction.
     kernels::embedding_forward(tokens, p.weight("embed.word"),
-                               r_.layout->tp_rank == 0 ? p.weight("embed.position") : nullptr,
+                               r_.layout->tp_rank == 0 && p.has("embed.position") ? p.weight("embed.position") : nullptr,
                                out.as<bf16>(), tokens_, hidden_, mbs_, vocab_start_, vocab_local_,
                                r_.compute);
   }
@@ -189,41 +199,63 @@ void GptStage::embed_backward(int mb, const int32_t* tokens, DeviceBuffer grad) 
     dy = full.as<bf16>();
   }
   NvtxRange range(r_.nvtx, compute_range(RangePass::kBackward, mb, kEmbeddingSite, "lookup"));
-  kernels::embedding_backward(tokens, dy, p.grad("embed.word"), p.grad("embed.position"), tokens_,
+  kernels::embedding_backward(tokens, dy, p.grad("embed.word"),
+                              p.has("embed.position") ? p.grad("embed.position") : nullptr, tokens_,
                               hidden_, mbs_, vocab_start_, vocab_local_, r_.compute);
 }
 
 // ---- attention core ------------------------------------------------------------------------------
-// Batch i = sequence * heads_local + head; Q_i starts at qkv + i * 3d with row stride
-// mbs * qkv_local (rows are sequence-major tokens), K_i and V_i d and 2d further.
+// Batch j = sequence * kv_local + group g; query i of g (head g * r + i) starts at
+// qkv + j * (r + 2) d + i d with row stride mbs * qkv_local (rows are sequence-major tokens), the
+// group's key at r d and value at (r + 1) d. Scores and probabilities of head q of sequence b sit
+// at (b * heads_local + q) * s^2; the context of head q at column q d. One strided-batched GEMM per
+// query of a group (r = 1 without grouped-query attention).
 void GptStage::attention_probs(RangePass pass, const bf16* qkv, DeviceBuffer& probs,
                                MemoryCategory category) {
-  const int64_t batch = mbs_ * heads_local_, d = head_dim_, ld = mbs_ * qkv_local_;
-  probs = buffer(category, batch * seq_ * seq_ * 2);
-  r_.gemm->batched(false, true, seq_, seq_, d, 1.0f, {qkv, ld, 3 * d}, {qkv + d, ld, 3 * d},
-                   {probs.as<bf16>(), seq_, seq_ * seq_}, batch);
-  kernels::causal_softmax_forward(probs.as<bf16>(), probs.as<bf16>(), batch, seq_,
+  const int64_t r = group_, d = head_dim_, ld = mbs_ * qkv_local_, gw = (r + 2) * d;
+  const int64_t batch = mbs_ * kv_local_, ss = seq_ * seq_;
+  probs = buffer(category, mbs_ * heads_local_ * ss * 2);
+  for (int64_t i = 0; i < r; ++i) {
+    r_.gemm->batched(false, true, seq_, seq_, d, 1.0f, {qkv + i * d, ld, gw}, {qkv + r * d, ld, gw},
+                     {probs.as<bf16>() + i * ss, seq_, r * ss}, batch);
+  }
+  kernels::causal_softmax_forward(probs.as<bf16>(), probs.as<bf16>(), mbs_ * heads_local_, seq_,
                                   1.0f / std::sqrt(static_cast<float>(d)), r_.compute);
+}
+
+void GptStage::attention_context(const bf16* probs, const bf16* qkv, bf16* ctx) {
+  const int64_t r = group_, d = head_dim_, ld = mbs_ * qkv_local_, gw = (r + 2) * d;
+  const int64_t batch = mbs_ * kv_local_, ss = seq_ * seq_, ctx_ld = mbs_ * heads_local_ * d;
+  for (int64_t i = 0; i < r; ++i) {
+    r_.gemm->batched(false, false, seq_, d, seq_, 1.0f, {probs + i * ss, seq_, r * ss},
+                     {qkv + (r + 1) * d, ld, gw}, {ctx + i * d, ctx_ld, r * d}, batch);
+  }
 }
 
 void GptStage::attention_backward(const LayerActivations& a, const bf16* probs, const bf16* dctx,
                                   bf16* dqkv) {
-  const int64_t batch = mbs_ * heads_local_, d = head_dim_, ld = mbs_ * qkv_local_;
-  const int64_t ctx_ld = mbs_ * heads_local_ * d, ss = seq_ * seq_;
+  const int64_t r = group_, d = head_dim_, ld = mbs_ * qkv_local_, gw = (r + 2) * d;
+  const int64_t batch = mbs_ * kv_local_, ss = seq_ * seq_, ctx_ld = mbs_ * heads_local_ * d;
   const bf16* qkv = a.qkv.as<bf16>();
-  DeviceBuffer dp = buffer(kWork, batch * ss * 2);
-  // dP = dctx V^T; dV = P^T dctx
-  r_.gemm->batched(false, true, seq_, seq_, d, 1.0f, {dctx, ctx_ld, d}, {qkv + 2 * d, ld, 3 * d},
-                   {dp.as<bf16>(), seq_, ss}, batch);
-  r_.gemm->batched(true, false, seq_, d, seq_, 1.0f, {probs, seq_, ss}, {dctx, ctx_ld, d},
-                   {dqkv + 2 * d, ld, 3 * d}, batch);
-  kernels::causal_softmax_backward(dp.as<bf16>(), probs, dp.as<bf16>(), batch, seq_,
+  DeviceBuffer dp = buffer(kWork, mbs_ * heads_local_ * ss * 2);
+  bf16* ds = dp.as<bf16>();
+  // dP_i = dctx_i V^T; dV = sum_i P_i^T dctx_i (the group's queries share V)
+  for (int64_t i = 0; i < r; ++i) {
+    r_.gemm->batched(false, true, seq_, seq_, d, 1.0f, {dctx + i * d, ctx_ld, r * d},
+                     {qkv + (r + 1) * d, ld, gw}, {ds + i * ss, seq_, r * ss}, batch);
+    r_.gemm->batched(true, false, seq_, d, seq_, 1.0f, {probs + i * ss, seq_, r * ss},
+                     {dctx + i * d, ctx_ld, r * d}, {dqkv + (r + 1) * d, ld, gw}, batch,
+                     i == 0 ? 0.0f : 1.0f);
+  }
+  kernels::causal_softmax_backward(ds, probs, ds, mbs_ * heads_local_, seq_,
                                    1.0f / std::sqrt(static_cast<float>(d)), r_.compute);
-  // dQ = dS K; dK = dS^T Q
-  r_.gemm->batched(false, false, seq_, d, seq_, 1.0f, {dp.as<bf16>(), seq_, ss}, {qkv + d, ld, 3 * d},
-                   {dqkv, ld, 3 * d}, batch);
-  r_.gemm->batched(true, false, seq_, d, seq_, 1.0f, {dp.as<bf16>(), seq_, ss}, {qkv, ld, 3 * d},
-                   {dqkv + d, ld, 3 * d}, batch);
+  // dQ_i = dS_i K; dK = sum_i dS_i^T Q_i
+  for (int64_t i = 0; i < r; ++i) {
+    r_.gemm->batched(false, false, seq_, d, seq_, 1.0f, {ds + i * ss, seq_, r * ss},
+                     {qkv + r * d, ld, gw}, {dqkv + i * d, ld, gw}, batch);
+    r_.gemm->batched(true, false, seq_, d, seq_, 1.0f, {ds + i * ss, seq_, r * ss},
+                     {qkv + i * d, ld, gw}, {dqkv + r * d, ld, gw}, batch, i == 0 ? 0.0f : 1.0f);
+  }
 }
 
 // ---- transformer layer ---------------------------------------------------------------------------
@@ -243,7 +275,7 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     a.ln1_mean = buffer(keep, Tl * 4);
     a.ln1_rstd = buffer(keep, Tl * 4);
     kernels::norm_forward(a.x_in.as<bf16>(), w.ln1_w, w.ln1_b, a.ln1.as<bf16>(), a.ln1_mean.as<float>(),
-                          a.ln1_rstd.as<float>(), Tl, h, kNormEps, false, s);
+                          a.ln1_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
   DeviceBuffer gathered;
   const bf16* ln1 = a.ln1.as<bf16>();
@@ -255,18 +287,19 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     NvtxRange range(r_.nvtx, name("attn.qkv"));
     a.qkv = buffer(keep, T * qkv_local_ * 2);
     r_.gemm->linear_forward(ln1, w.qkv_w, a.qkv.as<bf16>(), T, h, qkv_local_);
-    kernels::bias_add(a.qkv.as<bf16>(), w.qkv_b, T, qkv_local_, s);
+    if (w.qkv_b != nullptr) kernels::bias_add(a.qkv.as<bf16>(), w.qkv_b, T, qkv_local_, s);
   }
   gathered.reset();
+  if (rotary_) {
+    NvtxRange range(r_.nvtx, name("attn.rope"));
+    kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, false, s);
+  }
   {
     NvtxRange range(r_.nvtx, name("attn.core"));
     const bool keep_probs = keep == kAct && recompute_ != spec::RECOMPUTE_SELECTIVE;
     attention_probs(pass, a.qkv.as<bf16>(), a.probs, keep_probs ? kAct : kWork);
-    const int64_t d = head_dim_, ss = seq_ * seq_;
-    a.ctx = buffer(keep, T * heads_local_ * d * 2);
-    r_.gemm->batched(false, false, seq_, d, seq_, 1.0f, {a.probs.as<bf16>(), seq_, ss},
-                     {a.qkv.as<bf16>() + 2 * d, mbs_ * qkv_local_, 3 * d},
-                     {a.ctx.as<bf16>(), mbs_ * heads_local_ * d, d}, mbs_ * heads_local_);
+    a.ctx = buffer(keep, T * heads_local_ * head_dim_ * 2);
+    attention_context(a.probs.as<bf16>(), a.qkv.as<bf16>(), a.ctx.as<bf16>());
     if (!keep_probs) a.probs.reset();
   }
   DeviceBuffer proj = buffer(kWork, T * h * 2);
@@ -287,7 +320,7 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     a.ln2_mean = buffer(keep, Tl * 4);
     a.ln2_rstd = buffer(keep, Tl * 4);
     kernels::norm_forward(a.x_mid.as<bf16>(), w.ln2_w, w.ln2_b, a.ln2.as<bf16>(), a.ln2_mean.as<float>(),
-                          a.ln2_rstd.as<float>(), Tl, h, kNormEps, false, s);
+                          a.ln2_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
   const bf16* ln2 = a.ln2.as<bf16>();
   if (sp_) {
@@ -296,14 +329,18 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   }
   {
     NvtxRange range(r_.nvtx, name("mlp.fc1"));
-    a.h1 = buffer(keep, T * ffn_local_ * 2);
-    r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, ffn_local_);
+    a.h1 = buffer(keep, T * fc1_local_ * 2);
+    r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, fc1_local_);
   }
   gathered.reset();
   {
     NvtxRange range(r_.nvtx, name("mlp.act"));
     a.act = buffer(keep, T * ffn_local_ * 2);
-    kernels::bias_gelu_forward(a.h1.as<bf16>(), w.fc1_b, a.act.as<bf16>(), T, ffn_local_, s);
+    if (swiglu_) {
+      kernels::swiglu_forward(a.h1.as<bf16>(), w.fc1_b, a.act.as<bf16>(), T, ffn_local_, s);
+    } else {
+      kernels::bias_gelu_forward(a.h1.as<bf16>(), w.fc1_b, a.act.as<bf16>(), T, ffn_local_, s);
+    }
   }
   DeviceBuffer fc2 = buffer(kWork, T * h * 2);
   {
@@ -337,7 +374,7 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   // MLP block: out = x_mid + fc2(gelu(fc1(norm(x_mid)))) + b2
   {
     NvtxRange range(r_.nvtx, name("mlp.residual"));
-    kernels::bias_grad(grad.as<bf16>(), w.fc2_bg, Tl, h, s);
+    if (w.fc2_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.fc2_bg, Tl, h, s);
   }
   DeviceBuffer dy_full;
   const bf16* dy = grad.as<bf16>();
@@ -356,10 +393,19 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   }
   dy_full.reset();
   a.act.reset();
+  DeviceBuffer dh1;  // gradient of fc1's output; GeLU's is computed in place
   {
     NvtxRange range(r_.nvtx, name("mlp.act"));
-    kernels::bias_gelu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dact.as<bf16>(), w.fc1_bg,
-                                T, ffn_local_, s);
+    if (swiglu_) {
+      dh1 = buffer(kWork, T * fc1_local_ * 2);
+      kernels::swiglu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dh1.as<bf16>(), T, ffn_local_, s);
+      if (w.fc1_bg != nullptr) kernels::bias_grad(dh1.as<bf16>(), w.fc1_bg, T, fc1_local_, s);
+      dact.reset();
+    } else {
+      kernels::bias_gelu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dact.as<bf16>(), w.fc1_bg,
+                                  T, ffn_local_, s);
+      dh1 = std::move(dact);
+    }
   }
   a.h1.reset();
   DeviceBuffer ln2_full;
@@ -370,20 +416,20 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   DeviceBuffer dln2 = buffer(kWork, T * h * 2);
   {
     NvtxRange range(r_.nvtx, name("mlp.fc1.dgrad"));
-    r_.gemm->linear_dgrad(dact.as<bf16>(), w.fc1_w, dln2.as<bf16>(), T, h, ffn_local_);
+    r_.gemm->linear_dgrad(dh1.as<bf16>(), w.fc1_w, dln2.as<bf16>(), T, h, fc1_local_);
   }
   dln2 = reduce_overlapped(bwd, mb, L, sp_ ? "mlp.reducescatter" : "mlp.allreduce", std::move(dln2), [&] {
     NvtxRange range(r_.nvtx, name("mlp.fc1.wgrad"));
-    r_.gemm->linear_wgrad(dact.as<bf16>(), ln2, w.fc1_wg, T, h, ffn_local_);
+    r_.gemm->linear_wgrad(dh1.as<bf16>(), ln2, w.fc1_wg, T, h, fc1_local_);
   });
-  dact.reset();
+  dh1.reset();
   ln2_full.reset();
   {
     NvtxRange range(r_.nvtx, name("mlp.norm"));
     // grad <- grad (residual path) + d norm2
     kernels::norm_backward(dln2.as<bf16>(), a.x_mid.as<bf16>(), w.ln2_w, a.ln2_mean.as<float>(),
                            a.ln2_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln2_wg,
-                           w.ln2_bg, Tl, h, false, s);
+                           w.ln2_bg, Tl, h, rms_, s);
   }
   dln2.reset();
   a.ln2.reset();
@@ -392,7 +438,7 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   // Attention block: x_mid = x_in + proj(attn(qkv(norm(x_in)))) + b_proj
   {
     NvtxRange range(r_.nvtx, name("attn.residual"));
-    kernels::bias_grad(grad.as<bf16>(), w.proj_bg, Tl, h, s);
+    if (w.proj_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.proj_bg, Tl, h, s);
   }
   dy = grad.as<bf16>();
   if (sp_) {
@@ -422,6 +468,10 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   a.probs.reset();
   dctx.reset();
   a.qkv.reset();
+  if (rotary_) {
+    NvtxRange range(r_.nvtx, name("attn.rope"));
+    kernels::rotary(dqkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, true, s);
+  }
   DeviceBuffer ln1_full;
   if (sp_) ln1_full = gather_sequence(bwd, mb, L, "attn.input.allgather", a.ln1.as<bf16>());
   const bf16* ln1 = sp_ ? ln1_full.as<bf16>() : a.ln1.as<bf16>();
@@ -433,7 +483,7 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   dln1 = reduce_overlapped(bwd, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(dln1), [&] {
     NvtxRange range(r_.nvtx, name("attn.qkv.wgrad"));
     r_.gemm->linear_wgrad(dqkv.as<bf16>(), ln1, w.qkv_wg, T, h, qkv_local_);
-    kernels::bias_grad(dqkv.as<bf16>(), w.qkv_bg, T, qkv_local_, s);
+    if (w.qkv_bg != nullptr) kernels::bias_grad(dqkv.as<bf16>(), w.qkv_bg, T, qkv_local_, s);
   });
   dqkv.reset();
   ln1_full.reset();
@@ -441,7 +491,7 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
     NvtxRange range(r_.nvtx, name("attn.norm"));
     kernels::norm_backward(dln1.as<bf16>(), a.x_in.as<bf16>(), w.ln1_w, a.ln1_mean.as<float>(),
                            a.ln1_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln1_wg,
-                           w.ln1_bg, Tl, h, false, s);
+                           w.ln1_bg, Tl, h, rms_, s);
   }
   a = LayerActivations{};
   return grad;
@@ -459,9 +509,9 @@ void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets,
     hd.y = buffer(kAct, Tl * h * 2);
     hd.mean = buffer(kAct, Tl * 4);
     hd.rstd = buffer(kAct, Tl * 4);
-    kernels::norm_forward(hd.x_in.as<bf16>(), p.weight("head.norm.weight"), p.weight("head.norm.bias"),
-                          hd.y.as<bf16>(), hd.mean.as<float>(), hd.rstd.as<float>(), Tl, h, kNormEps,
-                          false, s);
+    kernels::norm_forward(hd.x_in.as<bf16>(), p.weight("head.norm.weight"),
+                          rms_ ? nullptr : p.weight("head.norm.bias"), hd.y.as<bf16>(),
+                          hd.mean.as<float>(), hd.rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
   if (sp_) {
     hd.y_full = gather_sequence(fwd, mb, kHeadSite, "allgather", hd.y.as<bf16>(), kAct);
@@ -522,7 +572,8 @@ DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_sca
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "norm"));
     kernels::norm_backward(dy.as<bf16>(), hd.x_in.as<bf16>(), p.weight("head.norm.weight"),
                            hd.mean.as<float>(), hd.rstd.as<float>(), nullptr, dx.as<bf16>(),
-                           p.grad("head.norm.weight"), p.grad("head.norm.bias"), Tl, h, false, s);
+                           p.grad("head.norm.weight"), rms_ ? nullptr : p.grad("head.norm.bias"), Tl,
+                           h, rms_, s);
   }
   return dx;
 }

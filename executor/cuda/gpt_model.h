@@ -1,4 +1,5 @@
-// The GPT layers of one pipeline rank, forward and backward, as Megatron-LM runs them: column-
+// The transformer layers of one pipeline rank (GPT family, and Llama family: RMSNorm, SwiGLU,
+// rotary positions, grouped-query attention, no biases), forward and backward, as Megatron-LM runs them: column-
 // then row-parallel linears with TP all-reduces (or, with sequence parallelism, all-gathers before
 // and reduce-scatters after), a vocabulary-parallel embedding and cross-entropy, the attention core
 // as cuBLAS batched GEMMs around a fused causal softmax, fused norm / bias-GeLU / residual kernels,
@@ -87,6 +88,7 @@ class GptStage {
   DeviceBuffer layer_backward(int64_t layer, int micro_batch, LayerActivations& a, DeviceBuffer grad);
   void attention_probs(RangePass pass, const __nv_bfloat16* qkv, DeviceBuffer& probs,
                        MemoryCategory category);
+  void attention_context(const __nv_bfloat16* probs, const __nv_bfloat16* qkv, __nv_bfloat16* ctx);
   void attention_backward(const LayerActivations& a, const __nv_bfloat16* probs,
                           const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
   void head_forward(int micro_batch, HeadActivations& h, const int32_t* targets, float* loss_sum);
@@ -107,7 +109,10 @@ class GptStage {
 
   StageResources r_;
   int64_t tp_ = 1, seq_ = 0, mbs_ = 0, tokens_ = 0, tokens_local_ = 0, hidden_ = 0;
-  int64_t heads_local_ = 0, head_dim_ = 0, qkv_local_ = 0, ffn_local_ = 0;
+  int64_t heads_local_ = 0, kv_local_ = 0, group_ = 1, head_dim_ = 0, qkv_local_ = 0;
+  int64_t ffn_local_ = 0, fc1_local_ = 0;  // fc1's output is 2 x ffn with SwiGLU
+  bool swiglu_ = false, rms_ = false, rotary_ = false;
+  double rotary_base_ = 10000;
   int64_t vocab_ = 0, vocab_local_ = 0, vocab_start_ = 0;
   bool sp_ = false;
   spec::Recompute recompute_ = spec::RECOMPUTE_NONE;

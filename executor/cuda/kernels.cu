@@ -10,6 +10,7 @@
 // A "vectorised" path needs the row length to be a multiple of 8 and the base pointers 16-byte
 // aligned (cudaMalloc gives 256); otherwise the same kernels run element by element.
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 
@@ -921,15 +922,27 @@ __global__ void __launch_bounds__(1024)
   }
 }
 
-// ---- cross-entropy (one block of 1-D threads per row) -------------------------------------------
+// ---- cross-entropy (partial and backward: one block of 1-D threads per row) ---------------------
 
 // n_real: this rank's columns that are real vocabulary, clamp(vocab - vocab_start, 0, vocab_local).
-__global__ void cross_entropy_max_kernel(const bf16* logits, float* row_max, int64_t rows,
-                                         int64_t vocab_local, int64_t n_real, bool vec) {
+// Each thread keeps an online (max, sum of exp) pair over its columns; the block then takes the
+// row max and sums the threads' sums rescaled to it. A thread (or rank) without columns keeps
+// (-FLT_MAX, 0), which rescales to 0 without forming inf - inf.
+__global__ void cross_entropy_partial_kernel(const bf16* logits, const int32_t* targets,
+                                             float* partial, int64_t rows, int64_t vocab_local,
+                                             int64_t vocab_start, int64_t n_real, bool vec) {
   __shared__ float smem[32];
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const bf16* row = logits + r * vocab_local;
-    float m = -INFINITY;
+    float m = -FLT_MAX, s = 0.f;
+    auto add = [&](float v) {
+      if (v > m) {
+        s = s * exp2f((m - v) * kLog2e) + 1.f;
+        m = v;
+      } else {
+        s += exp2f((v - m) * kLog2e);
+      }
+    };
     int64_t done = 0;
     if (vec) {
       const int64_t packs = n_real / 8;
@@ -937,57 +950,46 @@ __global__ void cross_entropy_max_kernel(const bf16* logits, float* row_max, int
         float f[8];
         load_vec<8>(row + 8 * p, f);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) m = fmaxf(m, f[e]);
+        for (int e = 0; e < 8; ++e) add(f[e]);
       }
       done = packs * 8;
     }
     for (int64_t j = done + threadIdx.x; j < n_real; j += blockDim.x)
-      m = fmaxf(m, __bfloat162float(row[j]));
-    m = row_reduce(m, Max{}, smem);
-    if (threadIdx.x == 0) row_max[r] = m;
-  }
-}
-
-__global__ void cross_entropy_sums_kernel(const bf16* logits, const int32_t* targets,
-                                          const float* row_max, float* sums, int64_t rows,
-                                          int64_t vocab_local, int64_t vocab_start, int64_t n_real,
-                                          bool vec) {
-  __shared__ float smem[32];
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
-    const bf16* row = logits + r * vocab_local;
-    const float m = row_max[r];
-    float s = 0.f;
-    int64_t done = 0;
-    if (vec) {
-      const int64_t packs = n_real / 8;
-      for (int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-        float f[8];
-        load_vec<8>(row + 8 * p, f);
-#pragma unroll
-        for (int e = 0; e < 8; ++e) s += exp2f((f[e] - m) * kLog2e);
-      }
-      done = packs * 8;
-    }
-    for (int64_t j = done + threadIdx.x; j < n_real; j += blockDim.x)
-      s += exp2f((__bfloat162float(row[j]) - m) * kLog2e);
-    s = row_reduce(s, Sum{}, smem);
+      add(__bfloat162float(row[j]));
+    const float row_max = row_reduce(m, Max{}, smem);
+    const float sum = row_reduce(s * exp2f((m - row_max) * kLog2e), Sum{}, smem);
     if (threadIdx.x == 0) {
-      sums[r] = s;
+      partial[r] = row_max;
+      partial[rows + r] = sum;
       const int64_t t = int64_t{targets[r]} - vocab_start;
-      sums[rows + r] = t >= 0 && t < n_real ? __bfloat162float(row[t]) : 0.f;
+      partial[2 * rows + r] = t >= 0 && t < n_real ? __bfloat162float(row[t]) : 0.f;
     }
   }
 }
 
+// One block: threads stride over rows, ranks are merged in order, the loss is reduced in a fixed
+// order.
 __global__ void __launch_bounds__(1024)
-    cross_entropy_loss_kernel(const float* row_max, const float* sums, float* loss_sum,
-                              int64_t rows) {
+    cross_entropy_combine_kernel(const float* gathered, int ranks, float* row_max, float* sums,
+                                 float* loss_sum, int64_t rows) {
   __shared__ float smem[32];
-  float s = 0.f;
-  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x)
-    s += (row_max[r] - sums[rows + r]) + logf(sums[r]);
-  s = row_reduce(s, Sum{}, smem);
-  if (threadIdx.x == 0) loss_sum[0] += s;
+  float loss = 0.f;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) {
+    float m = -FLT_MAX;
+    for (int k = 0; k < ranks; ++k) m = fmaxf(m, gathered[int64_t{k} * 3 * rows + r]);
+    float s = 0.f, target = 0.f;
+    for (int k = 0; k < ranks; ++k) {
+      const float* p = gathered + int64_t{k} * 3 * rows;
+      s += p[rows + r] * exp2f((p[r] - m) * kLog2e);
+      target += p[2 * rows + r];
+    }
+    row_max[r] = m;
+    sums[r] = s;
+    sums[rows + r] = target;
+    loss += (m - target) + logf(s);
+  }
+  loss = row_reduce(loss, Sum{}, smem);
+  if (threadIdx.x == 0) loss_sum[0] += loss;
 }
 
 __global__ void cross_entropy_backward_kernel(bf16* logits, const int32_t* targets,
@@ -1312,30 +1314,21 @@ bool row_vec(const bf16* logits, int64_t vocab_local) {
 }
 }  // namespace
 
-void cross_entropy_max(const bf16* logits, float* row_max, int64_t rows, int64_t vocab_local,
-                       int64_t vocab_start, int64_t vocab, cudaStream_t stream) {
+void cross_entropy_partial(const bf16* logits, const int32_t* targets, float* partial,
+                           int64_t rows, int64_t vocab_local, int64_t vocab_start, int64_t vocab,
+                           cudaStream_t stream) {
   if (rows <= 0) return;
-  cross_entropy_max_kernel<<<grid_of(rows), kThreads, 0, stream>>>(
-      logits, row_max, rows, vocab_local, real_columns(vocab_local, vocab_start, vocab),
-      row_vec(logits, vocab_local));
-  CUDA_CHECK_LAUNCH();
-}
-
-void cross_entropy_sums(const bf16* logits, const int32_t* targets, const float* row_max,
-                        float* sums, int64_t rows, int64_t vocab_local, int64_t vocab_start,
-                        int64_t vocab, cudaStream_t stream) {
-  if (rows <= 0) return;
-  cross_entropy_sums_kernel<<<grid_of(rows), kThreads, 0, stream>>>(
-      logits, targets, row_max, sums, rows, vocab_local, vocab_start,
+  cross_entropy_partial_kernel<<<grid_of(rows), kThreads, 0, stream>>>(
+      logits, targets, partial, rows, vocab_local, vocab_start,
       real_columns(vocab_local, vocab_start, vocab), row_vec(logits, vocab_local));
   CUDA_CHECK_LAUNCH();
 }
 
-void cross_entropy_loss(const float* row_max, const float* sums, float* loss_sum, int64_t rows,
-                        cudaStream_t stream) {
+void cross_entropy_combine(const float* gathered, int ranks, float* row_max, float* sums,
+                           float* loss_sum, int64_t rows, cudaStream_t stream) {
   if (rows <= 0) return;
-  // One block: the sum's order, hence the loss, is the same on every run.
-  cross_entropy_loss_kernel<<<1, 1024, 0, stream>>>(row_max, sums, loss_sum, rows);
+  cross_entropy_combine_kernel<<<1, 1024, 0, stream>>>(gathered, ranks, row_max, sums, loss_sum,
+                                                       rows);
   CUDA_CHECK_LAUNCH();
 }
 

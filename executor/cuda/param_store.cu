@@ -62,8 +62,8 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
     }
     if (layout.first_virtual_stage(step.chunk)) {
       std::vector<const ParamSpec*> specs;
-      if (!word_over_pp) specs.push_back(word);
-      specs.push_back(&catalogue.embedding[1]);
+      for (const ParamSpec& p : catalogue.embedding)
+        if (&p != word || !word_over_pp) specs.push_back(&p);
       embedding_unit_ = static_cast<int>(units_.size());
       add_unit(specs, layout);
     }
@@ -113,7 +113,10 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
   adam_v_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements * 4, stream);
   decay_mask_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, size_, stream);
 
-  DeviceBuffer full(memory, MemoryCategory::kWorkspace, size_ * 4, stream);
+  // With a sharded optimizer the whole tensor set is initialised in a temporary and each rank
+  // keeps its shards' master weights; otherwise straight into the master weights.
+  DeviceBuffer full;
+  if (sharded_) full = DeviceBuffer(memory, MemoryCategory::kWorkspace, size_ * 4, stream);
   float* init = sharded_ ? full.as<float>() : master();
   kernels::fill_fp32(init, 0.0f, size_, stream);
   kernels::fill_fp32(grads(), 0.0f, size_, stream);

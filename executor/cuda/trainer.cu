@@ -306,6 +306,10 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
       config.schedule() == spec::SCHEDULE_UNSPECIFIED ? spec::ONE_F_ONE_B : config.schedule(),
       s.layout.pp, static_cast<int>(s.micro_batches), s.layout.chunks);
   if (s.layout.pp > 1) {
+    // The plans of all ranks are checked together (matching, ordering, no deadlock) before any
+    // transfer: a wrong plan would hang or silently swap tensors.
+    if (const std::string problem = check_p2p_plans(*s.schedule); !problem.empty())
+      throw std::logic_error("pipeline transfer plan: " + problem);
     s.plan = make_p2p_plan(*s.schedule, s.layout.pp_rank);
   } else {
     s.plan.before.resize(s.schedule->steps(0).size());

@@ -18,6 +18,7 @@ ModelDims model_dims(const spec::ModelSpec& model) {
   d.tied = model.tied_embeddings();
   d.learned_positions = model.position_embedding() == spec::LEARNED;
   d.rotary = model.position_embedding() == spec::ROTARY;
+  if (model.rotary_base() > 0) d.rotary_base = model.rotary_base();
   d.bias = model.linear_bias();
   d.layer_norm = model.norm() != spec::RMS_NORM;
   d.dropout = model.dropout();

@@ -20,6 +20,7 @@ struct ModelDims {
   bool swiglu = false, tied = false, learned_positions = false, rotary = false, bias = false;
   bool layer_norm = true;      // false: RMSNorm (no bias)
   double dropout = 0;
+  double rotary_base = 10000;  // theta base of rotary embeddings
   int bytes_per_element = 2;   // compute dtype
 };
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "executor/core/gpt_params.h"
@@ -29,6 +30,20 @@ graph::ModelDims dims_of(int64_t layers, int64_t hidden, int64_t heads, int64_t 
 
 // L=2, h=16, 2 heads, ffn 64, seq 8, vocab 32 (padded to 128 by the tp = 1 catalogue).
 graph::ModelDims tiny(bool tied) { return dims_of(2, 16, 2, 8, 32, tied); }
+
+// Llama style: RMSNorm, SwiGLU, rotary, GQA, untied, no biases. L=2, h=16, 4 heads of 4 in 2 kv
+// groups, ffn 24, seq 8, vocab 32.
+graph::ModelDims tiny_llama() { return graph::model_dims(testing::llama(2, 16, 24, 4, 2, 8, 32)); }
+
+// A mix: LayerNorm, SwiGLU, learned positions, biases, GQA (4 heads, 2 kv), tied.
+graph::ModelDims tiny_mix() {
+  spec::ModelSpec m = testing::gpt(2, 16, 4, 8, 32);
+  m.set_dropout(0);
+  m.set_ffn_hidden_size(24);
+  m.set_num_kv_heads(2);
+  m.set_activation(spec::SWIGLU);
+  return graph::model_dims(m);
+}
 
 std::vector<int32_t> random_tokens(int64_t batch, int64_t seq, int64_t vocab, uint64_t seed) {
   std::vector<int32_t> t(static_cast<size_t>(batch * (seq + 1)));
@@ -80,8 +95,8 @@ double numeric_gradient(const GptCatalogue& c, Tensors& p, const std::string& na
   return d;
 }
 
-void check_gradients(bool tied) {
-  const GptCatalogue c = make_gpt_catalogue(tiny(tied), 1, 0.4);
+void check_gradients(const graph::ModelDims& dims) {
+  const GptCatalogue c = make_gpt_catalogue(dims, 1, 0.4);
   ASSERT_EQ(c.padded_vocab, 128);
   const int64_t batch = 2, V = c.dims.vocab;
   const std::vector<int32_t> tokens = random_tokens(batch, c.dims.seq, V, 3);
@@ -120,8 +135,112 @@ void check_gradients(bool tied) {
   EXPECT_GT(significant, sampled * 3 / 4) << significant << " of " << sampled;
 }
 
-TEST(ReferenceGpt, GradientsMatchFiniteDifferencesTied) { check_gradients(true); }
-TEST(ReferenceGpt, GradientsMatchFiniteDifferencesUntied) { check_gradients(false); }
+TEST(ReferenceGpt, GradientsMatchFiniteDifferencesTied) { check_gradients(tiny(true)); }
+TEST(ReferenceGpt, GradientsMatchFiniteDifferencesUntied) { check_gradients(tiny(false)); }
+
+TEST(ReferenceGpt, GradientsMatchFiniteDifferencesLlama) {
+  const graph::ModelDims d = tiny_llama();
+  ASSERT_FALSE(d.layer_norm);
+  ASSERT_TRUE(d.swiglu && d.rotary && !d.learned_positions && !d.bias && !d.tied);
+  ASSERT_EQ(d.kv_heads, 2);
+  check_gradients(d);
+}
+
+TEST(ReferenceGpt, GradientsMatchFiniteDifferencesMix) {
+  const graph::ModelDims d = tiny_mix();
+  ASSERT_TRUE(d.layer_norm && d.swiglu && d.learned_positions && d.bias && !d.rotary);
+  ASSERT_EQ(d.kv_heads, 2);
+  check_gradients(d);
+}
+
+TEST(ReferenceGpt, RotaryClosedForms) {
+  // Position 0 is the identity, bit for bit.
+  std::vector<double> x(8);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = init_normal(1, 2, i);
+  std::vector<double> y = x;
+  apply_rotary(y.data(), 8, 0, 10000);
+  EXPECT_EQ(y, x);
+  // Pair i = 1 of d = 4 with base 100 turns by position * 100^(-1/2) = 0.3 at position 3, and
+  // couples element 1 with element 1 + d/2 = 3 (rotate-half, not interleaved pairs).
+  std::vector<double> e1{0, 1, 0, 0};
+  apply_rotary(e1.data(), 4, 3, 100);
+  EXPECT_NEAR(e1[0], 0, 1e-15);
+  EXPECT_NEAR(e1[1], std::cos(0.3), 1e-15);
+  EXPECT_NEAR(e1[2], 0, 1e-15);
+  EXPECT_NEAR(e1[3], std::sin(0.3), 1e-15);
+  // Pair 0 turns by the position itself: x[0] cos - x[2] sin, x[2] cos + x[0] sin.
+  std::vector<double> z{2, 0, 5, 0};
+  apply_rotary(z.data(), 4, 1, 100);
+  EXPECT_NEAR(z[0], 2 * std::cos(1.0) - 5 * std::sin(1.0), 1e-15);
+  EXPECT_NEAR(z[2], 5 * std::cos(1.0) + 2 * std::sin(1.0), 1e-15);
+  // A rotation keeps the norm; the negative position undoes it.
+  y = x;
+  apply_rotary(y.data(), 8, 5, 10000);
+  double n0 = 0, n1 = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    n0 += x[i] * x[i];
+    n1 += y[i] * y[i];
+  }
+  EXPECT_NEAR(n1, n0, 1e-13);
+  apply_rotary(y.data(), 8, -5, 10000);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], x[i], 1e-14);
+}
+
+TEST(ReferenceGpt, RotaryScoresDependOnlyOnRelativePosition) {
+  // q at p and k at p' score as q at 0 and k at p' - p.
+  const int64_t d = 16;
+  std::vector<double> q(d), k(d);
+  for (int64_t i = 0; i < d; ++i) {
+    q[i] = init_normal(3, 1, i);
+    k[i] = init_normal(3, 2, i);
+  }
+  auto score = [&](int64_t pq, int64_t pk) {
+    std::vector<double> a = q, b = k;
+    apply_rotary(a.data(), d, pq, 10000);
+    apply_rotary(b.data(), d, pk, 10000);
+    double s = 0;
+    for (int64_t i = 0; i < d; ++i) s += a[i] * b[i];
+    return s;
+  };
+  for (auto [p, pp] : {std::pair<int64_t, int64_t>{3, 7}, {7, 3}, {11, 11}, {100, 131}, {1, 0}}) {
+    EXPECT_NEAR(score(p, pp), score(0, pp - p), 1e-12) << p << ", " << pp;
+  }
+}
+
+TEST(ReferenceGpt, GroupedQueryAttentionEqualsAttentionWithSharedKeysAndValues) {
+  // GQA (4 heads, 2 kv) is multi-head attention whose heads 2g and 2g + 1 both use group g's key
+  // and value. Copy the GQA rows into the head-major [q, k, v] layout of an MHA model (kv = 4)
+  // and the losses must agree.
+  const graph::ModelDims gqa_dims = tiny_llama();
+  graph::ModelDims mha_dims = gqa_dims;
+  mha_dims.kv_heads = mha_dims.heads;
+  const GptCatalogue gqa = make_gpt_catalogue(gqa_dims, 1, 0.4);
+  const GptCatalogue mha = make_gpt_catalogue(mha_dims, 1, 0.4);
+  const Tensors p = generic_point(gqa);
+  Tensors p_mha = p;
+  const int64_t d = gqa_dims.head_dim, h = gqa_dims.hidden, r = 2;
+  for (int l = 0; l < gqa_dims.layers; ++l) {
+    std::string name = std::to_string(l);  // "L" + to_string trips GCC 12's -Wrestrict (105651)
+    name.insert(name.begin(), 'L');
+    name += ".attn.qkv.weight";
+    const std::vector<double>& src = p.at(name);
+    std::vector<double>& dst = p_mha.at(name);
+    dst.assign(static_cast<size_t>(3 * gqa_dims.heads * d * h), 0.0);
+    for (int64_t q = 0; q < gqa_dims.heads; ++q) {
+      const int64_t g = q / r;
+      const int64_t from[3] = {g * (r + 2) * d + (q % r) * d, g * (r + 2) * d + r * d,
+                               g * (r + 2) * d + (r + 1) * d};
+      for (int part = 0; part < 3; ++part) {
+        std::copy_n(src.begin() + from[part] * h, d * h, dst.begin() + (q * 3 + part) * d * h);
+      }
+    }
+  }
+  const std::vector<int32_t> tokens = random_tokens(2, gqa_dims.seq, gqa_dims.vocab, 13);
+  const std::vector<double> a = reference_token_losses(gqa, p, tokens, 2);
+  const std::vector<double> b = reference_token_losses(mha, p_mha, tokens, 2);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-12) << "token " << i;
+}
 
 TEST(ReferenceGpt, PaddingRowsTakeNoPart) {
   for (bool tied : {true, false}) {
@@ -151,6 +270,60 @@ TEST(ReferenceGpt, LossAtInitialisationIsNearLnVocab) {
   Tensors grads;
   const double loss = reference_loss_and_grads(c, p, tokens, 2, &grads);
   EXPECT_NEAR(loss, std::log(256.0), 0.1);
+  double norm2 = 0;
+  for (const auto& [name, g] : grads)
+    for (double v : g) norm2 += v * v;
+  EXPECT_TRUE(std::isfinite(norm2));
+  EXPECT_GT(norm2, 0.0);
+}
+
+TEST(ReferenceGpt, SwigluGateIsTheEvenFc1Row) {
+  // With a zero fc1 weight each token's MLP adds the constant W2 act + b2, act_j =
+  // silu(b1[2j]) b1[2j + 1]: moving that constant into fc2's bias (and zeroing fc1's, so act = 0)
+  // leaves every loss unchanged. Swapping gate and up would give silu(b1[2j + 1]) b1[2j].
+  const GptCatalogue c = make_gpt_catalogue(tiny_mix(), 1, 0.4);
+  const int64_t h = c.dims.hidden, f = c.dims.ffn;
+  Tensors a = generic_point(c);
+  for (int l = 0; l < c.dims.layers; ++l) {
+    std::string prefix = std::to_string(l);  // see above (GCC bug 105651)
+    prefix.insert(prefix.begin(), 'L');
+    prefix += ".mlp.";
+    std::fill(a.at(prefix + "fc1.weight").begin(), a.at(prefix + "fc1.weight").end(), 0.0);
+  }
+  Tensors b = a;
+  for (int l = 0; l < c.dims.layers; ++l) {
+    std::string prefix = std::to_string(l);
+    prefix.insert(prefix.begin(), 'L');
+    prefix += ".mlp.";
+    const std::vector<double>& b1 = a.at(prefix + "fc1.bias");
+    const std::vector<double>& w2 = a.at(prefix + "fc2.weight");
+    std::vector<double>& b2 = b.at(prefix + "fc2.bias");
+    for (int64_t o = 0; o < h; ++o) {
+      for (int64_t j = 0; j < f; ++j) {
+        const double gate = b1[2 * j], up = b1[2 * j + 1];
+        b2[o] += w2[o * f + j] * gate / (1 + std::exp(-gate)) * up;
+      }
+    }
+    std::fill(b.at(prefix + "fc1.bias").begin(), b.at(prefix + "fc1.bias").end(), 0.0);
+  }
+  const std::vector<int32_t> tokens = random_tokens(2, c.dims.seq, c.dims.vocab, 17);
+  const std::vector<double> la = reference_token_losses(c, a, tokens, 2);
+  const std::vector<double> lb = reference_token_losses(c, b, tokens, 2);
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-12) << "token " << i;
+}
+
+TEST(ReferenceGpt, LlamaLossAtInitialisationIsNearLnVocab) {
+  // As for GPT above: L=2, h=64, 4 heads in 2 kv groups, ffn 172, seq 32, vocab 256, batch 2,
+  // init std 0.02. The final RMSNorm's output has unit RMS, so the untied head's logits have std
+  // 0.02 * sqrt(64) = 0.16 and the same 0.1 tolerance holds.
+  const graph::ModelDims d = graph::model_dims(testing::llama(2, 64, 172, 4, 2, 32, 256));
+  const GptCatalogue c = make_gpt_catalogue(d, 1, 0.02);
+  const Tensors p = init_reference_parameters(c, 1234);
+  const std::vector<int32_t> tokens = random_tokens(2, 32, 256, 11);
+  Tensors grads;
+  const double loss = reference_loss_and_grads(c, p, tokens, 2, &grads);
+  EXPECT_NEAR(loss, std::log(256.0), 0.1);
+  EXPECT_EQ(grads.size(), p.size());
   double norm2 = 0;
   for (const auto& [name, g] : grads)
     for (double v : g) norm2 += v * v;
@@ -290,6 +463,12 @@ TEST(ReferenceGpt, RejectsMalformedInput) {
   short_tensor.at("embed.position").pop_back();
   EXPECT_THROW(reference_loss_and_grads(c, short_tensor, tokens, 2, nullptr),
                std::invalid_argument);
+  // A Llama model's untied head is required.
+  const GptCatalogue llama = make_gpt_catalogue(tiny_llama(), 1, 0.02);
+  Tensors no_head = init_reference_parameters(llama, 1);
+  EXPECT_NO_THROW(reference_loss_and_grads(llama, no_head, tokens, 2, nullptr));
+  no_head.erase("head.logits.weight");
+  EXPECT_THROW(reference_loss_and_grads(llama, no_head, tokens, 2, nullptr), std::invalid_argument);
 }
 
 }  // namespace

@@ -44,6 +44,20 @@ spec::ModelSpec tiny_model(bool tied) {
   return m;
 }
 
+// Llama style: RMSNorm, SwiGLU, rotary positions, 4 query heads on 2 kv heads, untied, no biases.
+spec::ModelSpec tiny_llama() {
+  spec::ModelSpec m = tiny_model(false);
+  m.set_name("reference-tiny-llama");
+  m.set_num_kv_heads(2);
+  m.set_ffn_hidden_size(176);
+  m.set_norm(spec::RMS_NORM);
+  m.set_activation(spec::SWIGLU);
+  m.set_position_embedding(spec::ROTARY);
+  m.set_linear_bias(false);
+  m.set_rotary_base(10000);
+  return m;
+}
+
 TrainOptions one_gpu(const spec::ModelSpec& model, spec::Recompute recompute) {
   TrainOptions o;
   o.model = model;
@@ -109,6 +123,12 @@ TEST(ModelReferenceTest, LossAndEveryGradientMatchFloat64Reference) {
 TEST(ModelReferenceTest, UntiedHeadMatchesReference) {
   if (!have_gpu()) GTEST_SKIP() << "no GPU";
   compare_with_reference(one_gpu(tiny_model(false), spec::RECOMPUTE_NONE));
+}
+
+TEST(ModelReferenceTest, LlamaStyleModelMatchesReference) {
+  if (!have_gpu()) GTEST_SKIP() << "no GPU";
+  compare_with_reference(one_gpu(tiny_llama(), spec::RECOMPUTE_NONE));
+  compare_with_reference(one_gpu(tiny_llama(), spec::RECOMPUTE_SELECTIVE));
 }
 
 TEST(ModelReferenceTest, RecomputationGivesTheSameGradients) {

@@ -80,6 +80,15 @@ TEST(ParallelEquivalenceTest, EveryLayoutFollowsOneGpu) {
   for (const std::string& layout : layouts) expect_same_trajectory(one, train(layout + kBatch), layout);
 }
 
+TEST(ParallelEquivalenceTest, LlamaStyleLayoutsFollowOneGpu) {
+  if (gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
+  const std::string model = "llama-bytes-tiny";
+  const TrainRun one = train(std::string("--gpus 1") + kBatch, model);
+  for (const std::string layout : {"--gpus 2 --tp 2 --sp", "--gpus 2 --pp 2 --vpp 2 --schedule interleaved",
+                                   "--gpus 2 --dp 2 --dist-opt"})
+    expect_same_trajectory(one, train(layout + kBatch, model), model + " " + layout);
+}
+
 TEST(ParallelEquivalenceTest, RecomputationChangesMemoryNotResults) {
   if (gpus() < 1) GTEST_SKIP() << "no GPU";
   const TrainRun none = train(std::string("--gpus 1 --recompute none") + kBatch);
