@@ -362,6 +362,29 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   return out;
 }
 
+DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const std::string& block,
+                                             const std::string& linear, const bf16* grad,
+                                             const bf16* weight, float* weight_grad,
+                                             const bf16* input, int64_t in) {
+  const RangePass bwd = RangePass::kBackward;
+  DeviceBuffer gathered;
+  const bf16* dy = grad;
+  if (sp_) {
+    gathered = gather_sequence(bwd, mb, layer, (block + ".allgather").c_str(), grad);
+    dy = gathered.as<bf16>();
+  }
+  DeviceBuffer dx = buffer(kWork, tokens_ * in * 2);
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".dgrad"));
+    r_.gemm->linear_dgrad(dy, weight, dx.as<bf16>(), tokens_, in, hidden_);
+  }
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".wgrad"));
+    r_.gemm->linear_wgrad(dy, input, weight_grad, tokens_, in, hidden_);
+  }
+  return dx;
+}
+
 DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a, DeviceBuffer grad) {
   if (recompute_ == spec::RECOMPUTE_FULL) layer_forward(layer, RangePass::kRecompute, mb, a);
   const LayerWeights& w = weights_[layer];
@@ -376,22 +399,8 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
     NvtxRange range(r_.nvtx, name("mlp.residual"));
     if (w.fc2_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.fc2_bg, Tl, h, s);
   }
-  DeviceBuffer dy_full;
-  const bf16* dy = grad.as<bf16>();
-  if (sp_) {
-    dy_full = gather_sequence(bwd, mb, L, "mlp.allgather", dy);
-    dy = dy_full.as<bf16>();
-  }
-  DeviceBuffer dact = buffer(kWork, T * ffn_local_ * 2);
-  {
-    NvtxRange range(r_.nvtx, name("mlp.fc2.dgrad"));
-    r_.gemm->linear_dgrad(dy, w.fc2_w, dact.as<bf16>(), T, ffn_local_, h);
-  }
-  {
-    NvtxRange range(r_.nvtx, name("mlp.fc2.wgrad"));
-    r_.gemm->linear_wgrad(dy, a.act.as<bf16>(), w.fc2_wg, T, ffn_local_, h);
-  }
-  dy_full.reset();
+  DeviceBuffer dact = row_parallel_backward(mb, L, "mlp", "mlp.fc2", grad.as<bf16>(), w.fc2_w,
+                                            w.fc2_wg, a.act.as<bf16>(), ffn_local_);
   a.act.reset();
   DeviceBuffer dh1;  // gradient of fc1's output; GeLU's is computed in place
   {
@@ -440,21 +449,8 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
     NvtxRange range(r_.nvtx, name("attn.residual"));
     if (w.proj_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.proj_bg, Tl, h, s);
   }
-  dy = grad.as<bf16>();
-  if (sp_) {
-    dy_full = gather_sequence(bwd, mb, L, "attn.allgather", dy);
-    dy = dy_full.as<bf16>();
-  }
-  DeviceBuffer dctx = buffer(kWork, T * attn_width * 2);
-  {
-    NvtxRange range(r_.nvtx, name("attn.proj.dgrad"));
-    r_.gemm->linear_dgrad(dy, w.proj_w, dctx.as<bf16>(), T, attn_width, h);
-  }
-  {
-    NvtxRange range(r_.nvtx, name("attn.proj.wgrad"));
-    r_.gemm->linear_wgrad(dy, a.ctx.as<bf16>(), w.proj_wg, T, attn_width, h);
-  }
-  dy_full.reset();
+  DeviceBuffer dctx = row_parallel_backward(mb, L, "attn", "attn.proj", grad.as<bf16>(), w.proj_w,
+                                            w.proj_wg, a.ctx.as<bf16>(), attn_width);
   a.ctx.reset();
   if (!a.probs) {  // selective recomputation
     NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, "attn.core"));

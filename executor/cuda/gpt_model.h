@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -93,6 +94,13 @@ class GptStage {
                           const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
   void head_forward(int micro_batch, HeadActivations& h, const int32_t* targets, float* loss_sum);
   DeviceBuffer head_backward(int micro_batch, HeadActivations& h, float grad_scale);
+  // Backward of a row-parallel linear (attn.proj, mlp.fc2) from the gradient of the block's
+  // output (this rank's sequence shard under SP, gathered first as `<block>.allgather`): the
+  // weight gradient is accumulated, the input gradient [T, in] returned.
+  DeviceBuffer row_parallel_backward(int micro_batch, int layer, const std::string& block,
+                                     const std::string& linear, const __nv_bfloat16* grad,
+                                     const __nv_bfloat16* weight, float* weight_grad,
+                                     const __nv_bfloat16* input, int64_t in);
   // Data gradient of a column-parallel linear reduced over TP (all-reduce, or reduce-scatter
   // under SP) on the TP stream while `overlap` (the weight gradient) runs.
   DeviceBuffer reduce_overlapped(RangePass pass, int micro_batch, int layer, const char* label,
