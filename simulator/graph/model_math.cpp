@@ -44,9 +44,9 @@ int64_t layer_matrix_parameters(const ModelDims& d) {
   return d.hidden * qkv_out + d.hidden * d.hidden + d.hidden * fc1_out + d.ffn * d.hidden;
 }
 
-int64_t norm_parameters(const ModelDims& d) { return d.layer_norm ? 2 * d.hidden : d.hidden; }
-
 }  // namespace
+
+int64_t norm_parameters(const ModelDims& d) { return d.layer_norm ? 2 * d.hidden : d.hidden; }
 
 int64_t layer_parameters(const ModelDims& d) {
   int64_t p = layer_matrix_parameters(d) + 2 * norm_parameters(d);
@@ -55,6 +55,14 @@ int64_t layer_parameters(const ModelDims& d) {
     const int64_t fc1_out = d.swiglu ? 2 * d.ffn : d.ffn;
     p += qkv_out + d.hidden + fc1_out + d.hidden;
   }
+  return p;
+}
+
+int64_t layer_parameters_local(const ModelDims& d, int64_t t) {
+  const int64_t qkv_out = d.hidden + 2 * d.kv_heads * d.head_dim;
+  const int64_t fc1_out = d.swiglu ? 2 * d.ffn : d.ffn;
+  int64_t p = layer_matrix_parameters(d) / t + 2 * norm_parameters(d);
+  if (d.bias) p += (qkv_out + fc1_out) / t + 2 * d.hidden;
   return p;
 }
 

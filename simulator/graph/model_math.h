@@ -31,6 +31,12 @@ int64_t padded_vocab(int64_t vocab, int64_t tp);
 
 // Parameters of one transformer layer (attention, MLP, norms, biases).
 int64_t layer_parameters(const ModelDims& d);
+// One norm's parameters (LayerNorm: scale and shift; RMSNorm: scale).
+int64_t norm_parameters(const ModelDims& d);
+// One layer's parameters on one of `tp` tensor-parallel ranks, exactly: column-parallel QKV and
+// fc1 (with their biases) and row-parallel projection and fc2 split, norms and the row-parallel
+// biases replicated. The graph builder (DP buckets, optimizer) and the memory model share it.
+int64_t layer_parameters_local(const ModelDims& d, int64_t tp);
 // Whole model (embedding, position table, layers, final norm, untied LM head), unpadded vocab.
 int64_t model_parameters(const ModelDims& d);
 

@@ -74,7 +74,7 @@ class Builder {
     s_.kv_dim = d.kv_heads * d.head_dim / t_;
     s_.vocab = out_.padded_vocab / t_;
     s_.e = d.bytes_per_element;
-    layer_params_local_ = static_cast<double>(layer_parameters(d)) / static_cast<double>(t_);
+    layer_params_local_ = static_cast<double>(layer_parameters_local(d, t_));
   }
 
   TrainingGraph build() {
@@ -383,7 +383,7 @@ class Builder {
   }
   double head_params() const {
     const ModelDims& d = out_.dims;
-    const double norm = d.layer_norm ? 2.0 * d.hidden : 1.0 * d.hidden;
+    const double norm = static_cast<double>(norm_parameters(d));
     const bool own_weight = !d.tied || p_ > 1;  // tied with PP > 1: the last stage keeps a copy
     return norm + (own_weight ? static_cast<double>(s_.vocab) * d.hidden : 0.0);
   }

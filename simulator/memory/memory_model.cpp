@@ -21,19 +21,6 @@ int64_t micro_batches(const spec::ParallelConfig& c) {
   return c.global_batch_size() / (c.micro_batch_size() * c.data_parallel());
 }
 
-int64_t norm_parameters(const graph::ModelDims& d) { return d.layer_norm ? 2 * d.hidden : d.hidden; }
-
-// One layer's parameters on one TP rank.
-int64_t layer_parameters_local(const graph::ModelDims& d, int64_t t) {
-  const int64_t qkv_out = d.hidden + 2 * d.kv_heads * d.head_dim;
-  const int64_t fc1_out = d.swiglu ? 2 * d.ffn : d.ffn;
-  // Column-parallel QKV and fc1, row-parallel projection and fc2: every matrix split.
-  int64_t p = (d.hidden * qkv_out + d.hidden * d.hidden + d.hidden * fc1_out + d.ffn * d.hidden) / t;
-  p += 2 * norm_parameters(d);  // replicated
-  if (d.bias) p += (qkv_out + fc1_out) / t + 2 * d.hidden;  // row-parallel biases replicated
-  return p;
-}
-
 }  // namespace
 
 int64_t stage_parameters(const graph::ModelDims& d, const spec::ParallelConfig& config,
@@ -41,13 +28,13 @@ int64_t stage_parameters(const graph::ModelDims& d, const spec::ParallelConfig& 
   const int64_t t = config.tensor_parallel();
   const int64_t p = config.pipeline_parallel();
   const int64_t vocab_local = graph::padded_vocab(d.vocab, t) / t;
-  int64_t params = d.layers / p * layer_parameters_local(d, t);
+  int64_t params = d.layers / p * graph::layer_parameters_local(d, t);
   if (stage == 0) {
     params += vocab_local * d.hidden;
     if (d.learned_positions) params += d.seq * d.hidden;
   }
   if (stage == p - 1) {
-    params += norm_parameters(d);
+    params += graph::norm_parameters(d);
     if (!d.tied || p > 1) params += vocab_local * d.hidden;
   }
   return params;

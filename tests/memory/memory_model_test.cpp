@@ -1,7 +1,10 @@
 #include "simulator/memory/memory_model.h"
 
+#include <vector>
+
 #include <gtest/gtest.h>
 
+#include "simulator/graph/training_graph.h"
 #include "tests/test_models.h"
 
 namespace mpsim::memory {
@@ -209,6 +212,26 @@ TEST(ClosedFormMemory, SumsItsTerms) {
   EXPECT_EQ(head, 4.0 * 2048 * 12288 / 8 * (1 + 51200.0 / 12288));
   EXPECT_EQ(last.extra, head + std::max(0.0, recompute_working_set_bytes(d, c) - head));
   EXPECT_EQ(closed_form_peak_bytes(d, c), std::max(first.total(), last.total()));
+}
+
+// The graph's DP buckets carry exactly the rank's parameters as the memory model counts them
+// (one count, graph::layer_parameters_local, serves both): fp32 gradients, 4 bytes each.
+TEST(StageParameters, EqualTheGradientsTheGraphReducesOverDp) {
+  for (const spec::ModelSpec& model :
+       {testing::gpt(8, 1024, 16, 1024, 50257), testing::llama(8, 1024, 2816, 16, 4, 1024, 32000)}) {
+    const spec::ParallelConfig c = testing::config(2, 2, 2, 1, 8);
+    const graph::TrainingGraph g = graph::build_training_graph(model, c, graph::GraphOptions{});
+    const graph::ModelDims d = graph::model_dims(model);
+    std::vector<double> reduced(g.ranks.size(), 0.0);
+    for (graph::OpVertex v = 0; v < num_vertices(g.graph); ++v) {
+      const graph::Op& op = g.graph[v];
+      if (op.group == graph::Group::kDp && op.bucket >= 0) reduced[op.rank] += op.bytes / 4;
+    }
+    for (size_t r = 0; r < g.ranks.size(); ++r) {
+      EXPECT_EQ(reduced[r], static_cast<double>(stage_parameters(d, c, g.ranks[r].pp)))
+          << model.name() << " stage " << g.ranks[r].pp;
+    }
+  }
 }
 
 }  // namespace
