@@ -1,7 +1,8 @@
 // CostModel: how long an op takes on its stream when it runs alone. The engine asks once per op
 // before simulating. The default model (make_roofline_cost_model) is a roofline over the
-// hardware profile with shape-dependent GEMM efficiency and collectives by algorithm; a later
-// issue adds a model backed by calibrated tables behind the same interface.
+// hardware profile with shape-dependent GEMM efficiency and collectives by algorithm; the
+// calibrated model (calibrated_cost.h) reads measured tables and falls back to the roofline where
+// it has none. make_cost_model picks between them by whether the profile carries tables.
 //
 // Conventions: compute ops carry FLOPs and HBM bytes; communication ops carry `bytes` = the size
 // of the whole buffer as nccl-tests counts it (all-reduce: the buffer reduced; all-gather: the
@@ -38,6 +39,13 @@ enum class CollectiveAlgorithm {
 // it needs, so `hardware` need not outlive it. Throws std::invalid_argument when the profile has
 // no positive peak for that dtype, HBM bandwidth, or GEMM/attention/memory efficiency.
 std::unique_ptr<CostModel> make_roofline_cost_model(
+    const spec::Hardware& hardware, CollectiveAlgorithm algorithm = CollectiveAlgorithm::kAuto,
+    spec::DType compute_dtype = spec::BF16);
+
+// The model a simulation uses by default: make_calibrated_cost_model (calibrated_cost.h) when the
+// profile carries measured tables (`hardware.calibrated` non-empty), else
+// make_roofline_cost_model. Same arguments and exceptions as the model it builds.
+std::unique_ptr<CostModel> make_cost_model(
     const spec::Hardware& hardware, CollectiveAlgorithm algorithm = CollectiveAlgorithm::kAuto,
     spec::DType compute_dtype = spec::BF16);
 

@@ -211,7 +211,8 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   graph_options.gpus_per_node = hardware.gpus_per_node;
   std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
   if (!cost_model) {
-    cost_model = cost::make_roofline_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
+    // The calibrated model where the profile carries measured tables, else the roofline.
+    cost_model = cost::make_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
   }
   graph::StepFolding folding;
   folding.seconds = [&cost_model](const graph::Op& op) { return cost_model->op_seconds(op); };

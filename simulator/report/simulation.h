@@ -36,7 +36,8 @@ enum class RankScope {
 struct SimulateOptions {
   RankScope scope = RankScope::kRepresentative;
   std::string trace_path;  // empty: no trace
-  // Cost model; null means the roofline model of the hardware.
+  // Cost model; null means cost::make_cost_model(hardware, kAuto, model dtype): the calibrated
+  // model when the profile carries measured tables, else the roofline model.
   std::shared_ptr<const cost::CostModel> cost_model;
   // Fold each pipeline step into one op (graph::StepFolding): the same iteration time and peak
   // memory for a fraction of the work; used by the sweep. The trace then shows steps, not ops,

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <numeric>
 #include <optional>
@@ -15,17 +16,22 @@
 #include <malloc.h>
 #endif
 
+#include "simulator/cost/cost_model.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/memory/memory_model.h"
 
 namespace mpsim::sweep {
 namespace {
 
-// The one place the sweep calls the simulator, so a faster mode can be swapped in here.
+// The one place the sweep calls the simulator, so a faster mode can be swapped in here. The cost
+// model is built once per sweep (a calibrated one fits its tables when built) and shared by the
+// workers: op_seconds is const and stateless.
 report::SimulationResult simulate_one(const spec::ModelSpec& model, const spec::Hardware& hardware,
-                                      const spec::ParallelConfig& config) {
+                                      const spec::ParallelConfig& config,
+                                      const std::shared_ptr<const cost::CostModel>& cost_model) {
   report::SimulateOptions options;
   options.fold_steps = true;  // the same iteration time and peak memory, far fewer ops
+  options.cost_model = cost_model;
   return report::simulate(model, hardware, config, options);
 }
 
@@ -83,7 +89,12 @@ SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardwa
   }
   out.simulated = static_cast<int64_t>(todo.size());
 
-  // 2. Simulate on a pool; each worker claims the next index and writes only its own slot.
+  // 2. Simulate on a pool; each worker claims the next index and writes only its own slot. The
+  // cost model is the one simulate() would pick (cost::make_cost_model), built once.
+  const std::shared_ptr<const cost::CostModel> cost_model =
+      todo.empty() ? nullptr
+                   : cost::make_cost_model(hardware, cost::CollectiveAlgorithm::kAuto,
+                                           model.dtype());
   std::vector<Outcome> outcomes(todo.size());
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0};
@@ -95,7 +106,7 @@ SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardwa
     for (size_t k = next++; k < todo.size() && !failed; k = next++) {
       Outcome& o = outcomes[k];
       try {
-        o.result = simulate_one(model, hardware, configs[todo[k]]);
+        o.result = simulate_one(model, hardware, configs[todo[k]], cost_model);
         const std::optional<int64_t>& peak = o.result->peak_memory_bytes;
         if (capacity > 0 && peak && static_cast<double>(*peak) > capacity) {
           o.dropped = kSimulatedPeakExceedsMemory;

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <map>
 
+#include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op.h"
 #include "simulator/memory/memory_model.h"
@@ -165,6 +166,57 @@ TEST(Simulation, TraceIsWellFormed) {
   EXPECT_NEAR(compute_us, r.breakdown.compute_s * 1e6, 1e-3 * compute_us);
   EXPECT_EQ(trace.at("distributedInfo").at("world_size"), 8);
   std::remove(path.c_str());
+}
+
+// With no cost model given, simulate() takes the calibrated model when the profile carries
+// tables and the roofline otherwise, each exactly as built by hand.
+TEST(Simulation, DefaultCostModelFollowsTheProfilesTables) {
+  spec::Hardware hw = test_hardware();
+  hw.peak_fp32_flops = 6e13;
+  hw.kernel_launch_s = 2e-6;
+  hw.gemm_max_efficiency = 0.8;
+  hw.gemm_half_dim = 64;
+  hw.attention_max_efficiency = 0.5;
+  hw.memory_bound_efficiency = 0.8;
+  hw.nvlink_bytes_per_s = 4e11;
+  hw.nvlink_latency_s = 2e-6;
+  hw.network_bytes_per_s = 5e10;
+  hw.network_latency_s = 5e-6;
+  const spec::ModelSpec model = testing::gpt(8, 1024, 16, 512, 1000);
+  const spec::ParallelConfig c = testing::config(2, 2, 2, 1, 16);
+  auto run_with = [&](std::shared_ptr<const cost::CostModel> cost_model) {
+    SimulateOptions options;
+    options.cost_model = std::move(cost_model);
+    return simulate(model, hw, c, options);
+  };
+
+  const SimulationResult roofline = run_with(nullptr);
+  const SimulationResult roofline_by_hand =
+      run_with(cost::make_roofline_cost_model(hw, cost::CollectiveAlgorithm::kAuto, model.dtype()));
+  EXPECT_EQ(roofline.cost_model, roofline_by_hand.cost_model);
+  EXPECT_EQ(roofline.iteration_time_s, roofline_by_hand.iteration_time_s);
+
+  // A gemm.bf16 table: 2 m n k / (peak · 0.5) on a 2×2×2 grid.
+  spec::CalibratedTable gemm;
+  gemm.set_op("gemm.bf16");
+  for (const char* name : {"m", "n", "k"}) gemm.add_key_names(name);
+  for (double m : {256.0, 4096.0}) {
+    for (double n : {256.0, 4096.0}) {
+      for (double k : {256.0, 4096.0}) {
+        spec::CalibratedPoint* p = gemm.add_points();
+        for (double key : {m, n, k}) p->add_key(key);
+        p->set_seconds(2 * m * n * k / (hw.peak_bf16_flops * 0.5));
+      }
+    }
+  }
+  hw.calibrated = {gemm};
+  const SimulationResult calibrated = run_with(nullptr);
+  const SimulationResult calibrated_by_hand = run_with(
+      cost::make_calibrated_cost_model(hw, cost::CollectiveAlgorithm::kAuto, model.dtype()));
+  EXPECT_EQ(calibrated.cost_model.rfind("calibrated: gemm.bf16", 0), 0u) << calibrated.cost_model;
+  EXPECT_EQ(calibrated.cost_model, calibrated_by_hand.cost_model);
+  EXPECT_EQ(calibrated.iteration_time_s, calibrated_by_hand.iteration_time_s);
+  EXPECT_NE(calibrated.iteration_time_s, roofline.iteration_time_s);
 }
 
 }  // namespace

@@ -1,0 +1,69 @@
+// The calibrated cost model: op times read from the measured tables of a hardware profile
+// (spec::Hardware::calibrated, filled by `mpsim calibrate`), behind the CostModel interface.
+// Inside a table's grid it interpolates (GridTable, calibrated_tables.h); outside it, it
+// extrapolates with a curve fitted to the whole table; ops with no table, and collectives that
+// span nodes, are priced by the roofline model of the same hardware. Formulas:
+// simulator/cost/README.md, "Calibrated cost model".
+//
+// The tables are found by op name, one table per name; the names and the keys each must have are
+// declared below, once. A table with another name is ignored (and listed by describe()).
+//
+// Failure: make_calibrated_cost_model throws std::invalid_argument, prefixed with
+// "calibrated cost model for '<hardware name>': ", for a table whose key_names are not the
+// expected ones (naming the table and the expected keys), a table given twice, a malformed table
+// (GridTable's message, which names the table, the point and the key), a table whose fit fails
+// (its message, naming the table), and for anything the roofline model refuses. op_seconds never
+// throws for a valid op, allocates nothing and does no string work.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string_view>
+
+#include "simulator/cost/cost_model.h"
+#include "simulator/graph/op.h"
+#include "simulator/spec/hardware.h"
+
+namespace mpsim::cost {
+
+// ---- Table names (CalibratedTable::op) and their keys, in order --------------------------------
+
+// Compute kernels in bf16; seconds at (m, n, k) and (batch·heads, seq, head_dim).
+inline constexpr std::string_view kGemmTable = "gemm.bf16";
+inline constexpr std::string_view kAttentionForwardTable = "attention.fwd.bf16";   // fwd and rcp
+inline constexpr std::string_view kAttentionBackwardTable = "attention.bwd.bf16";  // bwd
+inline constexpr std::array<std::string_view, 3> kGemmKeys = {"m", "n", "k"};
+inline constexpr std::array<std::string_view, 3> kAttentionKeys = {"batch_heads", "seq",
+                                                                   "head_dim"};
+
+// Memory-bound kernels; seconds at the HBM bytes the kernel moves (read + written, as
+// graph::Op::bytes counts them).
+inline constexpr std::string_view kNormTable = "memory.norm";
+inline constexpr std::string_view kElementwiseTable = "memory.elementwise";
+inline constexpr std::string_view kLossTable = "memory.loss";
+inline constexpr std::string_view kOptimizerTable = "memory.optimizer";
+inline constexpr std::array<std::string_view, 1> kMemoryKeys = {"bytes"};
+
+// NCCL collectives inside one node; seconds at (ranks in the group, buffer bytes as nccl-tests
+// counts them: see cost_model.h). The table need not be a full grid over group sizes: each group
+// size's points must form a grid over bytes on their own.
+inline constexpr std::string_view kAllReduceTable = "allreduce.nvlink";
+inline constexpr std::string_view kAllGatherTable = "allgather.nvlink";
+inline constexpr std::string_view kReduceScatterTable = "reducescatter.nvlink";
+inline constexpr std::string_view kSendTable = "send.nvlink";
+inline constexpr std::array<std::string_view, 2> kCollectiveKeys = {"group_size", "bytes"};
+
+// The table that prices ops of `kind` (attention: by `pass`, backward for kBackward, forward
+// otherwise), or an empty view for kinds no table covers (kStepBlock).
+std::string_view calibrated_table_name(graph::OpKind kind, graph::Pass pass);
+
+// The calibrated model. GEMM and attention tables apply when `compute_dtype` is bf16 (or
+// unspecified); for another dtype they are not used and those ops take the roofline at that
+// dtype's peak. `algorithm` is the roofline's choice for the collectives it prices (across nodes,
+// and where no table applies); measured collectives are whatever NCCL chose when measured. The
+// model copies what it needs, so `hardware` need not outlive it.
+std::unique_ptr<CostModel> make_calibrated_cost_model(
+    const spec::Hardware& hardware, CollectiveAlgorithm algorithm = CollectiveAlgorithm::kAuto,
+    spec::DType compute_dtype = spec::BF16);
+
+}  // namespace mpsim::cost
