@@ -7,8 +7,9 @@
 #include <map>
 #include <sstream>
 #include <tuple>
-#include <unordered_map>
 #include <utility>
+
+#include "profiler/analyze/nvtx_projection.h"
 
 namespace mpsim::profiler {
 namespace {
@@ -75,79 +76,24 @@ std::vector<KernelSummaryRow> kernel_summary(const std::vector<RankTrace>& ranks
   return rows;
 }
 
-// ---- NVTX ranges and the NVTX -> kernel projection ----
-
-constexpr int32_t kNvtxMark = 34;
-
-bool is_range(const NvtxRecord& r) { return r.event_type != kNvtxMark && r.end >= r.start; }
-
-// A kernel as the projection sees it: when and on which thread it was launched, and its duration.
-struct Launch {
-  int64_t time = 0;
-  int64_t gpu_ns = 0;
-};
-
-// Kernel launches of one rank by host thread, in time order. Kernels whose launch call is not
-// in the trace (e.g. CUPTI dropped it) belong to no range.
-std::unordered_map<uint64_t, std::vector<Launch>> launches_by_thread(const RecordBatch& records) {
-  std::unordered_map<uint32_t, const ApiRecord*> api_by_correlation;
-  for (const ApiRecord& api : records.api_calls) api_by_correlation[api.correlation_id] = &api;
-  std::unordered_map<uint64_t, std::vector<Launch>> launches;
-  for (const KernelRecord& k : records.kernels) {
-    const auto api = api_by_correlation.find(k.correlation_id);
-    if (api == api_by_correlation.end()) continue;
-    launches[api->second->thread_id].push_back({api->second->start, k.end - k.start});
-  }
-  for (auto& [thread, list] : launches) {
-    std::sort(list.begin(), list.end(),
-              [](const Launch& a, const Launch& b) { return a.time < b.time; });
-  }
-  return launches;
-}
-
-// Per-range-instance projection: a sweep over one thread's launches in time order keeping the
-// ranges open at that time (nested ranges are all open, so each gets the kernel).
-struct RangeLoad {
-  int64_t gpu_ns = 0, kernels = 0;
-};
-
-void project_thread(const std::vector<const NvtxRecord*>& ranges,  // sorted by start
-                    const std::vector<Launch>& launches, std::vector<RangeLoad>& load) {
-  std::vector<size_t> open;  // indices into `ranges`
-  size_t next = 0;
-  for (const Launch& launch : launches) {
-    while (next < ranges.size() && ranges[next]->start <= launch.time) open.push_back(next++);
-    std::erase_if(open, [&](size_t i) { return ranges[i]->end <= launch.time; });
-    for (size_t i : open) {
-      load[i].gpu_ns += launch.gpu_ns;
-      ++load[i].kernels;
-    }
-  }
-}
+// ---- NVTX ranges (the NVTX -> kernel projection is nvtx_projection.h's) ----
 
 using RangeKey = std::pair<std::string, std::string>;  // (domain, text)
 
 void add_rank_ranges(const RankTrace& rank, std::map<RangeKey, NvtxSummaryRow>& rows) {
-  std::unordered_map<uint64_t, std::vector<const NvtxRecord*>> ranges;  // by thread
-  for (const NvtxRecord& r : rank.records.nvtx) {
-    if (is_range(r)) ranges[r.thread_id].push_back(&r);
-  }
-  const auto launches = launches_by_thread(rank.records);
-  for (auto& [thread, list] : ranges) {
-    std::stable_sort(list.begin(), list.end(),
-                     [](const NvtxRecord* a, const NvtxRecord* b) { return a->start < b->start; });
-    std::vector<RangeLoad> load(list.size());
-    if (const auto it = launches.find(thread); it != launches.end()) {
-      project_thread(list, it->second, load);
+  const RecordBatch& records = rank.records;
+  const std::vector<std::vector<size_t>> kernels = project_kernels_to_ranges(records);
+  for (size_t i = 0; i < records.nvtx.size(); ++i) {
+    const NvtxRecord& range = records.nvtx[i];
+    if (!is_nvtx_range(range)) continue;
+    NvtxSummaryRow& row = rows[{range.domain, range.text}];
+    ++row.instances;
+    row.total_ns += range.end - range.start;
+    for (size_t k : kernels[i]) {
+      row.gpu_time_ns += records.kernels[k].end - records.kernels[k].start;
     }
-    for (size_t i = 0; i < list.size(); ++i) {
-      NvtxSummaryRow& row = rows[{list[i]->domain, list[i]->text}];
-      ++row.instances;
-      row.total_ns += list[i]->end - list[i]->start;
-      row.gpu_time_ns += load[i].gpu_ns;
-      row.kernels += load[i].kernels;
-      if (list[i]->has_int_payload) row.payload_sum += list[i]->int_payload;
-    }
+    row.kernels += static_cast<int64_t>(kernels[i].size());
+    if (range.has_int_payload) row.payload_sum += range.int_payload;
   }
 }
 

@@ -3,10 +3,10 @@
 //   kernel summary, by demangled name: time % (of all kernel time on the rank), total, instances,
 //     mean, median, min, max (ns).
 //   NVTX range summary, by range text: instances, total and mean wall time of the ranges, and the
-//     GPU time of the kernels launched inside each range (NVTX -> kernel projection: a kernel
-//     belongs to a range when the API call that launched it, matched by correlation id, started
-//     inside the range on the same thread), and the sum of the ranges' integer payloads (NCCL's
-//     ranges carry their message size in bytes).
+//     GPU time of the kernels launched inside each range (the NVTX -> kernel projection of
+//     nvtx_projection.h: a kernel belongs to a range when the API call that launched it, matched
+//     by correlation id, started inside the range on the same thread), and the sum of the ranges'
+//     integer payloads (NCCL's ranges carry their message size in bytes).
 //   communication vs computation, per rank and device: time covered by NCCL kernels, by other
 //     kernels, by both at once (overlap), and GPU idle time (the span from the first kernel start
 //     to the last kernel end not covered by any kernel, memcpy or memset).

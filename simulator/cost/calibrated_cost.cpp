@@ -206,6 +206,15 @@ int collective_index(OpKind kind) {
 
 constexpr std::array<OpKind, 4> kMemoryKinds = {OpKind::kNorm, OpKind::kElementwise, OpKind::kLoss,
                                                 OpKind::kOptimizer};
+
+// GEMM tables by layout: index 0 the default (kGemmTable), then fwd, dgrad, wgrad.
+constexpr std::array<std::string_view, 4> kGemmTables = {kGemmTable, kGemmForwardTable,
+                                                         kGemmDgradTable, kGemmWgradTable};
+int gemm_layout_index(std::string_view label) {
+  if (label.ends_with(".dgrad")) return 2;
+  if (label.ends_with(".wgrad")) return 3;
+  return 1;
+}
 constexpr std::array<OpKind, 4> kCollectiveKinds = {OpKind::kAllReduce, OpKind::kAllGather,
                                                     OpKind::kReduceScatter, OpKind::kSend};
 
@@ -225,10 +234,12 @@ class CalibratedCostModel final : public CostModel {
       }
     }
     std::vector<std::string> used, fallback, ignored;
-    auto take = [&](std::string_view name) -> const spec::CalibratedTable* {
+    // `optional`: a per-layout or per-pass table, whose absence is no fallback to the roofline
+    // (the default table, or its absence, says what prices those ops).
+    auto take = [&](std::string_view name, bool optional = false) -> const spec::CalibratedTable* {
       auto it = tables.find(name);
       if (it == tables.end()) {
-        fallback.emplace_back(name);
+        if (!optional) fallback.emplace_back(name);
         return nullptr;
       }
       const spec::CalibratedTable* t = it->second;
@@ -239,9 +250,11 @@ class CalibratedCostModel final : public CostModel {
     try {
       if (dtype == spec::BF16) {
         const double peak = hardware.peak_flops(dtype);
-        if (const auto* t = take(kGemmTable)) {
-          check_keys(*t, kGemmKeys);
-          gemm_.emplace(*t, gemm_flops, peak);
+        for (std::size_t i = 0; i < kGemmTables.size(); ++i) {
+          if (const auto* t = take(kGemmTables[i], i > 0)) {
+            check_keys(*t, kGemmKeys);
+            gemm_[i].emplace(*t, gemm_flops, peak);
+          }
         }
         if (const auto* t = take(kAttentionForwardTable)) {
           check_keys(*t, kAttentionKeys);
@@ -255,8 +268,11 @@ class CalibratedCostModel final : public CostModel {
         const std::string note =
             " (bf16 table, model dtype " + lower(spec::DType_Name(dtype)) + ")";
         for (std::string_view name :
-             {kGemmTable, kAttentionForwardTable, kAttentionBackwardTable}) {
-          fallback.emplace_back(name);
+             {kGemmTable, kGemmForwardTable, kGemmDgradTable, kGemmWgradTable,
+              kAttentionForwardTable, kAttentionBackwardTable}) {
+          const bool layout =
+              name == kGemmForwardTable || name == kGemmDgradTable || name == kGemmWgradTable;
+          if (!layout) fallback.emplace_back(name);
           if (auto it = tables.find(name); it != tables.end()) {
             ignored.push_back(std::string(name) + note);
             tables.erase(it);
@@ -267,6 +283,13 @@ class CalibratedCostModel final : public CostModel {
         if (const auto* t = take(calibrated_table_name(kind, graph::Pass::kForward))) {
           check_keys(*t, kMemoryKeys);
           memory_[memory_index(kind)].emplace(*t);
+        }
+        if (kind != OpKind::kNorm) continue;
+        for (std::size_t i = 0; i < norm_by_pass_.size(); ++i) {
+          if (const auto* t = take(i == 0 ? kNormForwardTable : kNormBackwardTable, true)) {
+            check_keys(*t, kMemoryKeys);
+            norm_by_pass_[i].emplace(*t);
+          }
         }
       }
       for (OpKind kind : kCollectiveKinds) {
@@ -295,14 +318,17 @@ class CalibratedCostModel final : public CostModel {
 
   double op_seconds(const Op& op) const override {
     switch (op.kind) {
-      case OpKind::kGemm:
-        if (gemm_ && op.gemm.m > 0 && op.gemm.n > 0 && op.gemm.k > 0) {
+      case OpKind::kGemm: {
+        const auto& layout = gemm_[gemm_layout_index(op.label)];
+        const auto& table = layout ? layout : gemm_[0];
+        if (table && op.gemm.m > 0 && op.gemm.n > 0 && op.gemm.k > 0) {
           const std::array<double, 3> keys{static_cast<double>(op.gemm.m),
                                            static_cast<double>(op.gemm.n),
                                            static_cast<double>(op.gemm.k)};
-          return gemm_->seconds(keys);
+          return table->seconds(keys);
         }
         break;
+      }
       case OpKind::kAttention: {
         const auto& table =
             op.pass == graph::Pass::kBackward ? attention_backward_ : attention_forward_;
@@ -318,7 +344,10 @@ class CalibratedCostModel final : public CostModel {
       case OpKind::kElementwise:
       case OpKind::kLoss:
       case OpKind::kOptimizer: {
-        const auto& table = memory_[memory_index(op.kind)];
+        const auto& by_pass =
+            norm_by_pass_[op.pass == graph::Pass::kBackward ? 1 : 0];  // used for norms only
+        const auto& table =
+            op.kind == OpKind::kNorm && by_pass ? by_pass : memory_[memory_index(op.kind)];
         if (table && op.bytes > 0 && std::isfinite(op.bytes)) return table->seconds(op.bytes);
         break;
       }
@@ -346,8 +375,10 @@ class CalibratedCostModel final : public CostModel {
 
  private:
   std::unique_ptr<CostModel> roofline_;
-  std::optional<ComputeTable> gemm_, attention_forward_, attention_backward_;
+  std::array<std::optional<ComputeTable>, 4> gemm_;  // default, fwd, dgrad, wgrad (kGemmTables)
+  std::optional<ComputeTable> attention_forward_, attention_backward_;
   std::array<std::optional<BytesTable>, 4> memory_;           // by memory_index
+  std::array<std::optional<BytesTable>, 2> norm_by_pass_;     // fwd (and rcp), bwd
   std::array<std::optional<CollectiveTable>, 4> collective_;  // by collective_index
   std::string description_;
 };
@@ -380,6 +411,10 @@ std::string_view calibrated_table_name(OpKind kind, graph::Pass pass) {
       break;
   }
   return {};
+}
+
+std::string_view gemm_layout_table(std::string_view label) {
+  return kGemmTables[gemm_layout_index(label)];
 }
 
 std::unique_ptr<CostModel> make_calibrated_cost_model(const spec::Hardware& hardware,

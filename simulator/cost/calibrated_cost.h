@@ -28,8 +28,14 @@ namespace mpsim::cost {
 
 // ---- Table names (CalibratedTable::op) and their keys, in order --------------------------------
 
-// Compute kernels in bf16; seconds at (m, n, k) and (batch·heads, seq, head_dim).
+// Compute kernels in bf16; seconds at (m, n, k) and (batch·heads, seq, head_dim). GEMMs by
+// layout (gemm_layout_table below): a GEMM whose label ends in ".dgrad" or ".wgrad" (the graph's
+// data- and weight-gradient GEMMs) is priced by the dgrad or wgrad table, any other by the fwd
+// table; where that table is absent, by kGemmTable, the default for every layout.
 inline constexpr std::string_view kGemmTable = "gemm.bf16";
+inline constexpr std::string_view kGemmForwardTable = "gemm.bf16.fwd";
+inline constexpr std::string_view kGemmDgradTable = "gemm.bf16.dgrad";
+inline constexpr std::string_view kGemmWgradTable = "gemm.bf16.wgrad";
 inline constexpr std::string_view kAttentionForwardTable = "attention.fwd.bf16";   // fwd and rcp
 inline constexpr std::string_view kAttentionBackwardTable = "attention.bwd.bf16";  // bwd
 inline constexpr std::array<std::string_view, 3> kGemmKeys = {"m", "n", "k"};
@@ -39,6 +45,11 @@ inline constexpr std::array<std::string_view, 3> kAttentionKeys = {"batch_heads"
 // Memory-bound kernels; seconds at the HBM bytes the kernel moves (read + written, as
 // graph::Op::bytes counts them).
 inline constexpr std::string_view kNormTable = "memory.norm";
+// Norms by pass where measured apart (the backward kernel moves 3 bytes where the forward moves
+// 2, at another bandwidth): forward and recompute by the fwd table, backward by the bwd table;
+// where that table is absent, by kNormTable.
+inline constexpr std::string_view kNormForwardTable = "memory.norm.fwd";
+inline constexpr std::string_view kNormBackwardTable = "memory.norm.bwd";
 inline constexpr std::string_view kElementwiseTable = "memory.elementwise";
 inline constexpr std::string_view kLossTable = "memory.loss";
 inline constexpr std::string_view kOptimizerTable = "memory.optimizer";
@@ -53,9 +64,14 @@ inline constexpr std::string_view kReduceScatterTable = "reducescatter.nvlink";
 inline constexpr std::string_view kSendTable = "send.nvlink";
 inline constexpr std::array<std::string_view, 2> kCollectiveKeys = {"group_size", "bytes"};
 
-// The table that prices ops of `kind` (attention: by `pass`, backward for kBackward, forward
-// otherwise), or an empty view for kinds no table covers (kStepBlock).
+// The default table that prices ops of `kind` (attention: by `pass`, backward for kBackward,
+// forward otherwise; GEMMs: kGemmTable, norms: kNormTable, which the per-layout and per-pass
+// tables override where present), or an empty view for kinds no table covers (kStepBlock).
 std::string_view calibrated_table_name(graph::OpKind kind, graph::Pass pass);
+
+// The per-layout GEMM table for a GEMM labelled `label` (graph::Op::label): kGemmDgradTable for a
+// label ending in ".dgrad", kGemmWgradTable for ".wgrad", kGemmForwardTable otherwise.
+std::string_view gemm_layout_table(std::string_view label);
 
 // The calibrated model. GEMM and attention tables apply when `compute_dtype` is bf16 (or
 // unspecified); for another dtype they are not used and those ops take the roofline at that

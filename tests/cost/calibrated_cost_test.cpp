@@ -490,6 +490,115 @@ TEST(CalibratedCost, DescribeNamesTablesUsedAndFallbacks) {
             "overlap.interference");
 }
 
+// Per-layout GEMM tables: a GEMM labelled "*.dgrad" / "*.wgrad" is priced by gemm.bf16.dgrad /
+// gemm.bf16.wgrad, any other by gemm.bf16.fwd, each falling back to gemm.bf16 where absent. The
+// tables here are the closed form scaled by 1 (default), 0.5 (fwd), 2 (dgrad), 3 (wgrad), so the
+// table that answered is read off the ratio.
+TEST(CalibratedCost, GemmLayoutTablesByLabel) {
+  auto scaled = [](std::string_view op, double factor) {
+    spec::CalibratedTable t =
+        gemm_table([factor](const Keys& x) { return factor * gemm_closed_form(x); });
+    t.set_op(std::string(op));
+    return t;
+  };
+  auto labelled = [](std::string_view label) {
+    Op op = gemm(2048, 1024, 4096);
+    op.label = label;
+    return op;
+  };
+  const double base = gemm_closed_form({2048, 1024, 4096});
+  spec::Hardware hw = test_hardware();
+  hw.calibrated = {scaled(kGemmTable, 1), scaled(kGemmDgradTable, 2), scaled(kGemmWgradTable, 3)};
+  auto model = make_calibrated_cost_model(hw);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("mlp.fc1")), base), 1e-12);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("mlp.fc1.dgrad")), 2 * base), 1e-12);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("attn.qkv.wgrad")), 3 * base), 1e-12);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("logits.dgrad")), 2 * base), 1e-12);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("")), base), 1e-12);
+  // A label that merely contains the word is no gradient GEMM.
+  EXPECT_LE(rel_err(model->op_seconds(labelled("dgrad.fc")), base), 1e-12);
+
+  hw.calibrated.push_back(scaled(kGemmForwardTable, 0.5));
+  model = make_calibrated_cost_model(hw);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("mlp.fc2")), 0.5 * base), 1e-12);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("mlp.fc2.wgrad")), 3 * base), 1e-12);
+  EXPECT_EQ(model->describe().rfind(
+                "calibrated: gemm.bf16, gemm.bf16.fwd, gemm.bf16.dgrad, gemm.bf16.wgrad, ", 0),
+            0u)
+      << model->describe();
+
+  // Without the default, a layout without its table takes the roofline.
+  hw.calibrated = {scaled(kGemmDgradTable, 2)};
+  model = make_calibrated_cost_model(hw);
+  const auto roofline = make_roofline_cost_model(hw);
+  EXPECT_LE(rel_err(model->op_seconds(labelled("mlp.fc1.dgrad")), 2 * base), 1e-12);
+  EXPECT_EQ(model->op_seconds(labelled("mlp.fc1")), roofline->op_seconds(labelled("mlp.fc1")));
+  EXPECT_EQ(model->op_seconds(labelled("mlp.fc1.wgrad")),
+            roofline->op_seconds(labelled("mlp.fc1.wgrad")));
+
+  // Outside the grid each layout's own fitted curve answers (the closed form, scaled).
+  hw.calibrated = {scaled(kGemmTable, 1), scaled(kGemmWgradTable, 3)};
+  model = make_calibrated_cost_model(hw);
+  Op outside = gemm(16, 100000, 64);
+  outside.label = "mlp.fc1.wgrad";
+  EXPECT_LE(rel_err(model->op_seconds(outside), 3 * gemm_closed_form({16, 100000, 64})), 1e-8);
+
+  // Another dtype: none of the bf16 GEMM tables is used.
+  hw.calibrated = {scaled(kGemmTable, 1), scaled(kGemmDgradTable, 2)};
+  model = make_calibrated_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP16);
+  const auto fp16 = make_roofline_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP16);
+  EXPECT_EQ(model->op_seconds(labelled("mlp.fc1.dgrad")),
+            fp16->op_seconds(labelled("mlp.fc1.dgrad")));
+  EXPECT_NE(model->describe().find("gemm.bf16.dgrad (bf16 table, model dtype fp16)"),
+            std::string::npos)
+      << model->describe();
+}
+
+TEST(CalibratedCost, GemmLayoutTableNames) {
+  EXPECT_EQ(gemm_layout_table("mlp.fc1"), "gemm.bf16.fwd");
+  EXPECT_EQ(gemm_layout_table("mlp.fc1.dgrad"), "gemm.bf16.dgrad");
+  EXPECT_EQ(gemm_layout_table("logits.wgrad"), "gemm.bf16.wgrad");
+  EXPECT_EQ(gemm_layout_table("wgrad"), "gemm.bf16.fwd");  // no ".wgrad" suffix
+}
+
+// Norms by pass: memory.norm.fwd for forward and recompute, memory.norm.bwd for backward, each
+// falling back to memory.norm.
+TEST(CalibratedCost, NormTablesByPass) {
+  const AlphaBetaForm any{4e-6, 2e12}, forward{3e-6, 3e12}, backward{5e-6, 1.5e12};
+  auto norm = [](double bytes, Pass pass) {
+    Op op = memory_op(OpKind::kNorm, bytes);
+    op.pass = pass;
+    return op;
+  };
+  spec::Hardware hw = test_hardware();
+  hw.calibrated = {memory_table(kNormTable, any), memory_table(kNormForwardTable, forward),
+                   memory_table(kNormBackwardTable, backward)};
+  auto model = make_calibrated_cost_model(hw);
+  // Grid points (exact) and a size outside the grid (the α-β fit, exact on α-β data).
+  for (double s : {4096.0, 4194304.0, 268435456.0, 4.0 * (1 << 30)}) {
+    EXPECT_LE(rel_err(model->op_seconds(norm(s, Pass::kForward)), forward(s)), 1e-9) << s;
+    EXPECT_LE(rel_err(model->op_seconds(norm(s, Pass::kRecompute)), forward(s)), 1e-9) << s;
+    EXPECT_LE(rel_err(model->op_seconds(norm(s, Pass::kBackward)), backward(s)), 1e-9) << s;
+  }
+  // Element-wise ops are not norms.
+  EXPECT_EQ(model->op_seconds(memory_op(OpKind::kElementwise, 1e6)),
+            make_roofline_cost_model(hw)->op_seconds(memory_op(OpKind::kElementwise, 1e6)));
+
+  hw.calibrated = {memory_table(kNormTable, any), memory_table(kNormBackwardTable, backward)};
+  model = make_calibrated_cost_model(hw);
+  EXPECT_LE(rel_err(model->op_seconds(norm(4194304, Pass::kForward)), any(4194304)), 1e-9);
+  EXPECT_LE(rel_err(model->op_seconds(norm(4194304, Pass::kBackward)), backward(4194304)), 1e-9);
+  EXPECT_EQ(model->describe().rfind("calibrated: memory.norm, memory.norm.bwd, ", 0), 0u)
+      << model->describe();
+
+  spec::CalibratedTable bad = memory_table(kNormForwardTable, forward);
+  bad.set_key_names(0, "size");
+  hw.calibrated = {bad};
+  EXPECT_EQ(refusal([&] { make_calibrated_cost_model(hw); }),
+            "calibrated cost model for 'h100-test': table memory.norm.fwd: key_names (size) do "
+            "not match, expected (bytes)");
+}
+
 TEST(CalibratedCost, MakeCostModelPicksByTables) {
   EXPECT_EQ(make_cost_model(test_hardware())->describe(),
             make_roofline_cost_model(test_hardware())->describe());

@@ -14,6 +14,9 @@
 #endif
 #include "tools/mpsim/sweep_command.h"
 #include "tools/mpsim/train_command.h"
+#ifdef MPSIM_HAVE_CALIBRATE
+#include "tools/mpsim/calibrate_command.h"
+#endif
 #ifdef MPSIM_HAVE_PROFILER_ANALYZE
 #include "tools/mpsim/stats_command.h"
 #include "tools/mpsim/trace_command.h"
@@ -45,6 +48,10 @@ const Subcommand kSubcommands[] = {
 #ifdef MPSIM_HAVE_PROFILE
     {"profile", "run a CUDA program under the CUPTI profiler, one database per rank",
      mpsim::cli::run_profile},
+#endif
+#ifdef MPSIM_HAVE_CALIBRATE
+    {"calibrate", "fit profiled microbenchmarks into a measured hardware profile",
+     mpsim::cli::run_calibrate},
 #endif
 };
 

@@ -1,0 +1,92 @@
+// calibration_bench's range names (the grammar of profiler/bench/calibration_bench.cu) parsed
+// into the table each feeds and its keys; names breaking the grammar are refused by name.
+#include "profiler/calibrate/calibration_range.h"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace mpsim::profiler {
+namespace {
+
+using Keys = std::vector<int64_t>;
+
+CalibrationRange parse(const std::string& text) {
+  const std::optional<CalibrationRange> range = parse_calibration_range(text);
+  if (!range) throw std::logic_error("not a calibration range: " + text);
+  return *range;
+}
+
+std::string refusal(const std::string& text) {
+  try {
+    parse_calibration_range(text);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(CalibrationRangeTest, EveryMeasurementOfTheGrammar) {
+  CalibrationRange r = parse("calib/gemm.bf16/dgrad/m=1024,n=768,k=16384");
+  EXPECT_EQ(r.kind, MeasurementKind::kGemm);
+  EXPECT_EQ(r.table, "gemm.bf16.dgrad");
+  EXPECT_EQ(r.keys, (Keys{1024, 768, 16384}));
+  EXPECT_EQ(parse("calib/gemm.bf16/fwd/m=1,n=2,k=3").table, "gemm.bf16.fwd");
+  EXPECT_EQ(parse("calib/gemm.bf16/wgrad/m=1,n=2,k=3").table, "gemm.bf16.wgrad");
+
+  r = parse("calib/attention.bwd.bf16/bh=128,s=4096,d=64");
+  EXPECT_EQ(r.kind, MeasurementKind::kAttention);
+  EXPECT_EQ(r.table, "attention.bwd.bf16");
+  EXPECT_EQ(r.keys, (Keys{128, 4096, 64}));
+  EXPECT_EQ(parse("calib/attention.fwd.bf16/bh=16,s=512,d=64").table, "attention.fwd.bf16");
+
+  for (const std::string op : {"norm", "elementwise", "optimizer"}) {
+    r = parse("calib/memory." + op + "/bytes=1048576");
+    EXPECT_EQ(r.kind, MeasurementKind::kMemory);
+    EXPECT_EQ(r.table, "memory." + op);
+    EXPECT_EQ(r.keys, (Keys{1048576}));
+  }
+  for (const std::string op : {"allreduce", "allgather", "reducescatter", "send"}) {
+    r = parse("calib/" + op + ".nvlink/g=2,bytes=1073741824");
+    EXPECT_EQ(r.kind, MeasurementKind::kCollective);
+    EXPECT_EQ(r.table, op + ".nvlink");
+    EXPECT_EQ(r.keys, (Keys{2, 1073741824}));
+  }
+  r = parse("calib/interference/gemm.bf16/m=8192,n=8192,k=8192");
+  EXPECT_EQ(r.kind, MeasurementKind::kInterference);
+  EXPECT_EQ(r.table, "interference.gemm.bf16");
+  EXPECT_EQ(r.keys, (Keys{8192, 8192, 8192}));
+}
+
+TEST(CalibrationRangeTest, OtherRangesAreNotCalibrationRanges) {
+  EXPECT_FALSE(parse_calibration_range("ncclAllReduce"));
+  EXPECT_FALSE(parse_calibration_range("layer3/fwd/mlp.fc1"));
+  EXPECT_FALSE(parse_calibration_range("calib"));
+}
+
+TEST(CalibrationRangeTest, BrokenNamesAreRefusedNamingTheRange) {
+  EXPECT_EQ(refusal("calib/gemm.bf16/bwd/m=1,n=2,k=3"),
+            "calibration range 'calib/gemm.bf16/bwd/m=1,n=2,k=3': layout 'bwd', expected fwd, "
+            "dgrad or wgrad");
+  EXPECT_EQ(refusal("calib/gemm.bf16/fwd/m=1,k=2,n=3"),
+            "calibration range 'calib/gemm.bf16/fwd/m=1,k=2,n=3': keys 'm=1,k=2,n=3', expected "
+            "'m=<positive integer>,n=<positive integer>,k=<positive integer>'");
+  EXPECT_EQ(refusal("calib/memory.norm/bytes=0"),
+            "calibration range 'calib/memory.norm/bytes=0': key bytes = '0', expected "
+            "'bytes=<positive integer>'");
+  EXPECT_EQ(refusal("calib/memory.norm/bytes=12x"),
+            "calibration range 'calib/memory.norm/bytes=12x': key bytes = '12x', expected "
+            "'bytes=<positive integer>'");
+  EXPECT_EQ(refusal("calib/allreduce.nvlink/g=2,bytes=4,extra=1"),
+            "calibration range 'calib/allreduce.nvlink/g=2,bytes=4,extra=1': keys "
+            "'g=2,bytes=4,extra=1', expected 'g=<positive integer>,bytes=<positive integer>'");
+  EXPECT_EQ(refusal("calib/memory.softmax/bytes=4")
+                .rfind("calibration range 'calib/memory.softmax/bytes=4': unknown measurement "
+                       "'memory.softmax', expected gemm.bf16, ",
+                       0),
+            0u);
+}
+
+}  // namespace
+}  // namespace mpsim::profiler

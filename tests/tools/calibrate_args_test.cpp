@@ -1,0 +1,61 @@
+// `mpsim calibrate` flags: defaults, repeated --from, the profile name from -o, and every error
+// naming its flag.
+#ifdef MPSIM_HAVE_CALIBRATE
+#include "tools/mpsim/calibrate_args.h"
+
+#include <gtest/gtest.h>
+
+#include "simulator/spec/spec_error.h"
+
+namespace mpsim::cli {
+namespace {
+
+std::string error_of(const std::vector<std::string>& args) {
+  try {
+    parse_calibrate_args(args);
+  } catch (const spec::FlagError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(CalibrateArgs, FromDatabases) {
+  const CalibrateRequest r = parse_calibrate_args({"--from", "a.sqlite", "--from", "b.sqlite", "-o",
+                                                   "hw_profiles/h100-sxm-measured.textproto"});
+  EXPECT_EQ(r.from, (std::vector<std::string>{"a.sqlite", "b.sqlite"}));
+  EXPECT_EQ(r.base, "h100-sxm");
+  EXPECT_EQ(r.output, "hw_profiles/h100-sxm-measured.textproto");
+  EXPECT_EQ(r.name, "h100-sxm-measured");
+  EXPECT_FALSE(r.quick);
+}
+
+TEST(CalibrateArgs, MeasuringHere) {
+  const CalibrateRequest r = parse_calibrate_args(
+      {"-o", "out.pb.txt", "--base", "a100-sxm-80gb", "--quick", "--name", "x"});
+  EXPECT_TRUE(r.from.empty());
+  EXPECT_EQ(r.base, "a100-sxm-80gb");
+  EXPECT_EQ(r.name, "x");
+  EXPECT_TRUE(r.quick);
+  EXPECT_EQ(parse_calibrate_args({"--output=out.pb.txt"}).name, "out.pb.txt");
+  EXPECT_TRUE(parse_calibrate_args({"--help"}).help);
+}
+
+TEST(CalibrateArgs, ErrorsNameTheFlag) {
+  EXPECT_EQ(error_of({"--from", "a.sqlite"}),
+            "-o: missing; expected the profile to write, e.g. -o "
+            "hw_profiles/h100-sxm-measured.textproto");
+  EXPECT_EQ(error_of({"--from", "a.sqlite", "-o", "x.textproto", "--quick"}),
+            "--quick: only applies when measuring; --from fits databases already recorded");
+  EXPECT_EQ(error_of({"-o", "x.textproto", "--name", ""}), "--name: empty; expected a value");
+  EXPECT_EQ(error_of({"-o", "x.textproto", "--from", ""}),
+            "--from: empty; expected a database file");
+  EXPECT_EQ(error_of({"-o", "dir/"}), "-o: 'dir/' names a directory; expected a file");
+  EXPECT_EQ(error_of({"-o", "x", "--bogus"}), "--bogus: unknown flag (see mpsim calibrate --help)");
+  EXPECT_EQ(error_of({"-o", "x", "extra"}),
+            "extra: unexpected argument; mpsim calibrate takes only flags");
+  EXPECT_EQ(error_of({"-o", "x", "-o", "y"}), "--output: given more than once");
+}
+
+}  // namespace
+}  // namespace mpsim::cli
+#endif  // MPSIM_HAVE_CALIBRATE

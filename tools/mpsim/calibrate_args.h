@@ -1,0 +1,26 @@
+// Flags of `mpsim calibrate`, parsed by a pure function:
+//   mpsim calibrate --from DB [--from DB2 ...] [--base H] -o FILE [--name NAME]
+//   mpsim calibrate -o FILE [--base H] [--name NAME] [--quick]
+// The first fits databases already recorded; the second records one on this machine first.
+// parse_calibrate_args() throws spec::FlagError for an unknown flag, a missing -o, an empty
+// value, or --quick with --from (nothing is measured then).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace mpsim::cli {
+
+struct CalibrateRequest {
+  bool help = false;
+  std::vector<std::string> from;  // --from: databases to fit; empty: measure here
+  std::string base = "h100-sxm";  // --base: a name in hw_profiles/ or a path
+  std::string output;             // -o: the profile to write
+  std::string name;               // --name: the profile's name; empty: -o's file name stem
+  bool quick = false;             // --quick: calibration_bench --quick (measuring only)
+};
+
+CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args);
+std::string calibrate_help();
+
+}  // namespace mpsim::cli
