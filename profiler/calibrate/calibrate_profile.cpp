@@ -55,15 +55,6 @@ double significant(double x, int digits) {
   return std::round(x * scale) / scale;
 }
 
-std::string today_utc() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[16];
-  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
-  return text;
-}
-
 std::string join(const std::vector<std::string>& items, const std::string& separator = ", ") {
   std::string text;
   for (std::size_t i = 0; i < items.size(); ++i) text += (i ? separator : "") + items[i];
@@ -679,6 +670,15 @@ spec::HardwareProfile calibrate_from_traces(const std::vector<std::string>& data
                                             CalibrationReport* report) {
   if (databases.empty()) throw CalibrationError("no database to calibrate from");
   return calibrate_profile(read_calibration_data(databases), base, info, report);
+}
+
+std::string today_utc() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[16];
+  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
+  return text;
 }
 
 }  // namespace mpsim::profiler

@@ -71,6 +71,9 @@ struct CalibrationReport {
   std::vector<std::string> fitted;  // "efficiency.gemm_max = 0.79 (was 0.86)", ...
 };
 
+// Today's date, UTC, as YYYY-MM-DD (provenance of calibrated tables).
+std::string today_utc();
+
 spec::HardwareProfile calibrate_from_traces(const std::vector<std::string>& databases,
                                             const spec::HardwareProfile& base,
                                             const CalibrationInfo& info,

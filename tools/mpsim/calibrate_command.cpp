@@ -30,14 +30,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string today_utc() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[16];
-  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
-  return text;
-}
 
 // The words as a shell would need them (words with spaces or quotes single-quoted).
 std::string command_line(const std::vector<std::string>& words) {
@@ -228,7 +220,7 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   profiler::CalibrationInfo info;
   info.profile_name = request.name;
   info.command = command_line(words);
-  info.date = today_utc();
+  info.date = profiler::today_utc();
   profiler::CalibrationReport report;
   spec::HardwareProfile profile;
   try {
