@@ -385,6 +385,31 @@ DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const std::strin
   return dx;
 }
 
+DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const std::string& block,
+                                                const std::string& linear, const bf16* grad,
+                                                const bf16* weight, float* weight_grad,
+                                                float* bias_grad, const bf16* norm_out,
+                                                int64_t out) {
+  const RangePass bwd = RangePass::kBackward;
+  DeviceBuffer gathered;  // under SP the weight gradient needs the whole sequence again
+  const bf16* input = norm_out;
+  if (sp_) {
+    gathered = gather_sequence(bwd, mb, layer, (block + ".input.allgather").c_str(), norm_out);
+    input = gathered.as<bf16>();
+  }
+  DeviceBuffer dx = buffer(kWork, tokens_ * hidden_ * 2);
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".dgrad"));
+    r_.gemm->linear_dgrad(grad, weight, dx.as<bf16>(), tokens_, hidden_, out);
+  }
+  const std::string reduction = block + (sp_ ? ".reducescatter" : ".allreduce");
+  return reduce_overlapped(bwd, mb, layer, reduction.c_str(), std::move(dx), [&] {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".wgrad"));
+    r_.gemm->linear_wgrad(grad, input, weight_grad, tokens_, hidden_, out);
+    if (bias_grad != nullptr) kernels::bias_grad(grad, bias_grad, tokens_, out, r_.compute);
+  });
+}
+
 DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a, DeviceBuffer grad) {
   if (recompute_ == spec::RECOMPUTE_FULL) layer_forward(layer, RangePass::kRecompute, mb, a);
   const LayerWeights& w = weights_[layer];
@@ -392,7 +417,6 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   const int64_t T = tokens_, Tl = tokens_local_, h = hidden_, attn_width = heads_local_ * head_dim_;
   auto name = [&](const char* label) { return compute_range(RangePass::kBackward, mb, L, label); };
   cudaStream_t s = r_.compute;
-  const RangePass bwd = RangePass::kBackward;
 
   // MLP block: out = x_mid + fc2(gelu(fc1(norm(x_mid)))) + b2
   {
@@ -417,22 +441,10 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
     }
   }
   a.h1.reset();
-  DeviceBuffer ln2_full;
-  if (sp_) {  // re-gather the norm output the weight gradient needs
-    ln2_full = gather_sequence(bwd, mb, L, "mlp.input.allgather", a.ln2.as<bf16>());
-  }
-  const bf16* ln2 = sp_ ? ln2_full.as<bf16>() : a.ln2.as<bf16>();
-  DeviceBuffer dln2 = buffer(kWork, T * h * 2);
-  {
-    NvtxRange range(r_.nvtx, name("mlp.fc1.dgrad"));
-    r_.gemm->linear_dgrad(dh1.as<bf16>(), w.fc1_w, dln2.as<bf16>(), T, h, fc1_local_);
-  }
-  dln2 = reduce_overlapped(bwd, mb, L, sp_ ? "mlp.reducescatter" : "mlp.allreduce", std::move(dln2), [&] {
-    NvtxRange range(r_.nvtx, name("mlp.fc1.wgrad"));
-    r_.gemm->linear_wgrad(dh1.as<bf16>(), ln2, w.fc1_wg, T, h, fc1_local_);
-  });
+  // fc1's bias gradient came with the activation's backward above.
+  DeviceBuffer dln2 = column_parallel_backward(mb, L, "mlp", "mlp.fc1", dh1.as<bf16>(), w.fc1_w,
+                                               w.fc1_wg, nullptr, a.ln2.as<bf16>(), fc1_local_);
   dh1.reset();
-  ln2_full.reset();
   {
     NvtxRange range(r_.nvtx, name("mlp.norm"));
     // grad <- grad (residual path) + d norm2
@@ -468,21 +480,9 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
     NvtxRange range(r_.nvtx, name("attn.rope"));
     kernels::rotary(dqkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, true, s);
   }
-  DeviceBuffer ln1_full;
-  if (sp_) ln1_full = gather_sequence(bwd, mb, L, "attn.input.allgather", a.ln1.as<bf16>());
-  const bf16* ln1 = sp_ ? ln1_full.as<bf16>() : a.ln1.as<bf16>();
-  DeviceBuffer dln1 = buffer(kWork, T * h * 2);
-  {
-    NvtxRange range(r_.nvtx, name("attn.qkv.dgrad"));
-    r_.gemm->linear_dgrad(dqkv.as<bf16>(), w.qkv_w, dln1.as<bf16>(), T, h, qkv_local_);
-  }
-  dln1 = reduce_overlapped(bwd, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(dln1), [&] {
-    NvtxRange range(r_.nvtx, name("attn.qkv.wgrad"));
-    r_.gemm->linear_wgrad(dqkv.as<bf16>(), ln1, w.qkv_wg, T, h, qkv_local_);
-    if (w.qkv_bg != nullptr) kernels::bias_grad(dqkv.as<bf16>(), w.qkv_bg, T, qkv_local_, s);
-  });
+  DeviceBuffer dln1 = column_parallel_backward(mb, L, "attn", "attn.qkv", dqkv.as<bf16>(), w.qkv_w,
+                                               w.qkv_wg, w.qkv_bg, a.ln1.as<bf16>(), qkv_local_);
   dqkv.reset();
-  ln1_full.reset();
   {
     NvtxRange range(r_.nvtx, name("attn.norm"));
     kernels::norm_backward(dln1.as<bf16>(), a.x_in.as<bf16>(), w.ln1_w, a.ln1_mean.as<float>(),

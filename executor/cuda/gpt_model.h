@@ -101,6 +101,15 @@ class GptStage {
                                      const std::string& linear, const __nv_bfloat16* grad,
                                      const __nv_bfloat16* weight, float* weight_grad,
                                      const __nv_bfloat16* input, int64_t in);
+  // Backward of a column-parallel linear (attn.qkv, mlp.fc1) whose input is a norm's output
+  // (this rank's sequence shard under SP, re-gathered as `<block>.input.allgather`): the weight
+  // (and, when given, bias) gradient accumulated while the input gradient is reduced over TP
+  // (`<block>.allreduce`, or `.reducescatter` under SP); returns the reduced input gradient.
+  DeviceBuffer column_parallel_backward(int micro_batch, int layer, const std::string& block,
+                                        const std::string& linear, const __nv_bfloat16* grad,
+                                        const __nv_bfloat16* weight, float* weight_grad,
+                                        float* bias_grad, const __nv_bfloat16* norm_out,
+                                        int64_t out);
   // Data gradient of a column-parallel linear reduced over TP (all-reduce, or reduce-scatter
   // under SP) on the TP stream while `overlap` (the weight gradient) runs.
   DeviceBuffer reduce_overlapped(RangePass pass, int micro_batch, int layer, const char* label,

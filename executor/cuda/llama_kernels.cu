@@ -38,17 +38,23 @@ __global__ void rotary_kernel(bf16* qkv, int64_t rows, int64_t micro_batch, int6
 
 __device__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
+// Feature j's gate and up projection of row r (columns 2j and 2j + 1), bias added when given.
+__device__ void gate_and_up(const bf16* x, const bf16* bias, int64_t r, int64_t j, int64_t cols,
+                            float& g, float& u) {
+  g = __bfloat162float(x[r * 2 * cols + 2 * j]);
+  u = __bfloat162float(x[r * 2 * cols + 2 * j + 1]);
+  if (bias != nullptr) {
+    g += __bfloat162float(bias[2 * j]);
+    u += __bfloat162float(bias[2 * j + 1]);
+  }
+}
+
 __global__ void swiglu_forward_kernel(const bf16* x, const bf16* bias, bf16* y, int64_t rows,
                                       int64_t cols) {
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < rows * cols;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = idx / cols, j = idx % cols;
-    float g = __bfloat162float(x[r * 2 * cols + 2 * j]);
-    float u = __bfloat162float(x[r * 2 * cols + 2 * j + 1]);
-    if (bias != nullptr) {
-      g += __bfloat162float(bias[2 * j]);
-      u += __bfloat162float(bias[2 * j + 1]);
-    }
+    float g, u;
+    gate_and_up(x, bias, idx / cols, idx % cols, cols, g, u);
     y[idx] = __float2bfloat16(silu(g) * u);
   }
 }
@@ -58,12 +64,8 @@ __global__ void swiglu_backward_kernel(const bf16* dy, const bf16* x, const bf16
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < rows * cols;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = idx / cols, j = idx % cols;
-    float g = __bfloat162float(x[r * 2 * cols + 2 * j]);
-    float u = __bfloat162float(x[r * 2 * cols + 2 * j + 1]);
-    if (bias != nullptr) {
-      g += __bfloat162float(bias[2 * j]);
-      u += __bfloat162float(bias[2 * j + 1]);
-    }
+    float g, u;
+    gate_and_up(x, bias, r, j, cols, g, u);
     const float sig = 1.0f / (1.0f + __expf(-g));
     const float grad = __bfloat162float(dy[idx]);
     dx[r * 2 * cols + 2 * j] = __float2bfloat16(grad * u * sig * (1.0f + g * (1.0f - sig)));

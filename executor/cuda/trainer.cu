@@ -82,10 +82,10 @@ std::unique_ptr<TokenSource> make_source(const TrainOptions& o, int64_t vocab, i
 // gradient receive in a group whose peer sends it later in a group of its own, which then
 // waits forever on the connection (seen with GPipe on 2 GPUs). One symmetric exchange with
 // both neighbours at start-up connects every pair in both directions.
-void connect_pipeline(const Communicator& pp, const RankLayout& layout, cudaStream_t stream) {
+void connect_pipeline(const Communicator& pp, const RankLayout& layout, DeviceMemory& memory,
+                      cudaStream_t stream) {
   if (layout.pp < 2) return;
-  DeviceMemory scratch_memory;
-  DeviceBuffer scratch(scratch_memory, MemoryCategory::kWorkspace, 4 * sizeof(float), stream);
+  DeviceBuffer scratch(memory, MemoryCategory::kWorkspace, 4 * sizeof(float), stream);
   float* buffer = scratch.as<float>();
   const int next = (layout.pp_rank + 1) % layout.pp, previous = (layout.pp_rank + layout.pp - 1) % layout.pp;
   NCCL_CHECK(ncclGroupStart());
@@ -319,7 +319,7 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   std::memcpy(&id, nccl_id.data(), sizeof(id));
   s.comm = make_communicators(s.layout, id);
   s.memory = std::make_unique<DeviceMemory>();
-  connect_pipeline(s.comm.pp, s.layout, s.compute.get());
+  connect_pipeline(s.comm.pp, s.layout, *s.memory, s.compute.get());
   s.gemm = std::make_unique<Gemm>(*s.memory, s.compute.get());
   const int64_t bucket_params = config.dp_bucket_params() > 0 ? config.dp_bucket_params() : kDefaultBucketParams;
   s.params = std::make_unique<ParamStore>(s.catalogue, s.layout, *s.schedule, bucket_params,

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/cost/cost_test_hardware.h"
+
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -24,28 +26,7 @@ using graph::OpKind;
 using graph::Pass;
 using Keys = std::vector<double>;
 
-// As tests/cost/roofline_cost_test.cpp: H100-like numbers, round made-up efficiencies.
-spec::Hardware test_hardware() {
-  spec::Hardware hw;
-  hw.name = "h100-test";
-  hw.gpu_name = "H100 SXM";
-  hw.peak_bf16_flops = 989e12;
-  hw.peak_fp16_flops = 989e12;
-  hw.peak_fp32_flops = 67e12;
-  hw.peak_fp8_flops = 1979e12;
-  hw.hbm_bytes_per_s = 3.35e12;
-  hw.kernel_launch_s = 4e-6;
-  hw.gemm_max_efficiency = 0.8;
-  hw.gemm_half_dim = 256;
-  hw.attention_max_efficiency = 0.6;
-  hw.memory_bound_efficiency = 0.85;
-  hw.gpus_per_node = 8;
-  hw.nvlink_bytes_per_s = 450e9;
-  hw.nvlink_latency_s = 2e-6;
-  hw.network_bytes_per_s = 50e9;
-  hw.network_latency_s = 8e-6;
-  return hw;
-}
+spec::Hardware test_hardware() { return testing::cost_test_hardware(); }
 
 constexpr double kPeak = 989e12;
 

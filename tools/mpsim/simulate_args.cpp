@@ -79,23 +79,10 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   if (request.hardware.empty()) throw FlagError("--hw", "must not be empty");
 
   spec::ParallelConfig& c = request.config;
-  c.set_num_gpus(count("gpus", 1));
-  c.set_tensor_parallel(count("tp", 1));
-  c.set_pipeline_parallel(count("pp", 1));
-  c.set_data_parallel(count("dp", 0));
-  c.set_micro_batch_size(count("mbs", 1));
-  c.set_global_batch_size(count("gbs", 1));
-  if (vm.count("sp") && vm.count("no-sp")) throw FlagError("--sp", "conflicts with --no-sp");
+  read_layout_flags(vm, c);
   // Megatron-LM's recipe for large models (Korthikanti et al. 2022): SP with TP, selective
   // recompute; so the defaults describe a configuration that fits, not one that runs out.
   c.set_sequence_parallel(vm.count("sp") ? true : vm.count("no-sp") ? false : c.tensor_parallel() > 1);
-  c.set_virtual_pipeline_stages(count("vpp", 1));
-  if (vm.count("schedule")) {
-    c.set_schedule(choose("--schedule", text("schedule"), kScheduleChoices));
-  } else {
-    c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
-  }
-  c.set_recompute(choose("--recompute", text("recompute"), kRecomputeChoices));
   c.set_zero_stage(choose("--zero", text("zero"), kZeroChoices));
   c.set_overlap_dp_comm(vm.count("no-overlap-dp") == 0);
   c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrderChoices));

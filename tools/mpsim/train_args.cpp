@@ -109,25 +109,12 @@ TrainRequest parse_train_args(const std::vector<std::string>& args) {
 
   executor::TrainOptions& o = request.options;
   spec::ParallelConfig& c = o.config;
-  c.set_num_gpus(count("gpus", 1));
-  c.set_tensor_parallel(count("tp", 1));
-  c.set_pipeline_parallel(count("pp", 1));
-  c.set_data_parallel(count("dp", 0));
-  c.set_micro_batch_size(count("mbs", 1));
-  c.set_global_batch_size(count("gbs", 1));
-  if (vm.count("sp") && vm.count("no-sp")) throw FlagError("--sp", "conflicts with --no-sp");
+  read_layout_flags(vm, c);
   c.set_sequence_parallel(vm.count("sp") > 0);
   if (c.sequence_parallel() && c.tensor_parallel() < 2) {
     throw FlagError("--sp",
                     "needs --tp > 1 (got --tp " + std::to_string(c.tensor_parallel()) + ")");
   }
-  c.set_virtual_pipeline_stages(count("vpp", 1));
-  if (vm.count("schedule")) {
-    c.set_schedule(choose("--schedule", text("schedule"), kScheduleChoices));
-  } else {
-    c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
-  }
-  c.set_recompute(choose("--recompute", text("recompute"), kRecomputeChoices));
   c.set_zero_stage(vm.count("dist-opt") ? 1 : 0);
   c.set_rank_order(spec::TP_DP_PP);
 
