@@ -413,19 +413,29 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
   CUDA_CHECK(cudaStreamSynchronize(c));
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
-  // Memory peaks, max over ranks.
+  // Memory peaks: every rank's, gathered, then the largest per category.
   const MemoryUsage& u = s.memory->usage();
   std::vector<double> peaks(u.peak.begin(), u.peak.end());
   peaks.push_back(static_cast<double>(u.peak_total));
   peaks.push_back(static_cast<double>(s.memory->pool_reserved_high()));
-  DeviceBuffer peak_buffer(*s.memory, MemoryCategory::kWorkspace, static_cast<int64_t>(peaks.size()) * 8, c);
-  CUDA_CHECK(cudaMemcpyAsync(peak_buffer.get(), peaks.data(), peaks.size() * 8, cudaMemcpyHostToDevice, c));
-  s.comm.world.all_reduce(peak_buffer.get(), static_cast<int64_t>(peaks.size()), ncclFloat64, ncclMax, c);
-  CUDA_CHECK(cudaMemcpyAsync(peaks.data(), peak_buffer.get(), peaks.size() * 8, cudaMemcpyDeviceToHost, c));
+  const int64_t per_rank = static_cast<int64_t>(peaks.size());
+  std::vector<double> gathered(static_cast<size_t>(per_rank * l.world));
+  DeviceBuffer peak_buffer(*s.memory, MemoryCategory::kWorkspace, per_rank * (1 + l.world) * 8, c);
+  double* mine = peak_buffer.as<double>();
+  double* all = mine + per_rank;
+  CUDA_CHECK(cudaMemcpyAsync(mine, peaks.data(), per_rank * 8, cudaMemcpyHostToDevice, c));
+  s.comm.world.all_gather(mine, all, per_rank, ncclFloat64, c);
+  CUDA_CHECK(cudaMemcpyAsync(gathered.data(), all, gathered.size() * 8, cudaMemcpyDeviceToHost, c));
   CUDA_CHECK(cudaStreamSynchronize(c));
+  for (int64_t r = 0; r < l.world; ++r)
+    for (int64_t i = 0; i < per_rank; ++i)
+      peaks[i] = std::max(peaks[i], gathered[static_cast<size_t>(r * per_rank + i)]);
   for (int i = 0; i < kMemoryCategories; ++i) report.peak_memory.push_back(static_cast<int64_t>(peaks[i]));
   report.peak_memory_total = static_cast<int64_t>(peaks[kMemoryCategories]);
   report.pool_reserved = static_cast<int64_t>(peaks[kMemoryCategories + 1]);
+  for (int64_t r = 0; r < l.world; ++r)
+    report.rank_peak_memory_total.push_back(
+        static_cast<int64_t>(gathered[static_cast<size_t>(r * per_rank + kMemoryCategories)]));
 
   const double global_tokens = static_cast<double>(s.options.config.global_batch_size()) * seq;
   report.tokens_per_s = global_tokens / report.seconds;
@@ -516,6 +526,7 @@ int run_training_rank(const TrainOptions& options, const LaunchEnv& env, std::os
       memory["total"] = r.peak_memory_total;
       memory["pool_reserved"] = r.pool_reserved;
       line["peak_memory_bytes"] = memory;
+      line["rank_peak_memory_bytes"] = r.rank_peak_memory_total;
       *log << line.dump() << std::endl;
     }
     return 0;

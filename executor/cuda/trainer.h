@@ -33,6 +33,7 @@ struct IterationReport {
   std::vector<int64_t> peak_memory;  // by MemoryCategory, max over ranks
   int64_t peak_memory_total = 0;     // max over ranks of the per-rank total
   int64_t pool_reserved = 0;         // max over ranks of CUDA's pool high-water mark
+  std::vector<int64_t> rank_peak_memory_total;  // per rank (global rank order): its total peak
 };
 
 class Trainer {

@@ -1,10 +1,10 @@
 // calibration_bench: the calibration microbenchmarks of issue 6. It runs the executor's own code
 // paths (cuBLAS GEMMs through executor::Gemm, the attention core, the memory-bound kernels of
-// executor/cuda/kernels.h, NCCL collectives) on the local GPUs, each measurement inside one NVTX
-// range, so that `mpsim profile -o calib.sqlite -- calibration_bench` records the GPU time of every
-// kernel and the calibration fit joins kernels to measurements by range name. The profiler's
-// kernel times are the calibration's source; the host-side cudaEvent median printed per range is a
-// check.
+// executor/cuda/kernels.h with the cross-entropy and the causal softmax, NCCL collectives) on the
+// local GPUs, each measurement inside one NVTX range, so that `mpsim profile -o calib.sqlite --
+// calibration_bench` records the GPU time of every kernel and the calibration fit joins kernels
+// to measurements by range name. The profiler's kernel times are the calibration's source; the
+// host-side cudaEvent median printed per range is a check.
 //
 // Range grammar (the NVTX message of each measurement; keys are decimal integers, no spaces):
 //
@@ -15,8 +15,9 @@
 //                | "memory." memop "/bytes=" B
 //                | collective ".nvlink/g=" G ",bytes=" B
 //                | "interference/gemm.bf16/m=" M ",n=" N ",k=" K
+//                | "meta/driver=" D ",runtime=" R ",cublas=" C ",nccl=" V
 //   layout      := "fwd" | "dgrad" | "wgrad"
-//   memop       := "norm" | "elementwise" | "optimizer"
+//   memop       := "norm" | "elementwise" | "optimizer" | "loss.fwd" | "loss.bwd" | "softmax"
 //   collective  := "allreduce" | "allgather" | "reducescatter" | "send"
 //
 // Keys:
@@ -41,6 +42,23 @@
 //     elementwise  bias_gelu_forward on x[rows, 4096] bf16, B = rows*4096*2; moves 2B.
 //     optimizer    adamw_step over n = B/4 parameters (B = bytes of the fp32 master weights),
 //                  with the bf16 model copy; moves 7.5B (30 bytes a parameter, the graph's count).
+//     softmax      causal_softmax_forward alone, in place on scores [bh, s, s] bf16 (as the
+//                  attention core calls it), s = --softmax-seq, B = bh*s*s*2; reads the kept
+//                  lower triangle (about B/2) and writes B. Repetitions run on the previous
+//                  repetition's probabilities.
+//   The loss is the exception: its B is not the principal tensor but exactly the bytes the
+//   simulator's graph puts in Op::bytes for its loss op of that pass (training_graph.cpp,
+//   head()), so that the table's key is the graph's; the executor's vocabulary-parallel
+//   cross-entropy (executor/cuda/gpt_model.cu head_forward / head_backward) on one GPU (TP = 1,
+//   no padding columns) over logits [T, V] bf16 with int32 targets:
+//     loss.fwd     cross_entropy_partial + cross_entropy_combine (the executor's forward loss;
+//                  at TP > 1 an all-gather of 12 T bytes sits between them, priced apart),
+//                  B = loss_forward_bytes(T, V) = 2TV + 4T
+//                  (profiler/calibrate/calibration_range.h).
+//     loss.bwd     cross_entropy_backward, in place on the logits (grad scale 1/T),
+//                  B = loss_backward_bytes(T, V) = 4TV. Repetitions run on the previous
+//                  repetition's gradient with the forward's row max and sums (finite values).
+//   A (T, V) whose B was measured already (another T x V of equal product) is not measured again.
 // - collectives: G = GPUs in the group (the first G devices, one communicator each from
 //   ncclCommInitAll, one process and thread); B = buffer bytes as nccl-tests counts them
 //   (allreduce: the buffer, in place; allgather: the gathered output, each rank contributing B/G,
@@ -54,6 +72,12 @@
 //   before under its normal gemm.bf16/fwd name, and the 256 MiB all-reduce alone under its
 //   allreduce.nvlink name. The range holds the GEMM's and the all-reduces' kernels (isNccl tells
 //   them apart).
+// - meta: no measurement: a push/pop range without kernels, opened once before the first
+//   measurement, naming the software the run used as the libraries report their versions:
+//   D = cudaDriverGetVersion, R = cudaRuntimeGetVersion (1000 major + 10 minor), C = cuBLAS's
+//   cublasGetProperty major, minor, patch as 10000 major + 100 minor + patch (what
+//   cublasGetVersion returns), V = ncclGetVersion (NCCL_VERSION_CODE). `mpsim calibrate` writes
+//   them into the profile's provenance.
 //
 // Protocol of every measurement: 2 warm-up repetitions outside the range, all involved streams
 // synchronised; then the range is pushed (its NVTX int64 payload = the number of repetitions),
@@ -73,11 +97,18 @@
 //   attention: 24 shapes fwd + bwd; the largest (bh 128, s 4096, d 128) ~4 ms fwd, ~8 ms bwd;
 //     with allocation of up to 9 GiB per shape: ~2 s.
 //   memory: 6 sizes x 3 ops, at most ~5 GiB of traffic a repetition (~2 ms): < 1 s.
+//   loss: 3 x 4 (T, V) forward + backward; the logits sum to 17 GB over the grid, moved 3 times
+//     a repetition (forward reads them, backward reads and writes): ~0.4 TB in all, < 1 s.
+//   softmax: 5 sizes of [bh, 2048, 2048] (8 MiB to 1 GiB): < 1 s.
 //   collectives (g = 2): 3 x 11 sizes + 11 sends; a 1 GiB all-reduce ~3.3 ms, the sizes sum to
 //     4/3 of the largest: ~0.1 s of transfers, plus communicator set-up: ~3 s.
 //   interference: 8192^3 GEMM (~1.4 ms) against 256 MiB all-reduces (~0.8 ms): < 1 s + set-up.
 //   CUDA, cuBLAS and NCCL initialisation: a few seconds. Total ~15-30 s (more under the
 //   profiler), far below the 4-minute target; each extra power-of-two group adds ~3 s.
+//   `mpsim calibrate` passes the GEMM axes it derives from the models instead (8 values each,
+//   up to 32768: profiler/calibrate/model_gemm_grid.h): 8^3 shapes x 3 layouts = 1536
+//   measurements, ~1e16 FLOP in all (~20 s at 500 TFLOP/s, model_gemm_grid_test.cpp) plus
+//   ~2 s of synchronisation; the whole run stays under a minute, within its 2-minute budget.
 //
 // Failures: bad flags print a message naming the flag and exit 2 (nothing touches CUDA before the
 // flags are parsed); CUDA, cuBLAS and NCCL failures throw ExecutorError (the executor's
@@ -99,6 +130,7 @@
 #include <functional>
 #include <memory>
 #include <numeric>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -110,6 +142,7 @@
 #include "executor/cuda/device_memory.h"
 #include "executor/cuda/gemm.h"
 #include "executor/cuda/kernels.h"
+#include "profiler/calibrate/calibration_range.h"
 
 namespace mpsim::calibration {
 namespace {
@@ -123,8 +156,9 @@ namespace kernels = executor::kernels;
 
 constexpr int kWarmups = 2;
 constexpr int64_t kKiB = 1024, kMiB = 1024 * kKiB, kGiB = 1024 * kMiB;
-// A GEMM shape whose three buffers exceed kGemmMaxBytes is skipped.
-constexpr int64_t kGemmMaxBytes = 4 * kGiB;
+// A GEMM shape whose three buffers exceed kGemmMaxBytes is skipped: 8 GiB holds 32768^3 with
+// wgrad's fp32 output (2 + 2 + 4 GiB), the largest value `mpsim calibrate` derives per axis.
+constexpr int64_t kGemmMaxBytes = 8 * kGiB;
 constexpr int64_t kMemoryCols = 4096;  // columns of the norm and element-wise tensors
 constexpr int64_t kInterferenceAllReduceBytes = 256 * kMiB;
 constexpr int kMaxInterferenceAllReduces = 64;
@@ -151,6 +185,13 @@ std::string interference_range(int64_t m, int64_t n, int64_t k) {
   return "calib/interference/gemm.bf16/m=" + std::to_string(m) + ",n=" + std::to_string(n) +
          ",k=" + std::to_string(k);
 }
+std::string loss_range(bool backward, int64_t bytes) {
+  return memory_range(backward ? "loss.bwd" : "loss.fwd", bytes);
+}
+std::string meta_range(int driver, int runtime, int cublas, int nccl) {
+  return "calib/meta/driver=" + std::to_string(driver) + ",runtime=" + std::to_string(runtime) +
+         ",cublas=" + std::to_string(cublas) + ",nccl=" + std::to_string(nccl);
+}
 
 // ---- options ------------------------------------------------------------------------------------
 class UsageError : public std::runtime_error {
@@ -158,11 +199,13 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum class Section { kGemm, kAttention, kMemory, kCollectives, kInterference };
-constexpr std::array<std::pair<Section, std::string_view>, 5> kSections = {{
+enum class Section { kGemm, kAttention, kMemory, kLoss, kSoftmax, kCollectives, kInterference };
+constexpr std::array<std::pair<Section, std::string_view>, 7> kSections = {{
     {Section::kGemm, "gemm"},
     {Section::kAttention, "attention"},
     {Section::kMemory, "memory"},
+    {Section::kLoss, "loss"},
+    {Section::kSoftmax, "softmax"},
     {Section::kCollectives, "collectives"},
     {Section::kInterference, "interference"},
 }};
@@ -175,11 +218,16 @@ struct Options {
   std::vector<int64_t> attention_s{512, 1024, 2048, 4096};
   std::vector<int64_t> attention_d{64, 128};
   int64_t memory_min = kMiB, memory_max = kGiB;          // bytes, powers of 4 in between
+  // Cross-entropy: every tokens x vocab; vocab = a rank's padded columns (the graph pads to a
+  // multiple of 128 TP): Llama 2 and Llama 3 at TP 8, GPT-2 and Llama 3 at TP 1.
+  std::vector<int64_t> loss_tokens{2048, 8192, 32768};
+  std::vector<int64_t> loss_vocab{4096, 16384, 50304, 128256};
+  int64_t softmax_seq = 2048;  // s of the softmax's [bh, s, s]; bh from the memory sizes
   int64_t collective_min = kKiB, collective_max = kGiB;  // bytes, powers of 4 in between
   int64_t interference_dim = 8192;                       // M = N = K of the interference GEMM
   int reps = 5;
   int gpus = 0;  // 0: every visible GPU
-  std::array<bool, kSections.size()> run{true, true, true, true, true};
+  std::array<bool, kSections.size()> run{true, true, true, true, true, true, true};
   bool quick = false;
 
   bool runs(Section s) const { return run[static_cast<size_t>(s)]; }
@@ -196,6 +244,9 @@ Options quick_options() {
   o.attention_d = {64};
   o.memory_min = kMiB;
   o.memory_max = 4 * kMiB;
+  o.loss_tokens = {2048};
+  o.loss_vocab = {4096, 32000};
+  o.softmax_seq = 512;
   o.collective_min = kMiB;
   o.collective_max = 4 * kMiB;
   o.interference_dim = 4096;
@@ -261,8 +312,8 @@ struct Flag {
   void (*apply)(Options&, std::string_view flag, std::string_view value);
 };
 
-const std::array<Flag, 14>& flags() {
-  static const std::array<Flag, 14> kFlags = {{
+const std::array<Flag, 17>& flags() {
+  static const std::array<Flag, 17> kFlags = {{
       {"--gemm-m", "LIST", "GEMM M sizes (comma list)",
        [](const Options& o) { return join(o.gemm_m); },
        [](Options& o, std::string_view f, std::string_view v) { o.gemm_m = parse_list(f, v); }},
@@ -298,6 +349,22 @@ const std::array<Flag, 14>& flags() {
        [](Options& o, std::string_view f, std::string_view v) {
          o.memory_max = parse_bytes(f, v);
        }},
+      {"--loss-tokens", "LIST", "cross-entropy rows (tokens; comma list)",
+       [](const Options& o) { return join(o.loss_tokens); },
+       [](Options& o, std::string_view f, std::string_view v) {
+         o.loss_tokens = parse_list(f, v);
+       }},
+      {"--loss-vocab", "LIST", "cross-entropy columns (a rank's padded vocabulary; comma list)",
+       [](const Options& o) { return join(o.loss_vocab); },
+       [](Options& o, std::string_view f, std::string_view v) {
+         o.loss_vocab = parse_list(f, v);
+       }},
+      {"--softmax-seq", "N",
+       "sequence length s of the causal softmax's [bh, s, s] (bh from the memory sizes)",
+       [](const Options& o) { return std::to_string(o.softmax_seq); },
+       [](Options& o, std::string_view f, std::string_view v) {
+         o.softmax_seq = parse_positive(f, v, 1 << 16);
+       }},
       {"--collective-min", "BYTES",
        "smallest collective buffer (powers of 4 up to --collective-max)",
        [](const Options& o) { return std::to_string(o.collective_min); },
@@ -319,7 +386,8 @@ const std::array<Flag, 14>& flags() {
        [](Options& o, std::string_view f, std::string_view v) {
          o.gpus = static_cast<int>(parse_positive(f, v, 1024));
        }},
-      {"--only", "LIST", "sections to run: gemm,attention,memory,collectives,interference",
+      {"--only", "LIST",
+       "sections to run: gemm,attention,memory,loss,softmax,collectives,interference",
        [](const Options& o) {
          std::string out;
          for (const auto& [section, name] : kSections) {
@@ -340,7 +408,8 @@ const std::array<Flag, 14>& flags() {
                                         [&](const auto& s) { return s.second == item; });
            if (it == kSections.end()) {
              throw UsageError(std::string(f) + ": unknown section '" + std::string(item) +
-                              "' (expected gemm, attention, memory, collectives or interference)");
+                              "' (expected gemm, attention, memory, loss, softmax, collectives or "
+                              "interference)");
            }
            o.run[static_cast<size_t>(it->first)] = true;
            if (comma == std::string_view::npos) break;
@@ -348,8 +417,8 @@ const std::array<Flag, 14>& flags() {
          }
        }},
       {"--quick", "",
-       "a small set for a smoke test: 2 GEMM shapes, 1 attention shape, 2 sizes per memory op and "
-       "collective; flags given with it still apply",
+       "a small set for a smoke test: 2 GEMM shapes, 1 attention shape, 2 sizes per memory op, "
+       "loss and collective; flags given with it still apply",
        [](const Options& o) { return std::string(o.quick ? "on" : "off"); },
        [](Options& o, std::string_view, std::string_view) { o.quick = true; }},
   }};
@@ -359,9 +428,10 @@ const std::array<Flag, 14>& flags() {
 void print_help() {
   std::printf(
       "usage: calibration_bench [flags]\n"
-      "Calibration microbenchmarks of the executor's GEMMs, attention, memory-bound kernels and\n"
-      "NCCL collectives on the local GPUs, one NVTX range per measurement (calib/...), one JSON\n"
-      "line per measurement on stdout. Run it under the profiler:\n"
+      "Calibration microbenchmarks of the executor's GEMMs, attention, memory-bound kernels\n"
+      "(with the cross-entropy and the causal softmax) and NCCL collectives on the local GPUs,\n"
+      "one NVTX range per measurement (calib/...), one JSON line per measurement on stdout.\n"
+      "Run it under the profiler:\n"
       "  mpsim profile -o calib.sqlite -- calibration_bench\n"
       "Flags (BYTES takes K/KiB, M/MiB, G/GiB suffixes):\n");
   const Options defaults;
@@ -612,6 +682,26 @@ void fill_uniform(const DeviceArray& buffer, float lo, float hi, uint64_t seed,
   const int64_t blocks = std::min<int64_t>((n + 255) / 256, 16384);
   fill_uniform_kernel<T>
       <<<static_cast<unsigned>(blocks), 256, 0, stream>>>(buffer.as<T>(), n, seed, lo, hi);
+  CUDA_CHECK_LAUNCH();
+}
+
+// Class ids in [0, vocab) from a hash of (seed, index).
+__global__ void fill_targets_kernel(int32_t* out, int64_t n, int64_t vocab, uint64_t seed) {
+  const int64_t stride = int64_t{gridDim.x} * blockDim.x;
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < n; i += stride) {
+    uint64_t z = seed + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    out[i] = static_cast<int32_t>((z ^ (z >> 31)) % static_cast<uint64_t>(vocab));
+  }
+}
+
+void fill_targets(const DeviceArray& buffer, int64_t vocab, uint64_t seed, cudaStream_t stream) {
+  const int64_t n = buffer.bytes() / static_cast<int64_t>(sizeof(int32_t));
+  if (n <= 0) return;
+  const int64_t blocks = std::min<int64_t>((n + 255) / 256, 16384);
+  fill_targets_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(buffer.as<int32_t>(), n,
+                                                                         vocab, seed);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -966,6 +1056,79 @@ void run_memory(const Options& o, Lane lane, Harness& harness) {
   }
 }
 
+// ---- cross-entropy ------------------------------------------------------------------------------
+// The executor's loss at TP = 1 (vocab_start 0, every column real): forward partial + combine,
+// backward in place, as executor/cuda/gpt_model.cu calls them.
+void run_loss(const Options& o, Lane lane, Harness& harness) {
+  std::fprintf(stderr, "calibration_bench: loss: %zu tokens x %zu vocab sizes, forward and "
+               "backward, on GPU %d\n", o.loss_tokens.size(), o.loss_vocab.size(), lane.device);
+  auto activate = [&] { CUDA_CHECK(cudaSetDevice(lane.device)); };
+  std::set<int64_t> measured_forward, measured_backward;  // B already measured, by pass
+  for (const int64_t tokens : o.loss_tokens) {
+    for (const int64_t vocab : o.loss_vocab) {
+      const int64_t forward_bytes = profiler::loss_forward_bytes(tokens, vocab);
+      const int64_t backward_bytes = profiler::loss_backward_bytes(tokens, vocab);
+      const bool forward = measured_forward.insert(forward_bytes).second;
+      const bool backward = measured_backward.insert(backward_bytes).second;
+      if (!forward && !backward) continue;
+      const int64_t logits_bytes = tokens * vocab * 2;
+      if (!fits(lane.device, logits_bytes + 7 * tokens * 4,
+                loss_range(false, forward_bytes) + " and bwd"))
+        continue;
+      DeviceArray logits(lane.device, logits_bytes), targets(lane.device, tokens * 4);
+      DeviceArray partial(lane.device, 3 * tokens * 4), row_max(lane.device, tokens * 4),
+          sums(lane.device, 2 * tokens * 4), loss_sum(lane.device, 4);
+      fill_uniform<bf16>(logits, -4.0f, 4.0f, 17, lane.stream);
+      fill_targets(targets, vocab, 18, lane.stream);
+      zero(loss_sum, lane.stream);
+      auto issue_forward = [&] {
+        activate();
+        kernels::cross_entropy_partial(logits.as<bf16>(), targets.as<int32_t>(),
+                                       partial.as<float>(), tokens, vocab, 0, vocab, lane.stream);
+        kernels::cross_entropy_combine(partial.as<float>(), 1, row_max.as<float>(),
+                                       sums.as<float>(), loss_sum.as<float>(), tokens, lane.stream);
+      };
+      if (forward) {
+        harness.measure(loss_range(false, forward_bytes), {lane}, issue_forward);
+      } else {
+        issue_forward();  // the backward needs the row max and sums
+      }
+      if (!backward) continue;
+      const float grad_scale = 1.0f / static_cast<float>(tokens);
+      harness.measure(loss_range(true, backward_bytes), {lane}, [&] {
+        activate();
+        kernels::cross_entropy_backward(logits.as<bf16>(), targets.as<int32_t>(),
+                                        row_max.as<float>(), sums.as<float>(), tokens, vocab, 0,
+                                        vocab, grad_scale, lane.stream);
+      });
+    }
+  }
+}
+
+// ---- causal softmax -----------------------------------------------------------------------------
+// causal_softmax_forward alone, in place on [bh, s, s] as the attention core calls it; bh from
+// each memory size (at least 1; a size giving a B already measured is skipped).
+void run_softmax(const Options& o, Lane lane, Harness& harness) {
+  const int64_t s = o.softmax_seq, head_bytes = s * s * 2;
+  std::fprintf(stderr, "calibration_bench: softmax: s = %lld, up to %zu sizes, on GPU %d\n",
+               static_cast<long long>(s), powers_of_four(o.memory_min, o.memory_max).size(),
+               lane.device);
+  const float scale = 1.0f / std::sqrt(128.0f);
+  std::set<int64_t> measured;
+  for (const int64_t requested : powers_of_four(o.memory_min, o.memory_max)) {
+    const int64_t bh = std::max<int64_t>(1, requested / head_bytes), bytes = bh * head_bytes;
+    if (!measured.insert(bytes).second) continue;
+    if (!fits(lane.device, bytes, memory_range("softmax", bytes))) continue;
+    DeviceArray scores(lane.device, bytes);
+    fill_uniform<bf16>(scores, -4.0f, 4.0f, 19, lane.stream);
+    harness.measure(memory_range("softmax", bytes), {lane}, [&] {
+      CUDA_CHECK(cudaSetDevice(lane.device));
+      kernels::causal_softmax_forward(scores.as<bf16>(), scores.as<bf16>(), bh, s, scale,
+                                      lane.stream);
+    });
+  }
+}
+
 // ---- collectives --------------------------------------------------------------------------------
 enum class Collective { kAllReduce, kAllGather, kReduceScatter, kSend };
 
@@ -1142,12 +1305,26 @@ int run(const Options& o) {
   const int gpus = o.gpus == 0 ? visible : o.gpus;
   cudaDeviceProp prop{};
   CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
-  int nccl_version = 0;
+  int driver_version = 0, runtime_version = 0, nccl_version = 0;
+  CUDA_CHECK(cudaDriverGetVersion(&driver_version));
+  CUDA_CHECK(cudaRuntimeGetVersion(&runtime_version));
   NCCL_CHECK(ncclGetVersion(&nccl_version));
-  std::fprintf(
-      stderr,
-      "calibration_bench: %d GPU(s), GPU 0: %s; NCCL %d; %d repetitions per measurement%s\n", gpus,
-      prop.name, nccl_version, o.reps, o.quick ? " (quick)" : "");
+  std::array<int, 3> cublas{};  // major, minor, patch
+  CUBLAS_CHECK(cublasGetProperty(MAJOR_VERSION, &cublas[0]));
+  CUBLAS_CHECK(cublasGetProperty(MINOR_VERSION, &cublas[1]));
+  CUBLAS_CHECK(cublasGetProperty(PATCH_LEVEL, &cublas[2]));
+  const int cublas_version = 10000 * cublas[0] + 100 * cublas[1] + cublas[2];
+  std::fprintf(stderr,
+               "calibration_bench: %d GPU(s), GPU 0: %s; CUDA driver %d, runtime %d, cuBLAS %d, "
+               "NCCL %d; %d repetitions per measurement%s\n",
+               gpus, prop.name, driver_version, runtime_version, cublas_version, nccl_version,
+               o.reps, o.quick ? " (quick)" : "");
+  // The versions, once, in a range of their own without kernels (the file comment's meta;
+  // pushed as the measurements' ranges are, its payload 0 repetitions).
+  {
+    CalibrationRange meta(
+        meta_range(driver_version, runtime_version, cublas_version, nccl_version), 0);
+  }
 
   const auto start = std::chrono::steady_clock::now();
   GpuStreams streams(gpus);
@@ -1156,6 +1333,8 @@ int run(const Options& o) {
   if (o.runs(Section::kGemm)) run_gemms(o, ctx, harness);
   if (o.runs(Section::kAttention)) run_attention(o, ctx, harness);
   if (o.runs(Section::kMemory)) run_memory(o, ctx.lane(), harness);
+  if (o.runs(Section::kLoss)) run_loss(o, ctx.lane(), harness);
+  if (o.runs(Section::kSoftmax)) run_softmax(o, ctx.lane(), harness);
   if (o.runs(Section::kCollectives)) run_collectives(o, streams, harness);
   if (o.runs(Section::kInterference)) run_interference(o, streams, ctx, harness);
   const double seconds =

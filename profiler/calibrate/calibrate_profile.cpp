@@ -35,6 +35,11 @@ constexpr double kMasterBytesPerParam = 4;  // B = fp32 master weights
 // latency-bound small sizes, whose times are nearly equal.
 constexpr double kArtifactRatio = 1.5;
 
+// Tables written for other uses than the cost model, which lists them as ignored.
+bool ignored_by_cost_model(std::string_view name) {
+  return name == kInterferenceGemmTable || name == kSoftmaxTable;
+}
+
 // Shortest text that reads back as the same double.
 std::string num(double x) {
   char buf[32];
@@ -87,9 +92,9 @@ const std::vector<std::string_view>& table_order() {
       cost::kGemmTable,        cost::kGemmForwardTable,      cost::kGemmDgradTable,
       cost::kGemmWgradTable,   cost::kAttentionForwardTable, cost::kAttentionBackwardTable,
       cost::kNormTable,        cost::kNormForwardTable,      cost::kNormBackwardTable,
-      cost::kElementwiseTable, cost::kOptimizerTable,        cost::kAllReduceTable,
-      cost::kAllGatherTable,   cost::kReduceScatterTable,    cost::kSendTable,
-      kInterferenceGemmTable};
+      cost::kElementwiseTable, cost::kLossTable,             cost::kOptimizerTable,
+      cost::kAllReduceTable,   cost::kAllGatherTable,        cost::kReduceScatterTable,
+      cost::kSendTable,        kSoftmaxTable,                kInterferenceGemmTable};
   return kOrder;
 }
 
@@ -124,6 +129,22 @@ std::string table_description(std::string_view name) {
   if (name == cost::kElementwiseTable) {
     return "bias_gelu_forward on [rows, 4096] bf16; bytes = 2 x the tensor (read and written "
            "once)" +
+           common;
+  }
+  if (name == cost::kLossTable) {
+    return "the executor's vocabulary-parallel cross-entropy on one GPU (TP = 1) over logits "
+           "[tokens, vocab] bf16: forward points (cross_entropy_partial + cross_entropy_combine) "
+           "at bytes = 2 tokens vocab + 4 tokens, backward points (cross_entropy_backward, in "
+           "place) at bytes = 4 tokens vocab, the graph's Op::bytes of its forward and backward "
+           "loss ops; the passes stream at different rates, so times may zigzag between forward "
+           "and backward points" +
+           common;
+  }
+  if (name == kSoftmaxTable) {
+    return "the executor's causal_softmax_forward alone, in place on scores [bh, s, s] bf16 (the "
+           "attention core's softmax); bytes = the scores tensor, 2 bh s^2 (the kernel reads the "
+           "kept lower triangle and writes the whole tensor); not read by the cost model (the "
+           "attention tables price the executor's softmax)" +
            common;
   }
   if (name == cost::kOptimizerTable) {
@@ -219,7 +240,8 @@ class Fit {
     const CalibrationSource& s = data_.sources.at(static_cast<std::size_t>(index));
     return s.gpu_summary() + (s.hostname.empty() ? "" : " (host " + s.hostname + ")") + " on " +
            s.date + ", database " + s.path +
-           (s.command.empty() ? "" : ", profiled command `" + s.command + "`");
+           (s.command.empty() ? "" : ", profiled command `" + s.command + "`") + ", " +
+           versions_text(s.versions);
   }
   std::string sources_text() const {
     std::vector<std::string> parts;
@@ -233,7 +255,8 @@ class Fit {
     std::vector<std::string> parts;
     for (int64_t i : indices) {
       const CalibrationSource& s = data_.sources.at(static_cast<std::size_t>(i));
-      parts.push_back(s.gpu_summary() + " " + s.date + " (" + s.path + ")");
+      parts.push_back(s.gpu_summary() + " " + s.date + " (" + s.path + ") with " +
+                      versions_text(s.versions));
     }
     return "measured on " + join(parts, " and ");
   }
@@ -253,6 +276,16 @@ class Fit {
       build.table.set_op(std::string(name));
       for (const std::string& k : key_names) build.table.add_key_names(k);
       build.what = table_description(name);
+    }
+    // Two measurements at one key (a forward and a backward loss point can meet): the first
+    // stays.
+    for (const spec::CalibratedPoint& q : build.table.points()) {
+      if (std::equal(q.key().begin(), q.key().end(), keys.begin(), keys.end())) {
+        report_.notes.push_back("range " + m.text + ": table " + std::string(name) +
+                                " already has a point at " + keys_text(build.table, q) +
+                                "; point dropped");
+        return;
+      }
     }
     spec::CalibratedPoint* p = build.table.add_points();
     for (double k : keys) p->add_key(k);
@@ -295,6 +328,16 @@ class Fit {
                     "norm_backward");
         } else if (m.range.table == cost::kElementwiseTable) {
           add_point(cost::kElementwiseTable, bytes, {kElementwiseBytes * b}, s.all, m, "");
+        } else if (m.range.table == cost::kLossTable) {
+          // B is already the graph's loss bytes of the range's pass.
+          add_point(cost::kLossTable, bytes, {b}, s.all, m, "");
+          if (m.range.measurement == kLossForwardMeasurement) {
+            ++loss_forward_;
+          } else {
+            ++loss_backward_;
+          }
+        } else if (m.range.table == kSoftmaxTable) {
+          add_point(kSoftmaxTable, bytes, {b}, s.all, m, "");
         } else {  // optimizer: B / 4 parameters
           add_point(cost::kOptimizerTable, bytes, {kAdamBytesPerParam * b / kMasterBytesPerParam},
                     s.all, m, "");
@@ -309,6 +352,8 @@ class Fit {
         interference_.push_back(&m);
         return;
       }
+      case MeasurementKind::kMeta:  // versions, read into the sources
+        return;
     }
   }
 
@@ -345,7 +390,7 @@ class Fit {
       report_.notes.push_back("table " + name + ": no points left; not written");
       return std::nullopt;
     }
-    if (name != kInterferenceGemmTable) {
+    if (!ignored_by_cost_model(name)) {
       // The cost model's own checks: key names, grid, fits.
       spec::Hardware hw = base_hw_;
       hw.calibrated = {table};
@@ -360,6 +405,10 @@ class Fit {
                              (table.points_size() == 1 ? " point " : " points ") +
                              measured_on(build.sources);
     if (name == kInterferenceGemmTable) provenance += interference_detail();
+    if (name == cost::kLossTable) {
+      provenance += "; ranges measured: " + std::to_string(loss_forward_) + " forward, " +
+                    std::to_string(loss_backward_) + " backward";
+    }
     table.set_provenance(provenance);
     return table;
   }
@@ -645,6 +694,7 @@ class Fit {
   spec::Hardware base_hw_;
   std::map<std::string, TableBuild> builds_;
   std::vector<const CalibrationMeasurement*> interference_;
+  int loss_forward_ = 0, loss_backward_ = 0;  // memory.loss ranges by pass
 };
 
 }  // namespace
@@ -659,7 +709,8 @@ spec::HardwareProfile calibrate_profile(const CalibrationData& data,
     out.sources.push_back(source.path + ": " + source.gpu_summary() +
                           (source.hostname.empty() ? "" : " (host " + source.hostname + ")") +
                           ", recorded " + source.date +
-                          (source.command.empty() ? "" : " by `" + source.command + "`"));
+                          (source.command.empty() ? "" : " by `" + source.command + "`") + "; " +
+                          versions_text(source.versions));
   }
   return Fit(data, base, info, out).run();
 }

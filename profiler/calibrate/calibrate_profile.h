@@ -15,10 +15,21 @@
 //   memory.elementwise (bytes = 2B)   bias_gelu_forward reads and writes the tensor once
 //   memory.optimizer (bytes = 30·B/4) adamw_step over B/4 parameters, 30 bytes each
 //                                     (the graph's kAdamBytesPerParam)
+//   memory.loss (bytes = B)           the cross-entropy: forward points (memory.loss.fwd ranges,
+//                                     B = 2·tokens·vocab + 4·tokens) and backward points
+//                                     (memory.loss.bwd, B = 4·tokens·vocab) in one table, as the
+//                                     graph's loss ops of both passes count Op::bytes; a backward
+//                                     point at the key of a forward point is dropped (reported)
+//   memory.softmax (bytes = B)        causal_softmax_forward alone; B = the scores tensor; not
+//                                     read by the cost model (listed as ignored: the attention
+//                                     tables price the executor's softmax)
 //   <collective>.nvlink (group_size, bytes)  the NCCL kernels (slowest GPU)
 //   interference.gemm.bf16 (m, n, k)  the fwd GEMM's (non-NCCL) kernels while all-reduces run
 //                                     beside it; not read by the cost model (it lists the table
 //                                     as ignored), kept for an overlap model
+// Provenance: every table's and the profile's name the GPUs, date and database of each source
+// and its software versions (calibration_measurements.h: CUDA driver and runtime, cuBLAS, NCCL;
+// "software versions unknown (not recorded)" for a database without the bench's meta range).
 // Checks, in order, each reported: a point without kernels of its part is dropped; in a
 // bytes-keyed table (memory ops; collectives per group size) a point more than 1.5 x slower than
 // a point at a larger size is dropped as a measurement artifact (times cannot fall with size;
@@ -55,7 +66,9 @@
 
 namespace mpsim::profiler {
 
+// Tables written for other uses than the cost model (which lists them as ignored).
 inline constexpr std::string_view kInterferenceGemmTable = "interference.gemm.bf16";
+inline constexpr std::string_view kSoftmaxTable = "memory.softmax";
 
 struct CalibrationInfo {
   std::string profile_name;  // the result's name; empty: "<base name>-measured"
@@ -65,7 +78,8 @@ struct CalibrationInfo {
 
 // What the fit did, for the user: points, keys and tables dropped, and the numbers replaced.
 struct CalibrationReport {
-  // One line per database: "<path>: <GPUs> (host <h>), recorded <date> by `<command>`".
+  // One line per database: "<path>: <GPUs> (host <h>), recorded <date> by `<command>`;
+  // <versions>".
   std::vector<std::string> sources;
   std::vector<std::string> notes;
   std::vector<std::string> fitted;  // "efficiency.gemm_max = 0.79 (was 0.86)", ...

@@ -33,21 +33,53 @@ struct GpuSums {
   int64_t nccl_kernels = 0;
 };
 
-// Adds the rank's calibration ranges to `by_text`; returns how many there were.
+// "13.0" from 13000 (CUDA's 1000 major + 10 minor).
+std::string cuda_version(int64_t v) {
+  return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10);
+}
+// "a.b.c" from `scale` a + 100 b + c.
+std::string dotted_version(int64_t v, int64_t scale) {
+  return std::to_string(v / scale) + "." + std::to_string(v % scale / 100) + "." +
+         std::to_string(v % 100);
+}
+
+// The meta range's (or mark's) versions into `versions`; a second, different set is noted.
+void add_versions(const CalibrationRange& range, const std::string& path, int32_t rank,
+                  std::optional<SoftwareVersions>& versions, std::vector<std::string>& notes) {
+  const std::vector<int64_t>& k = range.keys;
+  const SoftwareVersions found{k[0], k[1], k[2], k[3]};
+  if (!versions) {
+    versions = found;
+  } else if (!(*versions == found)) {
+    notes.push_back(path + ": rank " + std::to_string(rank) + " recorded " + found.text() +
+                    ", another rank " + versions->text() + "; the latter is kept");
+  }
+}
+
+// Adds the rank's calibration ranges to `by_text` and its versions to `versions`; returns how
+// many measurement ranges there were.
 int64_t add_rank(const RankTrace& rank, int64_t database, const std::string& path,
                  std::map<std::string, CalibrationMeasurement>& by_text,
-                 std::vector<std::string>& notes) {
+                 std::optional<SoftwareVersions>& versions, std::vector<std::string>& notes) {
   const RecordBatch& records = rank.records;
   int64_t found = 0;
   const std::vector<std::vector<std::size_t>> kernels = project_kernels_to_ranges(records);
+  const std::string meta_prefix =
+      std::string(kCalibrationRangePrefix) + std::string(kMetaMeasurement) + "/";
   for (std::size_t i = 0; i < records.nvtx.size(); ++i) {
     const NvtxRecord& nvtx = records.nvtx[i];
-    if (!is_nvtx_range(nvtx) || !nvtx.text.starts_with(kCalibrationRangePrefix)) continue;
+    if (!nvtx.text.starts_with(kCalibrationRangePrefix)) continue;
+    // The meta record may be a range or a mark; measurements are ranges.
+    if (!is_nvtx_range(nvtx) && !nvtx.text.starts_with(meta_prefix)) continue;
     std::optional<CalibrationRange> range;
     try {
       range = parse_calibration_range(nvtx.text);
     } catch (const std::invalid_argument& e) {
       throw CalibrationError(path + ": " + e.what());
+    }
+    if (range->kind == MeasurementKind::kMeta) {
+      add_versions(*range, path, rank.process.rank, versions, notes);
+      continue;
     }
     ++found;
     int64_t reps = kDefaultRepetitions;
@@ -113,6 +145,16 @@ int64_t add_rank(const RankTrace& rank, int64_t database, const std::string& pat
 
 }  // namespace
 
+std::string SoftwareVersions::text() const {
+  return "CUDA driver " + cuda_version(driver) + ", CUDA runtime " + cuda_version(runtime) +
+         ", cuBLAS " + dotted_version(cublas, 10000) + ", NCCL " +
+         dotted_version(nccl, nccl >= 10000 ? 10000 : 1000);
+}
+
+std::string versions_text(const std::optional<SoftwareVersions>& versions) {
+  return versions ? versions->text() : "software versions unknown (not recorded)";
+}
+
 std::string CalibrationSource::gpu_summary() const {
   std::vector<std::pair<std::string, int>> counts;  // in first-seen order
   for (const GpuInfo& gpu : gpus) {
@@ -154,7 +196,7 @@ CalibrationData read_calibration_data(const std::vector<std::string>& databases)
     }
     int64_t found = 0;
     for (const RankTrace& rank : ranks) {
-      found += add_rank(rank, static_cast<int64_t>(d), path, by_text, data.notes);
+      found += add_rank(rank, static_cast<int64_t>(d), path, by_text, source.versions, data.notes);
     }
     if (found == 0) {
       throw CalibrationError(path + ": no calibration ranges (NVTX ranges named '" +

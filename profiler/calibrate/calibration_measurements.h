@@ -24,11 +24,18 @@
 // again under their normal names) is one measurement: its instances' times are averaged
 // weighted by their repetitions (total kernel time over total repetitions).
 //
+// Software versions: the bench's `calib/meta/driver=D,runtime=R,cublas=C,nccl=N` range (or an
+// NVTX mark of that name), which holds no kernels, gives the database's versions; a database
+// without one (recorded before the bench wrote it) has unknown versions. Where ranks disagree
+// the first rank's are kept and the disagreement is noted.
+//
 // Failure: throws CalibrationError naming the database for a database that cannot be read (the
-// store's message), that holds no `calib/` range, or a range that breaks the grammar.
+// store's message), that holds no `calib/` measurement range (the meta range alone does not
+// count), or a range that breaks the grammar.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -73,6 +80,20 @@ struct CalibrationMeasurement {
   int64_t database = 0;                  // index of the first database holding it
 };
 
+// The versions of the software a database was recorded with, as the libraries report them:
+// CUDA driver and runtime as 1000 major + 10 minor (13000 = 13.0), cuBLAS as 10000 major +
+// 100 minor + patch (130100 = 13.1.0), NCCL as NCCL_VERSION_CODE (22803 = 2.28.3; before 2.9:
+// 1000 major + 100 minor + patch).
+struct SoftwareVersions {
+  int64_t driver = 0, runtime = 0, cublas = 0, nccl = 0;
+  bool operator==(const SoftwareVersions&) const = default;
+  // "CUDA driver 13.0, CUDA runtime 13.0, cuBLAS 13.1.0, NCCL 2.28.3"
+  std::string text() const;
+};
+
+// "CUDA driver 13.0, ..." or, without versions, "software versions unknown (not recorded)".
+std::string versions_text(const std::optional<SoftwareVersions>& versions);
+
 // What a database says about where it was recorded.
 struct CalibrationSource {
   std::string path;     // as given
@@ -80,6 +101,7 @@ struct CalibrationSource {
   std::string hostname;
   std::string date;           // UTC date of the profiling start, "YYYY-MM-DD"
   std::vector<GpuInfo> gpus;  // TARGET_INFO_GPU rows of every rank
+  std::optional<SoftwareVersions> versions;  // from the calib/meta range; none: unknown
   // "2 x NVIDIA H200": GPU names with their counts, in device order.
   std::string gpu_summary() const;
 };

@@ -41,10 +41,9 @@ std::vector<int64_t> parse_keys(std::string_view text, const std::vector<std::st
   return keys;
 }
 
-}  // namespace
-
-std::optional<CalibrationRange> parse_calibration_range(std::string_view text) {
-  if (!text.starts_with(kCalibrationRangePrefix)) return std::nullopt;
+// The range of a name that starts with the prefix; `measurement` is left empty where it is the
+// table.
+CalibrationRange parse_range(std::string_view text) {
   const std::string_view body = text.substr(kCalibrationRangePrefix.size());
   const std::size_t slash = body.find('/');
   const std::string_view head = body.substr(0, slash);
@@ -70,10 +69,24 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text) {
     range.keys = parse_keys(tail, {"bh", "s", "d"}, text);
     return range;
   }
-  if (head == "memory.norm" || head == "memory.elementwise" || head == "memory.optimizer") {
+  if (head == "memory.norm" || head == "memory.elementwise" || head == "memory.optimizer" ||
+      head == "memory.softmax") {
     range.kind = MeasurementKind::kMemory;
     range.table = std::string(head);
     range.keys = parse_keys(tail, {"bytes"}, text);
+    return range;
+  }
+  if (head == kLossForwardMeasurement || head == kLossBackwardMeasurement) {
+    range.kind = MeasurementKind::kMemory;
+    range.table = "memory.loss";
+    range.measurement = std::string(head);
+    range.keys = parse_keys(tail, {"bytes"}, text);
+    return range;
+  }
+  if (head == kMetaMeasurement) {
+    range.kind = MeasurementKind::kMeta;
+    range.measurement = std::string(head);
+    range.keys = parse_keys(tail, {"driver", "runtime", "cublas", "nccl"}, text);
     return range;
   }
   static constexpr std::array<std::string_view, 4> kCollectives = {
@@ -95,8 +108,18 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text) {
   throw std::invalid_argument(
       "calibration range '" + std::string(text) + "': unknown measurement '" + std::string(head) +
       "', expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, memory.norm, "
-      "memory.elementwise, memory.optimizer, allreduce.nvlink, allgather.nvlink, "
-      "reducescatter.nvlink, send.nvlink or interference/gemm.bf16");
+      "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, memory.softmax, "
+      "allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, send.nvlink, "
+      "interference/gemm.bf16 or meta");
+}
+
+}  // namespace
+
+std::optional<CalibrationRange> parse_calibration_range(std::string_view text) {
+  if (!text.starts_with(kCalibrationRangePrefix)) return std::nullopt;
+  CalibrationRange range = parse_range(text);
+  if (range.measurement.empty()) range.measurement = range.table;
+  return range;
 }
 
 }  // namespace mpsim::profiler

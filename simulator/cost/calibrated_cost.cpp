@@ -1,5 +1,6 @@
-// CalibratedCostModel, the model behind make_calibrated_cost_model: measured tables inside their
-// grids, curves fitted to them outside, the roofline model elsewhere. Formulas and rationale:
+// CalibratedCostModel, the model behind make_calibrated_cost_model: measured times at the exact
+// tables' points, measured tables inside their grids, curves fitted to them outside, the roofline
+// model elsewhere. Formulas and rationale:
 // calibrated_cost.h and simulator/cost/README.md, "Calibrated cost model".
 #include "simulator/cost/calibrated_cost.h"
 
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <optional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -23,19 +25,17 @@ namespace {
 using graph::Op;
 using graph::OpKind;
 
-template <std::size_t N>
-std::string join(const std::array<std::string_view, N>& names) {
+std::string join(std::span<const std::string_view> names) {
   std::string text;
-  for (std::size_t i = 0; i < N; ++i) text += (i ? ", " : "") + std::string(names[i]);
+  for (std::size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + std::string(names[i]);
   return text;
 }
 
 // Refuses a table whose key names are not `expected`, in order.
-template <std::size_t N>
-void check_keys(const spec::CalibratedTable& table,
-                const std::array<std::string_view, N>& expected) {
-  bool same = table.key_names_size() == static_cast<int>(N);
-  for (std::size_t i = 0; same && i < N; ++i)
+void check_keys(const spec::CalibratedTable& table, std::span<const std::string_view> expected) {
+  const std::size_t n = expected.size();
+  bool same = table.key_names_size() == static_cast<int>(n);
+  for (std::size_t i = 0; same && i < n; ++i)
     same = table.key_names(static_cast<int>(i)) == expected[i];
   if (same) return;
   std::string got;
@@ -50,6 +50,8 @@ std::string num(double x) {
   const auto result = std::to_chars(buf, buf + sizeof buf, x);
   return std::string(buf, result.ptr);
 }
+
+bool positive_finite(double x) { return x > 0 && std::isfinite(x); }
 
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -86,6 +88,99 @@ struct BytesTable {
   GridTable grid;
   AlphaBeta fit;
 };
+
+// Times measured at exact key vectors (an exact table, `<base>.exact`): a point's seconds for an
+// op whose keys equal the point's, nothing for any other. Sorted by keys, looked up by binary
+// search on the exact doubles: no interpolation, no allocation.
+class ExactTable {
+ public:
+  // `collective`: the first key is a group size, a whole number of ranks.
+  ExactTable(const spec::CalibratedTable& table, std::span<const std::string_view> key_names,
+             bool collective) {
+    check_keys(table, key_names);
+    const std::size_t dims = key_names.size();
+    const std::string label = "table " + table.op() + ": ";
+    if (table.points_size() == 0) {
+      throw std::invalid_argument(label + "no points, expected at least one measured point");
+    }
+    std::vector<std::pair<Point, int>> indexed;  // point, its index in the table
+    for (int i = 0; i < table.points_size(); ++i) {
+      const spec::CalibratedPoint& p = table.points(i);
+      const std::string where = label + "point " + std::to_string(i) + ": ";
+      if (p.key_size() != static_cast<int>(dims)) {
+        throw std::invalid_argument(where + std::to_string(p.key_size()) + " keys, expected " +
+                                    std::to_string(dims) + " (" + join(key_names) + ")");
+      }
+      Point point;
+      for (std::size_t d = 0; d < dims; ++d) {
+        const double x = p.key(static_cast<int>(d));
+        if (collective && d == 0 && !(x >= 1 && x <= 1 << 20 && x == std::floor(x))) {
+          throw std::invalid_argument(where + "key " + std::string(key_names[d]) + " = " + num(x) +
+                                      ", expected a whole number of ranks >= 1");
+        }
+        if (!positive_finite(x)) {
+          throw std::invalid_argument(where + "key " + std::string(key_names[d]) + " = " + num(x) +
+                                      ", expected a positive size");
+        }
+        point.keys[d] = x;
+      }
+      if (!positive_finite(p.seconds())) {
+        throw std::invalid_argument(where + "seconds = " + num(p.seconds()) +
+                                    ", expected a positive time");
+      }
+      point.seconds = p.seconds();
+      indexed.emplace_back(point, i);
+    }
+    std::sort(indexed.begin(), indexed.end(), [](const auto& a, const auto& b) {
+      return a.first.keys != b.first.keys ? a.first.keys < b.first.keys : a.second < b.second;
+    });
+    // The duplicate reported is the one with the lowest index, as GridTable does.
+    int first = -1, second = -1;
+    for (std::size_t j = 1; j < indexed.size(); ++j) {
+      if (indexed[j].first.keys == indexed[j - 1].first.keys &&
+          (second < 0 || indexed[j].second < second)) {
+        first = indexed[j - 1].second;
+        second = indexed[j].second;
+      }
+    }
+    if (second >= 0) {
+      std::string keys;
+      for (std::size_t d = 0; d < dims; ++d) {
+        keys += (d ? ", " : "") + std::string(key_names[d]) + "=" +
+                num(table.points(second).key(static_cast<int>(d)));
+      }
+      throw std::invalid_argument(label + "point " + std::to_string(second) +
+                                  ": duplicate of point " + std::to_string(first) + " (" + keys +
+                                  ")");
+    }
+    points_.reserve(indexed.size());
+    for (const auto& [point, index] : indexed) points_.push_back(point);
+  }
+
+  // The measured seconds at exactly `keys` (as many as the table's key_names), or null.
+  const double* find(std::span<const double> keys) const {
+    Keys probe{};
+    std::copy(keys.begin(), keys.end(), probe.begin());
+    const auto it = std::lower_bound(points_.begin(), points_.end(), probe,
+                                     [](const Point& p, const Keys& k) { return p.keys < k; });
+    return it != points_.end() && it->keys == probe ? &it->seconds : nullptr;
+  }
+
+  std::size_t size() const { return points_.size(); }
+
+ private:
+  using Keys = std::array<double, kMaxTableKeys>;  // unused keys 0
+  struct Point {
+    Keys keys{};
+    double seconds = 0;
+  };
+  std::vector<Point> points_;  // ascending keys, distinct
+};
+
+// The exact table's seconds at `keys`, if the table exists and has that point.
+const double* find_exact(const std::optional<ExactTable>& table, std::span<const double> keys) {
+  return table ? table->find(keys) : nullptr;
+}
 
 // Ring steps of a collective on n ranks: t = steps(n)·α_step + bus_bandwidth_factor(n)·S/B_bus.
 double ring_steps(OpKind kind, double n) {
@@ -234,6 +329,7 @@ class CalibratedCostModel final : public CostModel {
       }
     }
     std::vector<std::string> used, fallback, ignored;
+    bool grid_tables_used = false;
     // `optional`: a per-layout or per-pass table, whose absence is no fallback to the roofline
     // (the default table, or its absence, says what prices those ops).
     auto take = [&](std::string_view name, bool optional = false) -> const spec::CalibratedTable* {
@@ -299,6 +395,46 @@ class CalibratedCostModel final : public CostModel {
           used.back() += collective_[i]->summary();
         }
       }
+      grid_tables_used = !used.empty();
+      // Exact tables, each optional and independent of its base table.
+      struct ExactSlot {
+        std::string_view base;
+        std::optional<ExactTable>* table;
+        std::span<const std::string_view> keys;
+        bool compute;     // a bf16 compute table
+        bool collective;  // keyed (group_size, bytes)
+      };
+      std::vector<ExactSlot> slots;
+      for (std::size_t i = 0; i < kGemmTables.size(); ++i)
+        slots.push_back({kGemmTables[i], &gemm_exact_[i], kGemmKeys, true, false});
+      slots.push_back({kAttentionForwardTable, &attention_exact_[0], kAttentionKeys, true, false});
+      slots.push_back({kAttentionBackwardTable, &attention_exact_[1], kAttentionKeys, true, false});
+      for (OpKind kind : kMemoryKinds) {
+        slots.push_back({calibrated_table_name(kind, graph::Pass::kForward),
+                         &memory_exact_[memory_index(kind)], kMemoryKeys, false, false});
+      }
+      slots.push_back({kNormForwardTable, &norm_exact_by_pass_[0], kMemoryKeys, false, false});
+      slots.push_back({kNormBackwardTable, &norm_exact_by_pass_[1], kMemoryKeys, false, false});
+      for (OpKind kind : kCollectiveKinds) {
+        slots.push_back({calibrated_table_name(kind, graph::Pass::kForward),
+                         &collective_exact_[collective_index(kind)], kCollectiveKeys, false, true});
+      }
+      for (const ExactSlot& slot : slots) {
+        const std::string name = exact_table_name(slot.base);
+        if (slot.compute && dtype != spec::BF16) {
+          if (auto it = tables.find(name); it != tables.end()) {
+            ignored.push_back(name + " (bf16 table, model dtype " + lower(spec::DType_Name(dtype)) +
+                              ")");
+            tables.erase(it);
+          }
+          continue;
+        }
+        if (const auto* t = take(name, true)) {
+          slot.table->emplace(*t, slot.keys, slot.collective);
+          const std::size_t n = (*slot.table)->size();
+          used.back() += " (" + std::to_string(n) + (n == 1 ? " point)" : " points)");
+        }
+      }
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + e.what());
     }
@@ -310,7 +446,7 @@ class CalibratedCostModel final : public CostModel {
       return text;
     };
     description_ = "calibrated: " + (used.empty() ? std::string("no tables used") : list(used));
-    if (!used.empty()) description_ += ", fitted curves outside their grids";
+    if (grid_tables_used) description_ += ", fitted curves outside their grids";
     description_ += "; " + roofline_->describe() + ", for collectives across nodes";
     if (!fallback.empty()) description_ += " and ops without a table (" + list(fallback) + ")";
     if (!ignored.empty()) description_ += "; ignored tables: " + list(ignored);
@@ -319,24 +455,31 @@ class CalibratedCostModel final : public CostModel {
   double op_seconds(const Op& op) const override {
     switch (op.kind) {
       case OpKind::kGemm: {
-        const auto& layout = gemm_[gemm_layout_index(op.label)];
+        const int layout_index = gemm_layout_index(op.label);
+        const auto& layout = gemm_[layout_index];
         const auto& table = layout ? layout : gemm_[0];
-        if (table && op.gemm.m > 0 && op.gemm.n > 0 && op.gemm.k > 0) {
+        const auto& exact_layout = gemm_exact_[layout_index];
+        const auto& exact = exact_layout ? exact_layout : gemm_exact_[0];
+        if ((table || exact) && op.gemm.m > 0 && op.gemm.n > 0 && op.gemm.k > 0) {
           const std::array<double, 3> keys{static_cast<double>(op.gemm.m),
                                            static_cast<double>(op.gemm.n),
                                            static_cast<double>(op.gemm.k)};
-          return table->seconds(keys);
+          if (const double* seconds = find_exact(exact, keys)) return *seconds;
+          if (table) return table->seconds(keys);
         }
         break;
       }
       case OpKind::kAttention: {
-        const auto& table =
-            op.pass == graph::Pass::kBackward ? attention_backward_ : attention_forward_;
-        if (table && op.attn_batch_heads > 0 && op.attn_seq > 0 && op.attn_head_dim > 0) {
+        const bool backward = op.pass == graph::Pass::kBackward;
+        const auto& table = backward ? attention_backward_ : attention_forward_;
+        const auto& exact = attention_exact_[backward ? 1 : 0];
+        if ((table || exact) && op.attn_batch_heads > 0 && op.attn_seq > 0 &&
+            op.attn_head_dim > 0) {
           const std::array<double, 3> keys{static_cast<double>(op.attn_batch_heads),
                                            static_cast<double>(op.attn_seq),
                                            static_cast<double>(op.attn_head_dim)};
-          return table->seconds(keys);
+          if (const double* seconds = find_exact(exact, keys)) return *seconds;
+          if (table) return table->seconds(keys);
         }
         break;
       }
@@ -344,11 +487,18 @@ class CalibratedCostModel final : public CostModel {
       case OpKind::kElementwise:
       case OpKind::kLoss:
       case OpKind::kOptimizer: {
-        const auto& by_pass =
-            norm_by_pass_[op.pass == graph::Pass::kBackward ? 1 : 0];  // used for norms only
-        const auto& table =
-            op.kind == OpKind::kNorm && by_pass ? by_pass : memory_[memory_index(op.kind)];
-        if (table && op.bytes > 0 && std::isfinite(op.bytes)) return table->seconds(op.bytes);
+        const bool norm = op.kind == OpKind::kNorm;
+        const int pass_index = op.pass == graph::Pass::kBackward ? 1 : 0;  // norms only
+        const auto& by_pass = norm_by_pass_[pass_index];
+        const auto& table = norm && by_pass ? by_pass : memory_[memory_index(op.kind)];
+        const auto& exact_by_pass = norm_exact_by_pass_[pass_index];
+        const auto& exact =
+            norm && exact_by_pass ? exact_by_pass : memory_exact_[memory_index(op.kind)];
+        if ((table || exact) && op.bytes > 0 && std::isfinite(op.bytes)) {
+          const std::array<double, 1> keys{op.bytes};
+          if (const double* seconds = find_exact(exact, keys)) return *seconds;
+          if (table) return table->seconds(op.bytes);
+        }
         break;
       }
       case OpKind::kAllReduce:
@@ -356,12 +506,16 @@ class CalibratedCostModel final : public CostModel {
       case OpKind::kReduceScatter:
       case OpKind::kSend: {
         const auto& table = collective_[collective_index(op.kind)];
+        const auto& exact = collective_exact_[collective_index(op.kind)];
         // Invalid groups and sizes go to the roofline, which refuses them.
-        if (!table || op.group_nodes != 1 || op.group_size < 1 || !(op.bytes >= 0) ||
+        if ((!table && !exact) || op.group_nodes != 1 || op.group_size < 1 || !(op.bytes >= 0) ||
             !std::isfinite(op.bytes)) {
           break;
         }
         if (op.group_size == 1 || op.bytes == 0) return 0;  // nothing moves
+        const std::array<double, 2> keys{static_cast<double>(op.group_size), op.bytes};
+        if (const double* seconds = find_exact(exact, keys)) return *seconds;
+        if (!table) break;
         if (auto seconds = table->seconds(op.group_size, op.bytes)) return *seconds;
         break;
       }
@@ -380,6 +534,12 @@ class CalibratedCostModel final : public CostModel {
   std::array<std::optional<BytesTable>, 4> memory_;           // by memory_index
   std::array<std::optional<BytesTable>, 2> norm_by_pass_;     // fwd (and rcp), bwd
   std::array<std::optional<CollectiveTable>, 4> collective_;  // by collective_index
+  // The exact tables (`<base>.exact`), indexed as their base tables above.
+  std::array<std::optional<ExactTable>, 4> gemm_exact_;
+  std::array<std::optional<ExactTable>, 2> attention_exact_;  // fwd (and rcp), bwd
+  std::array<std::optional<ExactTable>, 4> memory_exact_;
+  std::array<std::optional<ExactTable>, 2> norm_exact_by_pass_;
+  std::array<std::optional<ExactTable>, 4> collective_exact_;
   std::string description_;
 };
 
@@ -411,6 +571,10 @@ std::string_view calibrated_table_name(OpKind kind, graph::Pass pass) {
       break;
   }
   return {};
+}
+
+std::string exact_table_name(std::string_view base) {
+  return std::string(base) + std::string(kExactTableSuffix);
 }
 
 std::string_view gemm_layout_table(std::string_view label) {

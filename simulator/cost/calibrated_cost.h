@@ -8,16 +8,28 @@
 // The tables are found by op name, one table per name; the names and the keys each must have are
 // declared below, once. A table with another name is ignored (and listed by describe()).
 //
+// Exact tables. A table named `<base>` + kExactTableSuffix ("gemm.bf16.dgrad.exact"), for any
+// base name below, holds op times measured at the exact shapes a profiled run's graph produced
+// (profiler/calibrate/op_points.h): the base's key_names, scattered points (no grid). An op whose
+// keys equal a point of the exact table that applies to it is priced by that point's seconds;
+// any other op as without the exact table (grid, fitted curve, roofline). Exact tables resolve by
+// layout and pass as the base tables do, table by table: a dgrad GEMM looks in
+// gemm.bf16.dgrad.exact where that table exists, else in gemm.bf16.exact; a backward norm in
+// memory.norm.bwd.exact, else memory.norm.exact. An exact table needs no base table.
+//
 // Failure: make_calibrated_cost_model throws std::invalid_argument, prefixed with
 // "calibrated cost model for '<hardware name>': ", for a table whose key_names are not the
 // expected ones (naming the table and the expected keys), a table given twice, a malformed table
 // (GridTable's message, which names the table, the point and the key), a table whose fit fails
-// (its message, naming the table), and for anything the roofline model refuses. op_seconds never
+// (its message, naming the table), an exact table with a point of the wrong key count, a key or
+// seconds that are not positive and finite, or a key vector given twice (naming the table, the
+// point and the key), and for anything the roofline model refuses. op_seconds never
 // throws for a valid op, allocates nothing and does no string work.
 #pragma once
 
 #include <array>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "simulator/cost/cost_model.h"
@@ -63,6 +75,12 @@ inline constexpr std::string_view kAllGatherTable = "allgather.nvlink";
 inline constexpr std::string_view kReduceScatterTable = "reducescatter.nvlink";
 inline constexpr std::string_view kSendTable = "send.nvlink";
 inline constexpr std::array<std::string_view, 2> kCollectiveKeys = {"group_size", "bytes"};
+
+// Suffix of an exact table's name: `<base>.exact`, same key_names as `<base>` (see above).
+inline constexpr std::string_view kExactTableSuffix = ".exact";
+
+// `base` + kExactTableSuffix.
+std::string exact_table_name(std::string_view base);
 
 // The default table that prices ops of `kind` (attention: by `pass`, backward for kBackward,
 // forward otherwise; GEMMs: kGemmTable, norms: kNormTable, which the per-layout and per-pass

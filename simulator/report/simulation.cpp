@@ -280,6 +280,11 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   const std::vector<double> model_state = memory::model_state_bytes_per_rank(tg, config);
   summarize_memory(tg, er, model_state, hardware, result);
   if (trace) write_trace(*trace, tg, er, model_state, result);
+  if (options.detail) {
+    options.detail->graph = std::move(tg);
+    options.detail->engine = er;
+    options.detail->model_state_bytes = model_state;
+  }
   return result;
 }
 

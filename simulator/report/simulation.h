@@ -22,6 +22,8 @@
 #include <nlohmann/json.hpp>
 
 #include "simulator/cost/cost_model.h"
+#include "simulator/engine/engine.h"
+#include "simulator/graph/training_graph.h"
 #include "simulator/spec/hardware.h"
 #include "simulator/spec/model_spec.pb.h"
 #include "simulator/spec/parallel_config.pb.h"
@@ -31,6 +33,14 @@ namespace mpsim::report {
 enum class RankScope {
   kRepresentative,  // one rank per pipeline stage (TP and DP peers are symmetric)
   kAllRanks,        // every GPU; for checking the representative shortcut
+};
+
+// The simulation itself, for callers that compare it op by op (`mpsim validate`): the priced
+// graph, the engine's start and end of every op, and each simulated rank's model-state bytes.
+struct SimulationDetail {
+  graph::TrainingGraph graph;
+  engine::EngineResult engine;
+  std::vector<double> model_state_bytes;  // per simulated rank (index into graph.ranks)
 };
 
 struct SimulateOptions {
@@ -43,6 +53,8 @@ struct SimulateOptions {
   // memory for a fraction of the work; used by the sweep. The trace then shows steps, not ops,
   // and pipeline transfers that became edge delays count as bubble in the breakdown.
   bool fold_steps = false;
+  // When set, receives the graph, the engine result and the model state (moved, not copied).
+  SimulationDetail* detail = nullptr;
 };
 
 struct Breakdown {

@@ -36,7 +36,13 @@ TEST(CalibrateArgs, MeasuringHere) {
   EXPECT_EQ(r.base, "a100-sxm-80gb");
   EXPECT_EQ(r.name, "x");
   EXPECT_TRUE(r.quick);
+  EXPECT_TRUE(r.bench.empty());
+  EXPECT_TRUE(r.models.empty());
   EXPECT_EQ(parse_calibrate_args({"--output=out.pb.txt"}).name, "out.pb.txt");
+  const CalibrateRequest paths =
+      parse_calibrate_args({"-o", "x", "--bench", "bin/calibration_bench", "--models", "specs"});
+  EXPECT_EQ(paths.bench, "bin/calibration_bench");
+  EXPECT_EQ(paths.models, "specs");
   EXPECT_TRUE(parse_calibrate_args({"--help"}).help);
 }
 
@@ -46,6 +52,11 @@ TEST(CalibrateArgs, ErrorsNameTheFlag) {
             "hw_profiles/h100-sxm-measured.textproto");
   EXPECT_EQ(error_of({"--from", "a.sqlite", "-o", "x.textproto", "--quick"}),
             "--quick: only applies when measuring; --from fits databases already recorded");
+  EXPECT_EQ(error_of({"--from", "a.sqlite", "-o", "x.textproto", "--bench", "b"}),
+            "--bench: only applies when measuring; --from fits databases already recorded");
+  EXPECT_EQ(error_of({"--from", "a.sqlite", "-o", "x.textproto", "--models", "m"}),
+            "--models: only applies when measuring; --from fits databases already recorded");
+  EXPECT_EQ(error_of({"-o", "x.textproto", "--bench", ""}), "--bench: empty; expected a value");
   EXPECT_EQ(error_of({"-o", "x.textproto", "--name", ""}), "--name: empty; expected a value");
   EXPECT_EQ(error_of({"-o", "x.textproto", "--from", ""}),
             "--from: empty; expected a database file");

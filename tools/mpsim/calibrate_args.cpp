@@ -20,15 +20,24 @@ po::options_description flag_descriptions() {
   d.add_options()
       ("help,h", "print this help")
       ("from", po::value<std::vector<std::string>>()->value_name("DB"),
-       "a trace database recorded by `mpsim profile -- calibration_bench` (repeatable); "
-       "without it, calibration_bench is run and profiled on this machine")
+       "a trace database recorded by `mpsim profile -- calibration_bench`, or a profiled "
+       "executor run (`mpsim profile -o run.sqlite -- mpsim train ...`: its op times are "
+       "learned at the graph's exact shapes); repeatable; without it, calibration_bench is run "
+       "and profiled on this machine")
       ("base", po::value<std::string>()->default_value("h100-sxm")->value_name("H"),
        "base profile whose datasheet numbers are kept: a name in hw_profiles/ or a path")
       ("output,o", po::value<std::string>()->value_name("FILE"),
        "the profile to write (protobuf text), e.g. hw_profiles/h100-sxm-measured.textproto")
       ("name", po::value<std::string>()->value_name("NAME"),
        "the profile's name (default: the -o file's name without .textproto)")
-      ("quick", "measure the bench's --quick set (a smoke test in seconds; not with --from)");
+      ("quick", "measure the bench's --quick set (a smoke test in seconds; not with --from)")
+      ("bench", po::value<std::string>()->value_name("PATH"),
+       "the calibration_bench to run (default: <mpsim dir>/../../profiler/bench/calibration_bench "
+       "in a build tree, else <mpsim dir>/calibration_bench; not with --from)")
+      ("models", po::value<std::string>()->value_name("DIR"),
+       "the model specs whose GEMM shapes set the bench's GEMM grid (default: the models/ folder "
+       "of $MPSIM_DATA_DIR, the current directory, the checkout above mpsim's build tree or the "
+       "source tree, the first that exists; not with --from)");
   // clang-format on
   return d;
 }
@@ -71,10 +80,14 @@ CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args) {
     }
   }
   request.quick = vm.count("quick") > 0;
-  if (request.quick && !request.from.empty()) {
-    throw FlagError("--quick",
-                    "only applies when measuring; --from fits databases already "
-                    "recorded");
+  if (vm.count("bench")) request.bench = non_empty(vm, "bench", "--bench");
+  if (vm.count("models")) request.models = non_empty(vm, "models", "--models");
+  for (const auto& [given, flag] : {std::pair{request.quick, "--quick"},
+                                    std::pair{!request.bench.empty(), "--bench"},
+                                    std::pair{!request.models.empty(), "--models"}}) {
+    if (given && !request.from.empty()) {
+      throw FlagError(flag, "only applies when measuring; --from fits databases already recorded");
+    }
   }
   return request;
 }
@@ -82,13 +95,18 @@ CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args) {
 std::string calibrate_help() {
   std::ostringstream text;
   text << "usage: mpsim calibrate --from DB [--from DB2 ...] [--base H] -o FILE [--name NAME]\n"
-          "       mpsim calibrate -o FILE [--base H] [--name NAME] [--quick]\n\n"
+          "       mpsim calibrate -o FILE [--base H] [--name NAME] [--quick] [--bench PATH]\n"
+          "                       [--models DIR]\n\n"
           "Fits the calibration microbenchmarks' kernel times (CUPTI, per NVTX range calib/...)\n"
           "into a hardware profile: the base profile's datasheet numbers with measured GEMM,\n"
           "attention, memory-op and NCCL tables, and the efficiency and NVLink numbers they\n"
           "define. Without --from, runs `mpsim profile -- calibration_bench` on this machine's\n"
-          "GPUs first (the bench is found at <mpsim dir>/../../profiler/bench/calibration_bench)\n"
-          "and keeps its database and output in a temporary folder, whose path is printed.\n"
+          "GPUs first (see --bench) and keeps its database and output in a temporary folder,\n"
+          "whose path is printed. The bench's GEMM grid (--gemm-m/n/k) comes from the GEMMs\n"
+          "the simulator's graph builds for the models of --models with 1e8 to 1e10\n"
+          "parameters, at TP 1, 2, 4, ... up to the base profile's GPUs per node and\n"
+          "micro-batches 1 to 16, at most 8 values per axis up to 32768\n"
+          "(profiler/calibrate/model_gemm_grid.h); --quick keeps the bench's own small set.\n"
           "What is fitted, and how: profiler/calibrate/README.md.\n\n"
        << flag_descriptions();
   return text.str();

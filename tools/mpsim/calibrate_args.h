@@ -1,9 +1,9 @@
 // Flags of `mpsim calibrate`, parsed by a pure function:
 //   mpsim calibrate --from DB [--from DB2 ...] [--base H] -o FILE [--name NAME]
-//   mpsim calibrate -o FILE [--base H] [--name NAME] [--quick]
+//   mpsim calibrate -o FILE [--base H] [--name NAME] [--quick] [--bench PATH] [--models DIR]
 // The first fits databases already recorded; the second records one on this machine first.
 // parse_calibrate_args() throws spec::FlagError for an unknown flag, a missing -o, an empty
-// value, or --quick with --from (nothing is measured then).
+// value, or --quick, --bench or --models with --from (nothing is measured then).
 #pragma once
 
 #include <string>
@@ -18,6 +18,9 @@ struct CalibrateRequest {
   std::string output;             // -o: the profile to write
   std::string name;               // --name: the profile's name; empty: -o's file name stem
   bool quick = false;             // --quick: calibration_bench --quick (measuring only)
+  std::string bench;   // --bench: the calibration_bench to run; empty: found beside mpsim
+  std::string models;  // --models: the folder whose models set the GEMM grid; empty: models/
+                       // where spec names are looked up (calibrate_command.h)
 };
 
 CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args);

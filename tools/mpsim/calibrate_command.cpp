@@ -20,10 +20,16 @@
 #include <ostream>
 #include <stdexcept>
 
+#include "profiler/analyze/run_measurement.h"
 #include "profiler/calibrate/calibrate_profile.h"
+#include "profiler/calibrate/op_points.h"
+#include "profiler/calibrate/model_gemm_grid.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/calibrate_args.h"
+#include "tools/mpsim/child_process.h"
+#include "tools/mpsim/file_output.h"
+#include "tools/mpsim/run_op_tables.h"
 
 namespace mpsim::cli {
 namespace {
@@ -31,57 +37,53 @@ namespace {
 namespace fs = std::filesystem;
 
 
-// The words as a shell would need them (words with spaces or quotes single-quoted).
-std::string command_line(const std::vector<std::string>& words) {
-  std::string text;
-  for (const std::string& w : words) {
-    const bool plain = !w.empty() && w.find_first_of(" \t\n'\"\\$`*?") == std::string::npos;
-    std::string quoted = "'";
-    for (char c : w) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    text += (text.empty() ? "" : " ") + (plain ? w : quoted + "'");
-  }
-  return text;
+
+// The bench's GEMM axes from the models of `folder` on `base`, as flags; the grid is reported.
+std::vector<std::string> gemm_grid_flags(const std::string& folder,
+                                         const spec::HardwareProfile& base, std::ostream& err) {
+  const profiler::GemmGrid grid =
+      profiler::model_gemm_grid(profiler::load_model_folder(folder),
+                                spec::to_hardware(base, "base profile '" + base.name() + "'"));
+  std::string models;
+  for (const std::string& m : grid.models) models += (models.empty() ? "" : ", ") + m;
+  char flop[32];
+  std::snprintf(flop, sizeof flop, "%.2g", 3 * grid.flop_per_layout());
+  err << "mpsim calibrate: GEMM grid from " << grid.shapes.size() << " GEMM shapes of "
+      << grid.models.size() << " models in " << folder << " (" << models << ") at TP "
+      << profiler::comma_list(grid.tensor_parallel) << ": m " << profiler::comma_list(grid.m)
+      << "; n " << profiler::comma_list(grid.n) << "; k " << profiler::comma_list(grid.k) << " ("
+      << grid.m.size() * grid.n.size() * grid.k.size() << " shapes x 3 layouts, " << flop
+      << " FLOP a repetition)\n";
+  for (const std::string& note : grid.notes) err << "mpsim calibrate: note: " << note << "\n";
+  return {"--gemm-m", profiler::comma_list(grid.m), "--gemm-n", profiler::comma_list(grid.n),
+          "--gemm-k", profiler::comma_list(grid.k)};
 }
 
-// Runs `argv` with its stdout sent to `stdout_path`; returns its exit status (128 + signal).
-int run_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path) {
-  const int fd = ::open(stdout_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    throw std::runtime_error("cannot create " + stdout_path + ": " + std::strerror(errno));
-  }
-  const pid_t pid = fork();
-  if (pid < 0) {
-    ::close(fd);
-    throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    dup2(fd, STDOUT_FILENO);
-    std::vector<char*> words;
-    for (const std::string& w : argv) words.push_back(const_cast<char*>(w.c_str()));
-    words.push_back(nullptr);
-    execv(words[0], words.data());
-    dprintf(STDERR_FILENO, "mpsim calibrate: cannot run '%s': %s\n", words[0],
-            std::strerror(errno));
-    _exit(127);
-  }
-  ::close(fd);
-  // Ctrl-C reaches the child (same process group); we wait for it to end.
-  struct sigaction ignore {
-  }, old_int{};
-  ignore.sa_handler = SIG_IGN;
-  sigaction(SIGINT, &ignore, &old_int);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  sigaction(SIGINT, &old_int, nullptr);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
+// Iterations excluded from a profiled executor run's op times (its first: cuBLAS heuristics,
+// NCCL connections, allocator growth).
+constexpr int64_t kRunWarmup = 1;
+
+// Whether `path` (a database, or the stem of per-rank databases) is a profiled executor run:
+// it holds the executor's `iteration/<N>` ranges.
+bool is_executor_run(const std::string& path) {
+  for (const profiler::RankTrace& t : profiler::read_run_traces(path))
+    for (const profiler::NvtxRecord& r : t.records.nvtx)
+      if (r.text.rfind("iteration/", 0) == 0) return true;
+  return false;
 }
 
 // Records calibration_bench under the profiler; returns the database.
-std::string measure(bool quick, std::ostream& err) {
+std::string measure(const CalibrateRequest& request, const spec::HardwareProfile& base,
+                    std::ostream& err) {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
-  const std::string bench = find_calibration_bench(self);
+  const std::string bench =
+      request.bench.empty() ? find_calibration_bench(self) : checked_bench(request.bench);
+  // The grid is derived (and any model error raised) before anything runs on the GPUs.
+  const std::vector<std::string> grid =
+      request.quick ? std::vector<std::string>{}
+                    : gemm_grid_flags(request.models.empty() ? find_models_folder(self)
+                                                             : request.models,
+                                      base, err);
   std::string pattern = (fs::temp_directory_path() / "mpsim-calibrate-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("cannot create a temporary folder " + pattern + ": " +
@@ -91,7 +93,8 @@ std::string measure(bool quick, std::ostream& err) {
   const std::string database = (dir / "calib.sqlite").string();
   const std::string output = (dir / "calib.jsonl").string();
   std::vector<std::string> argv = {self, "profile", "-o", database, "--merge", "--", bench};
-  if (quick) argv.emplace_back("--quick");
+  if (request.quick) argv.emplace_back("--quick");
+  argv.insert(argv.end(), grid.begin(), grid.end());
   err << "mpsim calibrate: running " << command_line(argv) << " > " << output << "\n";
   const auto start = std::chrono::steady_clock::now();
   const int status = run_with_stdout(argv, output);
@@ -151,54 +154,47 @@ std::string profile_text(const spec::HardwareProfile& profile) {
   return text;
 }
 
-// Writes `text` to a temporary file beside `path` and renames it over `path`.
-void write_atomically(const std::string& path, const std::string& text) {
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  if (!fs::is_directory(dir)) {
-    throw spec::FlagError("-o", "folder '" + dir.string() + "' of '" + path + "' does not exist");
-  }
-  std::string temp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
-  const int fd = mkstemp(temp.data());
-  if (fd < 0) {
-    throw std::runtime_error("cannot create a temporary file in '" + dir.string() +
-                             "' for -o: " + std::strerror(errno));
-  }
-  std::size_t written = 0;
-  while (written < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const int error = errno;
-      ::close(fd);
-      ::unlink(temp.c_str());
-      throw std::runtime_error("cannot write " + temp + ": " + std::strerror(error));
-    }
-    written += static_cast<std::size_t>(n);
-  }
-  fchmod(fd, 0644);
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error("cannot write " + temp + ": " + std::strerror(error));
-  }
-  if (std::rename(temp.c_str(), path.c_str()) != 0) {
-    const int error = errno;
-    ::unlink(temp.c_str());
-    throw std::runtime_error("cannot rename " + temp + " to " + path + ": " + std::strerror(error));
-  }
-}
 
 }  // namespace
 
 std::string find_calibration_bench(const std::string& self) {
-  const fs::path candidate =
-      fs::path(self).parent_path() / "../../profiler/bench/calibration_bench";
-  if (fs::exists(candidate)) return fs::canonical(candidate).string();
+  const fs::path dir = fs::path(self).parent_path();
+  const fs::path build_tree = dir / "../../profiler/bench/calibration_bench";
+  const fs::path beside = dir / "calibration_bench";
+  for (const fs::path& candidate : {build_tree, beside}) {
+    if (fs::is_regular_file(candidate)) return fs::canonical(candidate).string();
+  }
   throw std::runtime_error(
-      "cannot find the calibration bench at " + candidate.lexically_normal().string() +
-      " (build the calibration_bench target where CUDA is, or give --from with databases "
-      "recorded elsewhere)");
+      "cannot find the calibration bench at " + build_tree.lexically_normal().string() + " or " +
+      beside.lexically_normal().string() +
+      " (build the calibration_bench target where CUDA is, pass --bench PATH, or give --from "
+      "with databases recorded elsewhere)");
+}
+
+std::string checked_bench(const std::string& path) {
+  if (!fs::is_regular_file(path)) {
+    throw spec::FlagError("--bench", "'" + path + "' is not a file; expected calibration_bench");
+  }
+  return fs::absolute(path).string();
+}
+
+std::string find_models_folder(const std::string& self) {
+  std::vector<fs::path> candidates;
+  if (const char* dir = std::getenv("MPSIM_DATA_DIR"); dir != nullptr && *dir != '\0') {
+    candidates.push_back(fs::path(dir) / "models");
+  }
+  candidates.emplace_back("models");
+  candidates.push_back(fs::path(self).parent_path() / "../../../models");
+#ifdef MPSIM_SOURCE_DIR
+  candidates.push_back(fs::path(MPSIM_SOURCE_DIR) / "models");
+#endif
+  std::string looked;
+  for (const fs::path& candidate : candidates) {
+    if (fs::is_directory(candidate)) return candidate.lexically_normal().string();
+    looked += (looked.empty() ? "" : ", ") + candidate.lexically_normal().string();
+  }
+  throw spec::FlagError("--models", "no models folder found (looked at " + looked +
+                                        "); expected the folder of the model specs");
 }
 
 int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -208,12 +204,16 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
     return 0;
   }
   const spec::HardwareProfile base = spec::load_hardware_profile(request.base);
-  std::vector<std::string> databases = request.from;
-  const bool measured_here = databases.empty();
-  for (const std::string& db : databases) {
-    if (!fs::exists(db)) throw spec::SpecError(db, 0, "", "no such file (--from)");
+  // --from: calibration databases, and profiled executor runs whose op times are learned.
+  std::vector<std::string> databases, runs;
+  for (const std::string& db : request.from) {
+    if (!fs::exists(db) && !fs::exists(profiler::rank_path(db, 0, 0)))
+      throw spec::SpecError(db, 0, "", "no such file, nor per-rank files " +
+                                           profiler::rank_path(db, 0, 0) + ", ... (--from)");
+    (is_executor_run(db) ? runs : databases).push_back(db);
   }
-  if (measured_here) databases = {measure(request.quick, err)};
+  const bool measured_here = request.from.empty();
+  if (measured_here) databases = {measure(request, base, err)};
 
   std::vector<std::string> words = {"mpsim", "calibrate"};
   words.insert(words.end(), args.begin(), args.end());
@@ -222,20 +222,38 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   info.command = command_line(words);
   info.date = profiler::today_utc();
   profiler::CalibrationReport report;
-  spec::HardwareProfile profile;
-  try {
-    profile = profiler::calibrate_from_traces(databases, base, info, &report);
-  } catch (const profiler::CalibrationError& e) {
-    if (measured_here) throw;
-    throw spec::FlagError("--from", e.what());
+  spec::HardwareProfile profile = base;
+  if (!databases.empty()) {
+    try {
+      profile = profiler::calibrate_from_traces(databases, base, info, &report);
+    } catch (const profiler::CalibrationError& e) {
+      if (measured_here) throw;
+      throw spec::FlagError("--from", e.what());
+    }
+  } else {
+    profile.set_name(request.name.empty() ? base.name() + "-runs" : request.name);
   }
+  for (const std::string& run_path : runs) {
+    std::vector<std::string> notes;
+    const profiler::RunMeasurement run =
+        profiler::measure_run(profiler::read_run_traces(run_path), kRunWarmup);
+    profiler::merge_exact_tables(&profile, op_tables_from_run(run, run_path, &notes));
+    for (const std::string& note : notes) report.notes.push_back(run_path + ": " + note);
+    report.sources.push_back(run_path + ": executor run on " + run.gpu + " (host " + run.hostname +
+                             "), recorded " + run.date + " by `" + run.command + "`");
+  }
+  if (!runs.empty() && databases.empty())
+    profile.set_provenance(base.provenance() + "; exact-shape op tables learned from " +
+                           std::to_string(runs.size()) + " profiled executor run(s) by `" +
+                           info.command + "` on " + info.date);
   for (const std::string& note : report.notes) err << "mpsim calibrate: note: " << note << "\n";
   for (const std::string& fit : report.fitted) err << "mpsim calibrate: fitted " << fit << "\n";
 
   std::string header = "Hardware profile '" + profile.name() + "', written by `mpsim calibrate` " +
                        info.date + " (UTC):\nthe base profile '" + base.name() +
-                       "' (its datasheet and assumed numbers kept) with tables measured by\n"
-                       "profiler/bench/calibration_bench under the project's profiler, from:";
+                       "' (its datasheet and assumed numbers kept) with tables measured under the\n"
+                       "project's profiler (profiler/bench/calibration_bench, and op times of profiled\n"
+                       "executor runs at exact shapes), from:";
   for (const std::string& source : report.sources) header += "\n  " + source;
   header += "\nCommand: " + info.command +
             "\nWhere each number comes from: the provenance and source fields. Table names, keys "
@@ -248,7 +266,7 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   if (!google::protobuf::util::MessageDifferencer::Equals(reread, profile)) {
     throw std::runtime_error("internal error: the profile's text does not read back as written");
   }
-  write_atomically(request.output, text);
+  write_atomically(request.output, text, "-o");
   out << "mpsim calibrate: wrote " << request.output << " (" << profile.calibrated_size()
       << " tables:";
   for (const spec::CalibratedTable& t : profile.calibrated()) {

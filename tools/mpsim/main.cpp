@@ -16,6 +16,7 @@
 #include "tools/mpsim/train_command.h"
 #ifdef MPSIM_HAVE_CALIBRATE
 #include "tools/mpsim/calibrate_command.h"
+#include "tools/mpsim/validate_command.h"
 #endif
 #ifdef MPSIM_HAVE_PROFILER_ANALYZE
 #include "tools/mpsim/stats_command.h"
@@ -52,6 +53,8 @@ const Subcommand kSubcommands[] = {
 #ifdef MPSIM_HAVE_CALIBRATE
     {"calibrate", "fit profiled microbenchmarks into a measured hardware profile",
      mpsim::cli::run_calibrate},
+    {"validate", "run configurations under the profiler and compare them with the simulator",
+     mpsim::cli::run_validate},
 #endif
 };
 

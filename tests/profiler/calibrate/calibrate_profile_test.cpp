@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "profiler/calibrate/calibration_range.h"
 #include "simulator/cost/calibrated_cost.h"
+#include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_loader.h"
 
 namespace mpsim::profiler {
@@ -224,7 +226,8 @@ TEST(CalibrateProfileTest, ProvenanceNamesMachineDatabaseAndDate) {
   EXPECT_NE(interference.provenance().find("the GEMM alone right before"), std::string::npos);
   EXPECT_EQ(f.report.sources,
             std::vector<std::string>{kH200 + ": 2 x NVIDIA H200 (host vm), recorded 2026-11-26 by "
-                                             "`build-lead/profiler/bench/calibration_bench`"});
+                                             "`build-lead/profiler/bench/calibration_bench`; "
+                                             "software versions unknown (not recorded)"});
 }
 
 // The first collective after NCCL's set-up (1 KiB all-reduce) ran 7x slower than 4 KiB: dropped
@@ -273,6 +276,129 @@ TEST(CalibrateProfileTest, ADatabaseWithoutCalibrationRangesIsRefusedByName) {
     EXPECT_NE(std::string(e.what()).find("traces/calibration/missing.sqlite"), std::string::npos)
         << e.what();
   }
+}
+
+// ---- fabricated measurements: the loss and softmax tables, versions in the provenance --------
+
+// A measurement of `text` at `seconds` per repetition, from database 0.
+CalibrationMeasurement fabricated(const std::string& text, double seconds) {
+  CalibrationMeasurement m;
+  m.text = text;
+  m.range = *parse_calibration_range(text);
+  m.repetitions = 5;
+  m.seconds.all = seconds;
+  return m;
+}
+
+CalibrationData fabricated_data(std::vector<CalibrationMeasurement> measurements) {
+  CalibrationData data;
+  CalibrationSource source;
+  source.path = "fabricated.sqlite";
+  source.hostname = "testhost";
+  source.date = "2026-12-01";
+  GpuInfo gpu;
+  gpu.name = "NVIDIA H100 80GB HBM3";
+  source.gpus = {gpu};
+  source.versions = SoftwareVersions{13000, 13000, 130100, 22803};
+  data.sources = {source};
+  data.measurements = std::move(measurements);
+  return data;
+}
+
+// Fabricated rates: the forward loss streams at 3 TB/s, the backward at 2.4 TB/s, each with
+// 5 us of launch latency; the softmax at 2 TB/s of its tensor.
+double loss_seconds(int64_t bytes, bool backward) {
+  return static_cast<double>(bytes) / (backward ? 2.4e12 : 3e12) + 5e-6;
+}
+
+TEST(CalibrateProfileTest, LossTableKeysAreTheGraphsLossBytes) {
+  std::vector<CalibrationMeasurement> measurements;
+  for (const int64_t tokens : {1024, 2048, 4096}) {
+    for (const int64_t vocab : {32000, 50304}) {
+      const int64_t forward = loss_forward_bytes(tokens, vocab);
+      const int64_t backward = loss_backward_bytes(tokens, vocab);
+      measurements.push_back(fabricated("calib/memory.loss.fwd/bytes=" + std::to_string(forward),
+                                        loss_seconds(forward, false)));
+      measurements.push_back(fabricated("calib/memory.loss.bwd/bytes=" + std::to_string(backward),
+                                        loss_seconds(backward, true)));
+    }
+  }
+  for (const int64_t bh : {1, 4, 16}) {
+    const int64_t bytes = bh * 2048 * 2048 * 2;
+    measurements.push_back(fabricated("calib/memory.softmax/bytes=" + std::to_string(bytes),
+                                      static_cast<double>(bytes) / 2e12));
+  }
+  const spec::HardwareProfile base = spec::load_hardware_profile("h100-sxm");
+  CalibrationInfo info;
+  info.date = "2026-12-02";
+  CalibrationReport report;
+  const spec::HardwareProfile p =
+      calibrate_profile(fabricated_data(std::move(measurements)), base, info, &report);
+  EXPECT_TRUE(report.notes.empty()) << report.notes.front();
+  EXPECT_EQ(table_names(p), (std::set<std::string>{"memory.loss", "memory.softmax"}));
+  const spec::CalibratedTable& loss = table(p, "memory.loss");
+  EXPECT_EQ(loss.points_size(), 12);
+  EXPECT_NE(loss.provenance().find("measured on 1 x NVIDIA H100 80GB HBM3 2026-12-01 "
+                                   "(fabricated.sqlite) with CUDA driver 13.0, CUDA runtime 13.0, "
+                                   "cuBLAS 13.1.0, NCCL 2.28.3"),
+            std::string::npos)
+      << loss.provenance();
+  EXPECT_NE(loss.provenance().find("ranges measured: 6 forward, 6 backward"), std::string::npos);
+  EXPECT_EQ(table(p, "memory.softmax").points_size(), 3);
+  EXPECT_NE(p.provenance().find("database fabricated.sqlite, CUDA driver 13.0, "),
+            std::string::npos)
+      << p.provenance();
+  EXPECT_EQ(report.sources,
+            std::vector<std::string>{"fabricated.sqlite: 1 x NVIDIA H100 80GB HBM3 (host "
+                                     "testhost), recorded 2026-12-01; CUDA driver 13.0, CUDA "
+                                     "runtime 13.0, cuBLAS 13.1.0, NCCL 2.28.3"});
+
+  // The graph's loss ops of gpt2-124m (vocab 50257, padded to 50304 at TP 1; sequence 1024) at
+  // micro-batch 2 (2048 tokens) have exactly the measured keys, and the cost model prices them
+  // at the measured times.
+  const spec::ModelSpec model = spec::load_model_spec("gpt2-124m");
+  const spec::Hardware hw = spec::to_hardware(p, "calibrated");
+  spec::ParallelConfig config;
+  config.set_num_gpus(1);
+  config.set_tensor_parallel(1);
+  config.set_pipeline_parallel(1);
+  config.set_micro_batch_size(2);
+  config.set_global_batch_size(2);
+  const graph::TrainingGraph g = graph::build_training_graph(
+      model, spec::validate_parallel_config(config, model, hw), graph::GraphOptions{});
+  const auto priced = cost::make_calibrated_cost_model(hw);
+  int loss_ops = 0;
+  for (std::size_t v = 0; v < boost::num_vertices(g.graph); ++v) {
+    const graph::Op& op = g.graph[static_cast<graph::OpVertex>(v)];
+    if (op.kind != graph::OpKind::kLoss) continue;
+    ++loss_ops;
+    const bool backward = op.pass == graph::Pass::kBackward;
+    const int64_t bytes =
+        backward ? loss_backward_bytes(2048, 50304) : loss_forward_bytes(2048, 50304);
+    EXPECT_EQ(op.bytes, static_cast<double>(bytes)) << (backward ? "bwd" : "fwd");
+    EXPECT_LE(rel_err(priced->op_seconds(op), loss_seconds(bytes, backward)), 1e-6)
+        << (backward ? "bwd" : "fwd");
+  }
+  EXPECT_EQ(loss_ops, 2);
+  // The softmax table is written for the record; the cost model leaves it alone.
+  const std::string text = priced->describe();
+  EXPECT_NE(text.find("ignored tables: memory.softmax"), std::string::npos) << text;
+}
+
+// A backward loss point at the key of a forward point: the first in name order stays, the
+// other is reported.
+TEST(CalibrateProfileTest, LossPointsOfBothPassesAtOneKeyKeepOne) {
+  CalibrationReport report;
+  const spec::HardwareProfile p = calibrate_profile(
+      fabricated_data({fabricated("calib/memory.loss.bwd/bytes=16777216", 1e-5),
+                       fabricated("calib/memory.loss.bwd/bytes=67108864", 3e-5),
+                       fabricated("calib/memory.loss.fwd/bytes=16777216", 2e-5)}),
+      spec::load_hardware_profile("h100-sxm"), {}, &report);
+  EXPECT_EQ(table(p, "memory.loss").points_size(), 2);
+  EXPECT_EQ(seconds_at(table(p, "memory.loss"), {16777216}), 1e-5);
+  EXPECT_EQ(report.notes, std::vector<std::string>{"range calib/memory.loss.fwd/bytes=16777216: "
+                                                   "table memory.loss already has a point at "
+                                                   "bytes=16777216; point dropped"});
 }
 
 }  // namespace

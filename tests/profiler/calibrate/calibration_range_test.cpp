@@ -56,7 +56,34 @@ TEST(CalibrationRangeTest, EveryMeasurementOfTheGrammar) {
   r = parse("calib/interference/gemm.bf16/m=8192,n=8192,k=8192");
   EXPECT_EQ(r.kind, MeasurementKind::kInterference);
   EXPECT_EQ(r.table, "interference.gemm.bf16");
+  EXPECT_EQ(r.measurement, "interference.gemm.bf16");
   EXPECT_EQ(r.keys, (Keys{8192, 8192, 8192}));
+
+  // Both passes of the loss feed one table; the measurement keeps the pass.
+  for (const std::string pass : {"fwd", "bwd"}) {
+    r = parse("calib/memory.loss." + pass + "/bytes=411041792");
+    EXPECT_EQ(r.kind, MeasurementKind::kMemory);
+    EXPECT_EQ(r.table, "memory.loss");
+    EXPECT_EQ(r.measurement, "memory.loss." + pass);
+    EXPECT_EQ(r.keys, (Keys{411041792}));
+  }
+  r = parse("calib/memory.softmax/bytes=8388608");
+  EXPECT_EQ(r.kind, MeasurementKind::kMemory);
+  EXPECT_EQ(r.table, "memory.softmax");
+  EXPECT_EQ(r.measurement, "memory.softmax");
+
+  r = parse("calib/meta/driver=13000,runtime=13000,cublas=130100,nccl=22803");
+  EXPECT_EQ(r.kind, MeasurementKind::kMeta);
+  EXPECT_EQ(r.table, "");
+  EXPECT_EQ(r.measurement, "meta");
+  EXPECT_EQ(r.keys, (Keys{13000, 13000, 130100, 22803}));
+}
+
+// The loss keys are the graph's Op::bytes formulas (checked against the graph in
+// calibrate_profile_test.cpp): 2 tokens vocab + 4 tokens forward, 4 tokens vocab backward.
+TEST(CalibrationRangeTest, LossBytes) {
+  EXPECT_EQ(loss_forward_bytes(2048, 50304), 2 * 2048 * 50304 + 4 * 2048);
+  EXPECT_EQ(loss_backward_bytes(2048, 50304), 4 * 2048 * 50304);
 }
 
 TEST(CalibrationRangeTest, OtherRangesAreNotCalibrationRanges) {
@@ -81,11 +108,17 @@ TEST(CalibrationRangeTest, BrokenNamesAreRefusedNamingTheRange) {
   EXPECT_EQ(refusal("calib/allreduce.nvlink/g=2,bytes=4,extra=1"),
             "calibration range 'calib/allreduce.nvlink/g=2,bytes=4,extra=1': keys "
             "'g=2,bytes=4,extra=1', expected 'g=<positive integer>,bytes=<positive integer>'");
-  EXPECT_EQ(refusal("calib/memory.softmax/bytes=4")
-                .rfind("calibration range 'calib/memory.softmax/bytes=4': unknown measurement "
-                       "'memory.softmax', expected gemm.bf16, ",
-                       0),
-            0u);
+  EXPECT_EQ(refusal("calib/memory.loss/bytes=4"),
+            "calibration range 'calib/memory.loss/bytes=4': unknown measurement 'memory.loss', "
+            "expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, memory.norm, "
+            "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, "
+            "memory.softmax, allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, "
+            "send.nvlink, interference/gemm.bf16 or meta");
+  EXPECT_EQ(refusal("calib/meta/driver=13000,runtime=13000,cublas=130100"),
+            "calibration range 'calib/meta/driver=13000,runtime=13000,cublas=130100': keys "
+            "'driver=13000,runtime=13000,cublas=130100', expected 'driver=<positive "
+            "integer>,runtime=<positive integer>,cublas=<positive integer>,nccl=<positive "
+            "integer>'");
 }
 
 }  // namespace

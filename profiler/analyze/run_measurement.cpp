@@ -1,0 +1,319 @@
+#include "profiler/analyze/run_measurement.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <stdexcept>
+
+#include "profiler/analyze/nvtx_projection.h"
+#include "simulator/graph/op_name.h"
+
+namespace mpsim::profiler {
+namespace {
+
+constexpr std::string_view kIterationPrefix = "iteration/";
+
+// The step of an `iteration/<N>` range, or -1.
+int64_t iteration_step(const std::string& text) {
+  if (text.rfind(kIterationPrefix, 0) != 0) return -1;
+  const std::string digits = text.substr(kIterationPrefix.size());
+  if (digits.empty() || digits.size() > 12 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return -1;
+  return std::stoll(digits);
+}
+
+// Op names, and the executor's communication ranges outside the grammar (pipeline receives,
+// statistics and sequence-parallel gradient all-reduces), which are work a rank waits in.
+bool is_op_range(const std::string& text) {
+  return text.rfind("comm/", 0) == 0 || graph::parse_op_name(text).has_value();
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+std::string utc_date(int64_t unix_ns) {
+  const std::time_t seconds = static_cast<std::time_t>(unix_ns / 1000000000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+  return text;
+}
+
+struct RankWork {
+  RankRun run;
+  std::map<int64_t, double> iteration_by_step;  // every iteration seen
+};
+
+RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
+  const RecordBatch& records = trace.records;
+  const std::string who = "rank " + std::to_string(trace.process.rank);
+  const auto projection = project_kernels_to_ranges(records);
+  const size_t kernels = records.kernels.size();
+
+  // Each kernel's iteration (the range's step) and innermost op range (latest start wins).
+  std::vector<int64_t> kernel_step(kernels, -1);
+  std::vector<int64_t> kernel_op(kernels, -1);  // index into records.nvtx
+  std::vector<int64_t> op_start(kernels, 0);
+  std::map<int64_t, const NvtxRecord*> iteration_ranges;
+  for (size_t i = 0; i < records.nvtx.size(); ++i) {
+    const NvtxRecord& r = records.nvtx[i];
+    if (!is_nvtx_range(r)) continue;
+    if (const int64_t step = iteration_step(r.text); step >= 0) {
+      iteration_ranges[step] = &r;
+      for (size_t k : projection[i]) kernel_step[k] = step;
+      continue;
+    }
+    if (projection[i].empty() || !is_op_range(r.text)) continue;
+    for (size_t k : projection[i]) {
+      if (kernel_op[k] < 0 || r.start > op_start[k]) {
+        kernel_op[k] = static_cast<int64_t>(i);
+        op_start[k] = r.start;
+      }
+    }
+  }
+  if (iteration_ranges.empty())
+    throw std::invalid_argument(who + ": no iteration/<N> range (was this a profiled `mpsim train` run?)");
+  if (static_cast<int64_t>(iteration_ranges.size()) <= warmup)
+    throw std::invalid_argument(who + ": " + std::to_string(iteration_ranges.size()) +
+                                " iterations recorded, need more than the " +
+                                std::to_string(warmup) + " warm-up iterations");
+
+  RankWork work;
+  RankRun& run = work.run;
+  run.rank = trace.process.rank;
+  int64_t index = 0;
+  for (const auto& [step, range] : iteration_ranges) {
+    const double seconds = (range->end - range->start) * 1e-9;
+    work.iteration_by_step[step] = seconds;
+    if (index++ < warmup) continue;
+    run.steps.push_back(step);
+    run.iteration_s.push_back(seconds);
+  }
+  const std::set<int64_t> measured(run.steps.begin(), run.steps.end());
+  // The timeline iteration: the measured one whose time is the median (the lower middle).
+  std::vector<std::pair<double, int64_t>> by_time;
+  for (size_t i = 0; i < run.steps.size(); ++i) by_time.push_back({run.iteration_s[i], run.steps[i]});
+  std::sort(by_time.begin(), by_time.end());
+  run.timeline_step = by_time[(by_time.size() - 1) / 2].second;
+  run.timeline_iteration_s = by_time[(by_time.size() - 1) / 2].first;
+  const int64_t timeline_start = iteration_ranges[run.timeline_step]->start;
+
+  std::map<std::string, double> op_total;
+  std::map<std::string, int32_t> timeline_ops;
+  double unattributed = 0;
+  std::vector<std::pair<MeasuredKernel, std::string>> timeline;
+  for (size_t k = 0; k < kernels; ++k) {
+    if (!measured.count(kernel_step[k])) continue;
+    const KernelRecord& kr = records.kernels[k];
+    const double seconds = (kr.end - kr.start) * 1e-9;
+    const std::string* name = kernel_op[k] >= 0 ? &records.nvtx[kernel_op[k]].text : nullptr;
+    if (name) {
+      op_total[*name] += seconds;
+    } else {
+      unattributed += seconds;
+    }
+    if (kernel_step[k] == run.timeline_step) {
+      MeasuredKernel mk;
+      mk.start_s = (kr.start - timeline_start) * 1e-9;
+      mk.end_s = (kr.end - timeline_start) * 1e-9;
+      mk.stream = kr.stream_id;
+      mk.nccl = is_nccl_kernel(kr.demangled_name.empty() ? kr.mangled_name : kr.demangled_name);
+      timeline.push_back({mk, name ? *name : std::string()});
+    }
+  }
+  const double count = static_cast<double>(run.steps.size());
+  for (const auto& [name, total] : op_total) {
+    run.op_names.push_back(name);
+    run.op_seconds.push_back(total / count);
+  }
+  run.unattributed_s = unattributed / count;
+  std::sort(timeline.begin(), timeline.end(),
+            [](const auto& a, const auto& b) { return a.first.start_s < b.first.start_s; });
+  for (auto& [kernel, name] : timeline) {
+    if (!name.empty()) {
+      const auto it = std::lower_bound(run.op_names.begin(), run.op_names.end(), name);
+      kernel.op = static_cast<int32_t>(it - run.op_names.begin());
+    }
+    run.timeline.push_back(kernel);
+  }
+  return work;
+}
+
+std::string gpu_summary(const std::vector<RankTrace>& traces) {
+  std::map<std::string, std::string> by_uuid;  // uuid -> name, GPUs that ran kernels
+  for (const RankTrace& t : traces) {
+    std::set<uint32_t> used;
+    for (const KernelRecord& k : t.records.kernels) used.insert(k.device_id);
+    for (const GpuInfo& g : t.records.gpus)
+      if (used.count(g.device_id)) by_uuid[g.uuid.empty() ? g.bus_location : g.uuid] = g.name;
+  }
+  std::map<std::string, int> counts;
+  for (const auto& [uuid, name] : by_uuid) ++counts[name];
+  std::string text;
+  for (const auto& [name, count] : counts)
+    text += (text.empty() ? "" : ", ") + std::to_string(count) + " x " + name;
+  return text.empty() ? "unknown GPU" : text;
+}
+
+template <typename T>
+T field(const nlohmann::json& json, const char* key, const std::string& where) {
+  if (!json.is_object() || !json.contains(key))
+    throw std::invalid_argument(where + ": missing field '" + key + "'");
+  try {
+    return json.at(key).get<T>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::invalid_argument(where + ": field '" + key + "' has the wrong type (" + e.what() + ")");
+  }
+}
+
+}  // namespace
+
+double RunMeasurement::median_iteration_s() const { return median(iteration_s); }
+
+RunMeasurement measure_run(const std::vector<RankTrace>& traces, int64_t warmup) {
+  if (traces.empty()) throw std::invalid_argument("no ranks to measure");
+  RunMeasurement run;
+  run.warmup = warmup;
+  std::vector<RankWork> works;
+  for (const RankTrace& t : traces) works.push_back(measure_rank(t, warmup));
+  std::sort(works.begin(), works.end(),
+            [](const RankWork& a, const RankWork& b) { return a.run.rank < b.run.rank; });
+  const RankWork& first = works.front();
+  for (const RankWork& w : works) {
+    if (w.run.steps != first.run.steps)
+      throw std::invalid_argument("rank " + std::to_string(w.run.rank) +
+                                  " measured other iterations than rank " +
+                                  std::to_string(first.run.rank));
+  }
+  for (size_t i = 0; i < first.run.steps.size(); ++i) {
+    double longest = 0;
+    for (const RankWork& w : works) longest = std::max(longest, w.run.iteration_s[i]);
+    run.iteration_s.push_back(longest);
+  }
+  for (RankWork& w : works) run.ranks.push_back(std::move(w.run));
+  const RankTrace* rank0 = &traces.front();
+  for (const RankTrace& t : traces)
+    if (t.process.rank < rank0->process.rank) rank0 = &t;
+  run.command = rank0->process.command;
+  run.hostname = rank0->process.hostname;
+  run.date = utc_date(rank0->process.start_ns + rank0->process.clock_offset_ns);
+  run.gpu = gpu_summary(traces);
+  return run;
+}
+
+std::vector<RankTrace> read_run_traces(const std::string& path) {
+  namespace fs = std::filesystem;
+  if (fs::exists(path)) {
+    // One rank's database: gather its siblings "<stem>.rank<N>.sqlite"; a merged one: all ranks.
+    const std::string name = fs::path(path).filename().string();
+    const size_t at = name.rfind(".rank");
+    if (at == std::string::npos) return TraceReader(path).read_all();
+    const std::string stem = (fs::path(path).parent_path() / name.substr(0, at)).string();
+    return read_run_traces(stem + ".sqlite");
+  }
+  std::vector<RankTrace> traces;
+  for (int32_t rank = 0;; ++rank) {
+    const std::string file = rank_path(path, rank, 0);
+    if (!fs::exists(file)) break;
+    for (RankTrace& t : TraceReader(file).read_all()) traces.push_back(std::move(t));
+  }
+  if (traces.empty())
+    throw std::invalid_argument(path + ": no such database, and no per-rank databases " +
+                                rank_path(path, 0, 0) + ", ...");
+  return traces;
+}
+
+nlohmann::json to_json(const RunMeasurement& run) {
+  nlohmann::json ranks = nlohmann::json::array();
+  for (const RankRun& r : run.ranks) {
+    nlohmann::json ops = nlohmann::json::object();
+    for (size_t i = 0; i < r.op_names.size(); ++i) ops[r.op_names[i]] = r.op_seconds[i];
+    // The timeline as parallel arrays (compact): start and end in ns, op index, stream, nccl.
+    nlohmann::json start = nlohmann::json::array(), end = nlohmann::json::array(),
+                   op = nlohmann::json::array(), stream = nlohmann::json::array(),
+                   nccl = nlohmann::json::array();
+    for (const MeasuredKernel& k : r.timeline) {
+      start.push_back(std::llround(k.start_s * 1e9));
+      end.push_back(std::llround(k.end_s * 1e9));
+      op.push_back(k.op);
+      stream.push_back(k.stream);
+      nccl.push_back(k.nccl ? 1 : 0);
+    }
+    ranks.push_back({{"rank", r.rank},
+                     {"steps", r.steps},
+                     {"iteration_s", r.iteration_s},
+                     {"op_seconds", ops},
+                     {"unattributed_s", r.unattributed_s},
+                     {"timeline_step", r.timeline_step},
+                     {"timeline_iteration_s", r.timeline_iteration_s},
+                     {"timeline", {{"op_names", r.op_names},
+                                   {"start_ns", start},
+                                   {"end_ns", end},
+                                   {"op", op},
+                                   {"stream", stream},
+                                   {"nccl", nccl}}}});
+  }
+  return {{"command", run.command}, {"gpu", run.gpu},   {"hostname", run.hostname},
+          {"date", run.date},       {"warmup", run.warmup}, {"iteration_s", run.iteration_s},
+          {"ranks", ranks}};
+}
+
+RunMeasurement run_measurement_from_json(const nlohmann::json& json, const std::string& source) {
+  RunMeasurement run;
+  run.command = field<std::string>(json, "command", source);
+  run.gpu = field<std::string>(json, "gpu", source);
+  run.hostname = field<std::string>(json, "hostname", source);
+  run.date = field<std::string>(json, "date", source);
+  run.warmup = field<int64_t>(json, "warmup", source);
+  run.iteration_s = field<std::vector<double>>(json, "iteration_s", source);
+  const nlohmann::json ranks = field<nlohmann::json>(json, "ranks", source);
+  for (const nlohmann::json& r : ranks) {
+    RankRun rank;
+    rank.rank = field<int32_t>(r, "rank", source);
+    const std::string where = source + ": rank " + std::to_string(rank.rank);
+    rank.steps = field<std::vector<int64_t>>(r, "steps", where);
+    rank.iteration_s = field<std::vector<double>>(r, "iteration_s", where);
+    const nlohmann::json ops = field<nlohmann::json>(r, "op_seconds", where);
+    for (const auto& [name, seconds] : ops.items()) {
+      if (!seconds.is_number())
+        throw std::invalid_argument(where + ": op_seconds of '" + name + "' is not a number");
+      rank.op_names.push_back(name);
+      rank.op_seconds.push_back(seconds.get<double>());
+    }
+    rank.unattributed_s = field<double>(r, "unattributed_s", where);
+    rank.timeline_step = field<int64_t>(r, "timeline_step", where);
+    rank.timeline_iteration_s = field<double>(r, "timeline_iteration_s", where);
+    const nlohmann::json timeline = field<nlohmann::json>(r, "timeline", where);
+    const auto names = field<std::vector<std::string>>(timeline, "op_names", where + " timeline");
+    if (names != rank.op_names)
+      throw std::invalid_argument(where + ": timeline op_names differ from op_seconds' names");
+    const auto start = field<std::vector<int64_t>>(timeline, "start_ns", where + " timeline");
+    const auto end = field<std::vector<int64_t>>(timeline, "end_ns", where + " timeline");
+    const auto op = field<std::vector<int32_t>>(timeline, "op", where + " timeline");
+    const auto stream = field<std::vector<uint32_t>>(timeline, "stream", where + " timeline");
+    const auto nccl = field<std::vector<int>>(timeline, "nccl", where + " timeline");
+    if (end.size() != start.size() || op.size() != start.size() || stream.size() != start.size() ||
+        nccl.size() != start.size())
+      throw std::invalid_argument(where + ": timeline arrays differ in length");
+    for (size_t i = 0; i < start.size(); ++i) {
+      if (op[i] < -1 || op[i] >= static_cast<int32_t>(names.size()))
+        throw std::invalid_argument(where + ": timeline kernel " + std::to_string(i) +
+                                    " names op " + std::to_string(op[i]) + ", outside op_names");
+      rank.timeline.push_back({start[i] * 1e-9, end[i] * 1e-9, op[i], stream[i], nccl[i] != 0});
+    }
+    run.ranks.push_back(std::move(rank));
+  }
+  return run;
+}
+
+}  // namespace mpsim::profiler

@@ -1,0 +1,110 @@
+// validation/comparison: the op-kind accounting on hand-made timelines (numbers worked out by
+// hand in each test), and a measured 2-GPU pipeline run (traces/executor/pp2.*) compared with its
+// simulation.
+#include "validation/comparison.h"
+
+#include <gtest/gtest.h>
+
+#include "simulator/spec/spec_loader.h"
+
+namespace mpsim::validation {
+namespace {
+
+double at(const CategorySeconds& s, OpCategory c) { return s[static_cast<int>(c)]; }
+
+TimedWork work(double start, double end, OpCategory c, bool pipeline = false) {
+  TimedWork w;
+  w.start_s = start;
+  w.end_s = end;
+  w.category = c;
+  w.pipeline_compute = pipeline;
+  return w;
+}
+
+// T = 10: GEMM [0,2) (pipeline), TP [2,3), PP [3,5), attention [5,6) (pipeline), DP [6,8), then
+// nothing. Busy: GEMM 2, TP 1, PP 2, attention 1, DP 2. Idle: 10 - |[0,8)| = 2. Bubble: up to the
+// last pipeline compute op's end (6), the time without compute/TP/DP: [3,5) = 2.
+TEST(ComparisonTest, BusyBubbleAndIdleOfAHandTimeline) {
+  const CategorySeconds s = category_seconds(
+      {work(0, 2, OpCategory::kGemm, true), work(2, 3, OpCategory::kTpComm),
+       work(3, 5, OpCategory::kPpComm), work(5, 6, OpCategory::kAttention, true),
+       work(6, 8, OpCategory::kDpComm)},
+      10);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kGemm), 2);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kTpComm), 1);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kPpComm), 2);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kAttention), 1);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kDpComm), 2);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kIdle), 2);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kBubble), 2);
+}
+
+// Overlapping work is counted once in idle and bubble but fully in busy: GEMM [0,4) and DP
+// [1,6) over T = 8 -> busy 4 and 5, idle 8 - 6 = 2, bubble 0 (pipeline ends at 4, covered).
+TEST(ComparisonTest, OverlapCountsOnceInIdle) {
+  const CategorySeconds s = category_seconds(
+      {work(0, 4, OpCategory::kGemm, true), work(1, 6, OpCategory::kDpComm)}, 8);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kGemm), 4);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kDpComm), 5);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kIdle), 2);
+  EXPECT_DOUBLE_EQ(at(s, OpCategory::kBubble), 0);
+}
+
+TEST(ComparisonTest, ErrorsAreSignedRelativeToTheMeasurement) {
+  EXPECT_NEAR(relative_error(1.1, 1.0), 0.1, 1e-15);
+  EXPECT_NEAR(relative_error(0.8, 1.0), -0.2, 1e-15);
+}
+
+spec::ParallelConfig pipeline_config() {
+  spec::ParallelConfig c;
+  c.set_num_gpus(2);
+  c.set_tensor_parallel(1);
+  c.set_pipeline_parallel(2);
+  c.set_data_parallel(1);
+  c.set_micro_batch_size(2);
+  c.set_global_batch_size(4);
+  c.set_schedule(spec::ONE_F_ONE_B);
+  c.set_virtual_pipeline_stages(1);
+  c.set_rank_order(spec::TP_DP_PP);
+  return c;
+}
+
+TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
+  const profiler::RunMeasurement run =
+      profiler::measure_run(profiler::read_run_traces("traces/executor/pp2.sqlite"), 1);
+  spec::ModelSpec model = spec::load_model_spec("models/gpt-bytes-tiny.textproto");
+  const spec::Hardware hw = spec::load_hardware("h100-sxm");
+  const auto config = spec::validate_parallel_config(pipeline_config(), model, hw);
+  report::SimulationDetail detail;
+  report::SimulateOptions options;
+  options.scope = report::RankScope::kAllRanks;
+  options.detail = &detail;
+  const report::SimulationResult result = report::simulate(model, hw, config, options);
+  ASSERT_EQ(detail.graph.ranks.size(), 2u);
+  const ConfigComparison c = compare_configuration("pp2", "--pp 2", run, {100, 200}, result, detail);
+  EXPECT_TRUE(c.compared_rank == 0 || c.compared_rank == 1);
+  EXPECT_DOUBLE_EQ(c.measured_iteration_s, run.median_iteration_s());
+  EXPECT_DOUBLE_EQ(c.predicted_iteration_s, result.iteration_time_s);
+  // Both sides ran GEMMs, attention, norms and pipeline transfers; the optimizer ran on both.
+  for (OpCategory k : {OpCategory::kGemm, OpCategory::kAttention, OpCategory::kNormElementwise,
+                       OpCategory::kPpComm, OpCategory::kOptimizer}) {
+    EXPECT_GT(at(c.measured, k), 0) << to_string(k);
+    EXPECT_GT(at(c.predicted, k), 0) << to_string(k);
+  }
+  EXPECT_EQ(at(c.predicted, OpCategory::kOther), 0);  // the simulator has no unattributed work
+  EXPECT_EQ(at(c.predicted, OpCategory::kTpComm), 0);  // TP 1
+  EXPECT_EQ(c.measured_peak(), 200);
+  ASSERT_EQ(c.predicted_peak_memory_bytes.size(), 2u);
+  EXPECT_EQ(c.predicted_peak(), *result.peak_memory_bytes);
+  // The simulated rank's busy, bubble and idle cannot exceed the iteration; idle <= iteration.
+  EXPECT_LE(at(c.predicted, OpCategory::kIdle), result.iteration_time_s);
+  EXPECT_LE(at(c.measured, OpCategory::kIdle), c.measured_iteration_s * 2);
+  EXPECT_THROW(compare_configuration("pp2", "", run, {}, result, [] {
+                 report::SimulationDetail one;
+                 return one;
+               }()),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace mpsim::validation
