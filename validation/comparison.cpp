@@ -6,35 +6,20 @@
 #include <unordered_map>
 
 #include "simulator/graph/op_name.h"
+#include "simulator/report/intervals.h"
 
 namespace mpsim::validation {
 namespace {
 
-struct Span {
-  double start, end;
-};
+using report::Interval;
 
-// The union of spans, clipped to [0, limit], as disjoint sorted spans.
-std::vector<Span> union_of(std::vector<Span> spans, double limit) {
-  std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.start < b.start; });
-  std::vector<Span> merged;
-  for (Span s : spans) {
+// The union of `spans` clipped to [0, limit].
+std::vector<Interval> clipped_union(std::vector<Interval> spans, double limit) {
+  for (Interval& s : spans) {
     s.start = std::max(s.start, 0.0);
     s.end = std::min(s.end, limit);
-    if (s.end <= s.start) continue;
-    if (!merged.empty() && s.start <= merged.back().end) {
-      merged.back().end = std::max(merged.back().end, s.end);
-    } else {
-      merged.push_back(s);
-    }
   }
-  return merged;
-}
-
-double length(const std::vector<Span>& spans) {
-  double sum = 0;
-  for (const Span& s : spans) sum += s.end - s.start;
-  return sum;
+  return report::merged(std::move(spans));
 }
 
 bool is_work(OpCategory c) { return c != OpCategory::kPpComm && c != OpCategory::kBubble && c != OpCategory::kIdle; }
@@ -119,7 +104,7 @@ OpCategory category_of(const graph::Op& op) {
 
 CategorySeconds category_seconds(std::vector<TimedWork> work, double iteration_s) {
   CategorySeconds out{};
-  std::vector<Span> all, busy;
+  std::vector<Interval> all, busy;
   double pipeline_end = 0;
   for (const TimedWork& w : work) {
     out[static_cast<int>(w.category)] += w.end_s - w.start_s;
@@ -127,9 +112,11 @@ CategorySeconds category_seconds(std::vector<TimedWork> work, double iteration_s
     if (is_work(w.category)) busy.push_back({w.start_s, w.end_s});
     if (w.pipeline_compute) pipeline_end = std::max(pipeline_end, w.end_s);
   }
-  out[static_cast<int>(OpCategory::kIdle)] = std::max(0.0, iteration_s - length(union_of(all, iteration_s)));
+  out[static_cast<int>(OpCategory::kIdle)] =
+      std::max(0.0, iteration_s - report::total_length(clipped_union(std::move(all), iteration_s)));
   const double limit = std::min(pipeline_end, iteration_s);
-  out[static_cast<int>(OpCategory::kBubble)] = std::max(0.0, limit - length(union_of(busy, limit)));
+  out[static_cast<int>(OpCategory::kBubble)] =
+      std::max(0.0, limit - report::total_length(clipped_union(std::move(busy), limit)));
   return out;
 }
 

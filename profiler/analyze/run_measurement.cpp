@@ -9,6 +9,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "profiler/analyze/issue_slots.h"
 #include "profiler/analyze/nvtx_projection.h"
 #include "simulator/graph/op_name.h"
 
@@ -90,7 +91,8 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
 
   RankWork work;
   RankRun& run = work.run;
-  run.rank = trace.process.rank;
+  // A process without a rank variable (a one-GPU run) is rank 0; the profiler named it by pid.
+  run.rank = trace.process.rank_source == "pid" ? 0 : trace.process.rank;
   int64_t index = 0;
   for (const auto& [step, range] : iteration_ranges) {
     const double seconds = (range->end - range->start) * 1e-9;
@@ -108,6 +110,9 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
   run.timeline_iteration_s = by_time[(by_time.size() - 1) / 2].first;
   const int64_t timeline_start = iteration_ranges[run.timeline_step]->start;
 
+  std::vector<std::size_t> all(kernels);
+  for (size_t k = 0; k < kernels; ++k) all[k] = k;
+  const std::vector<int64_t> gaps = launch_gaps(records.kernels, all);
   std::map<std::string, double> op_total;
   std::map<std::string, int32_t> timeline_ops;
   double unattributed = 0;
@@ -115,7 +120,7 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
   for (size_t k = 0; k < kernels; ++k) {
     if (!measured.count(kernel_step[k])) continue;
     const KernelRecord& kr = records.kernels[k];
-    const double seconds = (kr.end - kr.start) * 1e-9;
+    const double seconds = (kr.end - kr.start + gaps[k]) * 1e-9;  // the issue slot
     const std::string* name = kernel_op[k] >= 0 ? &records.nvtx[kernel_op[k]].text : nullptr;
     if (name) {
       op_total[*name] += seconds;
@@ -124,7 +129,7 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
     }
     if (kernel_step[k] == run.timeline_step) {
       MeasuredKernel mk;
-      mk.start_s = (kr.start - timeline_start) * 1e-9;
+      mk.start_s = (kr.start - gaps[k] - timeline_start) * 1e-9;
       mk.end_s = (kr.end - timeline_start) * 1e-9;
       mk.stream = kr.stream_id;
       mk.nccl = is_nccl_kernel(kr.demangled_name.empty() ? kr.mangled_name : kr.demangled_name);
@@ -138,7 +143,10 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
   }
   run.unattributed_s = unattributed / count;
   std::sort(timeline.begin(), timeline.end(),
-            [](const auto& a, const auto& b) { return a.first.start_s < b.first.start_s; });
+            [](const auto& a, const auto& b) {
+              return a.first.start_s != b.first.start_s ? a.first.start_s < b.first.start_s
+                                                        : a.first.end_s < b.first.end_s;
+            });
   for (auto& [kernel, name] : timeline) {
     if (!name.empty()) {
       const auto it = std::lower_bound(run.op_names.begin(), run.op_names.end(), name);
@@ -182,6 +190,11 @@ double RunMeasurement::median_iteration_s() const { return median(iteration_s); 
 
 RunMeasurement measure_run(const std::vector<RankTrace>& traces, int64_t warmup) {
   if (traces.empty()) throw std::invalid_argument("no ranks to measure");
+  for (const RankTrace& t : traces)
+    if (t.process.rank_source == "pid" && traces.size() > 1)
+      throw std::invalid_argument("process " + std::to_string(t.process.pid) +
+                                  " has no rank (no rank variable in its environment) and the run "
+                                  "has several processes");
   RunMeasurement run;
   run.warmup = warmup;
   std::vector<RankWork> works;
@@ -211,25 +224,43 @@ RunMeasurement measure_run(const std::vector<RankTrace>& traces, int64_t warmup)
   return run;
 }
 
-std::vector<RankTrace> read_run_traces(const std::string& path) {
+std::vector<std::string> run_database_files(const std::string& path) {
   namespace fs = std::filesystem;
+  fs::path stem_path(path);
+  std::string name = stem_path.filename().string();
   if (fs::exists(path)) {
-    // One rank's database: gather its siblings "<stem>.rank<N>.sqlite"; a merged one: all ranks.
-    const std::string name = fs::path(path).filename().string();
     const size_t at = name.rfind(".rank");
-    if (at == std::string::npos) return TraceReader(path).read_all();
-    const std::string stem = (fs::path(path).parent_path() / name.substr(0, at)).string();
-    return read_run_traces(stem + ".sqlite");
+    if (at == std::string::npos) return {path};  // a merged database (or a single one)
+    name = name.substr(0, at) + ".sqlite";      // one rank's: gather its siblings
   }
-  std::vector<RankTrace> traces;
-  for (int32_t rank = 0;; ++rank) {
-    const std::string file = rank_path(path, rank, 0);
-    if (!fs::exists(file)) break;
-    for (RankTrace& t : TraceReader(file).read_all()) traces.push_back(std::move(t));
+  // "<stem>.rank<R><ext>" beside the stem, R decimal (a rank, or a pid for unranked processes).
+  const size_t dot = name.rfind('.');
+  const std::string prefix = (dot == std::string::npos ? name : name.substr(0, dot)) + ".rank";
+  const std::string ext = dot == std::string::npos ? "" : name.substr(dot);
+  const fs::path dir = stem_path.has_parent_path() ? stem_path.parent_path() : fs::path(".");
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    if (f.size() <= prefix.size() + ext.size() || f.rfind(prefix, 0) != 0 ||
+        f.compare(f.size() - ext.size(), ext.size(), ext) != 0)
+      continue;
+    const std::string digits = f.substr(prefix.size(), f.size() - prefix.size() - ext.size());
+    if (std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      files.push_back(e.path().string());
   }
-  if (traces.empty())
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::vector<RankTrace> read_run_traces(const std::string& path) {
+  const std::vector<std::string> files = run_database_files(path);
+  if (files.empty())
     throw std::invalid_argument(path + ": no such database, and no per-rank databases " +
                                 rank_path(path, 0, 0) + ", ...");
+  std::vector<RankTrace> traces;
+  for (const std::string& file : files)
+    for (RankTrace& t : TraceReader(file).read_all()) traces.push_back(std::move(t));
   return traces;
 }
 

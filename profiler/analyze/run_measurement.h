@@ -14,15 +14,21 @@
 //   op range         a range whose text graph::parse_op_name accepts, or any "comm/..." range
 //                    (the executor's communication outside the grammar: pipeline receives
 //                    `comm/pp/recv/...`, `comm/tp/sequence_parallel_grads`, `comm/world/...`).
-//   op time          of one op name on one rank: the summed GPU time of the kernels whose innermost
-//                    enclosing op range has that name, per measured iteration (total over
-//                    measured iterations / their count). An NCCL kernel's time includes its wait
-//                    for the other members of its group.
-//   unattributed     per measured iteration, GPU time of the iteration's kernels in no op range
+//   op time          of one op name on one rank: the summed issue slots (issue_slots.h: kernel
+//                    time plus the launch gap before it, over all the rank's kernels) of the
+//                    kernels whose innermost enclosing op range has that name, per measured
+//                    iteration (total over measured iterations / their count), as the calibration
+//                    tables count time. An NCCL kernel's time includes its wait for the other
+//                    members of its group.
+//   unattributed     per measured iteration, the issue slots of the iteration's kernels in no op range
 //                    (gradient zeroing, the gradient norm, the loss statistics).
 //   timeline         the kernels of one measured iteration (the one whose iteration time is the
-//                    median), start and end in seconds from the iteration range's start, each with
+//                    median), issue slot start (kernel start - launch gap) and kernel end in
+//                    seconds from the iteration range's start, each with
 //                    its op (an index into op_names, -1 for none), its stream and whether it is NCCL.
+//
+// A process the profiler found no rank variable for (rank source "pid": a one-GPU run started
+// without a launcher) is rank 0; several such processes in one run are refused.
 //
 // Failure: measure_run throws std::invalid_argument naming the rank for a rank with no iteration
 // range, fewer iterations than warmup + 1, or ranks that measured different iterations. The JSON
@@ -40,7 +46,7 @@
 namespace mpsim::profiler {
 
 struct MeasuredKernel {
-  double start_s = 0;  // from the iteration range's start
+  double start_s = 0;  // the issue slot's start, from the iteration range's start
   double end_s = 0;
   int32_t op = -1;     // index into RankRun::op_names; -1: in no op range
   uint32_t stream = 0;
@@ -73,8 +79,13 @@ struct RunMeasurement {
 // `traces`: one RankTrace per rank of the run (any order).
 RunMeasurement measure_run(const std::vector<RankTrace>& traces, int64_t warmup);
 
-// Reads the per-rank databases `<stem>.rank<R>.sqlite` of a run given as any one of them, as the
-// stem `<stem>.sqlite` that `mpsim profile -o` was given, or as a merged database.
+// The databases of a run given as any one of its per-rank databases `<stem>.rank<R>.sqlite`, as
+// the stem `<stem>.sqlite` that `mpsim profile -o` was given (R: the rank, or the pid of a process
+// without a rank variable, as a one-GPU run is; profiler/store rank_path()), or as a merged
+// database; sorted; empty when there is none.
+std::vector<std::string> run_database_files(const std::string& path);
+
+// Reads them all (throws std::invalid_argument naming `path` when there is none).
 std::vector<RankTrace> read_run_traces(const std::string& path);
 
 nlohmann::json to_json(const RunMeasurement& run);

@@ -8,6 +8,7 @@
 #include <tuple>
 #include <utility>
 
+#include "profiler/analyze/issue_slots.h"
 #include "profiler/analyze/nvtx_projection.h"
 #include "profiler/store/trace_store.h"
 
@@ -90,10 +91,11 @@ int64_t add_rank(const RankTrace& rank, int64_t database, const std::string& pat
                       std::to_string(kDefaultRepetitions) + " repetitions");
     }
     std::map<uint32_t, GpuSums> gpus;
-    for (std::size_t k : kernels[i]) {
-      const KernelRecord& kernel = records.kernels[k];
+    const std::vector<int64_t> gaps = launch_gaps(records.kernels, kernels[i]);
+    for (std::size_t j = 0; j < kernels[i].size(); ++j) {
+      const KernelRecord& kernel = records.kernels[kernels[i][j]];
       const std::string& name = kernel_name(kernel);
-      const int64_t ns = kernel.end - kernel.start;
+      const int64_t ns = kernel.end - kernel.start + gaps[j];
       GpuSums& sums = gpus[kernel.device_id];
       sums.all += ns;
       if (is_nccl_kernel(name)) {

@@ -6,7 +6,10 @@
 // Definitions (one range instance; the bench runs `reps` repetitions inside each range):
 //   reps            the range's NVTX int64 payload (the bench records its --reps there); a range
 //                   without one counts kDefaultRepetitions (the bench's default) and is noted.
-//   time of a part  per GPU (device of the rank): the summed durations of that GPU's kernels of
+//   issue slot      of one kernel: its duration plus the launch gap before it
+//                   (profiler/analyze/issue_slots.h, over the range's kernels): the tables hold
+//                   what an op occupies its stream for, not bare kernel time.
+//   time of a part  per GPU (device of the rank): the summed issue slots of that GPU's kernels of
 //                   the part, divided by reps; then over the GPUs that ran kernels of the part:
 //                   - compute parts (every part but NCCL): the largest (compute measurements
 //                     launch on one GPU anyway);
@@ -40,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "profiler/analyze/issue_slots.h"
 #include "profiler/calibrate/calibration_range.h"
 #include "profiler/store/trace_records.h"
 

@@ -12,51 +12,10 @@
 #include "simulator/graph/training_graph.h"
 #include "simulator/memory/memory_timeline.h"
 #include "simulator/report/chrome_trace.h"
+#include "simulator/report/intervals.h"
 
 namespace mpsim::report {
 namespace {
-
-struct Interval {
-  double start, end;
-};
-
-// Length of the union of intervals sorted by start.
-std::vector<Interval> merge_sorted(const std::vector<Interval>& sorted) {
-  std::vector<Interval> merged;
-  for (const Interval& i : sorted) {
-    if (i.end <= i.start) continue;
-    if (!merged.empty() && i.start <= merged.back().end) {
-      merged.back().end = std::max(merged.back().end, i.end);
-    } else {
-      merged.push_back(i);
-    }
-  }
-  return merged;
-}
-
-double total(const std::vector<Interval>& merged) {
-  double sum = 0;
-  for (const Interval& i : merged) sum += i.end - i.start;
-  return sum;
-}
-
-// Measure of a \ b for two merged (disjoint, sorted) interval lists.
-double difference(const std::vector<Interval>& a, const std::vector<Interval>& b) {
-  double out = 0;
-  size_t j = 0;
-  for (const Interval& i : a) {
-    double cursor = i.start;
-    while (j < b.size() && b[j].end <= cursor) ++j;
-    size_t k = j;
-    while (k < b.size() && b[k].start < i.end) {
-      if (b[k].start > cursor) out += b[k].start - cursor;
-      cursor = std::max(cursor, b[k].end);
-      ++k;
-    }
-    if (cursor < i.end) out += i.end - cursor;
-  }
-  return out;
-}
 
 Breakdown breakdown_of(const graph::TrainingGraph& tg, const engine::EngineResult& er, int rank,
                        double iteration_s) {
@@ -66,14 +25,11 @@ Breakdown breakdown_of(const graph::TrainingGraph& tg, const engine::EngineResul
     if (g[v].rank != rank) continue;
     (g[v].stream == graph::Stream::kCompute ? compute : comm).push_back({er.start_s[v], er.end_s[v]});
   }
-  auto by_start = [](const Interval& a, const Interval& b) { return a.start < b.start; };
-  std::sort(compute.begin(), compute.end(), by_start);
-  std::sort(comm.begin(), comm.end(), by_start);
-  const auto compute_union = merge_sorted(compute);
-  const auto comm_union = merge_sorted(comm);
+  const auto compute_union = merged(std::move(compute));
+  const auto comm_union = merged(std::move(comm));
   Breakdown b;
-  b.compute_s = total(compute_union);
-  b.exposed_comm_s = difference(comm_union, compute_union);
+  b.compute_s = total_length(compute_union);
+  b.exposed_comm_s = difference_length(comm_union, compute_union);
   b.bubble_s = std::max(0.0, iteration_s - b.compute_s - b.exposed_comm_s);
   return b;
 }

@@ -100,12 +100,7 @@ std::string measure(const ValidationConfig& c, const ValidateRequest& request, s
   err << "mpsim validate: " << c.name << ": " << command_line(argv) << "\n" << std::flush;
   fs::remove(log);
   const int status = run_with_stdout(argv, stem + ".stdout");
-  std::vector<std::string> databases;
-  for (int32_t rank = 0; rank < 4096; ++rank) {
-    const std::string file = profiler::rank_path(database, rank, 0);
-    if (!fs::exists(file)) break;
-    databases.push_back(file);
-  }
+  const std::vector<std::string> databases = profiler::run_database_files(database);
   auto cleanup = [&] {
     if (!request.keep_databases)
       for (const std::string& f : databases) fs::remove(f);

@@ -11,11 +11,20 @@
 //   iteration/3 [20000, 26000): fwd/mb0/L0/attn.qkv [20100, 20200) launches k5 [21000, 24000)
 // Rank 1: the same iterations, 9000, 12000 and 5000 ns long, one kernel k6 in iteration 2 under
 //   fwd/mb0/L0/attn.qkv [10100, 10200), [11000, 11500).
+// Launch gaps (issue_slots.h) on rank 0's stream 7 (k1, k2, k4, k5): 8000, 3000 and 5500 ns,
+// k1 their mean 5500; k3 is alone on stream 13: 0. Issue slots: k1 7500, k2 9000, k3 3000,
+// k4 3500, k5 8500 ns.
 // With warm-up 1: measured iterations 2 and 3; iteration times max over ranks: 12000, 6000 ns;
-// median 9000 ns. Rank 0 op times per iteration: attn.qkv (1000 + 3000) / 2 = 2000 ns,
-// attn.allreduce 3000 / 2 = 1500 ns, attn.proj none; unattributed 500 / 2 = 250 ns. The timeline
-// iteration is the lower median of (10000, 6000) on rank 0 -> iteration 3.
+// median 9000 ns. Rank 0 op times per iteration: attn.qkv (9000 + 8500) / 2 = 8750 ns,
+// attn.allreduce 3000 / 2 = 1500 ns, attn.proj none; unattributed 3500 / 2 = 1750 ns. The timeline
+// iteration is the lower median of (10000, 6000) on rank 0 -> iteration 3, whose one kernel's
+// slot starts 21000 - 5500 - 20000 = -4500 ns from the iteration's start.
 #include "profiler/analyze/run_measurement.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -75,11 +84,11 @@ TEST(RunMeasurementTest, HandBuiltRunGivesTheHandWorkedNumbers) {
   ASSERT_EQ(r0.op_names, (std::vector<std::string>{"comm/tp/fwd/mb0/L0/attn.allreduce",
                                                    "fwd/mb0/L0/attn.qkv"}));
   EXPECT_DOUBLE_EQ(r0.op_seconds[0], 1500e-9);
-  EXPECT_DOUBLE_EQ(r0.op_seconds[1], 2000e-9);
-  EXPECT_DOUBLE_EQ(r0.unattributed_s, 250e-9);
+  EXPECT_DOUBLE_EQ(r0.op_seconds[1], 8750e-9);
+  EXPECT_DOUBLE_EQ(r0.unattributed_s, 1750e-9);
   EXPECT_EQ(r0.timeline_step, 3);
   ASSERT_EQ(r0.timeline.size(), 1u);
-  EXPECT_DOUBLE_EQ(r0.timeline[0].start_s, 1000e-9);
+  EXPECT_DOUBLE_EQ(r0.timeline[0].start_s, -4500e-9);
   EXPECT_DOUBLE_EQ(r0.timeline[0].end_s, 4000e-9);
   EXPECT_EQ(r0.timeline[0].op, 1);
   const RankRun& r1 = run.ranks[1];
@@ -90,7 +99,8 @@ TEST(RunMeasurementTest, HandBuiltRunGivesTheHandWorkedNumbers) {
 
 TEST(RunMeasurementTest, TimelineMarksNcclKernels) {
   // Iteration 3 made 12000 ns long on rank 0: of the measured (10000, 12000) the lower median is
-  // iteration 2, whose kernels are the GEMM, the NCCL all-reduce and the unattributed add.
+  // iteration 2, whose kernels are the GEMM, the NCCL all-reduce and the unattributed add (slots
+  // starting at -7000, 2000 and 2000 ns: the all-reduce ends first).
   RankTrace longer = rank_trace(0);
   longer.records.nvtx[6].end = 32000;
   const RunMeasurement run = measure_run({longer, rank_trace(1)}, 1);
@@ -101,7 +111,7 @@ TEST(RunMeasurementTest, TimelineMarksNcclKernels) {
   EXPECT_TRUE(r0.timeline[1].nccl);
   EXPECT_EQ(r0.timeline[1].op, 0);   // the all-reduce, not the enclosing attn.proj
   EXPECT_EQ(r0.timeline[2].op, -1);  // unattributed
-  EXPECT_DOUBLE_EQ(r0.timeline[0].start_s, 1000e-9);
+  EXPECT_DOUBLE_EQ(r0.timeline[0].start_s, -7000e-9);  // k2: 11000 - 8000 - 10000
 }
 
 TEST(RunMeasurementTest, JsonRoundTripKeepsEverything) {
@@ -128,6 +138,31 @@ TEST(RunMeasurementTest, RefusesTooFewIterationsAndBadJson) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A one-GPU run started without a launcher: the profiler names the process by its pid (rank
+// source "pid", database <stem>.rank<pid>.sqlite); it is rank 0 of the run.
+TEST(RunMeasurementTest, AnUnrankedSingleProcessIsRankZero) {
+  RankTrace t = rank_trace(0);
+  t.process.rank = 4242;
+  t.process.rank_source = "pid";
+  const RunMeasurement run = measure_run({t}, 1);
+  EXPECT_EQ(run.ranks[0].rank, 0);
+  RankTrace other = rank_trace(1);
+  other.process.rank_source = "pid";
+  EXPECT_THROW(measure_run({t, other}, 1), std::invalid_argument);
+
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("mpsim-run-files-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  for (const char* f : {"run.rank4242.sqlite", "run.rank0x.sqlite", "runs.rank1.sqlite", "run.sqlite-journal"})
+    std::ofstream(dir / f) << "";
+  EXPECT_EQ(run_database_files((dir / "run.sqlite").string()),
+            (std::vector<std::string>{(dir / "run.rank4242.sqlite").string()}));
+  EXPECT_EQ(run_database_files((dir / "run.rank4242.sqlite").string()),
+            (std::vector<std::string>{(dir / "run.rank4242.sqlite").string()}));
+  EXPECT_TRUE(run_database_files((dir / "none.sqlite").string()).empty());
+  std::filesystem::remove_all(dir);
 }
 
 // The committed profiled run: every compute op the simulator builds for each rank has GPU time in

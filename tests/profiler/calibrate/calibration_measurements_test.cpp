@@ -130,6 +130,32 @@ TEST_F(CalibrationMeasurementsTest, ABrokenMetaRangeIsRefusedNamingTheDatabase) 
   }
 }
 
+// Issue slots: each kernel is charged the idle time since the previous kernel of its stream
+// (capped at 10 us), the first kernel the mean of the others'. Kernels [4000,4400), [4500,4600),
+// [4900,5000), [25000,25100) on one stream: durations 700 ns, gaps 100, 300 and 20000 -> 10000
+// (capped): 10400 ns, the first kernel's 10400 / 3 = 3466 ns (integer ns): 14566 ns over 5
+// repetitions. A kernel on another stream starts its own count: [4000, 4200) alone adds 200 ns.
+TEST_F(CalibrationMeasurementsTest, TimesAreIssueSlotsWithCappedLaunchGaps) {
+  const std::string path = (dir_ / "slots.sqlite").string();
+  ProcessInfo process;
+  process.start_ns = 1000;
+  process.end_ns = 30000;
+  RecordBatch b;
+  b.nvtx.push_back(nvtx("calib/memory.elementwise/bytes=1048576", 2000, 3000, 5));
+  add_kernel(b, "bias_gelu_forward", 1, 2100, 4000, 4400);
+  add_kernel(b, "bias_gelu_forward", 2, 2200, 4500, 4600);
+  add_kernel(b, "bias_gelu_forward", 3, 2300, 4900, 5000);
+  add_kernel(b, "bias_gelu_forward", 4, 2400, 25000, 25100);
+  add_kernel(b, "bias_gelu_forward", 5, 2500, 4000, 4200);
+  b.kernels.back().stream_id = 9;
+  TraceWriter writer(path, process);
+  writer.write(b);
+  writer.finish(process.end_ns);
+  const CalibrationData data = read_calibration_data({path});
+  ASSERT_EQ(data.measurements.size(), 1u);
+  EXPECT_DOUBLE_EQ(data.measurements[0].seconds.all, (14566 + 200) * 1e-9 / 5);
+}
+
 TEST(SoftwareVersionsTest, NcclBefore29CountsThousands) {
   EXPECT_EQ((SoftwareVersions{12040, 12020, 120301, 2803}).text(),
             "CUDA driver 12.4, CUDA runtime 12.2, cuBLAS 12.3.1, NCCL 2.8.3");
