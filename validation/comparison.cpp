@@ -138,23 +138,46 @@ std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, in
   return work;
 }
 
-std::vector<TimedWork> measured_work(const profiler::RankRun& rank,
+std::vector<TimedWork> measured_work(const profiler::RunMeasurement& run,
+                                     const profiler::RankRun& rank,
                                      const report::SimulationDetail& detail) {
   const int32_t graph_rank = graph_rank_of(detail, rank.rank);
   std::unordered_map<std::string, const graph::Op*> ops;
   const auto& g = detail.graph.graph;
   for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v)
     if (g[v].rank == graph_rank) ops.emplace(graph::op_name(g[v]), &g[v]);
+  // Every rank's time of every op name, for the communication's transfer share.
+  std::unordered_map<std::string, double> shortest;
+  for (const profiler::RankRun& r : run.ranks)
+    for (size_t i = 0; i < r.op_names.size(); ++i) {
+      auto [it, inserted] = shortest.emplace(r.op_names[i], r.op_seconds[i]);
+      if (!inserted) it->second = std::min(it->second, r.op_seconds[i]);
+    }
+  auto peer_time = [&](const std::string& name) {
+    double best = shortest.count(name) ? shortest.at(name) : 0;
+    // A pipeline send's partner is the neighbour's receive of the same step, and back.
+    const std::string send = "comm/pp/send/", recv = "comm/pp/recv/";
+    std::string partner;
+    if (name.rfind(send, 0) == 0) partner = recv + name.substr(send.size());
+    if (name.rfind(recv, 0) == 0) partner = send + name.substr(recv.size());
+    if (!partner.empty() && shortest.count(partner)) best = std::min(best, shortest.at(partner));
+    return best;
+  };
   std::vector<OpCategory> category(rank.op_names.size(), OpCategory::kOther);
   std::vector<bool> pipeline(rank.op_names.size(), false);
+  std::vector<double> transfer_share(rank.op_names.size(), 1.0);
   for (size_t i = 0; i < rank.op_names.size(); ++i) {
     const auto it = ops.find(rank.op_names[i]);
     if (it == ops.end()) {
       category[i] = communication_range_category(rank.op_names[i]);
-      continue;
+    } else {
+      category[i] = category_of(*it->second);
+      pipeline[i] = !graph::is_communication(it->second->kind) && pipeline_pass(it->second->pass);
     }
-    category[i] = category_of(*it->second);
-    pipeline[i] = !graph::is_communication(it->second->kind) && pipeline_pass(it->second->pass);
+    const bool communication = category[i] == OpCategory::kTpComm ||
+                               category[i] == OpCategory::kDpComm || category[i] == OpCategory::kPpComm;
+    if (communication && rank.op_seconds[i] > 0)
+      transfer_share[i] = std::clamp(peer_time(rank.op_names[i]) / rank.op_seconds[i], 0.0, 1.0);
   }
   std::vector<TimedWork> work;
   for (const profiler::MeasuredKernel& k : rank.timeline) {
@@ -164,6 +187,8 @@ std::vector<TimedWork> measured_work(const profiler::RankRun& rank,
     if (k.op >= 0) {
       w.category = category[k.op];
       w.pipeline_compute = pipeline[k.op];
+      // The wait for the other members comes first; the transfer ends the kernel.
+      w.start_s = k.end_s - (k.end_s - k.start_s) * transfer_share[k.op];
     }
     work.push_back(w);
   }
@@ -231,7 +256,7 @@ ConfigComparison compare_configuration(const std::string& name, const std::strin
   std::vector<TimedWork> chosen;
   double chosen_iteration = 0;
   for (const profiler::RankRun& r : measured.ranks) {
-    std::vector<TimedWork> work = measured_work(r, detail);
+    std::vector<TimedWork> work = measured_work(measured, r, detail);
     double compute = 0;
     for (const TimedWork& w : work)
       if (is_compute_kind(w.category)) compute += w.end_s - w.start_s;

@@ -23,6 +23,13 @@
 // The rank compared: the measured rank with the most compute time (the kinds GEMM to optimizer
 // plus other), i.e. the slowest; the same rank of the simulation.
 //
+// Waits inside communication: a measured NCCL kernel starts when its own rank launches it and
+// spins until the other members arrive; the simulator starts a collective when its last member is
+// ready and charges only the transfer. So each measured communication op is charged the shortest
+// time any rank measured for the same op name (for a pipeline send, also its partner's receive,
+// `comm/pp/recv/...`), taken off the end of its kernels; the rest of the kernel time is a wait
+// and counts as bubble or idle, as on the simulated side.
+//
 // Errors: (predicted - measured) / measured, signed.
 //
 // Failure: compare_configuration throws std::invalid_argument naming the configuration when the
@@ -76,9 +83,11 @@ CategorySeconds category_seconds(std::vector<TimedWork> work, double iteration_s
 // The simulated rank `global_rank`'s work in `detail`.
 std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, int32_t global_rank);
 
-// The measured timeline of `rank`, each kernel put in the kind of the graph op of its range's
-// name on that rank (names the graph lacks: kOther).
-std::vector<TimedWork> measured_work(const profiler::RankRun& rank,
+// The measured timeline of `rank` (one of `run`'s), each kernel put in the kind of the graph op
+// of its range's name on that rank (names the graph lacks: by their prefix, else kOther), and
+// each communication op's kernels cut to its transfer (file comment).
+std::vector<TimedWork> measured_work(const profiler::RunMeasurement& run,
+                                     const profiler::RankRun& rank,
                                      const report::SimulationDetail& detail);
 
 struct ConfigComparison {

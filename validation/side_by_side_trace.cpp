@@ -36,7 +36,7 @@ void write_side_by_side_trace(const std::string& path, const ConfigComparison& c
   for (const profiler::RankRun& r : measured.ranks)
     if (r.rank == rank) run = &r;
   if (run) {
-    const std::vector<TimedWork> work = measured_work(*run, detail);
+    const std::vector<TimedWork> work = measured_work(measured, *run, detail);
     std::map<uint32_t, int64_t> tracks;
     for (const profiler::MeasuredKernel& k : run->timeline) tracks.emplace(k.stream, 0);
     int64_t index = 0;

@@ -4,7 +4,7 @@
 // local GPUs, each measurement inside one NVTX range, so that `mpsim profile -o calib.sqlite --
 // calibration_bench` records the GPU time of every kernel and the calibration fit joins kernels
 // to measurements by range name. The profiler's kernel times are the calibration's source; the
-// host-side cudaEvent median printed per range is a check.
+// host-side cudaEvent mean printed per range is a check.
 //
 // Range grammar (the NVTX message of each measurement; keys are decimal integers, no spaces):
 //
@@ -79,15 +79,34 @@
 //   cublasGetVersion returns), V = ncclGetVersion (NCCL_VERSION_CODE). `mpsim calibrate` writes
 //   them into the profile's provenance.
 //
+// Point list (--points FILE): after the grids, the measurements FILE names, one per line in this
+// grammar without the "calib/" prefix (gemm.bf16, attention and collective measurements only;
+// blank lines and '#' comments skipped; any other line is refused naming FILE:LINE before CUDA
+// starts), under exactly the names above and with the same protocol. `mpsim calibrate -o`
+// writes the models' exact shapes there (profiler/calibrate/model_points.h). A name measured
+// already (a grid point) is not measured again; a GEMM over the grid's buffer limit, a shape or
+// size that does not fit in the free memory, a collective group larger than the GPUs used and a
+// send not between 2 GPUs are skipped with a note; a collective size that is not whole bf16
+// elements in equal shares over the group is rounded down as the grid's are (noted). GEMMs share
+// one set of buffers (the largest shapes are dropped, noted, until it fits); an attention shape
+// whose backward alone is listed runs its forward once outside any range; collectives get one
+// communicator set per group size. Their JSON lines carry "listed":true, which `mpsim calibrate`
+// reads to keep them off the grid tables (profiler/calibrate/calibrate_profile.h).
+//
 // Protocol of every measurement: 2 warm-up repetitions outside the range, all involved streams
-// synchronised; then the range is pushed (its NVTX int64 payload = the number of repetitions),
-// `--reps` repetitions are issued back-to-back, the streams are synchronised and the range is
-// popped. Per-repetition GPU time = the range's kernel time (per GPU) / repetitions. A cudaEvent
-// pair brackets each repetition on every timed stream; the printed median is over repetitions of
-// the slowest GPU's elapsed time. Compute measurements run on GPU 0. Buffers are filled with
+// synchronised; every involved stream is held by a 1 ms kernel (outside the range) so that the
+// repetitions queue up behind it and then run back to back with only the GPU's own launch gaps
+// between them, as a training step's kernels run with the host ahead (the calibration counts
+// issue slots: kernel time plus that gap, profiler/analyze/issue_slots.h); then the range is
+// pushed (its NVTX int64 payload = the number of repetitions), `--reps` repetitions are issued
+// back-to-back, the streams are synchronised and the range is popped. Per-repetition GPU time =
+// the range's issue slots (per GPU) / repetitions. One cudaEvent pair brackets all repetitions on
+// every timed stream (events between repetitions would add GPU-side gaps a training step does not
+// have); the printed mean is the slowest GPU's elapsed time / repetitions, a host-side check.
+// Compute measurements run on GPU 0. Buffers are filled with
 // uniform random values (GEMM speed depends on the data through power) and freed after their
 // measurements. One JSON line per measurement on stdout:
-//   {"range":"calib/gemm.bf16/fwd/m=1024,n=768,k=768","reps":5,"median_s":1.2e-05}
+//   {"range":"calib/gemm.bf16/fwd/m=1024,n=768,k=768","reps":5,"mean_s":1.2e-05}
 // Progress and skipped measurements go to stderr.
 //
 // Run time of the defaults on 2 H100s (estimate from the sizes; warm-ups included, 7 runs each):
@@ -109,6 +128,10 @@
 //   up to 32768: profiler/calibrate/model_gemm_grid.h): 8^3 shapes x 3 layouts = 1536
 //   measurements, ~1e16 FLOP in all (~20 s at 500 TFLOP/s, model_gemm_grid_test.cpp) plus
 //   ~2 s of synchronisation; the whole run stays under a minute, within its 2-minute budget.
+//   Its point list on 2 GPUs (model_points_test.cpp): 1296 GEMMs (1.5e15 FLOP a repetition,
+//   ~21 s for 7 runs at 500 TFLOP/s), 102 attention measurements (2.4e13 FLOP, < 1 s), 373
+//   collectives (9e10 bytes a repetition, ~2-3 s) plus ~2 ms of synchronisation each (~4 s):
+//   ~30 s more, ~1 minute in all, within 3 minutes (not yet timed on a GPU machine).
 //
 // Failures: bad flags print a message naming the flag and exit 2 (nothing touches CUDA before the
 // flags are parsed); CUDA, cuBLAS and NCCL failures throw ExecutorError (the executor's
@@ -127,13 +150,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -162,6 +189,8 @@ constexpr int64_t kGemmMaxBytes = 8 * kGiB;
 constexpr int64_t kMemoryCols = 4096;  // columns of the norm and element-wise tensors
 constexpr int64_t kInterferenceAllReduceBytes = 256 * kMiB;
 constexpr int kMaxInterferenceAllReduces = 64;
+// The JSON field marking a measurement of the --points list.
+constexpr std::string_view kListedJson = ",\"listed\":true";
 // A measurement needing more than this fraction of the free GPU memory is skipped.
 constexpr double kFreeMemoryFraction = 0.9;
 
@@ -210,6 +239,15 @@ constexpr std::array<std::pair<Section, std::string_view>, 7> kSections = {{
     {Section::kInterference, "interference"},
 }};
 
+// The measurements of a --points file, by kind, in file order (duplicates kept: the harness
+// measures a range name once).
+struct PointList {
+  std::vector<std::pair<std::string, std::array<int64_t, 3>>> gemm;  // layout, (M, N, K)
+  // (BH, S, D) -> whether the forward and the backward are listed
+  std::map<std::array<int64_t, 3>, std::pair<bool, bool>> attention;
+  std::vector<std::tuple<std::string, int, int64_t>> collective;  // op, G, B
+};
+
 struct Options {
   std::vector<int64_t> gemm_m{1024, 2048, 4096, 8192, 16384};
   std::vector<int64_t> gemm_n{768, 1024, 2048, 4096, 8192, 16384};
@@ -227,6 +265,8 @@ struct Options {
   int64_t interference_dim = 8192;                       // M = N = K of the interference GEMM
   int reps = 5;
   int gpus = 0;  // 0: every visible GPU
+  std::string points;  // --points FILE: scattered measurements after the grids; empty: none
+  PointList point_list;  // read from `points` when the flags are parsed
   std::array<bool, kSections.size()> run{true, true, true, true, true, true, true};
   bool quick = false;
 
@@ -302,6 +342,52 @@ std::string join(const std::vector<int64_t>& values) {
   return out;
 }
 
+// The --points file: one range name of the file comment's grammar per line, with or without its
+// "calib/" prefix, for a gemm.bf16, attention or collective measurement; blank lines and lines
+// starting with '#' are skipped. A line that breaks the grammar, or names another measurement,
+// is refused naming the file and line.
+PointList read_point_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError("--points: cannot read '" + path + "'");
+  PointList list;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line.front() == '#') continue;
+    const std::string where = "--points: " + path + ":" + std::to_string(number) + ": ";
+    const std::string name =
+        line.starts_with(profiler::kCalibrationRangePrefix) ? line : "calib/" + line;
+    std::optional<profiler::CalibrationRange> range;
+    try {
+      range = profiler::parse_calibration_range(name);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(where + e.what());
+    }
+    const std::vector<int64_t>& k = range->keys;
+    switch (range->kind) {
+      case profiler::MeasurementKind::kGemm:
+        list.gemm.push_back({range->table.substr(std::string_view("gemm.bf16.").size()),
+                             {k[0], k[1], k[2]}});
+        break;
+      case profiler::MeasurementKind::kAttention: {
+        auto& passes = list.attention[{k[0], k[1], k[2]}];
+        (range->table == "attention.bwd.bf16" ? passes.second : passes.first) = true;
+        break;
+      }
+      case profiler::MeasurementKind::kCollective:
+        if (k[0] > 1024)
+          throw UsageError(where + "g = " + std::to_string(k[0]) + ", expected at most 1024 GPUs");
+        list.collective.emplace_back(range->table.substr(0, range->table.find('.')),
+                                     static_cast<int>(k[0]), k[1]);
+        break;
+      default:
+        throw UsageError(where + "'" + line +
+                         "' is not a gemm.bf16, attention or collective measurement");
+    }
+  }
+  return list;
+}
+
 // Every flag, declared once: name, value placeholder ("" for a switch), help with unit, how to
 // show its default, and how to apply it.
 struct Flag {
@@ -312,8 +398,8 @@ struct Flag {
   void (*apply)(Options&, std::string_view flag, std::string_view value);
 };
 
-const std::array<Flag, 17>& flags() {
-  static const std::array<Flag, 17> kFlags = {{
+const std::array<Flag, 18>& flags() {
+  static const std::array<Flag, 18> kFlags = {{
       {"--gemm-m", "LIST", "GEMM M sizes (comma list)",
        [](const Options& o) { return join(o.gemm_m); },
        [](Options& o, std::string_view f, std::string_view v) { o.gemm_m = parse_list(f, v); }},
@@ -386,6 +472,11 @@ const std::array<Flag, 17>& flags() {
        [](Options& o, std::string_view f, std::string_view v) {
          o.gpus = static_cast<int>(parse_positive(f, v, 1024));
        }},
+      {"--points", "FILE",
+       "also measure FILE's points after the grids: one range name per line without calib/ "
+       "(gemm.bf16, attention and collective measurements; '#' comments)",
+       [](const Options& o) { return o.points.empty() ? std::string("none") : o.points; },
+       [](Options& o, std::string_view, std::string_view v) { o.points = std::string(v); }},
       {"--only", "LIST",
        "sections to run: gemm,attention,memory,loss,softmax,collectives,interference",
        [](const Options& o) {
@@ -484,6 +575,7 @@ Options parse_options(int argc, char** argv) {
   if (o.memory_min > o.memory_max) throw UsageError("--memory-min: larger than --memory-max");
   if (o.collective_min > o.collective_max)
     throw UsageError("--collective-min: larger than --collective-max");
+  if (!o.points.empty()) o.point_list = read_point_list(o.points);
   return o;
 }
 
@@ -723,7 +815,7 @@ bool fits(int device, int64_t bytes, const std::string& what) {
 }
 
 // ---- the measurement harness --------------------------------------------------------------------
-// A cudaEvent pair per repetition per timed lane.
+// cudaEvent pairs per repetition per timed lane (the harness uses one "repetition": all of them).
 class RepetitionEvents {
  public:
   RepetitionEvents(std::vector<Lane> lanes, int reps) : lanes_(std::move(lanes)), reps_(reps) {
@@ -778,6 +870,29 @@ class RepetitionEvents {
   std::vector<cudaEvent_t> events_;
 };
 
+// Holds a stream for `ns` nanoseconds (GPU clock) so that the host can queue a measurement's
+// repetitions behind it: they then run back to back, as a training step's kernels do with the
+// host ahead of the GPU, and the launch gaps between them are the GPU's own, not the host's
+// launch time.
+__global__ void hold_stream_kernel(uint64_t ns) {
+  uint64_t start = 0, now = 0;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(start));
+  do {
+    __nanosleep(1000);
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+  } while (now - start < ns);
+}
+
+constexpr uint64_t kHoldNs = 1000000;  // 1 ms: far longer than issuing any measurement's reps
+
+void hold(const std::vector<Lane>& lanes) {
+  for (const Lane& l : lanes) {
+    CUDA_CHECK(cudaSetDevice(l.device));
+    hold_stream_kernel<<<1, 1, 0, l.stream>>>(kHoldNs);
+    CUDA_CHECK(cudaGetLastError());
+  }
+}
+
 void synchronize(const std::vector<Lane>& lanes) {
   for (const Lane& l : lanes) {
     CUDA_CHECK(cudaSetDevice(l.device));
@@ -807,62 +922,63 @@ struct Measurement {
   std::string range;
   std::vector<Lane> timed;           // a cudaEvent pair brackets each repetition on each
   std::vector<Lane> involved;        // every stream the work touches; empty: the timed ones
-  std::function<void()> prepare;     // before each repetition, outside its events; may be empty
+  std::function<void()> prepare;     // before each repetition (inside the range); may be empty
   std::function<void()> repetition;  // issues one repetition (asynchronously)
   std::string extra_json;            // more fields for the JSON line: ",\"key\":value"
 };
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
 
 class Harness {
  public:
   explicit Harness(int reps) : reps_(reps) {}
 
-  // Runs the protocol of the file comment; prints the JSON line; returns the median seconds.
+  // Runs the protocol of the file comment; prints the JSON line; returns the mean seconds.
   double measure(const Measurement& m) {
     const std::vector<Lane>& involved = m.involved.empty() ? m.timed : m.involved;
-    RepetitionEvents events(m.timed, reps_);
+    // One event pair around all repetitions: events between them would add GPU-side gaps that
+    // a training step does not have.
+    RepetitionEvents events(m.timed, 1);
     for (int w = 0; w < kWarmups; ++w) {
       if (m.prepare) m.prepare();
       m.repetition();
     }
     synchronize(involved);
+    hold(involved);  // outside the range: not measured
     {
       CalibrationRange range(m.range, reps_);
+      events.record(0, false);
       for (int r = 0; r < reps_; ++r) {
         if (m.prepare) m.prepare();
-        events.record(r, false);
         m.repetition();
-        events.record(r, true);
       }
+      events.record(0, true);
       synchronize(involved);
     }
-    std::vector<double> seconds(static_cast<size_t>(reps_));
-    for (int r = 0; r < reps_; ++r) seconds[static_cast<size_t>(r)] = events.seconds(r);
-    const double result = median(seconds);
-    std::printf("{\"range\":\"%s\",\"reps\":%d,\"median_s\":%.6e%s}\n", m.range.c_str(), reps_,
+    const double result = events.seconds(0) / reps_;
+    std::printf("{\"range\":\"%s\",\"reps\":%d,\"mean_s\":%.6e%s}\n", m.range.c_str(), reps_,
                 result, m.extra_json.c_str());
     std::fflush(stdout);
     ++count_;
+    measured_.insert(m.range);
     return result;
   }
   // The common case: `repetition` timed on `timed`, which are all the streams it touches.
-  double measure(std::string range, std::vector<Lane> timed, std::function<void()> repetition) {
+  double measure(std::string range, std::vector<Lane> timed, std::function<void()> repetition,
+                 std::string extra_json = "") {
     Measurement m;
     m.range = std::move(range);
     m.timed = std::move(timed);
     m.repetition = std::move(repetition);
+    m.extra_json = std::move(extra_json);
     return measure(m);
   }
   int count() const { return count_; }
+  // Whether a range of this name was measured already (the point list skips it).
+  bool measured(const std::string& range) const { return measured_.contains(range); }
 
  private:
   int reps_;
   int count_ = 0;
+  std::set<std::string> measured_;
 };
 
 // ---- GEMMs --------------------------------------------------------------------------------------
@@ -891,104 +1007,146 @@ void issue_gemm(Gemm& gemm, Layout layout, int64_t m, int64_t n, int64_t k, cons
   }
 }
 
-void run_gemms(const Options& o, GemmContext& ctx, Harness& harness) {
-  struct Shape {
-    Layout layout;
-    std::string_view name;
-    int64_t m, n, k;
-  };
-  std::vector<Shape> shapes;
-  int64_t a_bytes = 0, b_bytes = 0, c_bytes = 0;
-  for (const int64_t m : o.gemm_m) {
-    for (const int64_t n : o.gemm_n) {
-      for (const int64_t k : o.gemm_k) {
-        for (const auto& [layout, name] : kLayouts) {
-          if (gemm_bytes(layout, m, n, k) > kGemmMaxBytes) {
-            std::fprintf(stderr, "calibration_bench: skipped %s: buffers over %lld GiB\n",
-                         gemm_range(name, m, n, k).c_str(),
-                         static_cast<long long>(kGemmMaxBytes / kGiB));
-            continue;
-          }
-          shapes.push_back({layout, name, m, n, k});
-          a_bytes = std::max(a_bytes, 2 * m * k);
-          b_bytes = std::max(b_bytes, 2 * n * k);
-          c_bytes = std::max(c_bytes, (layout == Layout::kWgrad ? 4 : 2) * m * n);
-        }
-      }
-    }
-  }
+struct GemmShape {
+  Layout layout;
+  std::string_view name;
+  int64_t m, n, k;
+};
+
+// Measures `shapes` on the context's GPU with one set of buffers for all (each shape uses a
+// prefix), filled once. Shapes over kGemmMaxBytes, and shapes measured already, are skipped;
+// while the buffers do not fit, the largest shape left is skipped (each printed).
+void measure_gemm_shapes(std::vector<GemmShape> shapes, std::string_view what,
+                         const std::string& extra_json, GemmContext& ctx, Harness& harness) {
   const Lane lane = ctx.lane();
-  std::fprintf(stderr, "calibration_bench: gemm: %zu measurements on GPU %d\n", shapes.size(),
-               lane.device);
+  std::erase_if(shapes, [&](const GemmShape& s) {
+    if (harness.measured(gemm_range(s.name, s.m, s.n, s.k))) return true;
+    if (gemm_bytes(s.layout, s.m, s.n, s.k) <= kGemmMaxBytes) return false;
+    std::fprintf(stderr, "calibration_bench: skipped %s: buffers over %lld GiB\n",
+                 gemm_range(s.name, s.m, s.n, s.k).c_str(),
+                 static_cast<long long>(kGemmMaxBytes / kGiB));
+    return true;
+  });
+  int64_t a_bytes = 0, b_bytes = 0, c_bytes = 0;
+  while (true) {
+    a_bytes = b_bytes = c_bytes = 0;
+    for (const GemmShape& s : shapes) {
+      a_bytes = std::max(a_bytes, 2 * s.m * s.k);
+      b_bytes = std::max(b_bytes, 2 * s.n * s.k);
+      c_bytes = std::max(c_bytes, (s.layout == Layout::kWgrad ? 4 : 2) * s.m * s.n);
+    }
+    if (shapes.empty()) break;
+    const auto largest = std::max_element(shapes.begin(), shapes.end(), [](const auto& x, const auto& y) {
+      return gemm_bytes(x.layout, x.m, x.n, x.k) < gemm_bytes(y.layout, y.m, y.n, y.k);
+    });
+    if (fits(lane.device, a_bytes + b_bytes + c_bytes,
+             gemm_range(largest->name, largest->m, largest->n, largest->k) + " and with it the "
+             "GEMM buffers")) {
+      break;
+    }
+    shapes.erase(largest);
+  }
+  std::fprintf(stderr, "calibration_bench: gemm: %zu %.*s measurements on GPU %d\n",
+               shapes.size(), static_cast<int>(what.size()), what.data(), lane.device);
   if (shapes.empty()) return;
-  // One set of buffers for every shape (each uses a prefix), filled once.
   DeviceArray a(lane.device, a_bytes), b(lane.device, b_bytes), c(lane.device, c_bytes);
   fill_uniform<bf16>(a, -1.0f, 1.0f, 1, lane.stream);
   fill_uniform<bf16>(b, -1.0f, 1.0f, 2, lane.stream);
   zero(c, lane.stream);
-  for (const Shape& s : shapes) {
-    harness.measure(gemm_range(s.name, s.m, s.n, s.k), {lane}, [&] {
-      ctx.activate();
-      issue_gemm(ctx.gemm(), s.layout, s.m, s.n, s.k, a, b, c);
-    });
+  for (const GemmShape& s : shapes) {
+    harness.measure(
+        gemm_range(s.name, s.m, s.n, s.k), {lane},
+        [&] {
+          ctx.activate();
+          issue_gemm(ctx.gemm(), s.layout, s.m, s.n, s.k, a, b, c);
+        },
+        extra_json);
   }
+}
+
+void run_gemms(const Options& o, GemmContext& ctx, Harness& harness) {
+  std::vector<GemmShape> shapes;
+  for (const int64_t m : o.gemm_m) {
+    for (const int64_t n : o.gemm_n) {
+      for (const int64_t k : o.gemm_k) {
+        for (const auto& [layout, name] : kLayouts) shapes.push_back({layout, name, m, n, k});
+      }
+    }
+  }
+  measure_gemm_shapes(std::move(shapes), "grid", "", ctx, harness);
 }
 
 // ---- attention ----------------------------------------------------------------------------------
 // The executor's attention core with group r = 1 (executor/cuda/gpt_model.cu): qkv [s, bh, 3, d]
 // (row = position, per head its q, k, v), scores/probabilities [bh, s, s], context [s, bh, d].
-void run_attention(const Options& o, GemmContext& ctx, Harness& harness) {
+// One shape's forward and backward, each where asked for and not measured already; the backward
+// alone runs the forward first, outside any range, for its probabilities.
+void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool backward,
+                             const std::string& extra_json, GemmContext& ctx, Harness& harness) {
+  forward = forward && !harness.measured(attention_range(false, bh, s, d));
+  backward = backward && !harness.measured(attention_range(true, bh, s, d));
+  if (!forward && !backward) return;
   const Lane lane = ctx.lane();
+  const int64_t qkv_bytes = s * bh * 3 * d * 2, score_bytes = bh * s * s * 2,
+                ctx_bytes = s * bh * d * 2;
+  if (!fits(lane.device, 2 * (qkv_bytes + score_bytes + ctx_bytes),
+            attention_range(!forward, bh, s, d) + (forward && backward ? " and bwd" : "")))
+    return;
+  DeviceArray qkv(lane.device, qkv_bytes), dqkv(lane.device, qkv_bytes);
+  DeviceArray probs(lane.device, score_bytes), ds(lane.device, score_bytes);
+  DeviceArray context(lane.device, ctx_bytes), dcontext(lane.device, ctx_bytes);
+  fill_uniform<bf16>(qkv, -1.0f, 1.0f, 3, lane.stream);
+  fill_uniform<bf16>(dcontext, -1.0f, 1.0f, 4, lane.stream);
+  zero(dqkv, lane.stream);
+
+  const int64_t ld = bh * 3 * d, gw = 3 * d, ss = s * s, ctx_ld = bh * d;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const bf16* q = qkv.as<bf16>();
+  const bf16* k = q + d;
+  const bf16* v = q + 2 * d;
+  bf16* p = probs.as<bf16>();
+  bf16* dp = ds.as<bf16>();
+  bf16* dq = dqkv.as<bf16>();
+  const bf16* dctx = dcontext.as<bf16>();
+  Gemm& gemm = ctx.gemm();
+
+  auto issue_forward = [&] {
+    ctx.activate();
+    gemm.batched(false, true, s, s, d, 1.0f, {q, ld, gw}, {k, ld, gw}, {p, s, ss}, bh);
+    kernels::causal_softmax_forward(p, p, bh, s, scale, lane.stream);
+    gemm.batched(false, false, s, d, s, 1.0f, {p, s, ss}, {v, ld, gw},
+                 {context.as<bf16>(), ctx_ld, d}, bh);
+  };
+  if (forward) {
+    harness.measure(attention_range(false, bh, s, d), {lane}, issue_forward, extra_json);
+  } else {
+    issue_forward();
+  }
+  if (!backward) return;
+  // The backward pass reads the probabilities the forward repetitions left in `probs`.
+  harness.measure(attention_range(true, bh, s, d), {lane}, [&] {
+    ctx.activate();
+    // dP = dctx V^T; dV = P^T dctx
+    gemm.batched(false, true, s, s, d, 1.0f, {dctx, ctx_ld, d}, {v, ld, gw}, {dp, s, ss}, bh);
+    gemm.batched(true, false, s, d, s, 1.0f, {p, s, ss}, {dctx, ctx_ld, d},
+                 {dq + 2 * d, ld, gw}, bh, 0.0f);
+    kernels::causal_softmax_backward(dp, p, dp, bh, s, scale, lane.stream);
+    // dQ = dS K; dK = dS^T Q
+    gemm.batched(false, false, s, d, s, 1.0f, {dp, s, ss}, {k, ld, gw}, {dq, ld, gw}, bh);
+    gemm.batched(true, false, s, d, s, 1.0f, {dp, s, ss}, {q, ld, gw}, {dq + d, ld, gw}, bh,
+                 0.0f);
+  }, extra_json);
+}
+
+void run_attention(const Options& o, GemmContext& ctx, Harness& harness) {
   const size_t shapes = o.attention_bh.size() * o.attention_s.size() * o.attention_d.size();
   std::fprintf(stderr,
                "calibration_bench: attention: %zu shapes, forward and backward, on GPU %d\n",
-               shapes, lane.device);
+               shapes, ctx.lane().device);
   for (const int64_t bh : o.attention_bh) {
     for (const int64_t s : o.attention_s) {
       for (const int64_t d : o.attention_d) {
-        const int64_t qkv_bytes = s * bh * 3 * d * 2, score_bytes = bh * s * s * 2,
-                      ctx_bytes = s * bh * d * 2;
-        if (!fits(lane.device, 2 * (qkv_bytes + score_bytes + ctx_bytes),
-                  attention_range(false, bh, s, d) + " and bwd"))
-          continue;
-        DeviceArray qkv(lane.device, qkv_bytes), dqkv(lane.device, qkv_bytes);
-        DeviceArray probs(lane.device, score_bytes), ds(lane.device, score_bytes);
-        DeviceArray context(lane.device, ctx_bytes), dcontext(lane.device, ctx_bytes);
-        fill_uniform<bf16>(qkv, -1.0f, 1.0f, 3, lane.stream);
-        fill_uniform<bf16>(dcontext, -1.0f, 1.0f, 4, lane.stream);
-        zero(dqkv, lane.stream);
-
-        const int64_t ld = bh * 3 * d, gw = 3 * d, ss = s * s, ctx_ld = bh * d;
-        const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-        const bf16* q = qkv.as<bf16>();
-        const bf16* k = q + d;
-        const bf16* v = q + 2 * d;
-        bf16* p = probs.as<bf16>();
-        bf16* dp = ds.as<bf16>();
-        bf16* dq = dqkv.as<bf16>();
-        const bf16* dctx = dcontext.as<bf16>();
-        Gemm& gemm = ctx.gemm();
-
-        harness.measure(attention_range(false, bh, s, d), {lane}, [&] {
-          ctx.activate();
-          gemm.batched(false, true, s, s, d, 1.0f, {q, ld, gw}, {k, ld, gw}, {p, s, ss}, bh);
-          kernels::causal_softmax_forward(p, p, bh, s, scale, lane.stream);
-          gemm.batched(false, false, s, d, s, 1.0f, {p, s, ss}, {v, ld, gw},
-                       {context.as<bf16>(), ctx_ld, d}, bh);
-        });
-        // The backward pass reads the probabilities the forward repetitions left in `probs`.
-        harness.measure(attention_range(true, bh, s, d), {lane}, [&] {
-          ctx.activate();
-          // dP = dctx V^T; dV = P^T dctx
-          gemm.batched(false, true, s, s, d, 1.0f, {dctx, ctx_ld, d}, {v, ld, gw}, {dp, s, ss}, bh);
-          gemm.batched(true, false, s, d, s, 1.0f, {p, s, ss}, {dctx, ctx_ld, d},
-                       {dq + 2 * d, ld, gw}, bh, 0.0f);
-          kernels::causal_softmax_backward(dp, p, dp, bh, s, scale, lane.stream);
-          // dQ = dS K; dK = dS^T Q
-          gemm.batched(false, false, s, d, s, 1.0f, {dp, s, ss}, {k, ld, gw}, {dq, ld, gw}, bh);
-          gemm.batched(true, false, s, d, s, 1.0f, {dp, s, ss}, {q, ld, gw}, {dq + d, ld, gw}, bh,
-                       0.0f);
-        });
+        measure_attention_shape(bh, s, d, true, true, "", ctx, harness);
       }
     }
   }
@@ -1294,6 +1452,89 @@ void run_interference(const Options& o, const GpuStreams& streams, GemmContext& 
                        std::to_string(g) + ",\"allreduces_per_rep\":" + std::to_string(per_rep)});
 }
 
+// ---- the point list -----------------------------------------------------------------------------
+// The --points collectives by group: one communicator set and one buffer per GPU (the largest
+// size that fits) for each group size. A group larger than the GPUs used, a send not between 2
+// GPUs, and sizes that do not fit are skipped; a size that is not whole bf16 elements in equal
+// shares is rounded down as the grid's are (collective_bytes); each is printed.
+void measure_collective_points(const std::vector<std::tuple<std::string, int, int64_t>>& points,
+                               const GpuStreams& streams, Harness& harness) {
+  std::map<int, std::set<std::pair<Collective, int64_t>>> by_group;
+  for (const auto& [op, g, requested] : points) {
+    Collective c = Collective::kAllReduce;
+    for (const Collective each : {Collective::kAllReduce, Collective::kAllGather,
+                                  Collective::kReduceScatter, Collective::kSend}) {
+      if (collective_name(each) == op) c = each;
+    }
+    const std::string requested_range = collective_range(op, g, requested);
+    if (g < 2 || g > streams.size() || (c == Collective::kSend && g != 2)) {
+      std::fprintf(stderr, "calibration_bench: skipped %s: %s\n", requested_range.c_str(),
+                   c == Collective::kSend && g != 2
+                       ? "sends are measured between 2 GPUs"
+                       : ("needs a group of 2 to " + std::to_string(streams.size()) + " GPUs")
+                             .c_str());
+      continue;
+    }
+    const int64_t bytes = collective_bytes(requested, g);
+    if (bytes != requested) {
+      std::fprintf(stderr,
+                   "calibration_bench: %s rounded to %lld bytes (whole bf16 elements, equal "
+                   "shares over the group)\n",
+                   requested_range.c_str(), static_cast<long long>(bytes));
+    }
+    if (!harness.measured(collective_range(op, g, bytes))) by_group[g].insert({c, bytes});
+  }
+  for (auto& [g, wanted] : by_group) {
+    int64_t largest = 0;
+    while (!wanted.empty()) {
+      largest = 0;
+      for (const auto& point : wanted) largest = std::max(largest, point.second);
+      if (fits(0, largest,
+               "point-list collectives of " + std::to_string(g) + " GPUs of " +
+                   std::to_string(largest) + " bytes")) {
+        break;
+      }
+      std::erase_if(wanted, [&](const auto& point) { return point.second == largest; });
+    }
+    std::fprintf(stderr, "calibration_bench: collectives: group of %d GPUs, %zu point-list "
+                 "sizes\n", g, wanted.size());
+    if (wanted.empty()) continue;
+    const std::vector<Lane> lanes = streams.comm_lanes(g);
+    NcclComms comms(g);
+    const std::vector<DeviceArray> buffers = zeroed_buffers(lanes, largest);
+    for (const auto& [c, bytes] : wanted) {
+      harness.measure(
+          collective_range(collective_name(c), g, bytes), lanes,
+          [&, c = c, bytes = bytes] { issue_collective(c, comms, buffers, lanes, bytes); },
+          std::string(kListedJson));
+    }
+  }
+}
+
+// The --points measurements after the grids, each under its grid name; names measured already
+// (on a grid) are not measured again.
+void run_points(const Options& o, const GpuStreams& streams, GemmContext& ctx, Harness& harness) {
+  const PointList& list = o.point_list;
+  std::fprintf(stderr,
+               "calibration_bench: points: %zu GEMMs, %zu attention shapes, %zu collectives from "
+               "%s\n",
+               list.gemm.size(), list.attention.size(), list.collective.size(), o.points.c_str());
+  std::vector<GemmShape> shapes;
+  for (const auto& [layout, mnk] : list.gemm) {
+    const auto it = std::find_if(kLayouts.begin(), kLayouts.end(),
+                                 [&](const auto& l) { return l.second == layout; });
+    shapes.push_back({it->first, it->second, mnk[0], mnk[1], mnk[2]});
+  }
+  measure_gemm_shapes(std::move(shapes), "point-list", std::string(kListedJson), ctx, harness);
+  std::fprintf(stderr, "calibration_bench: attention: %zu point-list shapes on GPU %d\n",
+               list.attention.size(), ctx.lane().device);
+  for (const auto& [shape, passes] : list.attention) {
+    measure_attention_shape(shape[0], shape[1], shape[2], passes.first, passes.second,
+                            std::string(kListedJson), ctx, harness);
+  }
+  measure_collective_points(list.collective, streams, harness);
+}
+
 int run(const Options& o) {
   int visible = 0;
   CUDA_CHECK(cudaGetDeviceCount(&visible));
@@ -1337,6 +1578,7 @@ int run(const Options& o) {
   if (o.runs(Section::kSoftmax)) run_softmax(o, ctx.lane(), harness);
   if (o.runs(Section::kCollectives)) run_collectives(o, streams, harness);
   if (o.runs(Section::kInterference)) run_interference(o, streams, ctx, harness);
+  if (!o.points.empty()) run_points(o, streams, ctx, harness);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::fprintf(stderr, "calibration_bench: %d measurements in %.1f s\n", harness.count(), seconds);

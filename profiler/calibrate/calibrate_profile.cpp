@@ -80,11 +80,25 @@ std::vector<std::string> names(const std::array<std::string_view, N>& keys) {
 }
 
 // One table being built: its points and which databases they came from.
+using Keys = std::vector<double>;
+
 struct TableBuild {
   spec::CalibratedTable table;
   std::set<int64_t> sources;
-  std::string what;  // what was measured and what the keys and seconds are
+  std::string what;      // what was measured and what the keys and seconds are
+  std::set<Keys> listed;     // keys of points measured from the bench's point list
+  std::set<Keys> artifacts;  // keys dropped as measurement artifacts (reported once)
 };
+
+// Tables whose points also go to `<table>.exact`: the ones the models' exact shapes are
+// measured for (GEMMs by layout, attention, collectives).
+bool has_exact_table(std::string_view name) {
+  return name == cost::kGemmForwardTable || name == cost::kGemmDgradTable ||
+         name == cost::kGemmWgradTable || name == cost::kAttentionForwardTable ||
+         name == cost::kAttentionBackwardTable || name == cost::kAllReduceTable ||
+         name == cost::kAllGatherTable || name == cost::kReduceScatterTable ||
+         name == cost::kSendTable;
+}
 
 // The order tables are written in.
 const std::vector<std::string_view>& table_order() {
@@ -178,8 +192,13 @@ class Fit {
       auto it = builds_.find(std::string(name));
       if (it == builds_.end()) continue;
       if (auto table = finish(it->second)) tables.push_back(std::move(*table));
+      // Its exact table right after it (written even where the grid table is not).
+      auto exact = builds_.find(cost::exact_table_name(name));
+      if (exact == builds_.end()) continue;
+      if (auto table = finish_exact(exact->second, it->second)) tables.push_back(std::move(*table));
     }
     for (auto& [name, build] : builds_) {
+      if (name.ends_with(cost::kExactTableSuffix)) continue;  // placed with their base
       if (std::find(table_order().begin(), table_order().end(), name) == table_order().end()) {
         throw std::logic_error("calibration: table " + name + " has no place in the order");
       }
@@ -261,14 +280,25 @@ class Fit {
     return "measured on " + join(parts, " and ");
   }
 
+  // Adds the point to table `name`, and to its exact table where it has one.
   void add_point(std::string_view name, const std::vector<std::string>& key_names,
                  const std::vector<double>& keys, double seconds, const CalibrationMeasurement& m,
                  std::string_view part) {
+    if (!add_to(name, key_names, keys, seconds, m, part)) return;
+    if (info_.listed_ranges.contains(m.text)) builds_[std::string(name)].listed.insert(keys);
+    if (has_exact_table(name))
+      add_to(cost::exact_table_name(name), key_names, keys, seconds, m, part);
+  }
+
+  // Adds one point to one table; whether it was added.
+  bool add_to(std::string_view name, const std::vector<std::string>& key_names,
+              const std::vector<double>& keys, double seconds, const CalibrationMeasurement& m,
+              std::string_view part) {
     if (!(seconds > 0) || !std::isfinite(seconds)) {
       report_.notes.push_back(
           "range " + m.text + ": no " + (part.empty() ? "" : std::string(part) + " ") +
           "kernels were projected onto it; point dropped from " + std::string(name));
-      return;
+      return false;
     }
     auto [it, inserted] = builds_.try_emplace(std::string(name));
     TableBuild& build = it->second;
@@ -284,7 +314,7 @@ class Fit {
         report_.notes.push_back("range " + m.text + ": table " + std::string(name) +
                                 " already has a point at " + keys_text(build.table, q) +
                                 "; point dropped");
-        return;
+        return false;
       }
     }
     spec::CalibratedPoint* p = build.table.add_points();
@@ -293,6 +323,7 @@ class Fit {
     // for every time above 2 us, and short in the file.
     p->set_seconds(significant(seconds, 7));
     build.sources.insert(m.database);
+    return true;
   }
 
   void add_measurement(const CalibrationMeasurement& m) {
@@ -361,14 +392,10 @@ class Fit {
   std::optional<spec::CalibratedTable> finish(TableBuild& build) {
     spec::CalibratedTable& table = build.table;
     const std::string name = table.op();  // a copy: the table is replaced below
-    auto& points = *table.mutable_points();
-    std::sort(points.begin(), points.end(),
-              [](const spec::CalibratedPoint& a, const spec::CalibratedPoint& b) {
-                return std::lexicographical_compare(a.key().begin(), a.key().end(), b.key().begin(),
-                                                    b.key().end());
-              });
+    keep_grid_axes(build);
+    sort_points(table);
     const bool collective = table.key_names_size() == 2 && table.key_names(0) == "group_size";
-    if (collective || table.key_names_size() == 1) drop_artifacts(table);
+    if (collective || table.key_names_size() == 1) build.artifacts = drop_artifacts(table, {});
     if (collective) {
       drop_thin_groups(table);
     } else if (name != kInterferenceGemmTable) {
@@ -413,6 +440,74 @@ class Fit {
     return table;
   }
 
+  // An exact table: every point of its base table's measurements, sorted, a collective's
+  // artifacts dropped (those dropped from the base table already reported there); nullopt (with
+  // a note) when the cost model refuses it.
+  std::optional<spec::CalibratedTable> finish_exact(TableBuild& build, const TableBuild& base) {
+    spec::CalibratedTable& table = build.table;
+    sort_points(table);
+    if (table.key_names_size() == 2 && table.key_names(0) == "group_size")
+      drop_artifacts(table, base.artifacts);
+    spec::Hardware hw = base_hw_;
+    hw.calibrated = {table};
+    try {
+      cost::make_calibrated_cost_model(hw);
+    } catch (const std::invalid_argument& e) {
+      report_.notes.push_back(std::string(e.what()) + "; table not written");
+      return std::nullopt;
+    }
+    const std::string base_name = base.table.op();
+    table.set_provenance(
+        "the measured points of " + base_name + " at their exact keys (its grid's, and those of "
+        "the bench's --points list where it had one: the models' exact shapes), for the cost "
+        "model's exact lookup ahead of the grid; " + table_description(base_name) + "; " +
+        std::to_string(table.points_size()) + (table.points_size() == 1 ? " point " : " points ") +
+        measured_on(build.sources));
+    return table;
+  }
+
+  // Points measured from the point list whose keys are not all on the grid's axes (the values
+  // of the table's unlisted points) leave the grid table: they are in the exact table.
+  void keep_grid_axes(TableBuild& build) {
+    if (build.listed.empty()) return;
+    spec::CalibratedTable& table = build.table;
+    std::vector<std::set<double>> axes(static_cast<std::size_t>(table.key_names_size()));
+    for (const auto& p : table.points()) {
+      if (build.listed.contains(Keys(p.key().begin(), p.key().end()))) continue;
+      for (int d = 0; d < p.key_size() && d < table.key_names_size(); ++d)
+        axes[static_cast<std::size_t>(d)].insert(p.key(d));
+    }
+    spec::CalibratedTable kept = table;
+    kept.clear_points();
+    int off_grid = 0;
+    for (const auto& p : table.points()) {
+      bool on_axes = true;
+      for (int d = 0; d < p.key_size() && d < table.key_names_size(); ++d)
+        on_axes = on_axes && axes[static_cast<std::size_t>(d)].contains(p.key(d));
+      if (on_axes) {
+        *kept.add_points() = p;
+      } else {
+        ++off_grid;
+      }
+    }
+    if (off_grid > 0) {
+      report_.notes.push_back("table " + table.op() + ": " + std::to_string(off_grid) + " of " +
+                              std::to_string(build.listed.size()) +
+                              " points of the point list lie off the grid's axes; in " +
+                              cost::exact_table_name(table.op()) + " only");
+    }
+    table = std::move(kept);
+  }
+
+  static void sort_points(spec::CalibratedTable& table) {
+    auto& points = *table.mutable_points();
+    std::sort(points.begin(), points.end(),
+              [](const spec::CalibratedPoint& a, const spec::CalibratedPoint& b) {
+                return std::lexicographical_compare(a.key().begin(), a.key().end(), b.key().begin(),
+                                                    b.key().end());
+              });
+  }
+
   // memory.norm: the points of memory.norm.fwd and memory.norm.bwd together, before them.
   void add_merged_norm_table(std::vector<spec::CalibratedTable>& tables) {
     auto at = [&](std::string_view name) {
@@ -449,7 +544,9 @@ class Fit {
 
   // Drops the points of a bytes-keyed table (per group size for a collective) that are slower
   // than kArtifactRatio times a point at a larger size.
-  void drop_artifacts(spec::CalibratedTable& table) {
+  // Returns the keys dropped; notes each, except those in `reported`.
+  std::set<Keys> drop_artifacts(spec::CalibratedTable& table, const std::set<Keys>& reported) {
+    std::set<Keys> dropped;
     const int bytes_key = table.key_names_size() - 1;
     spec::CalibratedTable kept = table;
     kept.clear_points();
@@ -463,7 +560,11 @@ class Fit {
       if (new_group) fastest_larger = 0;
       if (fastest_larger > 0 && p.seconds() > kArtifactRatio * fastest_larger) {
         keep[static_cast<std::size_t>(i)] = false;
-        report_.notes.push_back("table " + table.op() + ": point " + keys_text(table, p) +
+        Keys keys(p.key().begin(), p.key().end());
+        const bool known = reported.contains(keys);
+        dropped.insert(std::move(keys));
+        if (!known)
+          report_.notes.push_back("table " + table.op() + ": point " + keys_text(table, p) +
                                 " dropped: " + num(p.seconds()) + " s, more than " +
                                 num(kArtifactRatio) + " x the " + num(fastest_larger) +
                                 " s of a larger size (a measurement artifact)");
@@ -474,6 +575,7 @@ class Fit {
       if (keep[static_cast<std::size_t>(i)]) *kept.add_points() = table.points(i);
     }
     table = std::move(kept);
+    return dropped;
   }
 
   // A collective's group with fewer than 2 sizes cannot be interpolated: its points go.

@@ -27,6 +27,17 @@
 //   interference.gemm.bf16 (m, n, k)  the fwd GEMM's (non-NCCL) kernels while all-reduces run
 //                                     beside it; not read by the cost model (it lists the table
 //                                     as ignored), kept for an overlap model
+//   <table>.exact for each GEMM, attention and collective table above (same keys): every point
+//                                     measured for that table, on the grid or not (scattered
+//                                     points of the bench's --points list: the models' exact
+//                                     shapes, model_points.h), which the cost model looks up by
+//                                     exact key ahead of the grid (calibrated_cost.h, "Exact
+//                                     tables"); collectives' artifacts (below) are dropped from
+//                                     it too
+// Grid tables and the point list: a point whose range is in CalibrationInfo::listed_ranges
+// enters its grid table only where each of its keys is a value that the table's other, unlisted
+// points have (the bench's grid axes); the others go to the exact table alone (one note per
+// table). Without listed_ranges every point is a grid candidate, as before the list existed.
 // Provenance: every table's and the profile's name the GPUs, date and database of each source
 // and its software versions (calibration_measurements.h: CUDA driver and runtime, cuBLAS, NCCL;
 // "software versions unknown (not recorded)" for a database without the bench's meta range).
@@ -58,6 +69,7 @@
 // internal error); spec::SpecError for a base profile that does not convert (naming the base).
 #pragma once
 
+#include <set>
 #include <string>
 #include <vector>
 
@@ -74,6 +86,9 @@ struct CalibrationInfo {
   std::string profile_name;  // the result's name; empty: "<base name>-measured"
   std::string command;       // the command line that asked for the calibration (provenance)
   std::string date;          // the calibration's UTC date, "YYYY-MM-DD"; empty: today
+  // Range names ("calib/gemm.bf16/fwd/m=...") the bench measured from its --points list (the file
+  // comment: exact tables, and a grid table only on its axes); empty: none known.
+  std::set<std::string> listed_ranges;
 };
 
 // What the fit did, for the user: points, keys and tables dropped, and the numbers replaced.

@@ -25,14 +25,9 @@ using graph::Op;
 using graph::OpKind;
 using Keys = std::vector<double>;
 
-// The exact table and key under which the cost model looks `op` up; nullopt for an op no table
-// prices (step blocks, shapeless compute ops, collectives across nodes or moving nothing).
-struct ExactKey {
-  std::string table;
-  Keys keys;
-};
+}  // namespace
 
-std::optional<ExactKey> exact_key(const Op& op) {
+std::optional<ExactKey> exact_table_key(const Op& op) {
   const bool backward = op.pass == graph::Pass::kBackward;
   switch (op.kind) {
     case OpKind::kGemm:
@@ -72,6 +67,8 @@ std::optional<ExactKey> exact_key(const Op& op) {
   }
   return std::nullopt;
 }
+
+namespace {
 
 std::span<const std::string_view> key_names_of(std::string_view exact_table) {
   if (exact_table.starts_with("gemm.")) return cost::kGemmKeys;
@@ -134,7 +131,7 @@ std::vector<spec::CalibratedTable> learn_op_tables(
       continue;
     }
     ++measured;
-    std::optional<ExactKey> key = exact_key(op);
+    std::optional<ExactKey> key = exact_table_key(op);
     if (!key) {
       ++(graph::is_communication(op.kind) && op.group_nodes != 1 ? across_nodes : no_table);
       continue;

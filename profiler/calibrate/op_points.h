@@ -33,6 +33,7 @@
 // keys).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -41,6 +42,17 @@
 #include "simulator/spec/hardware_profile.pb.h"
 
 namespace mpsim::profiler {
+
+// The exact table (`<base>.exact`, the list above) and the key vector under which the calibrated
+// cost model looks `op` up, read from the op's fields as simulator/cost/calibrated_cost.cpp reads
+// them; nullopt for an op no table prices (step blocks, compute ops without a shape or bytes,
+// collectives spanning nodes or moving nothing). Shared with model_points.h, which lists the
+// keys the calibration bench should measure.
+struct ExactKey {
+  std::string table;
+  std::vector<double> keys;
+};
+std::optional<ExactKey> exact_table_key(const graph::Op& op);
 
 // seconds_by_rank[r]: op name (graph::op_name) of graph rank r -> that op's measured GPU seconds
 // per iteration (mean over iterations). Returns the exact tables with at least one point, by

@@ -43,6 +43,8 @@ TEST(CalibrateArgs, MeasuringHere) {
       parse_calibrate_args({"-o", "x", "--bench", "bin/calibration_bench", "--models", "specs"});
   EXPECT_EQ(paths.bench, "bin/calibration_bench");
   EXPECT_EQ(paths.models, "specs");
+  EXPECT_EQ(paths.gpus, 0);  // the local devices
+  EXPECT_EQ(parse_calibrate_args({"-o", "x", "--gpus", "2"}).gpus, 2);
   EXPECT_TRUE(parse_calibrate_args({"--help"}).help);
 }
 
@@ -56,6 +58,9 @@ TEST(CalibrateArgs, ErrorsNameTheFlag) {
             "--bench: only applies when measuring; --from fits databases already recorded");
   EXPECT_EQ(error_of({"--from", "a.sqlite", "-o", "x.textproto", "--models", "m"}),
             "--models: only applies when measuring; --from fits databases already recorded");
+  EXPECT_EQ(error_of({"--from", "a.sqlite", "-o", "x.textproto", "--gpus", "2"}),
+            "--gpus: only applies when measuring; --from fits databases already recorded");
+  EXPECT_EQ(error_of({"-o", "x.textproto", "--gpus", "0"}).rfind("--gpus: ", 0), 0u);
   EXPECT_EQ(error_of({"-o", "x.textproto", "--bench", ""}), "--bench: empty; expected a value");
   EXPECT_EQ(error_of({"-o", "x.textproto", "--name", ""}), "--name: empty; expected a value");
   EXPECT_EQ(error_of({"-o", "x.textproto", "--from", ""}),

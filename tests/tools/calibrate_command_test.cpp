@@ -52,8 +52,8 @@ TEST(CalibrateCommand, WritesALoadableProfileReplacingTheOutputWhole) {
             0)
       << err.str();
   EXPECT_EQ(out.str().rfind("mpsim calibrate: wrote " + output.string() +
-                                " (11 tables: gemm.bf16 "
-                                "[180] gemm.bf16.fwd [180] ",
+                                " (16 tables: gemm.bf16 "
+                                "[180] gemm.bf16.fwd [180] gemm.bf16.fwd.exact [180] ",
                             0),
             0u)
       << out.str();
@@ -66,7 +66,7 @@ TEST(CalibrateCommand, WritesALoadableProfileReplacingTheOutputWhole) {
   EXPECT_NE(text.find("  points { key: [8192, 8192, 8192] seconds: "), std::string::npos);
   const spec::Hardware hw = spec::load_hardware(output.string());
   EXPECT_EQ(hw.name, "h100-test");
-  EXPECT_EQ(hw.calibrated.size(), 11u);
+  EXPECT_EQ(hw.calibrated.size(), 16u);  // 11 tables and the GEMMs' and attention's exact ones
   EXPECT_EQ(cost::make_calibrated_cost_model(hw)->describe().rfind("calibrated: gemm.bf16, ", 0),
             0u);
   // Nothing but the profile is left in the folder (the temporary file was renamed).

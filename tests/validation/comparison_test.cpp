@@ -55,6 +55,31 @@ TEST(ComparisonTest, ErrorsAreSignedRelativeToTheMeasurement) {
   EXPECT_NEAR(relative_error(0.8, 1.0), -0.2, 1e-15);
 }
 
+// Waits inside communication: rank 0's TP all-reduce kernel lasts 3 us, rank 1's 1 us; rank 0's
+// pipeline send 4 us, rank 1's receive of it 1 us. Rank 0 is charged the transfer, 1 us each,
+// at the end of its kernels: the all-reduce [2, 5) us becomes [4, 5), the send [5, 9) becomes
+// [8, 9). (An empty simulation: the kinds come from the names' prefixes.)
+TEST(ComparisonTest, CommunicationIsChargedTheShortestMembersTime) {
+  profiler::RunMeasurement run;
+  profiler::RankRun r0, r1;
+  r0.rank = 0;
+  r0.op_names = {"comm/pp/send/fwd/mb0", "comm/tp/fwd/mb0/L0/attn.allreduce"};
+  r0.op_seconds = {4e-6, 3e-6};
+  r0.timeline = {{2e-6, 5e-6, 1, 7, true}, {5e-6, 9e-6, 0, 9, true}};
+  r1.rank = 1;
+  r1.op_names = {"comm/pp/recv/fwd/mb0", "comm/tp/fwd/mb0/L0/attn.allreduce"};
+  r1.op_seconds = {1e-6, 1e-6};
+  run.ranks = {r0, r1};
+  const report::SimulationDetail empty;
+  const std::vector<TimedWork> w = measured_work(run, run.ranks[0], empty);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0].category, OpCategory::kTpComm);
+  EXPECT_NEAR(w[0].start_s, 4e-6, 1e-15);
+  EXPECT_NEAR(w[0].end_s, 5e-6, 1e-15);
+  EXPECT_EQ(w[1].category, OpCategory::kPpComm);
+  EXPECT_NEAR(w[1].start_s, 8e-6, 1e-15);
+}
+
 spec::ParallelConfig pipeline_config() {
   spec::ParallelConfig c;
   c.set_num_gpus(2);

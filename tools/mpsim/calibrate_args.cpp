@@ -37,7 +37,11 @@ po::options_description flag_descriptions() {
       ("models", po::value<std::string>()->value_name("DIR"),
        "the model specs whose GEMM shapes set the bench's GEMM grid (default: the models/ folder "
        "of $MPSIM_DATA_DIR, the current directory, the checkout above mpsim's build tree or the "
-       "source tree, the first that exists; not with --from)");
+       "source tree, the first that exists; not with --from)")
+      ("gpus", po::value<std::string>()->value_name("N"),
+       "the local GPUs the models' exact shapes are listed for (TP 1..N, collective groups up "
+       "to N; profiler/calibrate/model_points.h) and the bench runs on (default: the number of "
+       "/dev/nvidia<N> devices, at least 1; not with --from)");
   // clang-format on
   return d;
 }
@@ -82,9 +86,13 @@ CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args) {
   request.quick = vm.count("quick") > 0;
   if (vm.count("bench")) request.bench = non_empty(vm, "bench", "--bench");
   if (vm.count("models")) request.models = non_empty(vm, "models", "--models");
+  if (vm.count("gpus")) {
+    request.gpus = parse_integer("--gpus", vm["gpus"].as<std::string>(), 1, 1024);
+  }
   for (const auto& [given, flag] : {std::pair{request.quick, "--quick"},
                                     std::pair{!request.bench.empty(), "--bench"},
-                                    std::pair{!request.models.empty(), "--models"}}) {
+                                    std::pair{!request.models.empty(), "--models"},
+                                    std::pair{request.gpus > 0, "--gpus"}}) {
     if (given && !request.from.empty()) {
       throw FlagError(flag, "only applies when measuring; --from fits databases already recorded");
     }
@@ -96,7 +104,7 @@ std::string calibrate_help() {
   std::ostringstream text;
   text << "usage: mpsim calibrate --from DB [--from DB2 ...] [--base H] -o FILE [--name NAME]\n"
           "       mpsim calibrate -o FILE [--base H] [--name NAME] [--quick] [--bench PATH]\n"
-          "                       [--models DIR]\n\n"
+          "                       [--models DIR] [--gpus N]\n\n"
           "Fits the calibration microbenchmarks' kernel times (CUPTI, per NVTX range calib/...)\n"
           "into a hardware profile: the base profile's datasheet numbers with measured GEMM,\n"
           "attention, memory-op and NCCL tables, and the efficiency and NVLink numbers they\n"
@@ -107,6 +115,9 @@ std::string calibrate_help() {
           "parameters, at TP 1, 2, 4, ... up to the base profile's GPUs per node and\n"
           "micro-batches 1 to 16, at most 8 values per axis up to 32768\n"
           "(profiler/calibrate/model_gemm_grid.h); --quick keeps the bench's own small set.\n"
+          "After the grids the bench also measures the exact GEMM, attention and collective\n"
+          "shapes of those models' graphs on --gpus GPUs (calibration_bench --points;\n"
+          "profiler/calibrate/model_points.h), written into the profile's .exact tables.\n"
           "What is fitted, and how: profiler/calibrate/README.md.\n\n"
        << flag_descriptions();
   return text.str();

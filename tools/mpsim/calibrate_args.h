@@ -1,11 +1,14 @@
 // Flags of `mpsim calibrate`, parsed by a pure function:
 //   mpsim calibrate --from DB [--from DB2 ...] [--base H] -o FILE [--name NAME]
 //   mpsim calibrate -o FILE [--base H] [--name NAME] [--quick] [--bench PATH] [--models DIR]
+//                   [--gpus N]
 // The first fits databases already recorded; the second records one on this machine first.
 // parse_calibrate_args() throws spec::FlagError for an unknown flag, a missing -o, an empty
-// value, or --quick, --bench or --models with --from (nothing is measured then).
+// value, --gpus out of [1, 1024], or --quick, --bench, --models or --gpus with --from (nothing is
+// measured then).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -21,6 +24,8 @@ struct CalibrateRequest {
   std::string bench;   // --bench: the calibration_bench to run; empty: found beside mpsim
   std::string models;  // --models: the folder whose models set the GEMM grid; empty: models/
                        // where spec names are looked up (calibrate_command.h)
+  int64_t gpus = 0;    // --gpus: local GPUs for the exact-shape point list and the bench; 0:
+                       // the number of /dev/nvidia<N> devices (at least 1)
 };
 
 CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
+#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,13 +18,16 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <ostream>
+#include <set>
 #include <stdexcept>
 
 #include "profiler/analyze/run_measurement.h"
 #include "profiler/calibrate/calibrate_profile.h"
 #include "profiler/calibrate/op_points.h"
 #include "profiler/calibrate/model_gemm_grid.h"
+#include "profiler/calibrate/model_points.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/calibrate_args.h"
@@ -39,11 +43,11 @@ namespace fs = std::filesystem;
 
 
 // The bench's GEMM axes from the models of `folder` on `base`, as flags; the grid is reported.
-std::vector<std::string> gemm_grid_flags(const std::string& folder,
+std::vector<std::string> gemm_grid_flags(const std::vector<spec::ModelSpec>& specs,
+                                         const std::string& folder,
                                          const spec::HardwareProfile& base, std::ostream& err) {
-  const profiler::GemmGrid grid =
-      profiler::model_gemm_grid(profiler::load_model_folder(folder),
-                                spec::to_hardware(base, "base profile '" + base.name() + "'"));
+  const profiler::GemmGrid grid = profiler::model_gemm_grid(
+      specs, spec::to_hardware(base, "base profile '" + base.name() + "'"));
   std::string models;
   for (const std::string& m : grid.models) models += (models.empty() ? "" : ", ") + m;
   char flop[32];
@@ -59,6 +63,67 @@ std::vector<std::string> gemm_grid_flags(const std::string& folder,
           "--gemm-k", profiler::comma_list(grid.k)};
 }
 
+// The local GPUs: the entries of $CUDA_VISIBLE_DEVICES where set, else the /dev/nvidia<N>
+// devices; at least 1.
+int64_t local_gpu_count() {
+  int64_t count = 0;
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible != nullptr) {
+    std::string list = visible;
+    if (list.empty()) return 1;
+    count = 1 + std::count(list.begin(), list.end(), ',');
+    return count;
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/dev", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 6 && name.starts_with("nvidia") &&
+        name.find_first_not_of("0123456789", 6) == std::string::npos) {
+      ++count;
+    }
+  }
+  return std::max<int64_t>(count, 1);
+}
+
+// The models' exact shapes on `gpus` GPUs (model_points.h), written to `file` for the bench's
+// --points; reported.
+void write_point_list(const std::vector<spec::ModelSpec>& models,
+                                       const spec::HardwareProfile& base, int64_t gpus,
+                                       const std::string& file, std::ostream& err) {
+  profiler::ModelPointsOptions options;
+  options.gpus = gpus;
+  const profiler::ModelPoints points = profiler::model_points(
+      models, spec::to_hardware(base, "base profile '" + base.name() + "'"), options);
+  std::ofstream out(file);
+  out << points.file_text();
+  if (!out.flush()) throw std::runtime_error("cannot write the point list " + file);
+  char work[96];
+  std::snprintf(work, sizeof work, "%.2g GEMM FLOP, %.2g attention FLOP, %.2g collective bytes",
+                points.gemm_flop, points.attention_flop, points.collective_bytes);
+  err << "mpsim calibrate: " << points.size() << " exact shapes of the models' graphs on "
+      << gpus << " GPU(s) (" << points.gemm.size() << " GEMM, " << points.attention.size()
+      << " attention, " << points.collective.size() << " collective; from " << points.graphs
+      << " graphs; " << work << " a repetition) in " << file << "\n";
+  for (const std::string& note : points.notes) {
+    err << "mpsim calibrate: note: point list: " << note << "\n";
+  }
+}
+
+// The ranges the bench measured from its point list: its JSON lines (`output`) marked
+// "listed": true (list points on a grid were measured there, unmarked, and are not among them).
+std::set<std::string> listed_ranges(const std::string& output) {
+  std::ifstream in(output);
+  if (!in) throw std::runtime_error("cannot read the bench's output " + output);
+  std::set<std::string> listed;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_object() && j.value("listed", false) && j.contains("range") &&
+        j["range"].is_string()) {
+      listed.insert(j["range"].get<std::string>());
+    }
+  }
+  return listed;
+}
+
 // Iterations excluded from a profiled executor run's op times (its first: cuBLAS heuristics,
 // NCCL connections, allocator growth).
 constexpr int64_t kRunWarmup = 1;
@@ -72,18 +137,27 @@ bool is_executor_run(const std::string& path) {
   return false;
 }
 
-// Records calibration_bench under the profiler; returns the database.
-std::string measure(const CalibrateRequest& request, const spec::HardwareProfile& base,
-                    std::ostream& err) {
+// What measure() recorded: the database, and the ranges the bench measured from its point list.
+struct Measured {
+  std::string database;
+  std::set<std::string> listed_ranges;
+};
+
+// Records calibration_bench under the profiler.
+Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& base,
+                 std::ostream& err) {
   const std::string self = fs::read_symlink("/proc/self/exe").string();
   const std::string bench =
       request.bench.empty() ? find_calibration_bench(self) : checked_bench(request.bench);
   // The grid is derived (and any model error raised) before anything runs on the GPUs.
-  const std::vector<std::string> grid =
-      request.quick ? std::vector<std::string>{}
-                    : gemm_grid_flags(request.models.empty() ? find_models_folder(self)
-                                                             : request.models,
-                                      base, err);
+  std::vector<spec::ModelSpec> models;
+  std::string folder;
+  std::vector<std::string> grid;
+  if (!request.quick) {
+    folder = request.models.empty() ? find_models_folder(self) : request.models;
+    models = profiler::load_model_folder(folder);
+    grid = gemm_grid_flags(models, folder, base, err);
+  }
   std::string pattern = (fs::temp_directory_path() / "mpsim-calibrate-XXXXXX").string();
   if (mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("cannot create a temporary folder " + pattern + ": " +
@@ -95,6 +169,13 @@ std::string measure(const CalibrateRequest& request, const spec::HardwareProfile
   std::vector<std::string> argv = {self, "profile", "-o", database, "--merge", "--", bench};
   if (request.quick) argv.emplace_back("--quick");
   argv.insert(argv.end(), grid.begin(), grid.end());
+  if (!request.quick) {
+    const std::string points = (dir / "points.txt").string();
+    const int64_t gpus = request.gpus > 0 ? request.gpus : local_gpu_count();
+    write_point_list(models, base, gpus, points, err);
+    argv.insert(argv.end(), {"--points", points});
+  }
+  if (request.gpus > 0) argv.insert(argv.end(), {"--gpus", std::to_string(request.gpus)});
   err << "mpsim calibrate: running " << command_line(argv) << " > " << output << "\n";
   const auto start = std::chrono::steady_clock::now();
   const int status = run_with_stdout(argv, output);
@@ -111,7 +192,14 @@ std::string measure(const CalibrateRequest& request, const spec::HardwareProfile
   std::snprintf(text, sizeof text, "%.1f", seconds);
   err << "mpsim calibrate: measured in " << text << " s; database and bench output kept in "
       << dir.string() << "\n";
-  return database;
+  Measured measured;
+  measured.database = database;
+  measured.listed_ranges = listed_ranges(output);
+  if (!request.quick) {
+    err << "mpsim calibrate: " << measured.listed_ranges.size()
+        << " point-list measurements off the grids (their exact tables only)\n";
+  }
+  return measured;
 }
 
 // "# " before every line of `text`.
@@ -207,17 +295,21 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   // --from: calibration databases, and profiled executor runs whose op times are learned.
   std::vector<std::string> databases, runs;
   for (const std::string& db : request.from) {
-    if (!fs::exists(db) && !fs::exists(profiler::rank_path(db, 0, 0)))
+    if (profiler::run_database_files(db).empty())
       throw spec::SpecError(db, 0, "", "no such file, nor per-rank files " +
                                            profiler::rank_path(db, 0, 0) + ", ... (--from)");
     (is_executor_run(db) ? runs : databases).push_back(db);
   }
   const bool measured_here = request.from.empty();
-  if (measured_here) databases = {measure(request, base, err)};
+  profiler::CalibrationInfo info;
+  if (measured_here) {
+    Measured measured = measure(request, base, err);
+    databases = {measured.database};
+    info.listed_ranges = std::move(measured.listed_ranges);
+  }
 
   std::vector<std::string> words = {"mpsim", "calibrate"};
   words.insert(words.end(), args.begin(), args.end());
-  profiler::CalibrationInfo info;
   info.profile_name = request.name;
   info.command = command_line(words);
   info.date = profiler::today_utc();

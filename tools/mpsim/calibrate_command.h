@@ -7,8 +7,12 @@
 // of the configuration its command line states (run_op_tables.h), become exact-shape tables
 // (profiler/calibrate/op_points.h) merged into the profile. Without --from it first records
 // the measurements on this machine: `<mpsim> profile -o <tmp>/calib.sqlite --merge --
-// <bench> --gemm-m M --gemm-n N --gemm-k K` (or `<bench> --quick`), its stdout kept in
-// <tmp>/calib.jsonl. Everything is found from the mpsim binary or a flag, so that a build tree
+// <bench> --gemm-m M --gemm-n N --gemm-k K --points <tmp>/points.txt [--gpus N]` (or
+// `<bench> --quick`), its stdout kept in <tmp>/calib.jsonl; points.txt lists the models' exact
+// GEMM, attention and collective shapes on the local GPUs (--gpus, else the entries of
+// $CUDA_VISIBLE_DEVICES, else the /dev/nvidia<N> devices; profiler/calibrate/model_points.h),
+// whose measurements the fit writes into the .exact tables and keeps off the grids
+// (CalibrationInfo::listed_ranges). Everything is found from the mpsim binary or a flag, so that a build tree
 // carried to a GPU machine works from any directory:
 //   the bench      --bench, else <mpsim dir>/../../profiler/bench/calibration_bench (the build
 //                  tree), else <mpsim dir>/calibration_bench (installed side by side);
@@ -19,8 +23,9 @@
 //                  the source tree mpsim was built from (the roots spec names are looked up in,
 //                  spec_loader.h, plus the checkout above the binary);
 //   the base       --base, a spec name or path (spec_loader.h).
-// The GEMM axes are derived from the models' graphs (profiler/calibrate/model_gemm_grid.h) before
-// anything runs on the GPUs; the grid and the models left out are printed.
+// The GEMM axes and the point list are derived from the models' graphs
+// (profiler/calibrate/model_gemm_grid.h, model_points.h) before anything runs on the GPUs; the
+// grid, the number of points and the models and shapes left out are printed.
 //
 // The profile is written to a temporary file beside -o and renamed over it, so -o is never left
 // half written. Errors: a bad flag, a missing or unreadable database (named), a base profile that

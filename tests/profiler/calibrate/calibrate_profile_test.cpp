@@ -89,13 +89,22 @@ std::set<std::string> table_names(const spec::HardwareProfile& p) {
 }
 
 TEST(CalibrateProfileTest, TablesAreCompleteAndTheCostModelAcceptsThem) {
-  const std::set<std::string> compute_and_memory = {
+  std::set<std::string> compute_and_memory = {
       "gemm.bf16",          "gemm.bf16.fwd",      "gemm.bf16.dgrad", "gemm.bf16.wgrad",
       "attention.fwd.bf16", "attention.bwd.bf16", "memory.norm",     "memory.norm.fwd",
       "memory.norm.bwd",    "memory.elementwise", "memory.optimizer"};
+  // Every GEMM, attention and collective table has its exact table, with the same points here
+  // (no point list; the grids are complete).
+  const std::vector<std::string> exact = {"gemm.bf16.fwd", "gemm.bf16.dgrad", "gemm.bf16.wgrad",
+                                          "attention.fwd.bf16", "attention.bwd.bf16"};
+  for (const std::string& name : exact) compute_and_memory.insert(name + ".exact");
   std::set<std::string> with_collectives = compute_and_memory;
   with_collectives.insert({"allreduce.nvlink", "allgather.nvlink", "reducescatter.nvlink",
                            "send.nvlink", "interference.gemm.bf16"});
+  for (const std::string name :
+       {"allreduce.nvlink", "allgather.nvlink", "reducescatter.nvlink", "send.nvlink"}) {
+    with_collectives.insert(name + ".exact");
+  }
   for (const std::string& db : {kH100, kH200}) {
     const spec::HardwareProfile& p = fitted(db).profile;
     EXPECT_EQ(table_names(p), db == kH100 ? compute_and_memory : with_collectives) << db;
@@ -103,6 +112,10 @@ TEST(CalibrateProfileTest, TablesAreCompleteAndTheCostModelAcceptsThem) {
     // 6 sizes per memory op (norm: a forward and a backward point each).
     for (const char* gemm : {"gemm.bf16", "gemm.bf16.fwd", "gemm.bf16.dgrad", "gemm.bf16.wgrad"}) {
       EXPECT_EQ(table(p, gemm).points_size(), 180) << db << " " << gemm;
+    }
+    for (const std::string& name : exact) {
+      EXPECT_EQ(table(p, name + ".exact").points_size(), table(p, name).points_size())
+          << db << " " << name;
     }
     EXPECT_EQ(table(p, "attention.fwd.bf16").points_size(), 24);
     EXPECT_EQ(table(p, "attention.bwd.bf16").points_size(), 24);
@@ -240,6 +253,8 @@ TEST(CalibrateProfileTest, ArtifactsAreDroppedAndReported) {
             0u)
       << notes[0];
   EXPECT_EQ(table(fitted(kH200).profile, "allreduce.nvlink").points_size(), 10);
+  // The exact table drops it too, without a second note.
+  EXPECT_EQ(table(fitted(kH200).profile, "allreduce.nvlink.exact").points_size(), 10);
 }
 
 TEST(CalibrateProfileTest, AnIncompleteGridIsRepairedAndReported) {
@@ -399,6 +414,169 @@ TEST(CalibrateProfileTest, LossPointsOfBothPassesAtOneKeyKeepOne) {
   EXPECT_EQ(report.notes, std::vector<std::string>{"range calib/memory.loss.fwd/bytes=16777216: "
                                                    "table memory.loss already has a point at "
                                                    "bytes=16777216; point dropped"});
+}
+
+// ---- the point list: exact tables beside the grids ---------------------------------------------
+
+// Fabricated rates: GEMMs at 500 TFLOP/s, attention at 300 TFLOP/s (4 bh s^2 d forward, twice that
+// backward), all-reduces at 5 us + bytes / 200 GB/s; listed points (the models' exact shapes) 1.3
+// times slower than that, so that a hit of the exact table is told from the grid's value.
+double gemm_seconds(double m, double n, double k) { return 2 * m * n * k / 5e14; }
+double attention_seconds(double bh, double s, double d, bool backward) {
+  return (backward ? 8 : 4) * bh * s * s * d / 3e14;
+}
+double allreduce_seconds(double bytes) { return 5e-6 + bytes / 2e11; }
+constexpr double kListedFactor = 1.3;
+
+std::string gemm_text(const std::string& layout, int64_t m, int64_t n, int64_t k) {
+  return "calib/gemm.bf16/" + layout + "/m=" + std::to_string(m) + ",n=" + std::to_string(n) +
+         ",k=" + std::to_string(k);
+}
+
+// The bench's grids (GEMM 2 x 2 x 2 per layout, attention 2 x 2 x 2, all-reduce of 2 GPUs at
+// 1 KiB to 1 MiB) and the listed points, which join the measurements as the bench writes them.
+struct Listed {
+  std::vector<CalibrationMeasurement> measurements;
+  std::set<std::string> listed;
+  void add(const std::string& text, double seconds, bool is_listed) {
+    measurements.push_back(fabricated(text, seconds));
+    if (is_listed) listed.insert(text);
+  }
+};
+
+Listed grid_measurements() {
+  Listed l;
+  for (const std::string layout : {"fwd", "dgrad", "wgrad"}) {
+    for (const int64_t m : {1024, 4096})
+      for (const int64_t n : {1024, 4096})
+        for (const int64_t k : {1024, 4096})
+          l.add(gemm_text(layout, m, n, k), gemm_seconds(m, n, k), false);
+  }
+  for (const bool backward : {false, true}) {
+    for (const int64_t bh : {16, 64})
+      for (const int64_t s : {512, 1024})
+        for (const int64_t d : {64, 128})
+          l.add(std::string("calib/attention.") + (backward ? "bwd" : "fwd") +
+                    ".bf16/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) +
+                    ",d=" + std::to_string(d),
+                attention_seconds(bh, s, d, backward), false);
+  }
+  for (int64_t bytes = 1024; bytes <= (int64_t{1} << 20); bytes *= 4) {
+    l.add("calib/allreduce.nvlink/g=2,bytes=" + std::to_string(bytes), allreduce_seconds(bytes),
+          false);
+  }
+  for (auto& m : l.measurements) {
+    if (m.range.kind == MeasurementKind::kCollective) m.seconds.nccl = m.seconds.all;
+  }
+  return l;
+}
+
+TEST(CalibrateProfileTest, ListedPointsLandInTheExactTablesAndThePricesAreExact) {
+  Listed l = grid_measurements();
+  // A model's dgrad GEMM, an attention shape and a bucket all-reduce, off every grid axis.
+  l.add(gemm_text("dgrad", 3072, 2304, 768), kListedFactor * gemm_seconds(3072, 2304, 768), true);
+  l.add("calib/attention.bwd.bf16/bh=24,s=2048,d=128",
+        kListedFactor * attention_seconds(24, 2048, 128, true), true);
+  l.add("calib/allreduce.nvlink/g=2,bytes=3145728", kListedFactor * allreduce_seconds(3145728),
+        true);
+  l.measurements.back().seconds.nccl = l.measurements.back().seconds.all;
+  CalibrationInfo info;
+  info.listed_ranges = l.listed;
+  CalibrationReport report;
+  const spec::HardwareProfile p = calibrate_profile(
+      fabricated_data(std::move(l.measurements)), spec::load_hardware_profile("h100-sxm"), info,
+      &report);
+  // The grids as the bench measured them; the exact tables with every point.
+  EXPECT_EQ(table(p, "gemm.bf16.dgrad").points_size(), 8);
+  EXPECT_EQ(table(p, "gemm.bf16.dgrad.exact").points_size(), 9);
+  EXPECT_EQ(table(p, "gemm.bf16.fwd.exact").points_size(), 8);
+  EXPECT_EQ(table(p, "attention.bwd.bf16").points_size(), 8);
+  EXPECT_EQ(table(p, "attention.bwd.bf16.exact").points_size(), 9);
+  EXPECT_EQ(table(p, "allreduce.nvlink").points_size(), 6);
+  EXPECT_EQ(table(p, "allreduce.nvlink.exact").points_size(), 7);
+  // Points keep 7 significant digits.
+  const double gemm_point = seconds_at(table(p, "gemm.bf16.dgrad.exact"), {3072, 2304, 768});
+  EXPECT_LE(rel_err(gemm_point, kListedFactor * gemm_seconds(3072, 2304, 768)), 1e-6);
+  EXPECT_EQ(report.notes,
+            (std::vector<std::string>{
+                "table gemm.bf16.dgrad: 1 of 1 points of the point list lie off the grid's axes; "
+                "in gemm.bf16.dgrad.exact only",
+                "table attention.bwd.bf16: 1 of 1 points of the point list lie off the grid's "
+                "axes; in attention.bwd.bf16.exact only",
+                "table allreduce.nvlink: 1 of 1 points of the point list lie off the grid's axes; "
+                "in allreduce.nvlink.exact only"}));
+  const std::string& provenance = table(p, "gemm.bf16.dgrad.exact").provenance();
+  EXPECT_EQ(provenance.rfind("the measured points of gemm.bf16.dgrad at their exact keys", 0), 0u)
+      << provenance;
+
+  // The cost model prices the graph's ops of those shapes at the listed times exactly, and
+  // interpolates the others on the grid (the 1.3 factor is not there).
+  const auto model = cost::make_calibrated_cost_model(spec::to_hardware(p, "calibrated"));
+  graph::Op gemm;
+  gemm.kind = graph::OpKind::kGemm;
+  gemm.label = "mlp.fc2.dgrad";
+  gemm.gemm = {3072, 2304, 768};
+  EXPECT_EQ(model->op_seconds(gemm), gemm_point);
+  gemm.gemm = {2048, 2048, 2048};
+  EXPECT_LE(rel_err(model->op_seconds(gemm), gemm_seconds(2048, 2048, 2048)), 1e-6);
+  graph::Op attention;
+  attention.kind = graph::OpKind::kAttention;
+  attention.pass = graph::Pass::kBackward;
+  attention.attn_batch_heads = 24;
+  attention.attn_seq = 2048;
+  attention.attn_head_dim = 128;
+  EXPECT_EQ(model->op_seconds(attention),
+            seconds_at(table(p, "attention.bwd.bf16.exact"), {24, 2048, 128}));
+  EXPECT_LE(rel_err(model->op_seconds(attention),
+                    kListedFactor * attention_seconds(24, 2048, 128, true)),
+            1e-6);
+  graph::Op allreduce;
+  allreduce.kind = graph::OpKind::kAllReduce;
+  allreduce.group_size = 2;
+  allreduce.bytes = 3145728;
+  EXPECT_EQ(model->op_seconds(allreduce),
+            seconds_at(table(p, "allreduce.nvlink.exact"), {2, 3145728}));
+  EXPECT_LE(rel_err(model->op_seconds(allreduce), kListedFactor * allreduce_seconds(3145728)),
+            1e-6);
+}
+
+// Many listed points scattered over the grid's axes leave the grid whole; the exact table holds
+// them all. (A listed shape on the grid is measured there, unmarked: not listed.)
+TEST(CalibrateProfileTest, TheGridSurvivesScatteredListedPoints) {
+  Listed l = grid_measurements();
+  int scattered = 0;
+  // Shapes sharing one or two axis values with the grid, and some on none; m = 1024 and 4096 are
+  // listed more often (16 times each) than any grid value appears on the grid (4 times).
+  for (const int64_t m : {768, 1024, 2304, 4096, 6144}) {
+    for (const int64_t n : {1024, 1536, 3072, 4096}) {
+      for (const int64_t k : {512, 1024, 2048, 4096, 8192}) {
+        const std::string text = gemm_text("wgrad", m, n, k);
+        const bool on_grid = (m == 1024 || m == 4096) && (n == 1024 || n == 4096) &&
+                             (k == 1024 || k == 4096);
+        if (on_grid) continue;  // measured on the grid already: the bench skips it
+        l.add(text, kListedFactor * gemm_seconds(m, n, k), true);
+        ++scattered;
+      }
+    }
+  }
+  CalibrationInfo info;
+  info.listed_ranges = l.listed;
+  CalibrationReport report;
+  const spec::HardwareProfile p = calibrate_profile(
+      fabricated_data(std::move(l.measurements)), spec::load_hardware_profile("h100-sxm"), info,
+      &report);
+  const spec::CalibratedTable& grid = table(p, "gemm.bf16.wgrad");
+  ASSERT_EQ(grid.points_size(), 8);
+  for (const auto& point : grid.points()) {  // the grid's own times, not the listed ones
+    EXPECT_LE(rel_err(point.seconds(), gemm_seconds(point.key(0), point.key(1), point.key(2))),
+              1e-6);
+  }
+  EXPECT_EQ(table(p, "gemm.bf16.wgrad.exact").points_size(), 8 + scattered);
+  ASSERT_EQ(report.notes.size(), 1u);
+  EXPECT_EQ(report.notes[0], "table gemm.bf16.wgrad: " + std::to_string(scattered) + " of " +
+                                 std::to_string(scattered) +
+                                 " points of the point list lie off the grid's axes; in "
+                                 "gemm.bf16.wgrad.exact only");
 }
 
 }  // namespace
