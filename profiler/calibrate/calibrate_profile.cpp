@@ -113,7 +113,9 @@ const std::vector<std::string_view>& table_order() {
 }
 
 std::string table_description(std::string_view name) {
-  const std::string common = "; seconds = GPU time of the range's kernels (CUPTI) per repetition";
+  const std::string common =
+      "; seconds = issue slots (kernel time plus the launch gap before it, CUPTI) of the "
+      "range's kernels per repetition";
   if (name.starts_with("gemm.bf16.")) {
     const std::string layout(name.substr(std::string_view("gemm.bf16.").size()));
     return "cuBLAS bf16 GEMM through executor::Gemm, " + layout +
@@ -168,11 +170,12 @@ std::string table_description(std::string_view name) {
   }
   if (name == kInterferenceGemmTable) {
     return "the fwd GEMM m x n x k on GPU 0 while NCCL all-reduces run beside it on another "
-           "stream; seconds = GPU time of the GEMM's (non-NCCL) kernels per repetition";
+           "stream; seconds = issue slots of the GEMM's (non-NCCL) kernels per repetition";
   }
   return "NCCL " + std::string(name.substr(0, name.find('.'))) +
          " inside one node (bf16, in place), group_size GPUs, bytes as nccl-tests counts them; "
-         "seconds = the slowest GPU's NCCL kernel time (CUPTI) per repetition";
+         "seconds = issue slots of the NCCL kernels (CUPTI) per repetition on the group's GPU "
+         "whose kernels took least (the others' also hold the wait for it)";
 }
 
 class Fit {
@@ -417,17 +420,7 @@ class Fit {
       report_.notes.push_back("table " + name + ": no points left; not written");
       return std::nullopt;
     }
-    if (!ignored_by_cost_model(name)) {
-      // The cost model's own checks: key names, grid, fits.
-      spec::Hardware hw = base_hw_;
-      hw.calibrated = {table};
-      try {
-        cost::make_calibrated_cost_model(hw);
-      } catch (const std::invalid_argument& e) {
-        report_.notes.push_back(std::string(e.what()) + "; table not written");
-        return std::nullopt;
-      }
-    }
+    if (!ignored_by_cost_model(name) && !accepted_by_cost_model(table)) return std::nullopt;
     std::string provenance = build.what + "; " + std::to_string(table.points_size()) +
                              (table.points_size() == 1 ? " point " : " points ") +
                              measured_on(build.sources);
@@ -440,6 +433,19 @@ class Fit {
     return table;
   }
 
+  // The cost model's own checks (key names, grid, fits) on `table` alone; a refusal is noted.
+  bool accepted_by_cost_model(const spec::CalibratedTable& table) {
+    spec::Hardware hw = base_hw_;
+    hw.calibrated = {table};
+    try {
+      cost::make_calibrated_cost_model(hw);
+      return true;
+    } catch (const std::invalid_argument& e) {
+      report_.notes.push_back(std::string(e.what()) + "; table not written");
+      return false;
+    }
+  }
+
   // An exact table: every point of its base table's measurements, sorted, a collective's
   // artifacts dropped (those dropped from the base table already reported there); nullopt (with
   // a note) when the cost model refuses it.
@@ -448,14 +454,7 @@ class Fit {
     sort_points(table);
     if (table.key_names_size() == 2 && table.key_names(0) == "group_size")
       drop_artifacts(table, base.artifacts);
-    spec::Hardware hw = base_hw_;
-    hw.calibrated = {table};
-    try {
-      cost::make_calibrated_cost_model(hw);
-    } catch (const std::invalid_argument& e) {
-      report_.notes.push_back(std::string(e.what()) + "; table not written");
-      return std::nullopt;
-    }
+    if (!accepted_by_cost_model(table)) return std::nullopt;
     const std::string base_name = base.table.op();
     table.set_provenance(
         "the measured points of " + base_name + " at their exact keys (its grid's, and those of "
