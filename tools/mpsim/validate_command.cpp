@@ -200,7 +200,12 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
     }
     Prepared p;
     p.config = &c;
-    p.stored = load_stored_run(stored);
+    try {
+      p.stored = load_stored_run(stored);
+    } catch (const std::exception& e) {
+      failures.push_back(c.name + ": " + e.what());
+      continue;
+    }
     if (p.stored.flags != joined(c.flags)) {
       failures.push_back(c.name + ": " + stored + " measured other flags (" + p.stored.flags + ")");
       continue;
@@ -237,9 +242,15 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
   std::vector<validation::ConfigComparison> rows;
   for (size_t i = 0; i < prepared.size(); ++i) {
     const Prepared& p = prepared[i];
-    validation::ConfigComparison row = validation::compare_configuration(
-        p.config->name, joined(p.config->flags), p.stored.run, p.stored.rank_peak_memory_bytes,
-        p.result, *p.detail);
+    validation::ConfigComparison row;
+    try {
+      row = validation::compare_configuration(p.config->name, joined(p.config->flags),
+                                              p.stored.run, p.stored.rank_peak_memory_bytes,
+                                              p.result, *p.detail);
+    } catch (const std::invalid_argument& e) {
+      failures.push_back(p.config->name + ": " + e.what());
+      continue;
+    }
     row.predicted_loo_iteration_s = loo[i];
     validation::write_side_by_side_trace(
         (fs::path(request.out) / "traces" / (p.config->name + ".json")).string(), row, p.stored.run,
