@@ -7,6 +7,8 @@ namespace {
 
 constexpr double kMaskBytes = 1;     // dropout masks: one byte per element
 constexpr double kLogitBytes = 4;    // the vocab-parallel cross entropy works on fp32 logits
+constexpr double kBf16LogitBytes = 2;  // LossMemory::kBf16Logits: the logits as the GEMM wrote them
+constexpr double kRowStatsBytes = 8;   // ... and per token the fp32 row max and sum of exponentials
 constexpr double kLseBytes = 4;      // flash attention's log-sum-exp, fp32
 constexpr double kWeightBytes = 2;   // bf16 weights
 constexpr double kGradBytes = 4;     // fp32 main gradients
@@ -123,14 +125,17 @@ double embedding_activation_bytes(const graph::ModelDims& d, const spec::Paralle
          static_cast<double>(d.hidden) / sp;
 }
 
-double head_activation_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config) {
+double head_activation_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config,
+                             LossMemory loss) {
   const int64_t t = config.tensor_parallel();
   const double sp = config.sequence_parallel() ? static_cast<double>(t) : 1;
   const double tokens = static_cast<double>(config.micro_batch_size() * d.seq);
   const double inputs = 2.0 * d.bytes_per_element * tokens * static_cast<double>(d.hidden) / sp;
-  const double logits =
-      kLogitBytes * tokens * static_cast<double>(graph::padded_vocab(d.vocab, t) / t);
-  return inputs + logits;
+  const double columns = static_cast<double>(graph::padded_vocab(d.vocab, t) / t);
+  const double kept = loss == LossMemory::kFp32Logits
+                          ? kLogitBytes * tokens * columns
+                          : kBf16LogitBytes * tokens * columns + kRowStatsBytes * tokens;
+  return inputs + kept;
 }
 
 namespace {
@@ -195,7 +200,7 @@ double in_flight_micro_batches(const spec::ParallelConfig& config, int64_t stage
 }
 
 RankMemory closed_form_memory(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                              int64_t stage, AttentionMemory attention) {
+                              int64_t stage, AttentionMemory attention, LossMemory loss) {
   const int64_t p = config.pipeline_parallel();
   const int64_t m = micro_batches(config);
   RankMemory r;
@@ -203,16 +208,16 @@ RankMemory closed_form_memory(const graph::ModelDims& d, const spec::ParallelCon
   r.activations = in_flight_micro_batches(config, stage, m) * static_cast<double>(d.layers / p) *
                   layer_activation_bytes(d, config, attention);
   r.extra = peak_extras(stage_order(config, stage, m), stage == 0, stage == p - 1,
-                        embedding_activation_bytes(d, config), head_activation_bytes(d, config),
+                        embedding_activation_bytes(d, config), head_activation_bytes(d, config, loss),
                         recompute_working_set_bytes(d, config, attention));
   return r;
 }
 
 double closed_form_peak_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                              AttentionMemory attention) {
+                              AttentionMemory attention, LossMemory loss) {
   double peak = 0;
   for (int64_t stage = 0; stage < config.pipeline_parallel(); ++stage)
-    peak = std::max(peak, closed_form_memory(d, config, stage, attention).total());
+    peak = std::max(peak, closed_form_memory(d, config, stage, attention, loss).total());
   return peak;
 }
 

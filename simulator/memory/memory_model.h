@@ -37,6 +37,13 @@ enum class AttentionMemory : uint8_t {
   kFlash,         // fused kernel: output and log-sum-exp only
 };
 
+// What the cross entropy keeps for its backward pass, per micro-batch on the last stage.
+enum class LossMemory : uint8_t {
+  kFp32Logits,  // Megatron-LM's vocab-parallel cross entropy: the logits upcast to fp32 (4 s b V/t)
+  kBf16Logits,  // the reference executor's: the bf16 logits, the row max and the sum of
+                // exponentials per token in fp32 (2 s b V/t + 8 s b), softmax recomputed backward
+};
+
 // Parameters held by one rank of pipeline stage `stage` (0-based), summed over its model chunks:
 // its layers' share under TP (column/row-parallel matrices and column-parallel biases split,
 // norms and row-parallel biases replicated), the vocab-parallel embedding (padded vocab / TP) and
@@ -96,10 +103,11 @@ double recompute_working_set_bytes(const graph::ModelDims& dims,
 // SP; 0 without dropout). The embedding output itself is layer 0's input, counted there.
 double embedding_activation_bytes(const graph::ModelDims& dims,
                                   const spec::ParallelConfig& config);
-// Per micro-batch, on the last stage: the final norm's input, the LM head's input and the fp32
-// logits the vocab-parallel cross entropy keeps (4 s b V_padded / t; Korthikanti's
-// 4 s b h / t (1 + V / h) with SP).
-double head_activation_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config);
+// Per micro-batch, on the last stage: the final norm's input, the LM head's input and what the
+// cross entropy keeps: by default the fp32 logits of Megatron's vocab-parallel cross entropy
+// (4 s b V_padded / t; Korthikanti's 4 s b h / t (1 + V / h) with SP), or `loss`'s.
+double head_activation_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config,
+                             LossMemory loss = LossMemory::kFp32Logits);
 
 // Micro-batches whose activations a rank of `stage` holds at most at once, in units of the whole
 // stage's layers (L / p): GPipe m; 1F1B min(p - stage, m); interleaved 1F1B (v chunks), Megatron's
@@ -128,9 +136,11 @@ struct RankMemory {
 // engine's timeline exactly (same tensors, same schedule) for GPipe, 1F1B and interleaved 1F1B.
 RankMemory closed_form_memory(const graph::ModelDims& dims, const spec::ParallelConfig& config,
                               int64_t stage,
-                              AttentionMemory attention = AttentionMemory::kStoresScores);
+                              AttentionMemory attention = AttentionMemory::kStoresScores,
+                              LossMemory loss = LossMemory::kFp32Logits);
 // Max over stages.
 double closed_form_peak_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config,
-                              AttentionMemory attention = AttentionMemory::kStoresScores);
+                              AttentionMemory attention = AttentionMemory::kStoresScores,
+                              LossMemory loss = LossMemory::kFp32Logits);
 
 }  // namespace mpsim::memory

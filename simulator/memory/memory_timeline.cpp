@@ -68,7 +68,7 @@ void add_layer_backward(Rules& rules, const LayerTensors& x) {
 }
 
 Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& config,
-                 AttentionMemory attention) {
+                 AttentionMemory attention, LossMemory loss) {
   const LayerTensors x = layer_tensors(g.dims, config, attention);
   Rules rules;
   switch (config.recompute()) {
@@ -87,9 +87,9 @@ Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& conf
   const double embedding = embedding_activation_bytes(g.dims, config);
   rules.add(Site::kEmbedding, Pass::kForward, "lookup", embedding, 0);
   rules.add(Site::kEmbedding, Pass::kBackward, "lookup", 0, embedding);
-  // head_activation_bytes = two hidden-state inputs + the fp32 logits.
+  // head_activation_bytes = two hidden-state inputs + what the loss keeps.
   const double input = x.attn_norm_input;  // a hidden state between TP regions, like the layer's
-  const double logits_and_input = head_activation_bytes(g.dims, config) - input;
+  const double logits_and_input = head_activation_bytes(g.dims, config, loss) - input;
   rules.add(Site::kHead, Pass::kForward, "norm", input, 0);
   rules.add(Site::kHead, Pass::kForward, "logits", logits_and_input, 0);
   rules.add(Site::kHead, Pass::kBackward, "logits.wgrad", 0, logits_and_input);
@@ -100,8 +100,8 @@ Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& conf
 }  // namespace
 
 void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config,
-                     AttentionMemory attention) {
-  const Rules rules = make_rules(g, config, attention);
+                     AttentionMemory attention, LossMemory loss) {
+  const Rules rules = make_rules(g, config, attention, loss);
   const size_t n = boost::num_vertices(g.graph);
   for (graph::OpVertex v = 0; v < n; ++v) {
     graph::Op& op = g.graph[v];

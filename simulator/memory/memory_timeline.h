@@ -16,7 +16,7 @@
 //   fwd mlp.residual   dropout mask           bwd mlp.residual
 //   fwd embedding/lookup  dropout mask        bwd embedding/lookup
 //   fwd head/norm      its input              bwd head/norm
-//   fwd head/logits    its input + fp32 logits (the loss works in place)   bwd head/logits.wgrad
+//   fwd head/logits    its input + what the loss keeps (LossMemory)        bwd head/logits.wgrad
 //
 // Selective recompute: fwd attn.core saves only Q, K, V; rcp attn.core allocates the scores.
 // Full recompute: the forward keeps only the layer input (fwd attn.norm); the recomputed forward
@@ -39,7 +39,8 @@ namespace mpsim::memory {
 // pipeline steps (OpKind::kStepBlock), which carry theirs from folding. `config` must be the one
 // the graph was built from.
 void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config,
-                     AttentionMemory attention = AttentionMemory::kStoresScores);
+                     AttentionMemory attention = AttentionMemory::kStoresScores,
+                     LossMemory loss = LossMemory::kFp32Logits);
 
 // Static bytes (weights, gradients, optimizer state) per simulated rank, from each rank's stage.
 std::vector<double> model_state_bytes_per_rank(const graph::TrainingGraph& g,

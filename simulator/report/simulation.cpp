@@ -98,12 +98,12 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
 
 // Prices every op and sets its memory; folded steps carry both already.
 void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
-              const cost::CostModel& cost_model) {
+              const cost::CostModel& cost_model, memory::LossMemory loss) {
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     graph::Op& op = tg.graph[v];
     if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model.op_seconds(op);
   }
-  memory::annotate_memory(tg, config);
+  memory::annotate_memory(tg, config, memory::AttentionMemory::kStoresScores, loss);
 }
 
 void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult& er,
@@ -172,8 +172,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   }
   graph::StepFolding folding;
   folding.seconds = [&cost_model](const graph::Op& op) { return cost_model->op_seconds(op); };
-  folding.memory = [&config](graph::TrainingGraph& scratch) {
-    memory::annotate_memory(scratch, config);
+  folding.memory = [&config, &options](graph::TrainingGraph& scratch) {
+    memory::annotate_memory(scratch, config, memory::AttentionMemory::kStoresScores,
+                            options.loss_memory);
   };
   if (options.fold_steps) graph_options.fold = &folding;
   const int64_t estimate = graph::estimate_ops(model, config, graph_options);
@@ -188,7 +189,7 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   if (!options.trace_path.empty()) trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
-  annotate(tg, config, *cost_model);
+  annotate(tg, config, *cost_model, options.loss_memory);
   const engine::EngineResult er = engine::run_engine(tg);
 
   SimulationResult result;

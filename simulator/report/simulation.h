@@ -24,6 +24,7 @@
 #include "simulator/cost/cost_model.h"
 #include "simulator/engine/engine.h"
 #include "simulator/graph/training_graph.h"
+#include "simulator/memory/memory_model.h"
 #include "simulator/spec/hardware.h"
 #include "simulator/spec/model_spec.pb.h"
 #include "simulator/spec/parallel_config.pb.h"
@@ -53,6 +54,9 @@ struct SimulateOptions {
   // memory for a fraction of the work; used by the sweep. The trace then shows steps, not ops,
   // and pipeline transfers that became edge delays count as bubble in the breakdown.
   bool fold_steps = false;
+  // What the cross entropy keeps for the backward pass: Megatron-LM's fp32 logits by default;
+  // `mpsim validate` simulates the reference executor's (memory_model.h).
+  memory::LossMemory loss_memory = memory::LossMemory::kFp32Logits;
   // When set, receives the graph, the engine result and the model state (moved, not copied).
   SimulationDetail* detail = nullptr;
 };

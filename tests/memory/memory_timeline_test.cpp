@@ -27,10 +27,11 @@ struct Simulated {
 
 Simulated simulate(const spec::ModelSpec& model, const spec::ParallelConfig& config,
              graph::GraphOptions options = {},
-             AttentionMemory attention = AttentionMemory::kStoresScores) {
+             AttentionMemory attention = AttentionMemory::kStoresScores,
+             LossMemory loss = LossMemory::kFp32Logits) {
   Simulated run{graph::build_training_graph(model, config, options), {}};
   set_costs(run.graph);
-  annotate_memory(run.graph, config, attention);
+  annotate_memory(run.graph, config, attention, loss);
   run.result = engine::run_engine(run.graph);
   return run;
 }
@@ -70,6 +71,27 @@ TEST(MemoryTimeline, OneFOneBFirstStageHoldsPMicroBatches) {
   // Last stage: one micro-batch in flight, with the head's inputs and fp32 logits.
   EXPECT_EQ(run.result.peak_bytes[p - 1],
             (L / p) * layer_activation_bytes(d, c) + head_activation_bytes(d, c));
+}
+
+// The reference executor's loss keeps the bf16 logits and two fp32 numbers per token instead of
+// Megatron's fp32 logits: the last stage's peak under GPipe (every micro-batch's head buffers
+// held) falls by m (2 s b V_padded - 8 s b) and still equals the closed form. kGpt: s 128,
+// vocab 1000 padded to 1024 (t 1), b 1.
+TEST(MemoryTimeline, Bf16LossLogitsKeepHalfTheLogits) {
+  const int64_t p = 2, m = 6;
+  const spec::ParallelConfig c = testing::config(1, p, 1, 1, m, spec::GPIPE);
+  const graph::ModelDims d = graph::model_dims(kGpt);
+  const Simulated fp32 = simulate(kGpt, c);
+  const Simulated bf16 = simulate(kGpt, c, {}, AttentionMemory::kStoresScores, LossMemory::kBf16Logits);
+  const double tokens = 128, columns = 1024;
+  EXPECT_EQ(head_activation_bytes(d, c) - head_activation_bytes(d, c, LossMemory::kBf16Logits),
+            2 * tokens * columns - 8 * tokens);
+  EXPECT_EQ(fp32.result.peak_bytes[p - 1] - bf16.result.peak_bytes[p - 1],
+            m * (2 * tokens * columns - 8 * tokens));
+  EXPECT_EQ(bf16.result.peak_bytes[p - 1],
+            closed_form_memory(d, c, p - 1, AttentionMemory::kStoresScores, LossMemory::kBf16Logits)
+                    .total() -
+                closed_form_memory(d, c, p - 1).model_state.total());
 }
 
 TEST(MemoryTimeline, GpipeHoldsAllMicroBatches) {

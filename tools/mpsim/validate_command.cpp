@@ -140,6 +140,7 @@ report::SimulationResult simulate_detailed(const Prepared& p, const spec::Hardwa
                                            report::SimulationDetail* detail) {
   report::SimulateOptions options;
   options.scope = report::RankScope::kAllRanks;
+  options.loss_memory = memory::LossMemory::kBf16Logits;  // what the executor's loss keeps
   options.detail = detail;
   return report::simulate(p.model, hardware, p.parallel, options);
 }
@@ -276,8 +277,10 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
       "Leave-one-out: for each configuration the profile is extended with the op times learned "
       "from the profiled runs of all other configurations (exact-shape tables, "
       "profiler/calibrate/op_points.h); no measurement of the configuration itself enters its "
-      "prediction. The microbenchmark row uses the profile alone. The executor has no dropout; "
-      "every model is simulated with dropout 0.");
+      "prediction. The microbenchmark row uses the profile alone. The simulation is of the "
+      "executor's implementation: no dropout (every model is simulated with dropout 0), and a "
+      "cross entropy that keeps the bf16 logits for the backward pass (Megatron-LM keeps them in "
+      "fp32, the simulator's default).");
   for (const std::string& f : failures) context.notes.push_back("Not reported: " + f + ".");
   write_atomically((fs::path(request.out) / "report.md").string(),
                    validation::markdown_report(rows, context), "--out");

@@ -9,8 +9,9 @@
 // iterations from the log; the databases are removed unless --keep-databases. A run that fails is
 // reported as failed and the others go on. Then every measured configuration is simulated with
 // every GPU: with --hw (microbenchmarks only), and with --hw plus the exact op tables learned from
-// the other configurations' runs (leave one out; profiler/calibrate/op_points.h). The executor has
-// no dropout, so the model is simulated with dropout 0. Writes <out>/report.md, <out>/results.csv
+// the other configurations' runs (leave one out; profiler/calibrate/op_points.h). It simulates the
+// executor's implementation: no dropout (the model is simulated with dropout 0) and a cross
+// entropy that keeps the bf16 logits (memory::LossMemory::kBf16Logits), not Megatron's fp32 ones. Writes <out>/report.md, <out>/results.csv
 // and <out>/traces/<name>.json, each atomically.
 //
 // Exit status: 0 when every selected configuration was reported; 1 when a run failed or a
