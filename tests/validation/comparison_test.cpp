@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "simulator/spec/spec_loader.h"
+#include "tests/test_models.h"
 
 namespace mpsim::validation {
 namespace {
@@ -80,26 +81,13 @@ TEST(ComparisonTest, CommunicationIsChargedTheShortestMembersTime) {
   EXPECT_NEAR(w[1].start_s, 8e-6, 1e-15);
 }
 
-spec::ParallelConfig pipeline_config() {
-  spec::ParallelConfig c;
-  c.set_num_gpus(2);
-  c.set_tensor_parallel(1);
-  c.set_pipeline_parallel(2);
-  c.set_data_parallel(1);
-  c.set_micro_batch_size(2);
-  c.set_global_batch_size(4);
-  c.set_schedule(spec::ONE_F_ONE_B);
-  c.set_virtual_pipeline_stages(1);
-  c.set_rank_order(spec::TP_DP_PP);
-  return c;
-}
 
 TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
   const profiler::RunMeasurement run =
       profiler::measure_run(profiler::read_run_traces("traces/executor/pp2.sqlite"), 1);
   spec::ModelSpec model = spec::load_model_spec("models/gpt-bytes-tiny.textproto");
   const spec::Hardware hw = spec::load_hardware("h100-sxm");
-  const auto config = spec::validate_parallel_config(pipeline_config(), model, hw);
+  const auto config = spec::validate_parallel_config(testing::config(1, 2, 1, 2, 4), model, hw);
   report::SimulationDetail detail;
   report::SimulateOptions options;
   options.scope = report::RankScope::kAllRanks;

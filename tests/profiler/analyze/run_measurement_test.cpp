@@ -32,6 +32,7 @@
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_loader.h"
 #include "synthetic_trace.h"
+#include "tests/test_models.h"
 
 namespace mpsim::profiler {
 namespace {
@@ -172,16 +173,7 @@ TEST(RunMeasurementTest, ProfiledPipelineRunCoversEveryComputeOp) {
   ASSERT_EQ(traces.size(), 2u);
   const RunMeasurement run = measure_run(traces, 1);
   EXPECT_EQ(run.ranks[0].steps, (std::vector<int64_t>{2}));
-  spec::ParallelConfig c;
-  c.set_num_gpus(2);
-  c.set_tensor_parallel(1);
-  c.set_pipeline_parallel(2);
-  c.set_data_parallel(1);
-  c.set_micro_batch_size(2);
-  c.set_global_batch_size(4);
-  c.set_schedule(spec::ONE_F_ONE_B);
-  c.set_virtual_pipeline_stages(1);
-  c.set_rank_order(spec::TP_DP_PP);
+  const spec::ParallelConfig c = mpsim::testing::config(1, 2, 1, 2, 4);
   const spec::ModelSpec model = spec::load_model_spec("models/gpt-bytes-tiny.textproto");
   const auto valid = spec::validate_parallel_config(c, model, spec::load_hardware("h100-sxm"));
   graph::GraphOptions options;
