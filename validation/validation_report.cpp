@@ -48,6 +48,13 @@ std::string layout(const ConfigComparison& c) {
   return out.str();
 }
 
+// Per-rank values in rank order, separated by ';' (one CSV field).
+std::string ranks_list(const std::vector<int64_t>& values) {
+  std::string text;
+  for (const int64_t v : values) text += (text.empty() ? "" : ";") + std::to_string(v);
+  return text;
+}
+
 void add(ErrorSummary& s, double error, const std::string& config) {
   s.mape += std::abs(error);
   if (s.count == 0 || std::abs(error) > std::abs(s.worst)) {
@@ -142,6 +149,19 @@ std::string markdown_report(const std::vector<ConfigComparison>& rows, const Rep
   }
   out << "\nSpread: (slowest - fastest) / median over the measured iterations.\n\n";
 
+  out << "## Peak memory per rank (GiB: measured / predicted)\n\n| config | per rank |\n| --- | --- |\n";
+  for (const ConfigComparison& c : rows) {
+    out << "| " << c.name << " |";
+    for (size_t r = 0; r < c.predicted_peak_memory_bytes.size(); ++r) {
+      const int64_t measured =
+          r < c.measured_peak_memory_bytes.size() ? c.measured_peak_memory_bytes[r] : 0;
+      out << " " << r << ": " << (measured > 0 ? gib(measured) : std::string("-")) << " / "
+          << gib(c.predicted_peak_memory_bytes[r]) << ";";
+    }
+    out << " |\n";
+  }
+  out << "\n";
+
   out << "## Per op kind, slowest rank (ms per iteration: measured / predicted)\n\n| config | rank";
   for (int k = 0; k < kNumCategories; ++k) out << " | " << to_string(static_cast<OpCategory>(k));
   out << " |\n| --- | ---";
@@ -160,7 +180,8 @@ std::string csv_header() {
   std::string header =
       "config,model,layout,measured_iteration_s,predicted_iteration_s,iteration_error,"
       "predicted_loo_iteration_s,loo_iteration_error,measured_peak_memory_bytes,"
-      "predicted_peak_memory_bytes,memory_error,compared_rank";
+      "predicted_peak_memory_bytes,memory_error,measured_rank_peak_memory_bytes,"
+      "predicted_rank_peak_memory_bytes,compared_rank";
   for (int k = 0; k < kNumCategories; ++k) {
     const std::string key(category_key(static_cast<OpCategory>(k)));
     header += ",measured_" + key + "_s,predicted_" + key + "_s";
@@ -182,7 +203,8 @@ std::string csv_report(const std::vector<ConfigComparison>& rows) {
     }
     out << "," << c.measured_peak() << "," << c.predicted_peak() << ",";
     if (c.memory_error()) out << *c.memory_error();
-    out << "," << c.compared_rank;
+    out << "," << ranks_list(c.measured_peak_memory_bytes) << ","
+        << ranks_list(c.predicted_peak_memory_bytes) << "," << c.compared_rank;
     for (int k = 0; k < kNumCategories; ++k) out << "," << c.measured[k] << "," << c.predicted[k];
     out << "\n";
   }

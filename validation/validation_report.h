@@ -8,7 +8,8 @@
 //                         enters a kind's MAPE only where its measured time is at least
 //                         kMinKindShare of the measured iteration (smaller ones are noise-sized
 //                         and listed as such, not hidden: their rows stay in the detail tables).
-// The CSV has one row per configuration with the columns of csv_header(), in that order.
+// The CSV has one row per configuration with the columns of csv_header(), in that order; the
+// per-rank peak memory columns hold one value per rank, in rank order, separated by ';'.
 #pragma once
 
 #include <optional>

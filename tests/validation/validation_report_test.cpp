@@ -63,6 +63,7 @@ TEST(ValidationReportTest, CsvHasTheRequiredColumnsAndOneRowPerConfiguration) {
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0], header);
   EXPECT_EQ(all[1].rfind("a,gpt2-124m,\"TP1 PP1 DP1, mbs 4, gbs 8\",1,1.1,", 0), 0u) << all[1];
+  EXPECT_NE(all[1].find(",100,105,0.05,100,105,0,"), std::string::npos) << all[1];
 }
 
 TEST(ValidationReportTest, MarkdownHasTheSummaryAndEveryConfiguration) {
@@ -77,6 +78,7 @@ TEST(ValidationReportTest, MarkdownHasTheSummaryAndEveryConfiguration) {
   EXPECT_NE(md.find("| a | gpt2-124m | TP1 PP1 DP1, mbs 4, gbs 8 | 1000.00 | 1100.00 | +10.0 % |"),
             std::string::npos)
       << md;
+  EXPECT_NE(md.find("| a | 0: 0.00 / 0.00; |"), std::string::npos) << md;  // 100 and 105 bytes
 }
 
 }  // namespace
