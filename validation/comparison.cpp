@@ -42,13 +42,13 @@ OpCategory communication_range_category(const std::string& name) {
   return OpCategory::kOther;
 }
 
+}  // namespace
+
 int32_t graph_rank_of(const report::SimulationDetail& detail, int32_t global_rank) {
   for (size_t r = 0; r < detail.graph.ranks.size(); ++r)
     if (detail.graph.ranks[r].global_rank == global_rank) return static_cast<int32_t>(r);
   return -1;
 }
-
-}  // namespace
 
 std::string_view to_string(OpCategory category) {
   switch (category) {

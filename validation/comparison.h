@@ -80,6 +80,9 @@ struct TimedWork {
 // busy, bubble and idle over one iteration of length `iteration_s` (file comment).
 CategorySeconds category_seconds(std::vector<TimedWork> work, double iteration_s);
 
+// The index into detail.graph.ranks of global rank `global_rank`; -1 when it is not simulated.
+int32_t graph_rank_of(const report::SimulationDetail& detail, int32_t global_rank);
+
 // The simulated rank `global_rank`'s work in `detail`.
 std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, int32_t global_rank);
 

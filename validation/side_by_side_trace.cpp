@@ -55,9 +55,7 @@ void write_side_by_side_trace(const std::string& path, const ConfigComparison& c
   }
 
   // Simulated: one track per stream of the rank.
-  int32_t graph_rank = -1;
-  for (size_t r = 0; r < detail.graph.ranks.size(); ++r)
-    if (detail.graph.ranks[r].global_rank == rank) graph_rank = static_cast<int32_t>(r);
+  const int32_t graph_rank = graph_rank_of(detail, rank);
   for (int s = 0; s < graph::kNumStreams; ++s) {
     writer.thread_name(1, s, std::string(graph::to_string(static_cast<graph::Stream>(s))));
     writer.thread_sort_index(1, s, s);

@@ -1,9 +1,6 @@
 #include "profiler/analyze/run_measurement.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <ctime>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -11,6 +8,7 @@
 
 #include "profiler/analyze/issue_slots.h"
 #include "profiler/analyze/nvtx_projection.h"
+#include "profiler/analyze/trace_stats.h"
 #include "simulator/graph/op_name.h"
 
 namespace mpsim::profiler {
@@ -32,22 +30,6 @@ int64_t iteration_step(const std::string& text) {
 // statistics and sequence-parallel gradient all-reduces), which are work a rank waits in.
 bool is_op_range(const std::string& text) {
   return text.rfind("comm/", 0) == 0 || graph::parse_op_name(text).has_value();
-}
-
-double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
-}
-
-std::string utc_date(int64_t unix_ns) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[16];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
-  return text;
 }
 
 struct RankWork {
@@ -157,20 +139,18 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
   return work;
 }
 
-std::string gpu_summary(const std::vector<RankTrace>& traces) {
-  std::map<std::string, std::string> by_uuid;  // uuid -> name, GPUs that ran kernels
+// The GPUs that ran kernels, each once (by UUID, else bus location), over every rank.
+std::vector<GpuInfo> gpus_used(const std::vector<RankTrace>& traces) {
+  std::map<std::string, GpuInfo> by_id;
   for (const RankTrace& t : traces) {
     std::set<uint32_t> used;
     for (const KernelRecord& k : t.records.kernels) used.insert(k.device_id);
     for (const GpuInfo& g : t.records.gpus)
-      if (used.count(g.device_id)) by_uuid[g.uuid.empty() ? g.bus_location : g.uuid] = g.name;
+      if (used.count(g.device_id)) by_id.emplace(g.uuid.empty() ? g.bus_location : g.uuid, g);
   }
-  std::map<std::string, int> counts;
-  for (const auto& [uuid, name] : by_uuid) ++counts[name];
-  std::string text;
-  for (const auto& [name, count] : counts)
-    text += (text.empty() ? "" : ", ") + std::to_string(count) + " x " + name;
-  return text.empty() ? "unknown GPU" : text;
+  std::vector<GpuInfo> gpus;
+  for (const auto& [id, gpu] : by_id) gpus.push_back(gpu);
+  return gpus;
 }
 
 template <typename T>
@@ -219,8 +199,8 @@ RunMeasurement measure_run(const std::vector<RankTrace>& traces, int64_t warmup)
     if (t.process.rank < rank0->process.rank) rank0 = &t;
   run.command = rank0->process.command;
   run.hostname = rank0->process.hostname;
-  run.date = utc_date(rank0->process.start_ns + rank0->process.clock_offset_ns);
-  run.gpu = gpu_summary(traces);
+  run.date = recording_date(rank0->process);
+  run.gpu = gpu_summary(gpus_used(traces));
   return run;
 }
 

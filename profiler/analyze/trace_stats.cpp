@@ -36,16 +36,6 @@ int64_t covered_ns(std::vector<Interval>& intervals, int64_t lo, int64_t hi) {
   return total;
 }
 
-// Median of a non-empty sample (mean of the two middle values for an even count).
-double median(std::vector<int64_t> values) {
-  const size_t mid = values.size() / 2;
-  std::nth_element(values.begin(), values.begin() + mid, values.end());
-  const double upper = static_cast<double>(values[mid]);
-  if (values.size() % 2 == 1) return upper;
-  const int64_t lower = *std::max_element(values.begin(), values.begin() + mid);
-  return (static_cast<double>(lower) + upper) / 2;
-}
-
 // ---- kernel summary ----
 
 std::vector<KernelSummaryRow> kernel_summary(const std::vector<RankTrace>& ranks) {
@@ -66,7 +56,7 @@ std::vector<KernelSummaryRow> kernel_summary(const std::vector<RankTrace>& ranks
     row.min_ns = *std::min_element(sample.begin(), sample.end());
     row.max_ns = *std::max_element(sample.begin(), sample.end());
     row.mean_ns = static_cast<double>(row.total_ns) / static_cast<double>(row.instances);
-    row.median_ns = median(sample);
+    row.median_ns = median(std::vector<double>(sample.begin(), sample.end()));
     row.time_percent = all_ns > 0 ? 100.0 * static_cast<double>(row.total_ns) / all_ns : 0;
     rows.push_back(std::move(row));
   }
@@ -257,6 +247,16 @@ std::string format_stats(const TraceStats& stats) {
          "\nGPU activity (compute: non-NCCL kernels; comm: NCCL kernels; overlap: both at once;"
          " idle: no kernel, memcpy or memset)\n" +
          device_table(stats.devices);
+}
+
+double median(std::vector<double> values) {
+  if (values.empty()) return 0;
+  const size_t mid = values.size() / 2;
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid), values.end());
+  const double upper = values[mid];
+  if (values.size() % 2 == 1) return upper;
+  const double lower = *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid));
+  return (lower + upper) / 2;
 }
 
 }  // namespace mpsim::profiler

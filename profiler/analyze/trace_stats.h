@@ -55,6 +55,10 @@ struct TraceStats {
 };
 
 TraceStats compute_stats(const std::vector<RankTrace>& ranks);
+
+// The median of a sample: its middle value, or the mean of the two middle values for an even
+// count; 0 for an empty sample. The one median of the profiler's analyses and fits.
+double median(std::vector<double> values);
 std::string format_stats(const TraceStats& stats);  // aligned text tables
 
 }  // namespace mpsim::profiler

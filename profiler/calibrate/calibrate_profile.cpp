@@ -824,13 +824,6 @@ spec::HardwareProfile calibrate_from_traces(const std::vector<std::string>& data
   return calibrate_profile(read_calibration_data(databases), base, info, report);
 }
 
-std::string today_utc() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char text[16];
-  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
-  return text;
-}
+std::string today_utc() { return utc_date(int64_t{std::time(nullptr)} * 1000000000); }
 
 }  // namespace mpsim::profiler

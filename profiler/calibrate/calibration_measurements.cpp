@@ -3,7 +3,6 @@
 #include "profiler/calibrate/calibration_measurements.h"
 
 #include <algorithm>
-#include <ctime>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -17,15 +16,6 @@ namespace {
 
 const std::string& kernel_name(const KernelRecord& k) {
   return k.demangled_name.empty() ? k.mangled_name : k.demangled_name;
-}
-
-std::string utc_date(int64_t unix_ns) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ns / 1000000000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char text[16];
-  std::strftime(text, sizeof text, "%Y-%m-%d", &tm);
-  return text;
 }
 
 // Per-GPU kernel nanoseconds of one range instance, by part.
@@ -157,23 +147,7 @@ std::string versions_text(const std::optional<SoftwareVersions>& versions) {
   return versions ? versions->text() : "software versions unknown (not recorded)";
 }
 
-std::string CalibrationSource::gpu_summary() const {
-  std::vector<std::pair<std::string, int>> counts;  // in first-seen order
-  for (const GpuInfo& gpu : gpus) {
-    auto it = std::find_if(counts.begin(), counts.end(),
-                           [&](const auto& c) { return c.first == gpu.name; });
-    if (it == counts.end()) {
-      counts.emplace_back(gpu.name, 1);
-    } else {
-      ++it->second;
-    }
-  }
-  std::string text;
-  for (const auto& [name, count] : counts) {
-    text += (text.empty() ? "" : ", ") + std::to_string(count) + " x " + name;
-  }
-  return text.empty() ? "unknown GPU" : text;
-}
+std::string CalibrationSource::gpu_summary() const { return profiler::gpu_summary(gpus); }
 
 CalibrationData read_calibration_data(const std::vector<std::string>& databases) {
   CalibrationData data;
@@ -192,7 +166,7 @@ CalibrationData read_calibration_data(const std::vector<std::string>& databases)
       if (source.command.empty()) {
         source.command = rank.process.command;
         source.hostname = rank.process.hostname;
-        source.date = utc_date(rank.process.start_ns + rank.process.clock_offset_ns);
+        source.date = recording_date(rank.process);
       }
       source.gpus.insert(source.gpus.end(), rank.records.gpus.begin(), rank.records.gpus.end());
     }

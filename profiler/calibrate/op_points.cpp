@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "profiler/analyze/trace_stats.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/op_name.h"
 
@@ -75,17 +76,6 @@ std::span<const std::string_view> key_names_of(std::string_view exact_table) {
   if (exact_table.starts_with("attention.")) return cost::kAttentionKeys;
   if (exact_table.starts_with("memory.")) return cost::kMemoryKeys;
   return cost::kCollectiveKeys;
-}
-
-// The median: the middle value, or the mean of the two middle ones.
-double median(std::vector<double> values) {
-  const std::size_t n = values.size();
-  const auto middle = values.begin() + static_cast<std::ptrdiff_t>(n / 2);
-  std::nth_element(values.begin(), middle, values.end());
-  if (n % 2 == 1) return *middle;
-  const double upper = *middle;
-  const double lower = *std::max_element(values.begin(), middle);
-  return (lower + upper) / 2;
 }
 
 // "1 point", "3 points".

@@ -115,4 +115,14 @@ struct RecordBatch {
 // NCCL kernels are communication: their names start with "ncclDevKernel_" or "ncclKernel_".
 bool is_nccl_kernel(const std::string& name);
 
+// "YYYY-MM-DD", the UTC date of a wall-clock time in nanoseconds since the Unix epoch.
+std::string utc_date(int64_t unix_ns);
+
+// The UTC date a process started being profiled (its CUPTI start on the host's wall clock).
+std::string recording_date(const ProcessInfo& process);
+
+// "2 x NVIDIA H200": the GPUs' names with their counts, in first-seen order; "unknown GPU" when
+// there is none.
+std::string gpu_summary(const std::vector<GpuInfo>& gpus);
+
 }  // namespace mpsim::profiler

@@ -170,21 +170,24 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
   fs::create_directories(request.runs);
   fs::create_directories(fs::path(request.out) / "traces");
 
-  // Measure.
+  // Measure what has no measurement of the same flags (each stored run read once, kept).
   std::vector<std::string> failures;
+  std::map<std::string, StoredRun> kept;  // by configuration name
   for (const ValidationConfig& c : configs) {
+    if (request.report_only) break;
     const std::string stored = (fs::path(request.runs) / (c.name + ".json")).string();
-    bool have = fs::exists(stored);
-    if (have) {
+    if (fs::exists(stored) && !request.remeasure) {
       try {
-        have = load_stored_run(stored).flags == joined(c.flags);
-        if (!have) err << "mpsim validate: " << stored << " measured other flags; measuring again\n";
+        StoredRun run = load_stored_run(stored);
+        if (run.flags == joined(c.flags)) {
+          kept.emplace(c.name, std::move(run));
+          continue;
+        }
+        err << "mpsim validate: " << stored << " measured other flags; measuring again\n";
       } catch (const std::exception& e) {
         err << "mpsim validate: " << e.what() << "\n";
-        have = false;
       }
     }
-    if (request.report_only || (have && !request.remeasure)) continue;
     if (const std::string error = measure(c, request, err); !error.empty()) {
       failures.push_back(c.name + ": " + error);
       err << "mpsim validate: " << c.name << ": " << error << "\n";
@@ -195,17 +198,20 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
   std::vector<Prepared> prepared;
   for (const ValidationConfig& c : configs) {
     const std::string stored = (fs::path(request.runs) / (c.name + ".json")).string();
-    if (!fs::exists(stored)) {
-      if (request.report_only) failures.push_back(c.name + ": no measurement " + stored);
-      continue;
-    }
     Prepared p;
     p.config = &c;
-    try {
-      p.stored = load_stored_run(stored);
-    } catch (const std::exception& e) {
-      failures.push_back(c.name + ": " + e.what());
+    if (auto it = kept.find(c.name); it != kept.end()) {
+      p.stored = std::move(it->second);
+    } else if (!fs::exists(stored)) {
+      if (request.report_only) failures.push_back(c.name + ": no measurement " + stored);
       continue;
+    } else {
+      try {
+        p.stored = load_stored_run(stored);
+      } catch (const std::exception& e) {
+        failures.push_back(c.name + ": " + e.what());
+        continue;
+      }
     }
     if (p.stored.flags != joined(c.flags)) {
       failures.push_back(c.name + ": " + stored + " measured other flags (" + p.stored.flags + ")");
