@@ -33,15 +33,17 @@ void simulate_gpt3_175b(benchmark::State& state, bool fold_steps) {
   }
   state.counters["ops"] = static_cast<double>(ops);
   state.counters["events"] = static_cast<double>(events);
-  state.counters["events_per_s"] =
-      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["events_per_s"] = benchmark::Counter(
+      static_cast<double>(events), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["simulated_iteration_s"] = iteration;
 }
 void BM_SimulateGpt3_175B_1024Gpus(benchmark::State& state) { simulate_gpt3_175b(state, false); }
 BENCHMARK(BM_SimulateGpt3_175B_1024Gpus)->Unit(benchmark::kMillisecond)->MinTime(3.0);
 
 // The same simulation with pipeline steps folded (the sweep's mode): same iteration time.
-void BM_SimulateGpt3_175B_1024Gpus_Folded(benchmark::State& state) { simulate_gpt3_175b(state, true); }
+void BM_SimulateGpt3_175B_1024Gpus_Folded(benchmark::State& state) {
+  simulate_gpt3_175b(state, true);
+}
 BENCHMARK(BM_SimulateGpt3_175B_1024Gpus_Folded)->Unit(benchmark::kMillisecond)->MinTime(2.0);
 
 }  // namespace

@@ -22,11 +22,14 @@ std::vector<Interval> clipped_union(std::vector<Interval> spans, double limit) {
   return report::merged(std::move(spans));
 }
 
-bool is_work(OpCategory c) { return c != OpCategory::kPpComm && c != OpCategory::kBubble && c != OpCategory::kIdle; }
+bool is_work(OpCategory c) {
+  return c != OpCategory::kPpComm && c != OpCategory::kBubble && c != OpCategory::kIdle;
+}
 
 bool is_compute_kind(OpCategory c) {
-  return c == OpCategory::kGemm || c == OpCategory::kAttention || c == OpCategory::kNormElementwise ||
-         c == OpCategory::kOptimizer || c == OpCategory::kOther;
+  return c == OpCategory::kGemm || c == OpCategory::kAttention ||
+         c == OpCategory::kNormElementwise || c == OpCategory::kOptimizer ||
+         c == OpCategory::kOther;
 }
 
 bool pipeline_pass(graph::Pass pass) {
@@ -38,7 +41,8 @@ bool pipeline_pass(graph::Pass pass) {
 OpCategory communication_range_category(const std::string& name) {
   if (name.rfind("comm/pp/", 0) == 0) return OpCategory::kPpComm;
   if (name.rfind("comm/tp/", 0) == 0) return OpCategory::kTpComm;
-  if (name.rfind("comm/dp/", 0) == 0 || name.rfind("comm/embed/", 0) == 0) return OpCategory::kDpComm;
+  if (name.rfind("comm/dp/", 0) == 0 || name.rfind("comm/embed/", 0) == 0)
+    return OpCategory::kDpComm;
   return OpCategory::kOther;
 }
 
@@ -52,52 +56,78 @@ int32_t graph_rank_of(const report::SimulationDetail& detail, int32_t global_ran
 
 std::string_view to_string(OpCategory category) {
   switch (category) {
-    case OpCategory::kGemm: return "GEMM";
-    case OpCategory::kAttention: return "attention";
-    case OpCategory::kNormElementwise: return "norms and element-wise";
-    case OpCategory::kOptimizer: return "optimizer";
-    case OpCategory::kOther: return "other (no op range)";
-    case OpCategory::kTpComm: return "TP communication";
-    case OpCategory::kDpComm: return "DP communication";
-    case OpCategory::kPpComm: return "PP send/recv";
-    case OpCategory::kBubble: return "pipeline bubble and waits";
-    case OpCategory::kIdle: return "idle (nothing running)";
+    case OpCategory::kGemm:
+      return "GEMM";
+    case OpCategory::kAttention:
+      return "attention";
+    case OpCategory::kNormElementwise:
+      return "norms and element-wise";
+    case OpCategory::kOptimizer:
+      return "optimizer";
+    case OpCategory::kOther:
+      return "other (no op range)";
+    case OpCategory::kTpComm:
+      return "TP communication";
+    case OpCategory::kDpComm:
+      return "DP communication";
+    case OpCategory::kPpComm:
+      return "PP send/recv";
+    case OpCategory::kBubble:
+      return "pipeline bubble and waits";
+    case OpCategory::kIdle:
+      return "idle (nothing running)";
   }
   return "?";
 }
 
 std::string_view category_key(OpCategory category) {
   switch (category) {
-    case OpCategory::kGemm: return "gemm";
-    case OpCategory::kAttention: return "attention";
-    case OpCategory::kNormElementwise: return "norm_elementwise";
-    case OpCategory::kOptimizer: return "optimizer";
-    case OpCategory::kOther: return "other";
-    case OpCategory::kTpComm: return "tp_comm";
-    case OpCategory::kDpComm: return "dp_comm";
-    case OpCategory::kPpComm: return "pp_comm";
-    case OpCategory::kBubble: return "bubble";
-    case OpCategory::kIdle: return "idle";
+    case OpCategory::kGemm:
+      return "gemm";
+    case OpCategory::kAttention:
+      return "attention";
+    case OpCategory::kNormElementwise:
+      return "norm_elementwise";
+    case OpCategory::kOptimizer:
+      return "optimizer";
+    case OpCategory::kOther:
+      return "other";
+    case OpCategory::kTpComm:
+      return "tp_comm";
+    case OpCategory::kDpComm:
+      return "dp_comm";
+    case OpCategory::kPpComm:
+      return "pp_comm";
+    case OpCategory::kBubble:
+      return "bubble";
+    case OpCategory::kIdle:
+      return "idle";
   }
   return "?";
 }
 
 OpCategory category_of(const graph::Op& op) {
   switch (op.kind) {
-    case graph::OpKind::kGemm: return OpCategory::kGemm;
-    case graph::OpKind::kAttention: return OpCategory::kAttention;
+    case graph::OpKind::kGemm:
+      return OpCategory::kGemm;
+    case graph::OpKind::kAttention:
+      return OpCategory::kAttention;
     case graph::OpKind::kNorm:
     case graph::OpKind::kElementwise:
-    case graph::OpKind::kLoss: return OpCategory::kNormElementwise;
-    case graph::OpKind::kOptimizer: return OpCategory::kOptimizer;
-    case graph::OpKind::kSend: return OpCategory::kPpComm;
+    case graph::OpKind::kLoss:
+      return OpCategory::kNormElementwise;
+    case graph::OpKind::kOptimizer:
+      return OpCategory::kOptimizer;
+    case graph::OpKind::kSend:
+      return OpCategory::kPpComm;
     case graph::OpKind::kAllReduce:
     case graph::OpKind::kAllGather:
     case graph::OpKind::kReduceScatter:
       if (op.group == graph::Group::kTp) return OpCategory::kTpComm;
       if (op.group == graph::Group::kPp) return OpCategory::kPpComm;
       return OpCategory::kDpComm;
-    case graph::OpKind::kStepBlock: return OpCategory::kGemm;  // folded steps are not compared
+    case graph::OpKind::kStepBlock:
+      return OpCategory::kGemm;  // folded steps are not compared
   }
   return OpCategory::kOther;
 }
@@ -131,8 +161,8 @@ std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, in
     w.start_s = detail.engine.start_s[v];
     w.end_s = detail.engine.end_s[v];
     w.category = category_of(op);
-    w.pipeline_compute = op.stream == graph::Stream::kCompute && !graph::is_communication(op.kind) &&
-                         pipeline_pass(op.pass);
+    w.pipeline_compute = op.stream == graph::Stream::kCompute &&
+                         !graph::is_communication(op.kind) && pipeline_pass(op.pass);
     work.push_back(w);
   }
   return work;
@@ -175,7 +205,8 @@ std::vector<TimedWork> measured_work(const profiler::RunMeasurement& run,
       pipeline[i] = !graph::is_communication(it->second->kind) && pipeline_pass(it->second->pass);
     }
     const bool communication = category[i] == OpCategory::kTpComm ||
-                               category[i] == OpCategory::kDpComm || category[i] == OpCategory::kPpComm;
+                               category[i] == OpCategory::kDpComm ||
+                               category[i] == OpCategory::kPpComm;
     if (communication && rank.op_seconds[i] > 0)
       transfer_share[i] = std::clamp(peer_time(rank.op_names[i]) / rank.op_seconds[i], 0.0, 1.0);
   }
@@ -209,20 +240,22 @@ std::optional<double> ConfigComparison::loo_iteration_error() const {
 }
 
 int64_t ConfigComparison::measured_peak() const {
-  return measured_peak_memory_bytes.empty()
-             ? 0
-             : *std::max_element(measured_peak_memory_bytes.begin(), measured_peak_memory_bytes.end());
+  return measured_peak_memory_bytes.empty() ? 0
+                                            : *std::max_element(measured_peak_memory_bytes.begin(),
+                                                                measured_peak_memory_bytes.end());
 }
 
 int64_t ConfigComparison::predicted_peak() const {
   return predicted_peak_memory_bytes.empty()
              ? 0
-             : *std::max_element(predicted_peak_memory_bytes.begin(), predicted_peak_memory_bytes.end());
+             : *std::max_element(predicted_peak_memory_bytes.begin(),
+                                 predicted_peak_memory_bytes.end());
 }
 
 std::optional<double> ConfigComparison::memory_error() const {
   if (measured_peak() <= 0) return std::nullopt;
-  return relative_error(static_cast<double>(predicted_peak()), static_cast<double>(measured_peak()));
+  return relative_error(static_cast<double>(predicted_peak()),
+                        static_cast<double>(measured_peak()));
 }
 
 ConfigComparison compare_configuration(const std::string& name, const std::string& flags,
@@ -233,10 +266,10 @@ ConfigComparison compare_configuration(const std::string& name, const std::strin
   const int64_t gpus = predicted.config.num_gpus();
   if (static_cast<int64_t>(measured.ranks.size()) != gpus ||
       static_cast<int64_t>(detail.graph.ranks.size()) != gpus)
-    throw std::invalid_argument(name + ": the run measured " + std::to_string(measured.ranks.size()) +
-                                " ranks, the configuration has " + std::to_string(gpus) +
-                                " GPUs and the simulation " +
-                                std::to_string(detail.graph.ranks.size()) + " ranks");
+    throw std::invalid_argument(
+        name + ": the run measured " + std::to_string(measured.ranks.size()) +
+        " ranks, the configuration has " + std::to_string(gpus) + " GPUs and the simulation " +
+        std::to_string(detail.graph.ranks.size()) + " ranks");
   ConfigComparison c;
   c.name = name;
   c.flags = flags;
@@ -247,7 +280,8 @@ ConfigComparison compare_configuration(const std::string& name, const std::strin
   c.measured_iteration_s = measured.median_iteration_s();
   c.predicted_iteration_s = predicted.iteration_time_s;
   if (!measured.iteration_s.empty() && c.measured_iteration_s > 0) {
-    const auto [lo, hi] = std::minmax_element(measured.iteration_s.begin(), measured.iteration_s.end());
+    const auto [lo, hi] =
+        std::minmax_element(measured.iteration_s.begin(), measured.iteration_s.end());
     c.measured_iteration_spread = (*hi - *lo) / c.measured_iteration_s;
   }
 
@@ -268,7 +302,8 @@ ConfigComparison compare_configuration(const std::string& name, const std::strin
     }
   }
   c.measured = category_seconds(std::move(chosen), chosen_iteration);
-  c.predicted = category_seconds(simulated_work(detail, c.compared_rank), predicted.iteration_time_s);
+  c.predicted =
+      category_seconds(simulated_work(detail, c.compared_rank), predicted.iteration_time_s);
 
   c.measured_peak_memory_bytes = measured_peak_memory_bytes;
   c.predicted_peak_memory_bytes.assign(static_cast<size_t>(gpus), 0);

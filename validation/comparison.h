@@ -61,7 +61,7 @@ enum class OpCategory : uint8_t {
   kIdle,
 };
 inline constexpr int kNumCategories = 10;
-std::string_view to_string(OpCategory category);  // "GEMM", "attention", ...
+std::string_view to_string(OpCategory category);     // "GEMM", "attention", ...
 std::string_view category_key(OpCategory category);  // "gemm", "attention", ... (CSV columns)
 
 using CategorySeconds = std::array<double, kNumCategories>;

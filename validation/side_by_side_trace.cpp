@@ -69,7 +69,8 @@ void write_side_by_side_trace(const std::string& path, const ConfigComparison& c
                     std::string(category_key(category_of(op))), start,
                     us(detail.engine.end_s[v]) - start);
   }
-  writer.distributed_info({{"backend", "nccl"}, {"rank", rank}, {"world_size", c.config.num_gpus()}});
+  writer.distributed_info(
+      {{"backend", "nccl"}, {"rank", rank}, {"world_size", c.config.num_gpus()}});
   writer.metadata("mpsim_validation", {{"config", c.name},
                                        {"flags", c.flags},
                                        {"measured_iteration_s", c.measured_iteration_s},

@@ -36,14 +36,16 @@ std::string gib(int64_t bytes) {
 std::string layout(const ConfigComparison& c) {
   const spec::ParallelConfig& p = c.config;
   std::ostringstream out;
-  out << "TP" << p.tensor_parallel() << " PP" << p.pipeline_parallel() << " DP" << p.data_parallel();
+  out << "TP" << p.tensor_parallel() << " PP" << p.pipeline_parallel() << " DP"
+      << p.data_parallel();
   if (p.sequence_parallel()) out << " SP";
   if (p.pipeline_parallel() > 1) {
     out << " " << spec::schedule_word(p.schedule());
     if (p.virtual_pipeline_stages() > 1) out << " v" << p.virtual_pipeline_stages();
   }
   out << ", mbs " << p.micro_batch_size() << ", gbs " << p.global_batch_size();
-  if (p.recompute() != spec::RECOMPUTE_NONE) out << ", recompute " << spec::recompute_word(p.recompute());
+  if (p.recompute() != spec::RECOMPUTE_NONE)
+    out << ", recompute " << spec::recompute_word(p.recompute());
   if (p.zero_stage() > 0) out << ", dist-opt";
   return out.str();
 }
@@ -109,7 +111,8 @@ ErrorSummary kind_summary(const std::vector<ConfigComparison>& rows, OpCategory 
   return finish(s);
 }
 
-std::string markdown_report(const std::vector<ConfigComparison>& rows, const ReportContext& context) {
+std::string markdown_report(const std::vector<ConfigComparison>& rows,
+                            const ReportContext& context) {
   std::ostringstream out;
   out << "# " << context.title << "\n\n";
   out << "- Machine: " << context.machine << "\n- Date: " << context.date << "\n";
@@ -119,25 +122,29 @@ std::string markdown_report(const std::vector<ConfigComparison>& rows, const Rep
   for (const std::string& c : context.commands) out << c << "\n";
   out << "```\n\n## Summary\n\n";
   out << "| quantity | MAPE | worst | configurations |\n| --- | --- | --- | --- |\n";
-  out << "| iteration time, microbenchmark calibration " << summary_cells(iteration_summary(rows)) << "\n";
+  out << "| iteration time, microbenchmark calibration " << summary_cells(iteration_summary(rows))
+      << "\n";
   if (const auto loo = loo_iteration_summary(rows))
     out << "| iteration time, leave-one-out over runs " << summary_cells(*loo) << "\n";
   out << "| peak memory (max over ranks) " << summary_cells(memory_summary(rows)) << "\n";
   for (int k = 0; k < kNumCategories; ++k) {
     const auto kind = static_cast<OpCategory>(k);
-    out << "| op kind: " << to_string(kind) << " " << summary_cells(kind_summary(rows, kind)) << "\n";
+    out << "| op kind: " << to_string(kind) << " " << summary_cells(kind_summary(rows, kind))
+        << "\n";
   }
   out << "\nAn op kind enters its row only in configurations where it takes at least "
       << plain_percent(kMinKindShare) << " of the measured iteration.\n\n";
   for (const std::string& note : context.notes) out << note << "\n\n";
 
   out << "## Iteration time and peak memory\n\n";
-  out << "| config | model | layout | measured ms | predicted ms | error | leave-one-out ms | error "
+  out << "| config | model | layout | measured ms | predicted ms | error | leave-one-out ms | "
+         "error "
          "| spread | measured GiB | predicted GiB | error |\n";
   out << "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const ConfigComparison& c : rows) {
-    out << "| " << c.name << " | " << c.model << " | " << layout(c) << " | " << ms(c.measured_iteration_s)
-        << " | " << ms(c.predicted_iteration_s) << " | " << percent(c.iteration_error()) << " | ";
+    out << "| " << c.name << " | " << c.model << " | " << layout(c) << " | "
+        << ms(c.measured_iteration_s) << " | " << ms(c.predicted_iteration_s) << " | "
+        << percent(c.iteration_error()) << " | ";
     if (c.predicted_loo_iteration_s) {
       out << ms(*c.predicted_loo_iteration_s) << " | " << percent(*c.loo_iteration_error());
     } else {
@@ -149,7 +156,8 @@ std::string markdown_report(const std::vector<ConfigComparison>& rows, const Rep
   }
   out << "\nSpread: (slowest - fastest) / median over the measured iterations.\n\n";
 
-  out << "## Peak memory per rank (GiB: measured / predicted)\n\n| config | per rank |\n| --- | --- |\n";
+  out << "## Peak memory per rank (GiB: measured / predicted)\n\n| config | per rank |\n| --- | "
+         "--- |\n";
   for (const ConfigComparison& c : rows) {
     out << "| " << c.name << " |";
     for (size_t r = 0; r < c.predicted_peak_memory_bytes.size(); ++r) {

@@ -36,15 +36,16 @@ ErrorSummary kind_summary(const std::vector<ConfigComparison>& rows, OpCategory 
 
 struct ReportContext {
   std::string title = "Validation: predicted against measured";
-  std::string machine;   // e.g. "2 x NVIDIA H200 (host ...)"
+  std::string machine;  // e.g. "2 x NVIDIA H200 (host ...)"
   std::string date;
   std::vector<std::string> commands;  // how the report was made
   std::string profile;                // the microbenchmark-calibrated profile (path and name)
   std::string profile_provenance;
-  std::vector<std::string> notes;     // one paragraph each, after the summary
+  std::vector<std::string> notes;  // one paragraph each, after the summary
 };
 
-std::string markdown_report(const std::vector<ConfigComparison>& rows, const ReportContext& context);
+std::string markdown_report(const std::vector<ConfigComparison>& rows,
+                            const ReportContext& context);
 
 std::string csv_header();
 std::string csv_report(const std::vector<ConfigComparison>& rows);

@@ -49,7 +49,8 @@ GptCatalogue make_gpt_catalogue(const graph::ModelDims& d, int tp, double init_s
                                 std::to_string(d.ffn) + ") must be divisible by tp (" +
                                 std::to_string(tp) + ")");
   }
-  if (d.rotary && d.head_dim % 2 != 0) throw std::invalid_argument("rotary embeddings need an even head size");
+  if (d.rotary && d.head_dim % 2 != 0)
+    throw std::invalid_argument("rotary embeddings need an even head size");
   GptCatalogue c;
   c.dims = d;
   c.padded_vocab = graph::padded_vocab(d.vocab, tp);
@@ -67,7 +68,8 @@ GptCatalogue make_gpt_catalogue(const graph::ModelDims& d, int tp, double init_s
     std::vector<ParamSpec> l;
     add_norm(l, p + "attn.norm", h, layer, d.layer_norm);
     l.push_back(weight(p + "attn.qkv.weight", qkv_rows, h, Split::kRows, init_std, layer));
-    if (d.bias) l.push_back(vector(p + "attn.qkv.bias", qkv_rows, Split::kRows, 0.0f, layer, false));
+    if (d.bias)
+      l.push_back(vector(p + "attn.qkv.bias", qkv_rows, Split::kRows, 0.0f, layer, false));
     l.push_back(weight(p + "attn.proj.weight", h, attn_width, Split::kColumns, out_std, layer));
     if (d.bias) l.push_back(vector(p + "attn.proj.bias", h, Split::kReplicated, 0.0f, layer, true));
     add_norm(l, p + "mlp.norm", h, layer, d.layer_norm);
@@ -78,7 +80,8 @@ GptCatalogue make_gpt_catalogue(const graph::ModelDims& d, int tp, double init_s
     c.layers.push_back(std::move(l));
   }
   add_norm(c.head, "head.norm", h, -1, d.layer_norm);
-  if (!d.tied) c.head.push_back(weight("head.logits.weight", c.padded_vocab, h, Split::kRows, init_std, -1));
+  if (!d.tied)
+    c.head.push_back(weight("head.logits.weight", c.padded_vocab, h, Split::kRows, init_std, -1));
   return c;
 }
 

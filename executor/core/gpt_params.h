@@ -50,24 +50,28 @@ struct ParamSpec {
   std::string name;
   int64_t rows = 0, cols = 1;  // unsharded; rows of vocabulary tensors are the padded vocabulary
   Split split = Split::kReplicated;
-  float mean = 0, std = 0;     // init: mean + std * N(0, 1); std 0 = constant
-  bool decay = false;          // AdamW weight decay applies
+  float mean = 0, std = 0;  // init: mean + std * N(0, 1); std 0 = constant
+  bool decay = false;       // AdamW weight decay applies
   // Replicated over TP but computed from this rank's tokens only under sequence parallelism
   // (norms, row-parallel biases): the gradient needs a TP all-reduce when SP is on.
   bool sequence_parallel_grad = false;
-  int layer = -1;              // transformer layer, -1 for embedding and head tensors
+  int layer = -1;  // transformer layer, -1 for embedding and head tensors
 
   // Shape of this TP rank's shard and where it sits in the unsharded tensor.
   int64_t local_rows(int tp) const { return split == Split::kRows ? rows / tp : rows; }
   int64_t local_cols(int tp) const { return split == Split::kColumns ? cols / tp : cols; }
-  int64_t row_offset(int tp, int tp_rank) const { return split == Split::kRows ? tp_rank * (rows / tp) : 0; }
-  int64_t col_offset(int tp, int tp_rank) const { return split == Split::kColumns ? tp_rank * (cols / tp) : 0; }
+  int64_t row_offset(int tp, int tp_rank) const {
+    return split == Split::kRows ? tp_rank * (rows / tp) : 0;
+  }
+  int64_t col_offset(int tp, int tp_rank) const {
+    return split == Split::kColumns ? tp_rank * (cols / tp) : 0;
+  }
   int64_t local_size(int tp) const { return local_rows(tp) * local_cols(tp); }
 };
 
 struct GptCatalogue {
   graph::ModelDims dims;
-  int64_t padded_vocab = 0;  // rows of embed.word / head.logits.weight
+  int64_t padded_vocab = 0;                    // rows of embed.word / head.logits.weight
   std::vector<ParamSpec> embedding;            // embed.word, embed.position
   std::vector<std::vector<ParamSpec>> layers;  // per layer, in the order above
   std::vector<ParamSpec> head;                 // head.norm.*, head.logits.weight when untied

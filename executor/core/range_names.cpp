@@ -6,9 +6,12 @@ namespace {
 
 std::string_view pass_word(RangePass pass) {
   switch (pass) {
-    case RangePass::kForward: return "fwd";
-    case RangePass::kBackward: return "bwd";
-    case RangePass::kRecompute: return "rcp";
+    case RangePass::kForward:
+      return "fwd";
+    case RangePass::kBackward:
+      return "bwd";
+    case RangePass::kRecompute:
+      return "rcp";
   }
   return "fwd";
 }
@@ -35,8 +38,8 @@ std::string tp_range(RangePass pass, int micro_batch, int layer, std::string_vie
 }
 
 std::string pp_range(bool send, bool forward, int micro_batch, int chunk) {
-  return std::string(send ? "comm/pp/send/" : "comm/pp/recv/") + (forward ? "fwd" : "bwd") +
-         "/mb" + std::to_string(micro_batch) + chunk_suffix(chunk);
+  return std::string(send ? "comm/pp/send/" : "comm/pp/recv/") + (forward ? "fwd" : "bwd") + "/mb" +
+         std::to_string(micro_batch) + chunk_suffix(chunk);
 }
 
 std::string dp_range(int bucket, std::string_view suffix) {
@@ -46,8 +49,8 @@ std::string dp_range(int bucket, std::string_view suffix) {
 }
 
 std::string pipeline_range(bool forward, int micro_batch, int chunk) {
-  return std::string("pipeline/") + (forward ? "fwd" : "bwd") + "/mb" + std::to_string(micro_batch) +
-         chunk_suffix(chunk);
+  return std::string("pipeline/") + (forward ? "fwd" : "bwd") + "/mb" +
+         std::to_string(micro_batch) + chunk_suffix(chunk);
 }
 
 }  // namespace mpsim::executor

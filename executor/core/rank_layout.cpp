@@ -8,8 +8,8 @@
 
 namespace mpsim::executor {
 
-RankLayout make_rank_layout(const spec::ParallelConfig& config, int64_t layers, bool tied_embeddings,
-                            int rank) {
+RankLayout make_rank_layout(const spec::ParallelConfig& config, int64_t layers,
+                            bool tied_embeddings, int rank) {
   RankLayout l;
   l.tp = static_cast<int>(config.tensor_parallel());
   l.pp = static_cast<int>(config.pipeline_parallel());
@@ -18,9 +18,9 @@ RankLayout make_rank_layout(const spec::ParallelConfig& config, int64_t layers, 
   l.world = static_cast<int>(config.num_gpus());
   l.rank = rank;
   if (l.tp < 1 || l.pp < 1 || l.dp < 1 || l.tp * l.pp * l.dp != l.world) {
-    throw std::invalid_argument("tp (" + std::to_string(l.tp) + ") x pp (" + std::to_string(l.pp) +
-                                ") x dp (" + std::to_string(l.dp) + ") must equal the number of GPUs (" +
-                                std::to_string(l.world) + ")");
+    throw std::invalid_argument(
+        "tp (" + std::to_string(l.tp) + ") x pp (" + std::to_string(l.pp) + ") x dp (" +
+        std::to_string(l.dp) + ") must equal the number of GPUs (" + std::to_string(l.world) + ")");
   }
   if (rank < 0 || rank >= l.world) {
     throw std::invalid_argument("rank " + std::to_string(rank) + " outside 0.." +
@@ -40,9 +40,12 @@ RankLayout make_rank_layout(const spec::ParallelConfig& config, int64_t layers, 
           l.tp_rank = t, l.dp_rank = d, l.pp_rank = p;
           found = true;
         }
-  for (int t = 0; t < l.tp; ++t) l.tp_group.push_back(graph::global_rank(config, t, l.dp_rank, l.pp_rank));
-  for (int d = 0; d < l.dp; ++d) l.dp_group.push_back(graph::global_rank(config, l.tp_rank, d, l.pp_rank));
-  for (int p = 0; p < l.pp; ++p) l.pp_group.push_back(graph::global_rank(config, l.tp_rank, l.dp_rank, p));
+  for (int t = 0; t < l.tp; ++t)
+    l.tp_group.push_back(graph::global_rank(config, t, l.dp_rank, l.pp_rank));
+  for (int d = 0; d < l.dp; ++d)
+    l.dp_group.push_back(graph::global_rank(config, l.tp_rank, d, l.pp_rank));
+  for (int p = 0; p < l.pp; ++p)
+    l.pp_group.push_back(graph::global_rank(config, l.tp_rank, l.dp_rank, p));
   if (tied_embeddings && l.pp > 1) l.embedding_group = {l.pp_group.front(), l.pp_group.back()};
   return l;
 }

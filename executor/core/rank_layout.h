@@ -1,7 +1,8 @@
 // Where one global rank sits in a parallel configuration: its TP, DP and PP coordinates, the
 // global ranks of its groups, and the layers of each of its model chunks. The mapping from
 // coordinates to global ranks is the simulator's (graph::global_rank: Megatron-LM's TP innermost,
-// then DP, then PP by default), so a rank of a measured run and of a simulated run are the same GPU.
+// then DP, then PP by default), so a rank of a measured run and of a simulated run are the same
+// GPU.
 //
 // make_rank_layout() throws std::invalid_argument when the configuration does not split the model
 // (layers not divisible by pp * vpp, ranks != tp * pp * dp, rank out of range).
@@ -32,7 +33,7 @@ struct RankLayout {
   bool holds_head() const { return pp_rank == pp - 1; }
 };
 
-RankLayout make_rank_layout(const spec::ParallelConfig& config, int64_t layers, bool tied_embeddings,
-                            int rank);
+RankLayout make_rank_layout(const spec::ParallelConfig& config, int64_t layers,
+                            bool tied_embeddings, int rank);
 
 }  // namespace mpsim::executor

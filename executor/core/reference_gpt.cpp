@@ -56,9 +56,9 @@ class ParamView {
   void expect_shape(const std::string& name, int64_t rows, int64_t cols) const {
     auto it = shapes_.find(name);
     if (it == shapes_.end() || it->second.first != rows || it->second.second != cols) {
-      throw std::invalid_argument("reference gpt: catalogue tensor " + name +
-                                  " must be [" + std::to_string(rows) + ", " +
-                                  std::to_string(cols) + "] for the model's dimensions");
+      throw std::invalid_argument("reference gpt: catalogue tensor " + name + " must be [" +
+                                  std::to_string(rows) + ", " + std::to_string(cols) +
+                                  "] for the model's dimensions");
     }
   }
 
@@ -216,7 +216,9 @@ struct LayerNames {
 int64_t query_offset(const Shape& sh, int64_t head) {
   return (head / sh.r) * (sh.r + 2) * sh.d + (head % sh.r) * sh.d;
 }
-int64_t key_offset(const Shape& sh, int64_t group) { return group * (sh.r + 2) * sh.d + sh.r * sh.d; }
+int64_t key_offset(const Shape& sh, int64_t group) {
+  return group * (sh.r + 2) * sh.d + sh.r * sh.d;
+}
 int64_t value_offset(const Shape& sh, int64_t group) { return key_offset(sh, group) + sh.d; }
 
 // Rotates every query and key head of every token by its position within its sequence; with
@@ -225,7 +227,8 @@ void rotate_queries_and_keys(const Shape& sh, double base, bool inverse, Vec* qk
   for (int64_t t = 0; t < sh.T; ++t) {
     const int64_t pos = (t % sh.s) * (inverse ? -1 : 1);
     double* row = qkv->data() + t * sh.W;
-    for (int64_t hd = 0; hd < sh.heads; ++hd) apply_rotary(row + query_offset(sh, hd), sh.d, pos, base);
+    for (int64_t hd = 0; hd < sh.heads; ++hd)
+      apply_rotary(row + query_offset(sh, hd), sh.d, pos, base);
     for (int64_t g = 0; g < sh.kv; ++g) apply_rotary(row + key_offset(sh, g), sh.d, pos, base);
   }
 }
@@ -435,8 +438,8 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
   // Head: final norm, logits over the real vocabulary, cross-entropy.
   NormCache head_norm;
   Vec y(static_cast<size_t>(T * h));
-  norm_forward(dims.layer_norm, x.data(), P("head.norm.weight"), P.optional("head.norm.bias"), T,
-               h, y.data(), &head_norm);
+  norm_forward(dims.layer_norm, x.data(), P("head.norm.weight"), P.optional("head.norm.bias"), T, h,
+               y.data(), &head_norm);
   const std::string logits_name = dims.tied ? "embed.word" : "head.logits.weight";
   const double* E = P(logits_name);  // rows [0, V) are the first V * h elements
   Vec logits(static_cast<size_t>(T * sh.V));
@@ -518,8 +521,7 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
 void apply_rotary(double* x, int64_t d, int64_t position, double base) {
   const int64_t half = d / 2;
   for (int64_t i = 0; i < half; ++i) {
-    const double theta =
-        std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(d));
+    const double theta = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(d));
     const double angle = static_cast<double>(position) * theta;
     const double cs = std::cos(angle), sn = std::sin(angle);
     const double lo = x[i], hi = x[i + half];

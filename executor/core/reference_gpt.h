@@ -18,7 +18,8 @@
 // Norm: LayerNorm (x - mean) rstd w + b with biased variance, or RMSNorm x rstd w with
 // rstd = 1 / sqrt(mean(x^2) + eps); eps 1e-5 for both.
 // act: GeLU 0.5 u (1 + tanh(0.7978845608 (u + 0.044715 u^3))), or SwiGLU
-// act_j = silu(u_2j) u_2j+1 (fc1 row 2j is feature j's gate, 2j + 1 its up), silu(u) = u / (1 + e^-u).
+// act_j = silu(u_2j) u_2j+1 (fc1 row 2j is feature j's gate, 2j + 1 its up), silu(u) = u / (1 +
+// e^-u).
 //
 // Failure: a missing tensor, a tensor of the wrong size, a catalogue whose matrices do not match
 // its dimensions, a token list of the wrong length or a token id outside [0, vocab) throws

@@ -19,15 +19,15 @@ struct TrainOptions {
   bool synthetic = false;       // uniform random tokens instead of the corpus
   uint64_t seed = 1234;         // initialisation and data order
   double init_std = 0.02;
-  double lr = 6e-4;             // peak learning rate
-  double min_lr = 6e-5;         // cosine decay floor, reached at the last step
-  int64_t warmup_steps = 0;     // linear warm-up from 0
+  double lr = 6e-4;          // peak learning rate
+  double min_lr = 6e-5;      // cosine decay floor, reached at the last step
+  int64_t warmup_steps = 0;  // linear warm-up from 0
   double weight_decay = 0.1;
   double beta1 = 0.9, beta2 = 0.95, adam_eps = 1e-8;
-  double clip_grad = 1.0;       // global gradient-norm clip; 0 = off
-  std::string log_path;         // JSON lines; empty = standard output (rank 0 only)
-  double peak_flops = 989.4e12; // per GPU, for MFU: H100 SXM dense bf16 (datasheet)
-  bool nvtx = true;             // NVTX ranges named as the simulator's ops
+  double clip_grad = 1.0;        // global gradient-norm clip; 0 = off
+  std::string log_path;          // JSON lines; empty = standard output (rank 0 only)
+  double peak_flops = 989.4e12;  // per GPU, for MFU: H100 SXM dense bf16 (datasheet)
+  bool nvtx = true;              // NVTX ranges named as the simulator's ops
 };
 
 // Learning rate of iteration `step` (from 1): linear warm-up, then cosine to min_lr at `steps`.

@@ -1,8 +1,7 @@
 // NCCL groups of one rank; see comm.h.
-#include "executor/cuda/comm.h"
-
 #include <utility>
 
+#include "executor/cuda/comm.h"
 #include "executor/cuda/cuda_check.h"
 
 namespace mpsim::executor {
@@ -12,10 +11,19 @@ size_t n(int64_t count) { return static_cast<size_t>(count); }
 
 size_t type_size(ncclDataType_t type) {
   switch (type) {
-    case ncclFloat64: case ncclInt64: case ncclUint64: return 8;
-    case ncclFloat32: case ncclInt32: case ncclUint32: return 4;
-    case ncclFloat16: case ncclBfloat16: return 2;
-    default: return 1;
+    case ncclFloat64:
+    case ncclInt64:
+    case ncclUint64:
+      return 8;
+    case ncclFloat32:
+    case ncclInt32:
+    case ncclUint32:
+      return 4;
+    case ncclFloat16:
+    case ncclBfloat16:
+      return 2;
+    default:
+      return 1;
   }
 }
 
@@ -54,7 +62,9 @@ void Communicator::all_reduce(void* data, int64_t count, ncclDataType_t type, nc
 void Communicator::all_gather(const void* in, void* out, int64_t count, ncclDataType_t type,
                               cudaStream_t stream) const {
   if (!active()) {
-    if (in != out) CUDA_CHECK(cudaMemcpyAsync(out, in, n(count) * type_size(type), cudaMemcpyDeviceToDevice, stream));
+    if (in != out)
+      CUDA_CHECK(
+          cudaMemcpyAsync(out, in, n(count) * type_size(type), cudaMemcpyDeviceToDevice, stream));
     return;
   }
   NCCL_CHECK(ncclAllGather(in, out, n(count), type, comm_, stream));
@@ -63,7 +73,9 @@ void Communicator::all_gather(const void* in, void* out, int64_t count, ncclData
 void Communicator::reduce_scatter(const void* in, void* out, int64_t count, ncclDataType_t type,
                                   cudaStream_t stream) const {
   if (!active()) {
-    if (in != out) CUDA_CHECK(cudaMemcpyAsync(out, in, n(count) * type_size(type), cudaMemcpyDeviceToDevice, stream));
+    if (in != out)
+      CUDA_CHECK(
+          cudaMemcpyAsync(out, in, n(count) * type_size(type), cudaMemcpyDeviceToDevice, stream));
     return;
   }
   NCCL_CHECK(ncclReduceScatter(in, out, n(count), type, ncclSum, comm_, stream));

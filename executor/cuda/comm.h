@@ -4,10 +4,10 @@
 // communicator and its collectives are no-ops. Every call is NCCL_CHECK'ed (throws ExecutorError).
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include <cstdint>
 
 #include "executor/core/rank_layout.h"
 
@@ -16,7 +16,8 @@ namespace mpsim::executor {
 class Communicator {
  public:
   Communicator() = default;
-  explicit Communicator(ncclComm_t comm, int size, int rank) : comm_(comm), size_(size), rank_(rank) {}
+  explicit Communicator(ncclComm_t comm, int size, int rank)
+      : comm_(comm), size_(size), rank_(rank) {}
   Communicator(Communicator&& other) noexcept { *this = std::move(other); }
   Communicator& operator=(Communicator&& other) noexcept;
   ~Communicator();
@@ -27,12 +28,16 @@ class Communicator {
   ncclComm_t get() const { return comm_; }
 
   // In place. No-ops on a group of one.
-  void all_reduce(void* data, int64_t count, ncclDataType_t type, ncclRedOp_t op, cudaStream_t stream) const;
+  void all_reduce(void* data, int64_t count, ncclDataType_t type, ncclRedOp_t op,
+                  cudaStream_t stream) const;
   // out[count * size] gathers in[count] of every rank in rank order (in may be out + rank * count).
-  void all_gather(const void* in, void* out, int64_t count, ncclDataType_t type, cudaStream_t stream) const;
+  void all_gather(const void* in, void* out, int64_t count, ncclDataType_t type,
+                  cudaStream_t stream) const;
   // out[count] = sum over ranks of in[rank * count .. ] (in-place when out = in + rank * count).
-  void reduce_scatter(const void* in, void* out, int64_t count, ncclDataType_t type, cudaStream_t stream) const;
-  void send(const void* data, int64_t count, ncclDataType_t type, int peer, cudaStream_t stream) const;
+  void reduce_scatter(const void* in, void* out, int64_t count, ncclDataType_t type,
+                      cudaStream_t stream) const;
+  void send(const void* data, int64_t count, ncclDataType_t type, int peer,
+            cudaStream_t stream) const;
   void recv(void* data, int64_t count, ncclDataType_t type, int peer, cudaStream_t stream) const;
 
  private:

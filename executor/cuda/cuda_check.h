@@ -5,12 +5,12 @@
 // stops the other ranks.
 #pragma once
 
-#include <stdexcept>
-#include <string>
-
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <nccl.h>
+
+#include <stdexcept>
+#include <string>
 
 namespace mpsim::executor {
 
@@ -27,28 +27,28 @@ class ExecutorError : public std::runtime_error {
 
 }  // namespace mpsim::executor
 
-#define CUDA_CHECK(call)                                                                   \
-  do {                                                                                     \
-    const cudaError_t mpsim_status_ = (call);                                              \
-    if (mpsim_status_ != cudaSuccess)                                                      \
-      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,                       \
-                                          cudaGetErrorString(mpsim_status_));              \
+#define CUDA_CHECK(call)                                                      \
+  do {                                                                        \
+    const cudaError_t mpsim_status_ = (call);                                 \
+    if (mpsim_status_ != cudaSuccess)                                         \
+      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,          \
+                                          cudaGetErrorString(mpsim_status_)); \
   } while (0)
 
-#define CUBLAS_CHECK(call)                                                                 \
-  do {                                                                                     \
-    const cublasStatus_t mpsim_status_ = (call);                                           \
-    if (mpsim_status_ != CUBLAS_STATUS_SUCCESS)                                            \
-      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,                       \
-                                          cublasGetStatusString(mpsim_status_));           \
+#define CUBLAS_CHECK(call)                                                       \
+  do {                                                                           \
+    const cublasStatus_t mpsim_status_ = (call);                                 \
+    if (mpsim_status_ != CUBLAS_STATUS_SUCCESS)                                  \
+      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,             \
+                                          cublasGetStatusString(mpsim_status_)); \
   } while (0)
 
-#define NCCL_CHECK(call)                                                                   \
-  do {                                                                                     \
-    const ncclResult_t mpsim_status_ = (call);                                             \
-    if (mpsim_status_ != ncclSuccess)                                                      \
-      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,                       \
-                                          ncclGetErrorString(mpsim_status_));              \
+#define NCCL_CHECK(call)                                                      \
+  do {                                                                        \
+    const ncclResult_t mpsim_status_ = (call);                                \
+    if (mpsim_status_ != ncclSuccess)                                         \
+      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,          \
+                                          ncclGetErrorString(mpsim_status_)); \
   } while (0)
 
 // After a kernel launch: reports a bad configuration at the launch site.

@@ -1,22 +1,26 @@
 // Stream-ordered allocation with accounting by category; see device_memory.h.
-#include "executor/cuda/device_memory.h"
-
 #include <algorithm>
 #include <cstdio>
 #include <limits>
 #include <utility>
 
 #include "executor/cuda/cuda_check.h"
+#include "executor/cuda/device_memory.h"
 
 namespace mpsim::executor {
 
 std::string_view memory_category_name(MemoryCategory category) {
   switch (category) {
-    case MemoryCategory::kWeights: return "weights";
-    case MemoryCategory::kGradients: return "gradients";
-    case MemoryCategory::kOptimizer: return "optimizer";
-    case MemoryCategory::kActivations: return "activations";
-    case MemoryCategory::kWorkspace: return "workspace";
+    case MemoryCategory::kWeights:
+      return "weights";
+    case MemoryCategory::kGradients:
+      return "gradients";
+    case MemoryCategory::kOptimizer:
+      return "optimizer";
+    case MemoryCategory::kActivations:
+      return "activations";
+    case MemoryCategory::kWorkspace:
+      return "workspace";
   }
   return "?";
 }
@@ -50,7 +54,8 @@ void DeviceMemory::release(void* pointer, MemoryCategory category, int64_t bytes
                            cudaStream_t stream) {
   // A destructor path: report, never throw.
   const cudaError_t status = cudaFreeAsync(pointer, stream);
-  if (status != cudaSuccess) std::fprintf(stderr, "mpsim: cudaFreeAsync failed: %s\n", cudaGetErrorString(status));
+  if (status != cudaSuccess)
+    std::fprintf(stderr, "mpsim: cudaFreeAsync failed: %s\n", cudaGetErrorString(status));
   usage_.live[static_cast<int>(category)] -= bytes;
   usage_.live_total -= bytes;
 }

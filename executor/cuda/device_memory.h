@@ -11,12 +11,12 @@
 // runs it in; peaks are therefore the schedule's peaks. Allocation failures throw ExecutorError.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
-
-#include <cuda_runtime.h>
 
 namespace mpsim::executor {
 
@@ -55,7 +55,10 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   DeviceBuffer(DeviceMemory& memory, MemoryCategory category, int64_t bytes, cudaStream_t stream)
-      : memory_(&memory), category_(category), bytes_(bytes), stream_(stream),
+      : memory_(&memory),
+        category_(category),
+        bytes_(bytes),
+        stream_(stream),
         pointer_(bytes > 0 ? memory.allocate(category, bytes, stream) : nullptr) {}
   DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
@@ -65,7 +68,9 @@ class DeviceBuffer {
 
   void reset();
   template <typename T>
-  T* as() const { return static_cast<T*>(pointer_); }
+  T* as() const {
+    return static_cast<T*>(pointer_);
+  }
   void* get() const { return pointer_; }
   int64_t bytes() const { return bytes_; }
   explicit operator bool() const { return pointer_ != nullptr; }

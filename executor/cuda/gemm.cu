@@ -3,9 +3,8 @@
 // A row-major matrix X (r x c, leading dimension ld) is, to cuBLAS, the column-major matrix X^T.
 // So row-major C = op(A) op(B) is computed as column-major C^T = op(B)^T op(A)^T: cuBLAS is
 // called with the operands swapped, each keeping its own transpose flag.
-#include "executor/cuda/gemm.h"
-
 #include "executor/cuda/cuda_check.h"
+#include "executor/cuda/gemm.h"
 
 namespace mpsim::executor {
 namespace {
@@ -33,8 +32,8 @@ void Gemm::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, con
   const float alpha = 1.0f;
   CUBLAS_CHECK(cublasGemmEx(handle_, op(trans_b), op(trans_a), static_cast<int>(n),
                             static_cast<int>(m), static_cast<int>(k), &alpha, b, CUDA_R_16BF,
-                            static_cast<int>(ldb), a, CUDA_R_16BF, static_cast<int>(lda), &beta,
-                            c, c_type, static_cast<int>(ldc), CUBLAS_COMPUTE_32F,
+                            static_cast<int>(ldb), a, CUDA_R_16BF, static_cast<int>(lda), &beta, c,
+                            c_type, static_cast<int>(ldc), CUBLAS_COMPUTE_32F,
                             CUBLAS_GEMM_DEFAULT));
 }
 

@@ -5,11 +5,11 @@
 // ExecutorError (CUBLAS_CHECK).
 #pragma once
 
-#include <cstdint>
-
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "executor/cuda/device_memory.h"
 
@@ -50,9 +50,8 @@ class Gemm {
                float beta = 0.0f);
 
  private:
-  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a,
-            int64_t lda, const void* b, int64_t ldb, float beta, void* c, int64_t ldc,
-            cudaDataType_t c_type);
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
+            const void* b, int64_t ldb, float beta, void* c, int64_t ldc, cudaDataType_t c_type);
 
   cublasHandle_t handle_ = nullptr;
   DeviceBuffer workspace_;

@@ -1,14 +1,13 @@
 // GPT layers of one pipeline rank; see gpt_model.h. Shapes (this rank): T = seq * mbs tokens,
 // sequence-major; T_l = T / tp under sequence parallelism, else T; per-rank heads, QKV width
 // (3 h / tp), ffn width (f / tp) and vocabulary slice.
-#include "executor/cuda/gpt_model.h"
-
 #include <cmath>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "executor/cuda/cuda_check.h"
+#include "executor/cuda/gpt_model.h"
 #include "executor/cuda/kernels.h"
 #include "executor/cuda/llama_kernels.h"
 #include "executor/cuda/nvtx_range.h"
@@ -35,7 +34,8 @@ struct GptStage::LayerWeights {
 // What a layer's backward needs. Norm outputs (ln1, ln2) are this rank's sequence shard under SP
 // and are re-gathered by the backward pass.
 struct GptStage::LayerActivations {
-  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, probs, ctx, x_mid, ln2, ln2_mean, ln2_rstd, h1, act;
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, probs, ctx, x_mid, ln2, ln2_mean, ln2_rstd, h1,
+      act;
 };
 
 struct GptStage::HeadActivations {
@@ -56,11 +56,12 @@ GptStage::GptStage(const StageResources& resources) : r_(resources) {
   tp_ = l.tp;
   sp_ = r_.config->sequence_parallel() && tp_ > 1;
   recompute_ = r_.config->recompute() == spec::RECOMPUTE_UNSPECIFIED ? spec::RECOMPUTE_NONE
-                                                                       : r_.config->recompute();
+                                                                     : r_.config->recompute();
   seq_ = c.dims.seq;
   mbs_ = r_.config->micro_batch_size();
   tokens_ = seq_ * mbs_;
-  if (sp_ && seq_ % tp_ != 0) throw std::invalid_argument("sequence parallelism needs seq divisible by tp");
+  if (sp_ && seq_ % tp_ != 0)
+    throw std::invalid_argument("sequence parallelism needs seq divisible by tp");
   tokens_local_ = sp_ ? tokens_ / tp_ : tokens_;
   hidden_ = c.dims.hidden;
   heads_local_ = c.dims.heads / tp_;
@@ -147,12 +148,14 @@ DeviceBuffer GptStage::reduce_sequence(RangePass pass, int mb, int layer, const 
     return partial;
   }
   DeviceBuffer local = buffer(category, tokens_local_ * hidden_ * 2);
-  r_.comm->tp.reduce_scatter(partial.get(), local.get(), tokens_local_ * hidden_, ncclBfloat16, r_.compute);
+  r_.comm->tp.reduce_scatter(partial.get(), local.get(), tokens_local_ * hidden_, ncclBfloat16,
+                             r_.compute);
   return local;
 }
 
 DeviceBuffer GptStage::reduce_overlapped(RangePass pass, int mb, int layer, const char* label,
-                                         DeviceBuffer partial, const std::function<void()>& overlap) {
+                                         DeviceBuffer partial,
+                                         const std::function<void()>& overlap) {
   if (tp_ == 1) {
     overlap();
     return partial;
@@ -163,7 +166,8 @@ DeviceBuffer GptStage::reduce_overlapped(RangePass pass, int mb, int layer, cons
   {
     NvtxRange range(r_.nvtx, tp_range(pass, mb, layer, label));
     if (sp_) {
-      r_.comm->tp.reduce_scatter(partial.get(), out.get(), tokens_local_ * hidden_, ncclBfloat16, r_.tp_stream);
+      r_.comm->tp.reduce_scatter(partial.get(), out.get(), tokens_local_ * hidden_, ncclBfloat16,
+                                 r_.tp_stream);
     } else {
       r_.comm->tp.all_reduce(partial.get(), tokens_ * hidden_, ncclBfloat16, ncclSum, r_.tp_stream);
     }
@@ -181,13 +185,13 @@ DeviceBuffer GptStage::embed(int mb, const int32_t* tokens) {
   {
     NvtxRange range(r_.nvtx, compute_range(RangePass::kForward, mb, kEmbeddingSite, "lookup"));
     // Positions are added once, by TP rank 0, before the TP reduction.
-    kernels::embedding_forward(tokens, p.weight("embed.word"),
-                               r_.layout->tp_rank == 0 && p.has("embed.position") ? p.weight("embed.position") : nullptr,
-                               out.as<bf16>(), tokens_, hidden_, mbs_, vocab_start_, vocab_local_,
-                               r_.compute);
+    kernels::embedding_forward(
+        tokens, p.weight("embed.word"),
+        r_.layout->tp_rank == 0 && p.has("embed.position") ? p.weight("embed.position") : nullptr,
+        out.as<bf16>(), tokens_, hidden_, mbs_, vocab_start_, vocab_local_, r_.compute);
   }
-  return reduce_sequence(RangePass::kForward, mb, kEmbeddingSite, sp_ ? "reducescatter" : "allreduce",
-                         std::move(out), kAct);
+  return reduce_sequence(RangePass::kForward, mb, kEmbeddingSite,
+                         sp_ ? "reducescatter" : "allreduce", std::move(out), kAct);
 }
 
 void GptStage::embed_backward(int mb, const int32_t* tokens, DeviceBuffer grad) {
@@ -204,12 +208,13 @@ void GptStage::embed_backward(int mb, const int32_t* tokens, DeviceBuffer grad) 
                               hidden_, mbs_, vocab_start_, vocab_local_, r_.compute);
 }
 
-// ---- attention core ------------------------------------------------------------------------------
-// Batch j = sequence * kv_local + group g; query i of g (head g * r + i) starts at
-// qkv + j * (r + 2) d + i d with row stride mbs * qkv_local (rows are sequence-major tokens), the
-// group's key at r d and value at (r + 1) d. Scores and probabilities of head q of sequence b sit
-// at (b * heads_local + q) * s^2; the context of head q at column q d. One strided-batched GEMM per
-// query of a group (r = 1 without grouped-query attention).
+// ---- attention core
+// ------------------------------------------------------------------------------ Batch j = sequence
+// * kv_local + group g; query i of g (head g * r + i) starts at qkv + j * (r + 2) d + i d with row
+// stride mbs * qkv_local (rows are sequence-major tokens), the group's key at r d and value at (r +
+// 1) d. Scores and probabilities of head q of sequence b sit at (b * heads_local + q) * s^2; the
+// context of head q at column q d. One strided-batched GEMM per query of a group (r = 1 without
+// grouped-query attention).
 void GptStage::attention_probs(RangePass pass, const bf16* qkv, DeviceBuffer& probs,
                                MemoryCategory category) {
   const int64_t r = group_, d = head_dim_, ld = mbs_ * qkv_local_, gw = (r + 2) * d;
@@ -258,7 +263,8 @@ void GptStage::attention_backward(const LayerActivations& a, const bf16* probs, 
   }
 }
 
-// ---- transformer layer ---------------------------------------------------------------------------
+// ---- transformer layer
+// ---------------------------------------------------------------------------
 DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, LayerActivations& a) {
   const LayerWeights& w = weights_[layer];
   const int L = static_cast<int>(layer);
@@ -274,8 +280,8 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     a.ln1 = buffer(keep, Tl * h * 2);
     a.ln1_mean = buffer(keep, Tl * 4);
     a.ln1_rstd = buffer(keep, Tl * 4);
-    kernels::norm_forward(a.x_in.as<bf16>(), w.ln1_w, w.ln1_b, a.ln1.as<bf16>(), a.ln1_mean.as<float>(),
-                          a.ln1_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
+    kernels::norm_forward(a.x_in.as<bf16>(), w.ln1_w, w.ln1_b, a.ln1.as<bf16>(),
+                          a.ln1_mean.as<float>(), a.ln1_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
   DeviceBuffer gathered;
   const bf16* ln1 = a.ln1.as<bf16>();
@@ -292,7 +298,8 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   gathered.reset();
   if (rotary_) {
     NvtxRange range(r_.nvtx, name("attn.rope"));
-    kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, false, s);
+    kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, false,
+                    s);
   }
   {
     NvtxRange range(r_.nvtx, name("attn.core"));
@@ -305,13 +312,16 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   DeviceBuffer proj = buffer(kWork, T * h * 2);
   {
     NvtxRange range(r_.nvtx, name("attn.proj"));
-    r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T, heads_local_ * head_dim_, h);
+    r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T,
+                            heads_local_ * head_dim_, h);
   }
-  proj = reduce_sequence(pass, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(proj));
+  proj =
+      reduce_sequence(pass, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(proj));
   {
     NvtxRange range(r_.nvtx, name("attn.residual"));
     a.x_mid = buffer(keep, Tl * h * 2);
-    kernels::bias_residual_forward(proj.as<bf16>(), w.proj_b, a.x_in.as<bf16>(), a.x_mid.as<bf16>(), Tl, h, s);
+    kernels::bias_residual_forward(proj.as<bf16>(), w.proj_b, a.x_in.as<bf16>(), a.x_mid.as<bf16>(),
+                                   Tl, h, s);
   }
   proj.reset();
   {
@@ -319,8 +329,8 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     a.ln2 = buffer(keep, Tl * h * 2);
     a.ln2_mean = buffer(keep, Tl * 4);
     a.ln2_rstd = buffer(keep, Tl * 4);
-    kernels::norm_forward(a.x_mid.as<bf16>(), w.ln2_w, w.ln2_b, a.ln2.as<bf16>(), a.ln2_mean.as<float>(),
-                          a.ln2_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
+    kernels::norm_forward(a.x_mid.as<bf16>(), w.ln2_w, w.ln2_b, a.ln2.as<bf16>(),
+                          a.ln2_mean.as<float>(), a.ln2_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
   const bf16* ln2 = a.ln2.as<bf16>();
   if (sp_) {
@@ -352,7 +362,8 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   {
     NvtxRange range(r_.nvtx, name("mlp.residual"));
     out = buffer(kAct, Tl * h * 2);
-    kernels::bias_residual_forward(fc2.as<bf16>(), w.fc2_b, a.x_mid.as<bf16>(), out.as<bf16>(), Tl, h, s);
+    kernels::bias_residual_forward(fc2.as<bf16>(), w.fc2_b, a.x_mid.as<bf16>(), out.as<bf16>(), Tl,
+                                   h, s);
   }
   if (keep == kWork) {  // full recomputation: keep the input only
     DeviceBuffer x_in = std::move(a.x_in);
@@ -410,7 +421,8 @@ DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const std::st
   });
 }
 
-DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a, DeviceBuffer grad) {
+DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a,
+                                      DeviceBuffer grad) {
   if (recompute_ == spec::RECOMPUTE_FULL) layer_forward(layer, RangePass::kRecompute, mb, a);
   const LayerWeights& w = weights_[layer];
   const int L = static_cast<int>(layer);
@@ -431,12 +443,13 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
     NvtxRange range(r_.nvtx, name("mlp.act"));
     if (swiglu_) {
       dh1 = buffer(kWork, T * fc1_local_ * 2);
-      kernels::swiglu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dh1.as<bf16>(), T, ffn_local_, s);
+      kernels::swiglu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dh1.as<bf16>(), T,
+                               ffn_local_, s);
       if (w.fc1_bg != nullptr) kernels::bias_grad(dh1.as<bf16>(), w.fc1_bg, T, fc1_local_, s);
       dact.reset();
     } else {
-      kernels::bias_gelu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dact.as<bf16>(), w.fc1_bg,
-                                  T, ffn_local_, s);
+      kernels::bias_gelu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dact.as<bf16>(),
+                                  w.fc1_bg, T, ffn_local_, s);
       dh1 = std::move(dact);
     }
   }
@@ -493,7 +506,8 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   return grad;
 }
 
-// ---- head: final norm, logits, vocabulary-parallel cross-entropy ------------------------------------
+// ---- head: final norm, logits, vocabulary-parallel cross-entropy
+// ------------------------------------
 void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets, float* loss_sum) {
   const ParamStore& p = *r_.params;
   const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
@@ -515,7 +529,8 @@ void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets,
   } else {
     hd.y_full = std::move(hd.y);
   }
-  const bf16* word = p.has("head.logits.weight") ? p.weight("head.logits.weight") : p.weight("embed.word");
+  const bf16* word =
+      p.has("head.logits.weight") ? p.weight("head.logits.weight") : p.weight("embed.word");
   {
     NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "logits"));
     hd.logits = buffer(kAct, T * vocab_local_ * 2);
@@ -525,8 +540,8 @@ void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets,
   float* mine = partial.as<float>() + 3 * T * r_.layout->tp_rank;
   {
     NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "loss"));
-    kernels::cross_entropy_partial(hd.logits.as<bf16>(), targets, mine, T, vocab_local_, vocab_start_,
-                                   vocab_, s);
+    kernels::cross_entropy_partial(hd.logits.as<bf16>(), targets, mine, T, vocab_local_,
+                                   vocab_start_, vocab_, s);
   }
   if (tp_ > 1) {
     NvtxRange range(r_.nvtx, tp_range(fwd, mb, kHeadSite, "loss.allgather"));
@@ -557,10 +572,12 @@ DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_sca
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.dgrad"));
     r_.gemm->linear_dgrad(hd.logits.as<bf16>(), word, dy.as<bf16>(), T, h, vocab_local_);
   }
-  dy = reduce_overlapped(bwd, mb, kHeadSite, sp_ ? "reducescatter" : "allreduce", std::move(dy), [&] {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.wgrad"));
-    r_.gemm->linear_wgrad(hd.logits.as<bf16>(), hd.y_full.as<bf16>(), word_grad, T, h, vocab_local_);
-  });
+  dy = reduce_overlapped(
+      bwd, mb, kHeadSite, sp_ ? "reducescatter" : "allreduce", std::move(dy), [&] {
+        NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.wgrad"));
+        r_.gemm->linear_wgrad(hd.logits.as<bf16>(), hd.y_full.as<bf16>(), word_grad, T, h,
+                              vocab_local_);
+      });
   hd.logits.reset();
   hd.y_full.reset();
   DeviceBuffer dx = buffer(kWork, Tl * h * 2);
@@ -568,13 +585,14 @@ DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_sca
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "norm"));
     kernels::norm_backward(dy.as<bf16>(), hd.x_in.as<bf16>(), p.weight("head.norm.weight"),
                            hd.mean.as<float>(), hd.rstd.as<float>(), nullptr, dx.as<bf16>(),
-                           p.grad("head.norm.weight"), rms_ ? nullptr : p.grad("head.norm.bias"), Tl,
-                           h, rms_, s);
+                           p.grad("head.norm.weight"), rms_ ? nullptr : p.grad("head.norm.bias"),
+                           Tl, h, rms_, s);
   }
   return dx;
 }
 
-// ---- pipeline steps ----------------------------------------------------------------------------------
+// ---- pipeline steps
+// ----------------------------------------------------------------------------------
 DeviceBuffer GptStage::forward(int mb, int chunk, DeviceBuffer input, const int32_t* tokens,
                                const int32_t* targets, float* loss_sum, float grad_scale) {
   const RankLayout& l = *r_.layout;

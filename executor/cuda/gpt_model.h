@@ -1,10 +1,11 @@
 // The transformer layers of one pipeline rank (GPT family, and Llama family: RMSNorm, SwiGLU,
-// rotary positions, grouped-query attention, no biases), forward and backward, as Megatron-LM runs them: column-
-// then row-parallel linears with TP all-reduces (or, with sequence parallelism, all-gathers before
-// and reduce-scatters after), a vocabulary-parallel embedding and cross-entropy, the attention core
-// as cuBLAS batched GEMMs around a fused causal softmax, fused norm / bias-GeLU / residual kernels,
-// and the data-gradient TP reduction overlapped with the weight-gradient GEMM on a second stream.
-// Each op runs inside an NVTX range named as the simulator names it (range_names.h).
+// rotary positions, grouped-query attention, no biases), forward and backward, as Megatron-LM runs
+// them: column- then row-parallel linears with TP all-reduces (or, with sequence parallelism,
+// all-gathers before and reduce-scatters after), a vocabulary-parallel embedding and cross-entropy,
+// the attention core as cuBLAS batched GEMMs around a fused causal softmax, fused norm / bias-GeLU
+// / residual kernels, and the data-gradient TP reduction overlapped with the weight-gradient GEMM
+// on a second stream. Each op runs inside an NVTX range named as the simulator names it
+// (range_names.h).
 //
 // Activations saved for the backward pass are kept per (micro-batch, chunk) until that step's
 // backward; what is kept depends on recomputation: none keeps every tensor a backward needs,
@@ -15,14 +16,14 @@
 // events); nothing here synchronises the host. CUDA/cuBLAS/NCCL failures throw ExecutorError.
 #pragma once
 
+#include <cuda_runtime.h>
+
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <cuda_runtime.h>
 
 #include "executor/core/gpt_params.h"
 #include "executor/core/range_names.h"
@@ -86,7 +87,8 @@ class GptStage {
   DeviceBuffer embed(int micro_batch, const int32_t* tokens);
   void embed_backward(int micro_batch, const int32_t* tokens, DeviceBuffer grad);
   DeviceBuffer layer_forward(int64_t layer, RangePass pass, int micro_batch, LayerActivations& a);
-  DeviceBuffer layer_backward(int64_t layer, int micro_batch, LayerActivations& a, DeviceBuffer grad);
+  DeviceBuffer layer_backward(int64_t layer, int micro_batch, LayerActivations& a,
+                              DeviceBuffer grad);
   void attention_probs(RangePass pass, const __nv_bfloat16* qkv, DeviceBuffer& probs,
                        MemoryCategory category);
   void attention_context(const __nv_bfloat16* probs, const __nv_bfloat16* qkv, __nv_bfloat16* ctx);

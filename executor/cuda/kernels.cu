@@ -954,8 +954,7 @@ __global__ void cross_entropy_partial_kernel(const bf16* logits, const int32_t* 
       }
       done = packs * 8;
     }
-    for (int64_t j = done + threadIdx.x; j < n_real; j += blockDim.x)
-      add(__bfloat162float(row[j]));
+    for (int64_t j = done + threadIdx.x; j < n_real; j += blockDim.x) add(__bfloat162float(row[j]));
     const float row_max = row_reduce(m, Max{}, smem);
     const float sum = row_reduce(s * exp2f((m - row_max) * kLog2e), Sum{}, smem);
     if (threadIdx.x == 0) {
@@ -1314,8 +1313,8 @@ bool row_vec(const bf16* logits, int64_t vocab_local) {
 }
 }  // namespace
 
-void cross_entropy_partial(const bf16* logits, const int32_t* targets, float* partial,
-                           int64_t rows, int64_t vocab_local, int64_t vocab_start, int64_t vocab,
+void cross_entropy_partial(const bf16* logits, const int32_t* targets, float* partial, int64_t rows,
+                           int64_t vocab_local, int64_t vocab_start, int64_t vocab,
                            cudaStream_t stream) {
   if (rows <= 0) return;
   cross_entropy_partial_kernel<<<grid_of(rows), kThreads, 0, stream>>>(

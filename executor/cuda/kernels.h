@@ -6,10 +6,10 @@
 // (throws ExecutorError); none synchronises. Shapes are trusted (the model checks them once).
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 namespace mpsim::executor::kernels {
 
@@ -26,9 +26,9 @@ void add_bf16(const bf16* a, const bf16* b, bf16* out, int64_t n, cudaStream_t s
 // where the local tensor [rows, cols] is the block starting at (row_offset, col_offset) of a
 // global tensor with `global_cols` columns: global index = (row_offset + r) * global_cols +
 // col_offset + c. std == 0 fills `mean`.
-void init_parameter(float* out, int64_t rows, int64_t cols, int64_t row_offset,
-                    int64_t col_offset, int64_t global_cols, uint64_t seed, uint64_t param_id,
-                    float mean, float std, cudaStream_t stream);
+void init_parameter(float* out, int64_t rows, int64_t cols, int64_t row_offset, int64_t col_offset,
+                    int64_t global_cols, uint64_t seed, uint64_t param_id, float mean, float std,
+                    cudaStream_t stream);
 
 // ---- embedding (vocabulary-parallel) -------------------------------------------------------
 // out[r, :] = word[tokens[r] - vocab_start, :] if the token falls in this rank's slice
@@ -52,8 +52,8 @@ void norm_forward(const bf16* x, const bf16* gamma, const bf16* beta, bf16* y, f
 // dx = (dresidual ? dresidual : 0) + d norm(x)/dx . dy; dgamma += sum_r dy * xhat;
 // dbeta += sum_r dy (dbeta null for RMSNorm). dx may alias dresidual.
 void norm_backward(const bf16* dy, const bf16* x, const bf16* gamma, const float* mean,
-                   const float* rstd, const bf16* dresidual, bf16* dx, float* dgamma,
-                   float* dbeta, int64_t rows, int64_t cols, bool rms, cudaStream_t stream);
+                   const float* rstd, const bf16* dresidual, bf16* dx, float* dgamma, float* dbeta,
+                   int64_t rows, int64_t cols, bool rms, cudaStream_t stream);
 
 // ---- biases, activations, residuals ------------------------------------------------------------
 // x[r, c] += bias[c] in place.
@@ -92,8 +92,8 @@ void causal_softmax_backward(const bf16* dprobs, const bf16* probs, bf16* dscore
 // partial[0 .. rows): row max, [rows .. 2 rows): sum of exp(logit - row max),
 // [2 rows .. 3 rows): the target's logit if this rank owns it, else 0; all over this rank's real
 // columns. A rank with no real column writes max = -FLT_MAX and sum = 0, which combining ignores.
-void cross_entropy_partial(const bf16* logits, const int32_t* targets, float* partial,
-                           int64_t rows, int64_t vocab_local, int64_t vocab_start, int64_t vocab,
+void cross_entropy_partial(const bf16* logits, const int32_t* targets, float* partial, int64_t rows,
+                           int64_t vocab_local, int64_t vocab_start, int64_t vocab,
                            cudaStream_t stream);
 // gathered: `ranks` consecutive partial blocks (3 * rows floats each). Writes
 // row_max[rows] (global), sums[0 .. rows) = global sum of exp(logit - row_max),
@@ -108,16 +108,16 @@ void cross_entropy_backward(bf16* logits, const int32_t* targets, const float* r
                             int64_t vocab_start, int64_t vocab, float grad_scale,
                             cudaStream_t stream);
 
-// ---- optimizer -------------------------------------------------------------------------------------
-// out[0] += sum_i x[i]^2 (fp32 accumulation per block, then atomicAdd).
+// ---- optimizer
+// ------------------------------------------------------------------------------------- out[0] +=
+// sum_i x[i]^2 (fp32 accumulation per block, then atomicAdd).
 void sum_squares(const float* x, int64_t n, float* out, cudaStream_t stream);
 // AdamW (Loshchilov & Hutter) on fp32 master weights, as torch.optim.AdamW: g = grad * grad_scale;
 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; w -= lr * (m/(1-b1^t) / (sqrt(v/(1-b2^t)) + eps)
 // + weight_decay * w); then model[i] = bf16(w) when model is not null. step t counts from 1.
 // decay_mask (nullable, one byte per element): 0 excludes the element from weight decay.
 void adamw_step(float* master, const float* grad, float* m, float* v, bf16* model,
-                const uint8_t* decay_mask, int64_t n, float lr, float beta1, float beta2,
-                float eps, float weight_decay, int64_t step, float grad_scale,
-                cudaStream_t stream);
+                const uint8_t* decay_mask, int64_t n, float lr, float beta1, float beta2, float eps,
+                float weight_decay, int64_t step, float grad_scale, cudaStream_t stream);
 
 }  // namespace mpsim::executor::kernels

@@ -1,7 +1,6 @@
 // Rotary embeddings and SwiGLU; see llama_kernels.h.
-#include "executor/cuda/llama_kernels.h"
-
 #include "executor/cuda/cuda_check.h"
+#include "executor/cuda/llama_kernels.h"
 
 namespace mpsim::executor::kernels {
 namespace {
@@ -94,7 +93,8 @@ void swiglu_forward(const bf16* x, const bf16* bias, bf16* y, int64_t rows, int6
 void swiglu_backward(const bf16* dy, const bf16* x, const bf16* bias, bf16* dx, int64_t rows,
                      int64_t cols, cudaStream_t stream) {
   if (rows * cols == 0) return;
-  swiglu_backward_kernel<<<blocks_for(rows * cols), kThreads, 0, stream>>>(dy, x, bias, dx, rows, cols);
+  swiglu_backward_kernel<<<blocks_for(rows * cols), kThreads, 0, stream>>>(dy, x, bias, dx, rows,
+                                                                           cols);
   CUDA_CHECK_LAUNCH();
 }
 

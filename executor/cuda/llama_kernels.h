@@ -5,10 +5,10 @@
 // Asynchronous on `stream`; launch errors throw ExecutorError.
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 namespace mpsim::executor::kernels {
 
@@ -16,8 +16,8 @@ namespace mpsim::executor::kernels {
 // major (position = row / micro_batch): the rotate-half rotation of Llama by position * theta_i,
 // theta_i = base^(-2i/d) for pairs (i, i + d/2). `inverse` rotates by the negative angle, which
 // is the backward pass (the rotation is orthogonal).
-void rotary(__nv_bfloat16* qkv, int64_t rows, int64_t micro_batch, int64_t kv_heads,
-            int64_t group, int64_t head_dim, double base, bool inverse, cudaStream_t stream);
+void rotary(__nv_bfloat16* qkv, int64_t rows, int64_t micro_batch, int64_t kv_heads, int64_t group,
+            int64_t head_dim, double base, bool inverse, cudaStream_t stream);
 
 // y[r, j] = silu(x[r, 2j] + b[2j]) * (x[r, 2j + 1] + b[2j + 1]) for j < cols; bias may be null.
 void swiglu_forward(const __nv_bfloat16* x, const __nv_bfloat16* bias, __nv_bfloat16* y,

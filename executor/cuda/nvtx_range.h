@@ -3,9 +3,9 @@
 // switch them off.
 #pragma once
 
-#include <string>
-
 #include <nvtx3/nvToolsExt.h>
+
+#include <string>
 
 namespace mpsim::executor {
 

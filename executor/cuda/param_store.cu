@@ -1,12 +1,11 @@
 // Flat parameter layout, DP buckets and initialisation; see param_store.h.
-#include "executor/cuda/param_store.h"
-
 #include <algorithm>
 #include <stdexcept>
 
 #include "executor/core/param_init.h"
 #include "executor/cuda/cuda_check.h"
 #include "executor/cuda/kernels.h"
+#include "executor/cuda/param_store.h"
 
 namespace mpsim::executor {
 namespace {
@@ -40,8 +39,11 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
                        const schedule::PipelineSchedule& schedule, int64_t bucket_params,
                        bool shard_optimizer, uint64_t seed, DeviceMemory& memory,
                        cudaStream_t stream)
-    : sharded_(shard_optimizer && layout.dp > 1), dp_(layout.dp), dp_rank_(layout.dp_rank),
-      tp_(layout.tp), tp_rank_(layout.tp_rank) {
+    : sharded_(shard_optimizer && layout.dp > 1),
+      dp_(layout.dp),
+      dp_rank_(layout.dp_rank),
+      tp_(layout.tp),
+      tp_rank_(layout.tp_rank) {
   const bool word_over_pp = !layout.embedding_group.empty();
   const ParamSpec* word = &catalogue.embedding[0];
   // Units in the order their gradients become final: the last micro-batch's backward steps.
@@ -138,7 +140,8 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
                                  shard * 4, cudaMemcpyDeviceToDevice, stream));
     }
   }
-  CUDA_CHECK(cudaMemcpyAsync(decay_mask_.get(), mask.data(), mask.size(), cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(
+      cudaMemcpyAsync(decay_mask_.get(), mask.data(), mask.size(), cudaMemcpyHostToDevice, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));  // `mask` is pageable host memory about to go
 }
 
@@ -148,7 +151,9 @@ const ParamEntry& ParamStore::entry(const std::string& name) const {
   return entries_[it->second];
 }
 
-__nv_bfloat16* ParamStore::weight(const std::string& name) const { return model() + entry(name).offset; }
+__nv_bfloat16* ParamStore::weight(const std::string& name) const {
+  return model() + entry(name).offset;
+}
 float* ParamStore::grad(const std::string& name) const { return grads() + entry(name).offset; }
 
 }  // namespace mpsim::executor

@@ -15,12 +15,12 @@
 // std::invalid_argument for an unknown tensor name.
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include <cstdint>
 #include <string>
 #include <unordered_map>
 #include <vector>
-
-#include <cuda_bf16.h>
 
 #include "executor/core/gpt_params.h"
 #include "executor/core/rank_layout.h"
@@ -70,8 +70,8 @@ class ParamStore {
   const std::vector<ParamEntry>& entries() const { return entries_; }
   const std::vector<GradUnit>& units() const { return units_; }
   const std::vector<GradBucket>& buckets() const { return buckets_; }
-  int64_t size() const { return size_; }                // flat elements
-  int64_t parameters() const { return parameters_; }     // real elements (no padding)
+  int64_t size() const { return size_; }              // flat elements
+  int64_t parameters() const { return parameters_; }  // real elements (no padding)
   bool sharded() const { return sharded_; }
   int dp() const { return dp_; }
   int dp_rank() const { return dp_rank_; }

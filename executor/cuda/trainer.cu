@@ -1,6 +1,4 @@
 // One rank of the reference trainer; see trainer.h.
-#include "executor/cuda/trainer.h"
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -8,10 +6,9 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <tuple>
-
-#include <nlohmann/json.hpp>
 
 #include "executor/core/gpt_params.h"
 #include "executor/core/p2p_plan.h"
@@ -26,6 +23,7 @@
 #include "executor/cuda/kernels.h"
 #include "executor/cuda/nvtx_range.h"
 #include "executor/cuda/param_store.h"
+#include "executor/cuda/trainer.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/schedule/pipeline_schedule.h"
 
@@ -87,7 +85,8 @@ void connect_pipeline(const Communicator& pp, const RankLayout& layout, DeviceMe
   if (layout.pp < 2) return;
   DeviceBuffer scratch(memory, MemoryCategory::kWorkspace, 4 * sizeof(float), stream);
   float* buffer = scratch.as<float>();
-  const int next = (layout.pp_rank + 1) % layout.pp, previous = (layout.pp_rank + layout.pp - 1) % layout.pp;
+  const int next = (layout.pp_rank + 1) % layout.pp,
+            previous = (layout.pp_rank + layout.pp - 1) % layout.pp;
   NCCL_CHECK(ncclGroupStart());
   pp.send(buffer, 1, ncclFloat32, next, stream);
   pp.recv(buffer + 1, 1, ncclFloat32, previous, stream);
@@ -146,16 +145,17 @@ void Trainer::State::post(const P2pGroup& group) {
   // Receive buffers are allocated before the group (stream order on the compute stream).
   for (const P2pTransfer& t : group.transfers) {
     if (t.send) continue;
-    incoming[{t.activation, t.micro_batch, t.chunk}] =
-        DeviceBuffer(*memory, t.activation ? MemoryCategory::kActivations : MemoryCategory::kWorkspace,
-                     elements * 2, compute.get());
+    incoming[{t.activation, t.micro_batch, t.chunk}] = DeviceBuffer(
+        *memory, t.activation ? MemoryCategory::kActivations : MemoryCategory::kWorkspace,
+        elements * 2, compute.get());
   }
   NCCL_CHECK(ncclGroupStart());
   for (const P2pTransfer& t : group.transfers) {
     const auto key = std::make_tuple(t.activation, t.micro_batch, t.chunk);
     if (t.send) {
       auto it = outgoing.find(key);
-      if (it == outgoing.end()) throw std::logic_error("pipeline send of a tensor not produced yet");
+      if (it == outgoing.end())
+        throw std::logic_error("pipeline send of a tensor not produced yet");
       comm.pp.send(it->second.get(), elements, ncclBfloat16, t.peer, compute.get());
       sent.push_back(std::move(it->second));
       outgoing.erase(it);
@@ -174,7 +174,8 @@ void Trainer::State::launch_bucket(int b) {
   float* begin = params->grads() + bucket.begin;
   NvtxRange range(nvtx(), dp_range(b, params->sharded() ? "reducescatter" : ""));
   if (params->sharded()) {
-    comm.dp.reduce_scatter(begin, begin + layout.dp_rank * shard, shard, ncclFloat32, dp_stream.get());
+    comm.dp.reduce_scatter(begin, begin + layout.dp_rank * shard, shard, ncclFloat32,
+                           dp_stream.get());
   } else {
     comm.dp.all_reduce(begin, bucket.shard_size(), ncclFloat32, ncclSum, dp_stream.get());
   }
@@ -209,7 +210,8 @@ void Trainer::State::finish_gradients() {
     NCCL_CHECK(ncclGroupStart());
     for (const ParamEntry& e : params->entries())
       if (e.spec->sequence_parallel_grad)
-        comm.tp.all_reduce(params->grads() + e.offset, e.count, ncclFloat32, ncclSum, compute.get());
+        comm.tp.all_reduce(params->grads() + e.offset, e.count, ncclFloat32, ncclSum,
+                           compute.get());
     NCCL_CHECK(ncclGroupEnd());
   }
 }
@@ -261,11 +263,11 @@ void Trainer::State::optimizer_step(int64_t step, double grad_norm) {
   {
     NvtxRange range(nvtx(), "optimizer");
     auto adam = [&](int64_t state_offset, int64_t flat_offset, int64_t n) {
-      kernels::adamw_step(p.master() + state_offset, p.grads() + flat_offset, p.adam_m() + state_offset,
-                          p.adam_v() + state_offset, p.model() + flat_offset,
-                          p.decay_mask() + flat_offset, n, lr, static_cast<float>(o.beta1),
-                          static_cast<float>(o.beta2), static_cast<float>(o.adam_eps),
-                          static_cast<float>(o.weight_decay), optimizer_steps, scale, c);
+      kernels::adamw_step(
+          p.master() + state_offset, p.grads() + flat_offset, p.adam_m() + state_offset,
+          p.adam_v() + state_offset, p.model() + flat_offset, p.decay_mask() + flat_offset, n, lr,
+          static_cast<float>(o.beta1), static_cast<float>(o.beta2), static_cast<float>(o.adam_eps),
+          static_cast<float>(o.weight_decay), optimizer_steps, scale, c);
     };
     if (!p.sharded()) {
       adam(0, 0, p.size());
@@ -293,7 +295,8 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   s.options = options;
   const spec::ParallelConfig& config = options.config;
   const graph::ModelDims dims = graph::model_dims(options.model);
-  s.catalogue = make_gpt_catalogue(dims, static_cast<int>(config.tensor_parallel()), options.init_std);
+  s.catalogue =
+      make_gpt_catalogue(dims, static_cast<int>(config.tensor_parallel()), options.init_std);
   s.layout = make_rank_layout(config, dims.layers, dims.tied, rank);
   const int64_t sequences = config.global_batch_size() / config.data_parallel();
   if (config.global_batch_size() % (config.micro_batch_size() * config.data_parallel()) != 0) {
@@ -321,7 +324,8 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   s.memory = std::make_unique<DeviceMemory>();
   connect_pipeline(s.comm.pp, s.layout, *s.memory, s.compute.get());
   s.gemm = std::make_unique<Gemm>(*s.memory, s.compute.get());
-  const int64_t bucket_params = config.dp_bucket_params() > 0 ? config.dp_bucket_params() : kDefaultBucketParams;
+  const int64_t bucket_params =
+      config.dp_bucket_params() > 0 ? config.dp_bucket_params() : kDefaultBucketParams;
   s.params = std::make_unique<ParamStore>(s.catalogue, s.layout, *s.schedule, bucket_params,
                                           config.zero_stage() >= 1, options.seed, *s.memory,
                                           s.compute.get());
@@ -358,7 +362,8 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
   s.buckets_launched = 0;
 
   // Tokens of this DP rank's share of the global batch: [micro-batch][position][sequence].
-  const int64_t m = s.micro_batches, b = s.options.config.micro_batch_size(), seq = s.catalogue.dims.seq;
+  const int64_t m = s.micro_batches, b = s.options.config.micro_batch_size(),
+                seq = s.catalogue.dims.seq;
   std::vector<int32_t> raw(static_cast<size_t>(m * b * (seq + 1)));
   s.data->fill(step - 1, l.dp_rank * m * b, m * b, raw.data());
   std::vector<int32_t> host(static_cast<size_t>(2 * m * b * seq));
@@ -369,8 +374,10 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
         host[static_cast<size_t>(mb * seq * b + p * b + i)] = sequence[p];
         host[static_cast<size_t>(m * seq * b + mb * seq * b + p * b + i)] = sequence[p + 1];
       }
-  DeviceBuffer tokens(*s.memory, MemoryCategory::kWorkspace, static_cast<int64_t>(host.size()) * 4, c);
-  CUDA_CHECK(cudaMemcpyAsync(tokens.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice, c));
+  DeviceBuffer tokens(*s.memory, MemoryCategory::kWorkspace, static_cast<int64_t>(host.size()) * 4,
+                      c);
+  CUDA_CHECK(
+      cudaMemcpyAsync(tokens.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice, c));
   const int32_t* inputs = tokens.as<int32_t>();
   const int32_t* targets = inputs + m * seq * b;
   const float grad_scale = 1.0f / static_cast<float>(s.tokens * m * l.dp);
@@ -380,7 +387,8 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
   for (size_t i = 0; i < steps.size(); ++i) {
     s.post(s.plan.before[i]);
     const schedule::PipelineStep& st = steps[i];
-    NvtxRange range(s.nvtx(), pipeline_range(st.forward, st.micro_batch, l.chunks > 1 ? st.chunk : -1));
+    NvtxRange range(s.nvtx(),
+                    pipeline_range(st.forward, st.micro_batch, l.chunks > 1 ? st.chunk : -1));
     const auto key = std::make_tuple(st.forward, st.micro_batch, st.chunk);
     DeviceBuffer in;
     if (auto it = s.incoming.find(key); it != s.incoming.end()) {
@@ -388,10 +396,9 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
       s.incoming.erase(it);
     }
     if (st.forward) {
-      DeviceBuffer out = s.stage->forward(st.micro_batch, st.chunk, std::move(in),
-                                          inputs + st.micro_batch * s.tokens,
-                                          targets + st.micro_batch * s.tokens, s.stats.as<float>(),
-                                          grad_scale);
+      DeviceBuffer out = s.stage->forward(
+          st.micro_batch, st.chunk, std::move(in), inputs + st.micro_batch * s.tokens,
+          targets + st.micro_batch * s.tokens, s.stats.as<float>(), grad_scale);
       if (!l.last_virtual_stage(st.chunk)) s.outgoing[key] = std::move(out);
     } else {
       DeviceBuffer grad = s.stage->backward(st.micro_batch, st.chunk, std::move(in),
@@ -430,7 +437,8 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
   for (int64_t r = 0; r < l.world; ++r)
     for (int64_t i = 0; i < per_rank; ++i)
       peaks[i] = std::max(peaks[i], gathered[static_cast<size_t>(r * per_rank + i)]);
-  for (int i = 0; i < kMemoryCategories; ++i) report.peak_memory.push_back(static_cast<int64_t>(peaks[i]));
+  for (int i = 0; i < kMemoryCategories; ++i)
+    report.peak_memory.push_back(static_cast<int64_t>(peaks[i]));
   report.peak_memory_total = static_cast<int64_t>(peaks[kMemoryCategories]);
   report.pool_reserved = static_cast<int64_t>(peaks[kMemoryCategories + 1]);
   for (int64_t r = 0; r < l.world; ++r)
@@ -439,7 +447,8 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
 
   const double global_tokens = static_cast<double>(s.options.config.global_batch_size()) * seq;
   report.tokens_per_s = global_tokens / report.seconds;
-  const double flops = graph::model_flops_per_iteration(s.catalogue.dims, s.options.config.global_batch_size());
+  const double flops =
+      graph::model_flops_per_iteration(s.catalogue.dims, s.options.config.global_batch_size());
   report.model_tflops_per_gpu = flops / report.seconds / l.world / 1e12;
   report.mfu = flops / report.seconds / l.world / s.options.peak_flops;
   return report;
@@ -454,7 +463,8 @@ std::map<std::string, std::vector<float>> copy_out(const ParamStore& p, bool gra
     std::vector<float>& values = out[e.spec->name];
     values.resize(static_cast<size_t>(e.count));
     if (gradients) {
-      CUDA_CHECK(cudaMemcpy(values.data(), p.grads() + e.offset, e.count * 4, cudaMemcpyDeviceToHost));
+      CUDA_CHECK(
+          cudaMemcpy(values.data(), p.grads() + e.offset, e.count * 4, cudaMemcpyDeviceToHost));
     } else {
       std::vector<__nv_bfloat16> raw(static_cast<size_t>(e.count));
       CUDA_CHECK(cudaMemcpy(raw.data(), p.model() + e.offset, e.count * 2, cudaMemcpyDeviceToHost));
@@ -466,8 +476,12 @@ std::map<std::string, std::vector<float>> copy_out(const ParamStore& p, bool gra
 
 }  // namespace
 
-std::map<std::string, std::vector<float>> Trainer::weights() const { return copy_out(*state_->params, false); }
-std::map<std::string, std::vector<float>> Trainer::gradients() const { return copy_out(*state_->params, true); }
+std::map<std::string, std::vector<float>> Trainer::weights() const {
+  return copy_out(*state_->params, false);
+}
+std::map<std::string, std::vector<float>> Trainer::gradients() const {
+  return copy_out(*state_->params, true);
+}
 
 std::vector<uint8_t> new_nccl_id() {
   ncclUniqueId id;
@@ -522,7 +536,8 @@ int run_training_rank(const TrainOptions& options, const LaunchEnv& env, std::os
       line["mfu"] = r.mfu;
       nlohmann::json memory;
       for (int i = 0; i < kMemoryCategories; ++i)
-        memory[std::string(memory_category_name(static_cast<MemoryCategory>(i)))] = r.peak_memory[i];
+        memory[std::string(memory_category_name(static_cast<MemoryCategory>(i)))] =
+            r.peak_memory[i];
       memory["total"] = r.peak_memory_total;
       memory["pool_reserved"] = r.pool_reserved;
       line["peak_memory_bytes"] = memory;

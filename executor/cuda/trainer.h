@@ -23,16 +23,16 @@ namespace mpsim::executor {
 
 struct IterationReport {
   int64_t iteration = 0;
-  double loss = 0;            // mean token cross-entropy over the global batch (nats)
-  double grad_norm = 0;       // global L2 norm before clipping
+  double loss = 0;       // mean token cross-entropy over the global batch (nats)
+  double grad_norm = 0;  // global L2 norm before clipping
   double lr = 0;
-  double seconds = 0;         // wall time of the iteration, GPUs synchronised at both ends
+  double seconds = 0;  // wall time of the iteration, GPUs synchronised at both ends
   double tokens_per_s = 0;
   double model_tflops_per_gpu = 0;
-  double mfu = 0;             // against options.peak_flops
-  std::vector<int64_t> peak_memory;  // by MemoryCategory, max over ranks
-  int64_t peak_memory_total = 0;     // max over ranks of the per-rank total
-  int64_t pool_reserved = 0;         // max over ranks of CUDA's pool high-water mark
+  double mfu = 0;                               // against options.peak_flops
+  std::vector<int64_t> peak_memory;             // by MemoryCategory, max over ranks
+  int64_t peak_memory_total = 0;                // max over ranks of the per-rank total
+  int64_t pool_reserved = 0;                    // max over ranks of CUDA's pool high-water mark
   std::vector<int64_t> rank_peak_memory_total;  // per rank (global rank order): its total peak
 };
 

@@ -4,10 +4,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "simulator/report/chrome_trace.h"
 
@@ -154,8 +153,8 @@ class RankExporter {
       if (r.event_type == kNvtxMark || r.end < r.start) {
         w_.instant(cpu_pid(), tid, r.text, us(r.start), args.empty() ? json() : args);
       } else {
-        w_.complete(cpu_pid(), tid, r.text, "user_annotation", us(r.start),
-                    dur_us(r.start, r.end), args.empty() ? json() : args);
+        w_.complete(cpu_pid(), tid, r.text, "user_annotation", us(r.start), dur_us(r.start, r.end),
+                    args.empty() ? json() : args);
       }
     }
   }
@@ -183,8 +182,8 @@ class RankExporter {
   int64_t base_ns_;
   bool merged_;
   std::unordered_map<uint32_t, const ApiRecord*> launch_;  // by correlation id
-  std::set<std::pair<uint32_t, uint32_t>> streams_;         // (device, stream) seen
-  std::set<int64_t> threads_;                               // host threads seen
+  std::set<std::pair<uint32_t, uint32_t>> streams_;        // (device, stream) seen
+  std::set<int64_t> threads_;                              // host threads seen
 };
 
 // Kineto's "deviceProperties": one entry per device id, the first rank that has it.

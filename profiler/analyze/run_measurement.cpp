@@ -65,7 +65,8 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
     }
   }
   if (iteration_ranges.empty())
-    throw std::invalid_argument(who + ": no iteration/<N> range (was this a profiled `mpsim train` run?)");
+    throw std::invalid_argument(
+        who + ": no iteration/<N> range (was this a profiled `mpsim train` run?)");
   if (static_cast<int64_t>(iteration_ranges.size()) <= warmup)
     throw std::invalid_argument(who + ": " + std::to_string(iteration_ranges.size()) +
                                 " iterations recorded, need more than the " +
@@ -86,7 +87,8 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
   const std::set<int64_t> measured(run.steps.begin(), run.steps.end());
   // The timeline iteration: the measured one whose time is the median (the lower middle).
   std::vector<std::pair<double, int64_t>> by_time;
-  for (size_t i = 0; i < run.steps.size(); ++i) by_time.push_back({run.iteration_s[i], run.steps[i]});
+  for (size_t i = 0; i < run.steps.size(); ++i)
+    by_time.push_back({run.iteration_s[i], run.steps[i]});
   std::sort(by_time.begin(), by_time.end());
   run.timeline_step = by_time[(by_time.size() - 1) / 2].second;
   run.timeline_iteration_s = by_time[(by_time.size() - 1) / 2].first;
@@ -124,11 +126,10 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
     run.op_seconds.push_back(total / count);
   }
   run.unattributed_s = unattributed / count;
-  std::sort(timeline.begin(), timeline.end(),
-            [](const auto& a, const auto& b) {
-              return a.first.start_s != b.first.start_s ? a.first.start_s < b.first.start_s
-                                                        : a.first.end_s < b.first.end_s;
-            });
+  std::sort(timeline.begin(), timeline.end(), [](const auto& a, const auto& b) {
+    return a.first.start_s != b.first.start_s ? a.first.start_s < b.first.start_s
+                                              : a.first.end_s < b.first.end_s;
+  });
   for (auto& [kernel, name] : timeline) {
     if (!name.empty()) {
       const auto it = std::lower_bound(run.op_names.begin(), run.op_names.end(), name);
@@ -160,7 +161,8 @@ T field(const nlohmann::json& json, const char* key, const std::string& where) {
   try {
     return json.at(key).get<T>();
   } catch (const nlohmann::json::exception& e) {
-    throw std::invalid_argument(where + ": field '" + key + "' has the wrong type (" + e.what() + ")");
+    throw std::invalid_argument(where + ": field '" + key + "' has the wrong type (" + e.what() +
+                                ")");
   }
 }
 
@@ -211,7 +213,7 @@ std::vector<std::string> run_database_files(const std::string& path) {
   if (fs::exists(path)) {
     const size_t at = name.rfind(".rank");
     if (at == std::string::npos) return {path};  // a merged database (or a single one)
-    name = name.substr(0, at) + ".sqlite";      // one rank's: gather its siblings
+    name = name.substr(0, at) + ".sqlite";       // one rank's: gather its siblings
   }
   // "<stem>.rank<R><ext>" beside the stem, R decimal (a rank, or a pid for unranked processes).
   const size_t dot = name.rfind('.');
@@ -267,14 +269,15 @@ nlohmann::json to_json(const RunMeasurement& run) {
                      {"unattributed_s", r.unattributed_s},
                      {"timeline_step", r.timeline_step},
                      {"timeline_iteration_s", r.timeline_iteration_s},
-                     {"timeline", {{"op_names", r.op_names},
-                                   {"start_ns", start},
-                                   {"end_ns", end},
-                                   {"op", op},
-                                   {"stream", stream},
-                                   {"nccl", nccl}}}});
+                     {"timeline",
+                      {{"op_names", r.op_names},
+                       {"start_ns", start},
+                       {"end_ns", end},
+                       {"op", op},
+                       {"stream", stream},
+                       {"nccl", nccl}}}});
   }
-  return {{"command", run.command}, {"gpu", run.gpu},   {"hostname", run.hostname},
+  return {{"command", run.command}, {"gpu", run.gpu},       {"hostname", run.hostname},
           {"date", run.date},       {"warmup", run.warmup}, {"iteration_s", run.iteration_s},
           {"ranks", ranks}};
 }

@@ -20,12 +20,14 @@
 //                    iteration (total over measured iterations / their count), as the calibration
 //                    tables count time. An NCCL kernel's time includes its wait for the other
 //                    members of its group.
-//   unattributed     per measured iteration, the issue slots of the iteration's kernels in no op range
+//   unattributed     per measured iteration, the issue slots of the iteration's kernels in no op
+//   range
 //                    (gradient zeroing, the gradient norm, the loss statistics).
 //   timeline         the kernels of one measured iteration (the one whose iteration time is the
 //                    median), issue slot start (kernel start - launch gap) and kernel end in
 //                    seconds from the iteration range's start, each with
-//                    its op (an index into op_names, -1 for none), its stream and whether it is NCCL.
+//                    its op (an index into op_names, -1 for none), its stream and whether it is
+//                    NCCL.
 //
 // A process the profiler found no rank variable for (rank source "pid": a one-GPU run started
 // without a launcher) is rank 0; several such processes in one run are refused.
@@ -36,10 +38,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "profiler/store/trace_store.h"
 
@@ -48,20 +49,20 @@ namespace mpsim::profiler {
 struct MeasuredKernel {
   double start_s = 0;  // the issue slot's start, from the iteration range's start
   double end_s = 0;
-  int32_t op = -1;     // index into RankRun::op_names; -1: in no op range
+  int32_t op = -1;  // index into RankRun::op_names; -1: in no op range
   uint32_t stream = 0;
   bool nccl = false;
 };
 
 struct RankRun {
   int32_t rank = 0;
-  std::vector<int64_t> steps;          // measured iterations, in order
-  std::vector<double> iteration_s;     // their range wall times on this rank
-  std::vector<std::string> op_names;   // ops that ran kernels in the measured iterations, sorted
-  std::vector<double> op_seconds;      // per op name: GPU seconds per iteration
-  double unattributed_s = 0;           // per iteration
+  std::vector<int64_t> steps;         // measured iterations, in order
+  std::vector<double> iteration_s;    // their range wall times on this rank
+  std::vector<std::string> op_names;  // ops that ran kernels in the measured iterations, sorted
+  std::vector<double> op_seconds;     // per op name: GPU seconds per iteration
+  double unattributed_s = 0;          // per iteration
   int64_t timeline_step = 0;
-  double timeline_iteration_s = 0;     // the timeline iteration's range wall time on this rank
+  double timeline_iteration_s = 0;  // the timeline iteration's range wall time on this rank
   std::vector<MeasuredKernel> timeline;
 };
 
@@ -69,7 +70,7 @@ struct RunMeasurement {
   std::string command;  // the profiled command line (rank 0)
   std::string gpu;      // "2 x NVIDIA H200": GPU names with counts, over ranks
   std::string hostname;
-  std::string date;     // UTC date of the run's start, YYYY-MM-DD
+  std::string date;  // UTC date of the run's start, YYYY-MM-DD
   int64_t warmup = 0;
   std::vector<double> iteration_s;  // per measured iteration: the longest over ranks
   std::vector<RankRun> ranks;       // by rank

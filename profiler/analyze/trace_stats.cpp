@@ -213,9 +213,9 @@ std::string nvtx_table(const std::vector<NvtxSummaryRow>& ranges) {
                     std::to_string(r.kernels), std::to_string(r.gpu_time_ns),
                     r.payload_sum != 0 ? std::to_string(r.payload_sum) : "-", name});
   }
-  return table({"Instances", "Total (ns)", "Mean (ns)", "Kernels", "GPU time (ns)",
-                "Payload sum", "Range"},
-               rows);
+  return table(
+      {"Instances", "Total (ns)", "Mean (ns)", "Kernels", "GPU time (ns)", "Payload sum", "Range"},
+      rows);
 }
 
 std::string device_table(const std::vector<DeviceActivity>& devices) {
@@ -255,7 +255,8 @@ double median(std::vector<double> values) {
   std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid), values.end());
   const double upper = values[mid];
   if (values.size() % 2 == 1) return upper;
-  const double lower = *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid));
+  const double lower =
+      *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid));
   return (lower + upper) / 2;
 }
 

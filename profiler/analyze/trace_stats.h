@@ -31,21 +31,21 @@ struct NvtxSummaryRow {
   std::string text;
   std::string domain;
   int64_t instances = 0;
-  int64_t total_ns = 0;       // wall time of the ranges
+  int64_t total_ns = 0;  // wall time of the ranges
   double mean_ns = 0;
-  int64_t gpu_time_ns = 0;    // kernels launched inside the ranges
+  int64_t gpu_time_ns = 0;  // kernels launched inside the ranges
   int64_t kernels = 0;
-  int64_t payload_sum = 0;    // integer payloads added up: bytes for NCCL's collectives
+  int64_t payload_sum = 0;  // integer payloads added up: bytes for NCCL's collectives
 };
 
 struct DeviceActivity {
   int32_t rank = 0;
   uint32_t device_id = 0;
-  int64_t span_ns = 0;          // first kernel start to last kernel end
-  int64_t compute_ns = 0;       // covered by non-NCCL kernels
-  int64_t communication_ns = 0; // covered by NCCL kernels
-  int64_t overlap_ns = 0;       // covered by both
-  int64_t idle_ns = 0;          // covered by nothing (kernels, memcpy, memset)
+  int64_t span_ns = 0;           // first kernel start to last kernel end
+  int64_t compute_ns = 0;        // covered by non-NCCL kernels
+  int64_t communication_ns = 0;  // covered by NCCL kernels
+  int64_t overlap_ns = 0;        // covered by both
+  int64_t idle_ns = 0;           // covered by nothing (kernels, memcpy, memset)
 };
 
 struct TraceStats {

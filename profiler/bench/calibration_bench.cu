@@ -255,7 +255,7 @@ struct Options {
   std::vector<int64_t> attention_bh{16, 64, 128};
   std::vector<int64_t> attention_s{512, 1024, 2048, 4096};
   std::vector<int64_t> attention_d{64, 128};
-  int64_t memory_min = kMiB, memory_max = kGiB;          // bytes, powers of 4 in between
+  int64_t memory_min = kMiB, memory_max = kGiB;  // bytes, powers of 4 in between
   // Cross-entropy: every tokens x vocab; vocab = a rank's padded columns (the graph pads to a
   // multiple of 128 TP): Llama 2 and Llama 3 at TP 8, GPT-2 and Llama 3 at TP 1.
   std::vector<int64_t> loss_tokens{2048, 8192, 32768};
@@ -264,8 +264,8 @@ struct Options {
   int64_t collective_min = kKiB, collective_max = kGiB;  // bytes, powers of 4 in between
   int64_t interference_dim = 8192;                       // M = N = K of the interference GEMM
   int reps = 5;
-  int gpus = 0;  // 0: every visible GPU
-  std::string points;  // --points FILE: scattered measurements after the grids; empty: none
+  int gpus = 0;          // 0: every visible GPU
+  std::string points;    // --points FILE: scattered measurements after the grids; empty: none
   PointList point_list;  // read from `points` when the flags are parsed
   std::array<bool, kSections.size()> run{true, true, true, true, true, true, true};
   bool quick = false;
@@ -366,8 +366,8 @@ PointList read_point_list(const std::string& path) {
     const std::vector<int64_t>& k = range->keys;
     switch (range->kind) {
       case profiler::MeasurementKind::kGemm:
-        list.gemm.push_back({range->table.substr(std::string_view("gemm.bf16.").size()),
-                             {k[0], k[1], k[2]}});
+        list.gemm.push_back(
+            {range->table.substr(std::string_view("gemm.bf16.").size()), {k[0], k[1], k[2]}});
         break;
       case profiler::MeasurementKind::kAttention: {
         auto& passes = list.attention[{k[0], k[1], k[2]}];
@@ -442,9 +442,7 @@ const std::array<Flag, 18>& flags() {
        }},
       {"--loss-vocab", "LIST", "cross-entropy columns (a rank's padded vocabulary; comma list)",
        [](const Options& o) { return join(o.loss_vocab); },
-       [](Options& o, std::string_view f, std::string_view v) {
-         o.loss_vocab = parse_list(f, v);
-       }},
+       [](Options& o, std::string_view f, std::string_view v) { o.loss_vocab = parse_list(f, v); }},
       {"--softmax-seq", "N",
        "sequence length s of the causal softmax's [bh, s, s] (bh from the memory sizes)",
        [](const Options& o) { return std::to_string(o.softmax_seq); },
@@ -1036,18 +1034,19 @@ void measure_gemm_shapes(std::vector<GemmShape> shapes, std::string_view what,
       c_bytes = std::max(c_bytes, (s.layout == Layout::kWgrad ? 4 : 2) * s.m * s.n);
     }
     if (shapes.empty()) break;
-    const auto largest = std::max_element(shapes.begin(), shapes.end(), [](const auto& x, const auto& y) {
-      return gemm_bytes(x.layout, x.m, x.n, x.k) < gemm_bytes(y.layout, y.m, y.n, y.k);
-    });
+    const auto largest =
+        std::max_element(shapes.begin(), shapes.end(), [](const auto& x, const auto& y) {
+          return gemm_bytes(x.layout, x.m, x.n, x.k) < gemm_bytes(y.layout, y.m, y.n, y.k);
+        });
     if (fits(lane.device, a_bytes + b_bytes + c_bytes,
              gemm_range(largest->name, largest->m, largest->n, largest->k) + " and with it the "
-             "GEMM buffers")) {
+                                                                             "GEMM buffers")) {
       break;
     }
     shapes.erase(largest);
   }
-  std::fprintf(stderr, "calibration_bench: gemm: %zu %.*s measurements on GPU %d\n",
-               shapes.size(), static_cast<int>(what.size()), what.data(), lane.device);
+  std::fprintf(stderr, "calibration_bench: gemm: %zu %.*s measurements on GPU %d\n", shapes.size(),
+               static_cast<int>(what.size()), what.data(), lane.device);
   if (shapes.empty()) return;
   DeviceArray a(lane.device, a_bytes), b(lane.device, b_bytes), c(lane.device, c_bytes);
   fill_uniform<bf16>(a, -1.0f, 1.0f, 1, lane.stream);
@@ -1124,18 +1123,21 @@ void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool forward, boo
   }
   if (!backward) return;
   // The backward pass reads the probabilities the forward repetitions left in `probs`.
-  harness.measure(attention_range(true, bh, s, d), {lane}, [&] {
-    ctx.activate();
-    // dP = dctx V^T; dV = P^T dctx
-    gemm.batched(false, true, s, s, d, 1.0f, {dctx, ctx_ld, d}, {v, ld, gw}, {dp, s, ss}, bh);
-    gemm.batched(true, false, s, d, s, 1.0f, {p, s, ss}, {dctx, ctx_ld, d},
-                 {dq + 2 * d, ld, gw}, bh, 0.0f);
-    kernels::causal_softmax_backward(dp, p, dp, bh, s, scale, lane.stream);
-    // dQ = dS K; dK = dS^T Q
-    gemm.batched(false, false, s, d, s, 1.0f, {dp, s, ss}, {k, ld, gw}, {dq, ld, gw}, bh);
-    gemm.batched(true, false, s, d, s, 1.0f, {dp, s, ss}, {q, ld, gw}, {dq + d, ld, gw}, bh,
-                 0.0f);
-  }, extra_json);
+  harness.measure(
+      attention_range(true, bh, s, d), {lane},
+      [&] {
+        ctx.activate();
+        // dP = dctx V^T; dV = P^T dctx
+        gemm.batched(false, true, s, s, d, 1.0f, {dctx, ctx_ld, d}, {v, ld, gw}, {dp, s, ss}, bh);
+        gemm.batched(true, false, s, d, s, 1.0f, {p, s, ss}, {dctx, ctx_ld, d},
+                     {dq + 2 * d, ld, gw}, bh, 0.0f);
+        kernels::causal_softmax_backward(dp, p, dp, bh, s, scale, lane.stream);
+        // dQ = dS K; dK = dS^T Q
+        gemm.batched(false, false, s, d, s, 1.0f, {dp, s, ss}, {k, ld, gw}, {dq, ld, gw}, bh);
+        gemm.batched(true, false, s, d, s, 1.0f, {dp, s, ss}, {q, ld, gw}, {dq + d, ld, gw}, bh,
+                     0.0f);
+      },
+      extra_json);
 }
 
 void run_attention(const Options& o, GemmContext& ctx, Harness& harness) {
@@ -1218,8 +1220,10 @@ void run_memory(const Options& o, Lane lane, Harness& harness) {
 // The executor's loss at TP = 1 (vocab_start 0, every column real): forward partial + combine,
 // backward in place, as executor/cuda/gpt_model.cu calls them.
 void run_loss(const Options& o, Lane lane, Harness& harness) {
-  std::fprintf(stderr, "calibration_bench: loss: %zu tokens x %zu vocab sizes, forward and "
-               "backward, on GPU %d\n", o.loss_tokens.size(), o.loss_vocab.size(), lane.device);
+  std::fprintf(stderr,
+               "calibration_bench: loss: %zu tokens x %zu vocab sizes, forward and "
+               "backward, on GPU %d\n",
+               o.loss_tokens.size(), o.loss_vocab.size(), lane.device);
   auto activate = [&] { CUDA_CHECK(cudaSetDevice(lane.device)); };
   std::set<int64_t> measured_forward, measured_backward;  // B already measured, by pass
   for (const int64_t tokens : o.loss_tokens) {
@@ -1468,11 +1472,11 @@ void measure_collective_points(const std::vector<std::tuple<std::string, int, in
     }
     const std::string requested_range = collective_range(op, g, requested);
     if (g < 2 || g > streams.size() || (c == Collective::kSend && g != 2)) {
-      std::fprintf(stderr, "calibration_bench: skipped %s: %s\n", requested_range.c_str(),
-                   c == Collective::kSend && g != 2
-                       ? "sends are measured between 2 GPUs"
-                       : ("needs a group of 2 to " + std::to_string(streams.size()) + " GPUs")
-                             .c_str());
+      std::fprintf(
+          stderr, "calibration_bench: skipped %s: %s\n", requested_range.c_str(),
+          c == Collective::kSend && g != 2
+              ? "sends are measured between 2 GPUs"
+              : ("needs a group of 2 to " + std::to_string(streams.size()) + " GPUs").c_str());
       continue;
     }
     const int64_t bytes = collective_bytes(requested, g);
@@ -1496,8 +1500,10 @@ void measure_collective_points(const std::vector<std::tuple<std::string, int, in
       }
       std::erase_if(wanted, [&](const auto& point) { return point.second == largest; });
     }
-    std::fprintf(stderr, "calibration_bench: collectives: group of %d GPUs, %zu point-list "
-                 "sizes\n", g, wanted.size());
+    std::fprintf(stderr,
+                 "calibration_bench: collectives: group of %d GPUs, %zu point-list "
+                 "sizes\n",
+                 g, wanted.size());
     if (wanted.empty()) continue;
     const std::vector<Lane> lanes = streams.comm_lanes(g);
     NcclComms comms(g);
@@ -1563,8 +1569,8 @@ int run(const Options& o) {
   // The versions, once, in a range of their own without kernels (the file comment's meta;
   // pushed as the measurements' ranges are, its payload 0 repetitions).
   {
-    CalibrationRange meta(
-        meta_range(driver_version, runtime_version, cublas_version, nccl_version), 0);
+    CalibrationRange meta(meta_range(driver_version, runtime_version, cublas_version, nccl_version),
+                          0);
   }
 
   const auto start = std::chrono::steady_clock::now();

@@ -24,28 +24,28 @@
 #include <thread>
 #include <vector>
 
-#define SAMPLE_CHECK(ok, call, message)                                                       \
-  do {                                                                                        \
-    if (!(ok)) {                                                                              \
-      std::fprintf(stderr, "nccl_gemm_sample: %s failed at %s:%d: %s\n", call, __FILE__,     \
-                   __LINE__, message);                                                        \
-      std::exit(1);                                                                           \
-    }                                                                                         \
+#define SAMPLE_CHECK(ok, call, message)                                                            \
+  do {                                                                                             \
+    if (!(ok)) {                                                                                   \
+      std::fprintf(stderr, "nccl_gemm_sample: %s failed at %s:%d: %s\n", call, __FILE__, __LINE__, \
+                   message);                                                                       \
+      std::exit(1);                                                                                \
+    }                                                                                              \
   } while (0)
-#define CUDA_CHECK(call)                                                                      \
-  do {                                                                                        \
-    cudaError_t e_ = (call);                                                                  \
-    SAMPLE_CHECK(e_ == cudaSuccess, #call, cudaGetErrorString(e_));                           \
+#define CUDA_CHECK(call)                                            \
+  do {                                                              \
+    cudaError_t e_ = (call);                                        \
+    SAMPLE_CHECK(e_ == cudaSuccess, #call, cudaGetErrorString(e_)); \
   } while (0)
-#define NCCL_CHECK(call)                                                                      \
-  do {                                                                                        \
-    ncclResult_t e_ = (call);                                                                 \
-    SAMPLE_CHECK(e_ == ncclSuccess, #call, ncclGetErrorString(e_));                           \
+#define NCCL_CHECK(call)                                            \
+  do {                                                              \
+    ncclResult_t e_ = (call);                                       \
+    SAMPLE_CHECK(e_ == ncclSuccess, #call, ncclGetErrorString(e_)); \
   } while (0)
-#define CUBLAS_CHECK(call)                                                                    \
-  do {                                                                                        \
-    cublasStatus_t e_ = (call);                                                               \
-    SAMPLE_CHECK(e_ == CUBLAS_STATUS_SUCCESS, #call, cublasGetStatusString(e_));              \
+#define CUBLAS_CHECK(call)                                                       \
+  do {                                                                           \
+    cublasStatus_t e_ = (call);                                                  \
+    SAMPLE_CHECK(e_ == CUBLAS_STATUS_SUCCESS, #call, cublasGetStatusString(e_)); \
   } while (0)
 
 namespace {
@@ -63,13 +63,20 @@ Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--rank") o.rank = std::stoi(value);
-    else if (flag == "--world") o.world = std::stoi(value);
-    else if (flag == "--iterations") o.iterations = std::stoi(value);
-    else if (flag == "--gemms") o.gemms = std::stoi(value);
-    else if (flag == "--size") o.size = std::stoi(value);
-    else if (flag == "--id-file") o.id_file = value;
-    else SAMPLE_CHECK(false, "parsing flags", ("unknown flag " + flag).c_str());
+    if (flag == "--rank")
+      o.rank = std::stoi(value);
+    else if (flag == "--world")
+      o.world = std::stoi(value);
+    else if (flag == "--iterations")
+      o.iterations = std::stoi(value);
+    else if (flag == "--gemms")
+      o.gemms = std::stoi(value);
+    else if (flag == "--size")
+      o.size = std::stoi(value);
+    else if (flag == "--id-file")
+      o.id_file = value;
+    else
+      SAMPLE_CHECK(false, "parsing flags", ("unknown flag " + flag).c_str());
   }
   return o;
 }
@@ -122,9 +129,9 @@ int run_rank(const Options& o) {
     nvtxRangePushA("step");
     nvtxRangePushA("gemm");
     for (int g = 0; g < o.gemms; ++g) {
-      CUBLAS_CHECK(cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, o.size, o.size, o.size, &alpha,
-                                a, CUDA_R_16BF, o.size, b, CUDA_R_16BF, o.size, &beta, c,
-                                CUDA_R_16BF, o.size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      CUBLAS_CHECK(cublasGemmEx(cublas, CUBLAS_OP_N, CUBLAS_OP_N, o.size, o.size, o.size, &alpha, a,
+                                CUDA_R_16BF, o.size, b, CUDA_R_16BF, o.size, &beta, c, CUDA_R_16BF,
+                                o.size, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     nvtxRangePop();
     nvtxRangePushA("allreduce");

@@ -85,7 +85,7 @@ using Keys = std::vector<double>;
 struct TableBuild {
   spec::CalibratedTable table;
   std::set<int64_t> sources;
-  std::string what;      // what was measured and what the keys and seconds are
+  std::string what;          // what was measured and what the keys and seconds are
   std::set<Keys> listed;     // keys of points measured from the bench's point list
   std::set<Keys> artifacts;  // keys dropped as measurement artifacts (reported once)
 };
@@ -102,13 +102,24 @@ bool has_exact_table(std::string_view name) {
 
 // The order tables are written in.
 const std::vector<std::string_view>& table_order() {
-  static const std::vector<std::string_view> kOrder = {
-      cost::kGemmTable,        cost::kGemmForwardTable,      cost::kGemmDgradTable,
-      cost::kGemmWgradTable,   cost::kAttentionForwardTable, cost::kAttentionBackwardTable,
-      cost::kNormTable,        cost::kNormForwardTable,      cost::kNormBackwardTable,
-      cost::kElementwiseTable, cost::kLossTable,             cost::kOptimizerTable,
-      cost::kAllReduceTable,   cost::kAllGatherTable,        cost::kReduceScatterTable,
-      cost::kSendTable,        kSoftmaxTable,                kInterferenceGemmTable};
+  static const std::vector<std::string_view> kOrder = {cost::kGemmTable,
+                                                       cost::kGemmForwardTable,
+                                                       cost::kGemmDgradTable,
+                                                       cost::kGemmWgradTable,
+                                                       cost::kAttentionForwardTable,
+                                                       cost::kAttentionBackwardTable,
+                                                       cost::kNormTable,
+                                                       cost::kNormForwardTable,
+                                                       cost::kNormBackwardTable,
+                                                       cost::kElementwiseTable,
+                                                       cost::kLossTable,
+                                                       cost::kOptimizerTable,
+                                                       cost::kAllReduceTable,
+                                                       cost::kAllGatherTable,
+                                                       cost::kReduceScatterTable,
+                                                       cost::kSendTable,
+                                                       kSoftmaxTable,
+                                                       kInterferenceGemmTable};
   return kOrder;
 }
 
@@ -457,11 +468,12 @@ class Fit {
     if (!accepted_by_cost_model(table)) return std::nullopt;
     const std::string base_name = base.table.op();
     table.set_provenance(
-        "the measured points of " + base_name + " at their exact keys (its grid's, and those of "
+        "the measured points of " + base_name +
+        " at their exact keys (its grid's, and those of "
         "the bench's --points list where it had one: the models' exact shapes), for the cost "
-        "model's exact lookup ahead of the grid; " + table_description(base_name) + "; " +
-        std::to_string(table.points_size()) + (table.points_size() == 1 ? " point " : " points ") +
-        measured_on(build.sources));
+        "model's exact lookup ahead of the grid; " +
+        table_description(base_name) + "; " + std::to_string(table.points_size()) +
+        (table.points_size() == 1 ? " point " : " points ") + measured_on(build.sources));
     return table;
   }
 
@@ -564,9 +576,9 @@ class Fit {
         dropped.insert(std::move(keys));
         if (!known)
           report_.notes.push_back("table " + table.op() + ": point " + keys_text(table, p) +
-                                " dropped: " + num(p.seconds()) + " s, more than " +
-                                num(kArtifactRatio) + " x the " + num(fastest_larger) +
-                                " s of a larger size (a measurement artifact)");
+                                  " dropped: " + num(p.seconds()) + " s, more than " +
+                                  num(kArtifactRatio) + " x the " + num(fastest_larger) +
+                                  " s of a larger size (a measurement artifact)");
       }
       fastest_larger = fastest_larger > 0 ? std::min(fastest_larger, p.seconds()) : p.seconds();
     }

@@ -103,8 +103,8 @@ struct CalibrationSource {
   std::string path;     // as given
   std::string command;  // the profiled command line (RANKS.command)
   std::string hostname;
-  std::string date;           // UTC date of the profiling start, "YYYY-MM-DD"
-  std::vector<GpuInfo> gpus;  // TARGET_INFO_GPU rows of every rank
+  std::string date;                          // UTC date of the profiling start, "YYYY-MM-DD"
+  std::vector<GpuInfo> gpus;                 // TARGET_INFO_GPU rows of every rank
   std::optional<SoftwareVersions> versions;  // from the calib/meta range; none: unknown
   // "2 x NVIDIA H200": GPU names with their counts, in device order.
   std::string gpu_summary() const;

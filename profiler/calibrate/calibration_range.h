@@ -66,8 +66,6 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text);
 constexpr int64_t loss_forward_bytes(int64_t tokens, int64_t vocab) {
   return 2 * tokens * vocab + 4 * tokens;
 }
-constexpr int64_t loss_backward_bytes(int64_t tokens, int64_t vocab) {
-  return 4 * tokens * vocab;
-}
+constexpr int64_t loss_backward_bytes(int64_t tokens, int64_t vocab) { return 4 * tokens * vocab; }
 
 }  // namespace mpsim::profiler

@@ -51,8 +51,8 @@ struct Layout {
   int64_t tp = 1, pp = 1, dp = 1, zero = 0;
   bool sp = false;
   std::string text() const {
-    return "TP " + std::to_string(tp) + (sp ? " SP" : "") + " PP " + std::to_string(pp) +
-           " DP " + std::to_string(dp) + (dp > 1 ? " ZeRO " + std::to_string(zero) : "");
+    return "TP " + std::to_string(tp) + (sp ? " SP" : "") + " PP " + std::to_string(pp) + " DP " +
+           std::to_string(dp) + (dp > 1 ? " ZeRO " + std::to_string(zero) : "");
   }
 };
 
@@ -92,7 +92,8 @@ class Collector {
   void add(const graph::Op& op) {
     const std::optional<ExactKey> key = exact_table_key(op);
     if (!key) return;
-    const std::string base = key->table.substr(0, key->table.size() - cost::kExactTableSuffix.size());
+    const std::string base =
+        key->table.substr(0, key->table.size() - cost::kExactTableSuffix.size());
     switch (op.kind) {
       case graph::OpKind::kGemm: {
         const int64_t m = op.gemm.m, n = op.gemm.n, k = op.gemm.k;
@@ -131,9 +132,8 @@ class Collector {
         // The bench's rounding: whole bf16 elements, equal shares over the group.
         const int64_t unit = 2 * g;
         const double exact = op.bytes;
-        const int64_t bytes =
-            std::max(unit, static_cast<int64_t>(std::floor(exact / static_cast<double>(unit))) *
-                               unit);
+        const int64_t bytes = std::max(
+            unit, static_cast<int64_t>(std::floor(exact / static_cast<double>(unit))) * unit);
         if (static_cast<double>(bytes) != exact) rounded_.insert({base, {g, bytes}});
         if (collective_.insert({base, {g, bytes}}).second) collective_bytes_ += bytes;
         return;
@@ -156,17 +156,16 @@ class Collector {
       out.notes.push_back(std::to_string(left_out.size()) + " " + why + " left out (e.g. " +
                           line_of(*left_out.rbegin()) + ")");
     };
-    note(too_large_gemm_, "GEMM shapes whose buffers exceed " +
-                              std::to_string(o_.max_gemm_bytes >> 20) + " MiB");
-    note(long_attention_,
-         "attention shapes with seq > " + std::to_string(o_.max_attention_seq));
+    note(too_large_gemm_,
+         "GEMM shapes whose buffers exceed " + std::to_string(o_.max_gemm_bytes >> 20) + " MiB");
+    note(long_attention_, "attention shapes with seq > " + std::to_string(o_.max_attention_seq));
     note(large_attention_, "attention shapes whose scores exceed " +
                                std::to_string(o_.max_attention_score_bytes >> 20) + " MiB");
     if (!rounded_.empty()) {
       out.notes.push_back(std::to_string(rounded_.size()) +
                           " collective sizes rounded down to the bench's whole bf16 elements in "
-                          "equal shares (e.g. " + line_of(*rounded_.begin()) +
-                          "): their ops miss the exact lookup");
+                          "equal shares (e.g. " +
+                          line_of(*rounded_.begin()) + "): their ops miss the exact lookup");
     }
   }
 
@@ -184,15 +183,16 @@ std::string ModelPoints::file_text() const {
   for (const std::string& m : models) names += (names.empty() ? "" : ", ") + m;
   std::string text = "# calibration_bench --points: " + std::to_string(size()) +
                      " exact shapes of the simulator's graphs (profiler/calibrate/model_points.h)"
-                     " for " + names + "\n";
+                     " for " +
+                     names + "\n";
   for (const auto* lines : {&gemm, &attention, &collective}) {
     for (const std::string& line : *lines) text += line + "\n";
   }
   return text;
 }
 
-ModelPoints model_points(const std::vector<spec::ModelSpec>& models,
-                         const spec::Hardware& hardware, const ModelPointsOptions& options) {
+ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec::Hardware& hardware,
+                         const ModelPointsOptions& options) {
   if (options.gpus < 1 || options.micro_batch_sizes.empty()) {
     throw std::invalid_argument("model points: gpus = " + std::to_string(options.gpus) +
                                 ", expected at least 1 GPU and a micro-batch size");

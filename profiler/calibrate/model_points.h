@@ -55,11 +55,11 @@
 namespace mpsim::profiler {
 
 struct ModelPointsOptions {
-  int64_t gpus = 1;                 // the local GPUs: TP 1..gpus, collective groups <= gpus
-  double min_parameters = 1e8;      // as GemmGridOptions: the models the GEMM grid uses
+  int64_t gpus = 1;             // the local GPUs: TP 1..gpus, collective groups <= gpus
+  double min_parameters = 1e8;  // as GemmGridOptions: the models the GEMM grid uses
   double max_parameters = 1e10;
   std::vector<int64_t> micro_batch_sizes = {1, 2, 4, 8, 16};
-  int64_t max_gemm_bytes = int64_t{8} << 30;   // calibration_bench's kGemmMaxBytes
+  int64_t max_gemm_bytes = int64_t{8} << 30;  // calibration_bench's kGemmMaxBytes
   int64_t max_attention_seq = 4096;
   // 4 GiB of scores: bh x s^2 = 2^31, e.g. bh 128 at s 4096 (~3 ms forward at 400 TFLOP/s).
   int64_t max_attention_score_bytes = int64_t{4} << 30;
@@ -81,7 +81,7 @@ struct ModelPoints {
   std::string file_text() const;
 };
 
-ModelPoints model_points(const std::vector<spec::ModelSpec>& models,
-                         const spec::Hardware& hardware, const ModelPointsOptions& options);
+ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec::Hardware& hardware,
+                         const ModelPointsOptions& options);
 
 }  // namespace mpsim::profiler

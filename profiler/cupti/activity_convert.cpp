@@ -142,7 +142,8 @@ void ActivityConverter::apply_marker_data(const MarkerDataActivity& d, NvtxRecor
     case CUPTI_METRIC_VALUE_KIND_NVTX_EXTENDED_PAYLOAD:
       // NCCL's collectives: the message size in bytes, when the schema has one.
       if (decoder_) {
-        if (const auto bytes = decoder_(d.cuptiDomainId, d.payload.metricValueNvtxExtendedPayload)) {
+        if (const auto bytes =
+                decoder_(d.cuptiDomainId, d.payload.metricValueNvtxExtendedPayload)) {
           r.has_int_payload = true;
           r.int_payload = *bytes;
         }

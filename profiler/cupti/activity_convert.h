@@ -56,8 +56,8 @@ using ApiNamer = std::function<std::string(bool driver, uint32_t cbid)>;
 // Decodes an NVTX extended payload (MARKER_DATA with CUPTI_METRIC_VALUE_KIND_NVTX_EXTENDED_PAYLOAD:
 // the CUPTI domain id and the address of the nvtxPayloadData_t CUPTI allocated) into a message
 // size in bytes, if its schema has one (NCCL's collectives do), and releases CUPTI's copy.
-using PayloadDecoder = std::function<std::optional<int64_t>(uint32_t cupti_domain_id,
-                                                            uint64_t payload_address)>;
+using PayloadDecoder =
+    std::function<std::optional<int64_t>(uint32_t cupti_domain_id, uint64_t payload_address)>;
 
 class ActivityConverter {
  public:

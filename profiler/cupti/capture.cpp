@@ -80,23 +80,25 @@ int64_t realtime_ns() {
 
 RankIdentity rank_from_env(const EnvLookup& env, int64_t pid) {
   RankIdentity who;
-  const int64_t rank =
-      first_integer(env, {"MPSIM_RANK", "RANK", "LOCAL_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"},
-                    &who.source);
+  const int64_t rank = first_integer(
+      env, {"MPSIM_RANK", "RANK", "LOCAL_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK"},
+      &who.source);
   if (rank < 0) {
     who.source = "pid";
     who.rank = static_cast<int32_t>(pid);
   } else {
     who.rank = static_cast<int32_t>(rank);
   }
-  const int64_t local = first_integer(env, {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"});
+  const int64_t local =
+      first_integer(env, {"LOCAL_RANK", "SLURM_LOCALID", "OMPI_COMM_WORLD_LOCAL_RANK"});
   who.local_rank = local >= 0 ? static_cast<int32_t>(local) : (rank >= 0 ? who.rank : 0);
   const int64_t world = first_integer(env, {"WORLD_SIZE", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"});
   who.world_size = world > 0 ? static_cast<int32_t>(world) : 1;
   return who;
 }
 
-ProcessInfo describe_process(const RankIdentity& who, int64_t cupti_now_ns, int64_t realtime_now_ns) {
+ProcessInfo describe_process(const RankIdentity& who, int64_t cupti_now_ns,
+                             int64_t realtime_now_ns) {
   ProcessInfo p;
   p.rank = who.rank;
   p.local_rank = who.local_rank;
@@ -118,12 +120,15 @@ Capture::Capture(std::unique_ptr<CuptiApi> api, SinkFactory make_sink, CaptureOp
                  [this](uint32_t domain, uint64_t payload) {
                    return api_->take_nvtx_message_bytes(domain, payload);
                  }) {
-  if (!options_.env) options_.env = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
+  if (!options_.env)
+    options_.env = [](const char* name) { return static_cast<const char*>(std::getenv(name)); };
 }
 
 Capture::~Capture() { stop(); }
 
-std::ostream& Capture::warnings() const { return options_.warnings ? *options_.warnings : std::cerr; }
+std::ostream& Capture::warnings() const {
+  return options_.warnings ? *options_.warnings : std::cerr;
+}
 
 bool Capture::check(CUptiResult result, const char* call, const char* file, int line) {
   if (result == CUPTI_SUCCESS) return true;

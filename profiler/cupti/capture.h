@@ -43,10 +43,10 @@ class BatchSink {
 // Opens the sink once the process is known (rank, clock offset).
 using SinkFactory = std::function<std::unique_ptr<BatchSink>(const ProcessInfo&)>;
 
-// Rank of this process, from the first of MPSIM_RANK (`mpsim train`), RANK, LOCAL_RANK, SLURM_PROCID, OMPI_COMM_WORLD_RANK
-// that holds a non-negative integer, else the pid (source "pid"). local_rank and world_size come
-// from LOCAL_RANK/SLURM_LOCALID/OMPI_COMM_WORLD_LOCAL_RANK and
-// WORLD_SIZE/SLURM_NTASKS/OMPI_COMM_WORLD_SIZE (defaults: rank, 1).
+// Rank of this process, from the first of MPSIM_RANK (`mpsim train`), RANK, LOCAL_RANK,
+// SLURM_PROCID, OMPI_COMM_WORLD_RANK that holds a non-negative integer, else the pid (source
+// "pid"). local_rank and world_size come from LOCAL_RANK/SLURM_LOCALID/OMPI_COMM_WORLD_LOCAL_RANK
+// and WORLD_SIZE/SLURM_NTASKS/OMPI_COMM_WORLD_SIZE (defaults: rank, 1).
 struct RankIdentity {
   int32_t rank = 0, local_rank = 0, world_size = 1;
   std::string source;
@@ -56,11 +56,12 @@ RankIdentity rank_from_env(const EnvLookup& env, int64_t pid);
 
 // This process: rank, pid, hostname, command line (/proc/self/cmdline, words joined by spaces),
 // start time on the CUPTI clock and CLOCK_REALTIME minus the CUPTI clock.
-ProcessInfo describe_process(const RankIdentity& who, int64_t cupti_now_ns, int64_t realtime_now_ns);
+ProcessInfo describe_process(const RankIdentity& who, int64_t cupti_now_ns,
+                             int64_t realtime_now_ns);
 
 struct CaptureOptions {
   std::chrono::milliseconds flush_period{500};
-  size_t buffer_bytes = 8u << 20;  // one CUPTI activity buffer
+  size_t buffer_bytes = 8u << 20;    // one CUPTI activity buffer
   std::ostream* warnings = nullptr;  // nullptr: std::cerr
   EnvLookup env;                     // empty: ::getenv
 };
@@ -105,7 +106,7 @@ class Capture {
   std::mutex records_mutex_;  // pending_ and converter_ (CUPTI's thread and the flusher)
   RecordBatch pending_;
   ActivityConverter converter_;
-  std::mutex sink_mutex_;     // sink_ (the flusher and stop())
+  std::mutex sink_mutex_;  // sink_ (the flusher and stop())
 
   std::atomic<bool> active_{false};
   std::atomic<bool> warned_{false};

@@ -64,7 +64,8 @@ class RealCuptiApi final : public CuptiApi {
     std::optional<int64_t> bytes;
     const SizeField field = size_field(cupti_domain_id, data->schemaId);
     if (debug_) {
-      std::fprintf(stderr, "mpsim profile: payload domain %u schema %llu size %zu -> field %llu/%u\n",
+      std::fprintf(stderr,
+                   "mpsim profile: payload domain %u schema %llu size %zu -> field %llu/%u\n",
                    cupti_domain_id, static_cast<unsigned long long>(data->schemaId), data->size,
                    static_cast<unsigned long long>(field.offset), field.width);
     }
@@ -94,11 +95,14 @@ class RealCuptiApi final : public CuptiApi {
   static uint32_t integer_width(uint64_t type) {
     switch (type) {
       case NVTX_PAYLOAD_ENTRY_TYPE_INT32:
-      case NVTX_PAYLOAD_ENTRY_TYPE_UINT32: return 4;
+      case NVTX_PAYLOAD_ENTRY_TYPE_UINT32:
+        return 4;
       case NVTX_PAYLOAD_ENTRY_TYPE_INT64:
       case NVTX_PAYLOAD_ENTRY_TYPE_UINT64:
-      case NVTX_PAYLOAD_ENTRY_TYPE_SIZE: return 8;
-      default: return 0;
+      case NVTX_PAYLOAD_ENTRY_TYPE_SIZE:
+        return 8;
+      default:
+        return 0;
     }
   }
 
@@ -119,7 +123,8 @@ class RealCuptiApi final : public CuptiApi {
     attr.structSize = sizeof(attr);
     const CUptiResult status = cuptiActivityGetNvtxExtPayloadAttr(domain, schema, &attr);
     if (debug_) {
-      std::fprintf(stderr, "mpsim profile: schema lookup %u/%llu: status %d type %u attributes %p\n",
+      std::fprintf(stderr,
+                   "mpsim profile: schema lookup %u/%llu: status %d type %u attributes %p\n",
                    domain, static_cast<unsigned long long>(schema), static_cast<int>(status),
                    attr.type, attr.attributes);
     }

@@ -76,8 +76,9 @@ static void* cupti_nvtx_entry(const char* name) {
   if (!cupti_lib) cupti_lib = dlopen("libcupti.so", RTLD_NOW | RTLD_GLOBAL);
   void* entry = cupti_lib ? dlsym(cupti_lib, name) : nullptr;
   if (!entry) {
-    std::cerr << "mpsim profile: dlsym(libcupti, \"" << name << "\") failed: "
-              << (cupti_lib ? "symbol not found" : dlerror()) << "; NVTX data is not recorded\n";
+    std::cerr << "mpsim profile: dlsym(libcupti, \"" << name
+              << "\") failed: " << (cupti_lib ? "symbol not found" : dlerror())
+              << "; NVTX data is not recorded\n";
   }
   return entry;
 }

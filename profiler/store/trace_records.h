@@ -22,7 +22,8 @@ struct KernelRecord {
   int32_t static_shared_bytes = 0, dynamic_shared_bytes = 0;
 };
 
-// Copy kinds as CUpti_ActivityMemcpyKind numbers them (1 = HtoD, 2 = DtoH, 8 = DtoD, 10 = PtoP, ...).
+// Copy kinds as CUpti_ActivityMemcpyKind numbers them (1 = HtoD, 2 = DtoH, 8 = DtoD, 10 = PtoP,
+// ...).
 struct MemcpyRecord {
   int64_t start = 0, end = 0;
   uint32_t device_id = 0, context_id = 0, stream_id = 0, correlation_id = 0;
@@ -42,8 +43,8 @@ struct ApiRecord {
   int64_t start = 0, end = 0;
   uint64_t thread_id = 0;
   uint32_t correlation_id = 0;
-  std::string name;      // e.g. "cudaLaunchKernel"
-  bool driver = false;   // driver API (cu*) rather than runtime API (cuda*)
+  std::string name;     // e.g. "cudaLaunchKernel"
+  bool driver = false;  // driver API (cu*) rather than runtime API (cuda*)
   int32_t return_value = 0;
 };
 
@@ -108,7 +109,8 @@ struct RecordBatch {
   int64_t dropped_records = 0;
   bool empty() const {
     return kernels.empty() && memcpys.empty() && memsets.empty() && api_calls.empty() &&
-           syncs.empty() && nvtx.empty() && gpus.empty() && overhead.empty() && dropped_records == 0;
+           syncs.empty() && nvtx.empty() && gpus.empty() && overhead.empty() &&
+           dropped_records == 0;
   }
 };
 

@@ -174,17 +174,20 @@ class Statement {
       MPSIM_SQLITE_CHECK(*conn_, sqlite3_bind_null(stmt_, index));
     } else if constexpr (std::is_same_v<T, std::optional<int64_t>> ||
                          std::is_same_v<T, std::optional<double>>) {
-      if (value) bind_one(index, *value);
-      else MPSIM_SQLITE_CHECK(*conn_, sqlite3_bind_null(stmt_, index));
+      if (value)
+        bind_one(index, *value);
+      else
+        MPSIM_SQLITE_CHECK(*conn_, sqlite3_bind_null(stmt_, index));
     } else if constexpr (std::is_same_v<T, std::string>) {
-      MPSIM_SQLITE_CHECK(*conn_, sqlite3_bind_text(stmt_, index, value.data(),
-                                                   static_cast<int>(value.size()),
-                                                   SQLITE_TRANSIENT));
+      MPSIM_SQLITE_CHECK(
+          *conn_, sqlite3_bind_text(stmt_, index, value.data(), static_cast<int>(value.size()),
+                                    SQLITE_TRANSIENT));
     } else if constexpr (std::is_floating_point_v<T>) {
       MPSIM_SQLITE_CHECK(*conn_, sqlite3_bind_double(stmt_, index, value));
     } else {
       static_assert(std::is_integral_v<T> || std::is_enum_v<T>);
-      // uint64 values (thread ids) are stored as their two's-complement int64 and read back exactly.
+      // uint64 values (thread ids) are stored as their two's-complement int64 and read back
+      // exactly.
       MPSIM_SQLITE_CHECK(*conn_, sqlite3_bind_int64(stmt_, index, static_cast<int64_t>(value)));
     }
   }
@@ -205,14 +208,15 @@ class Statement {
   sqlite3_stmt* stmt_ = nullptr;
 };
 
-// --- Opening and recognising stores ---------------------------------------------------------------
+// --- Opening and recognising stores
+// ---------------------------------------------------------------
 
 // Throws unless `conn` is an SQLite database holding an MPSIM_META table.
 void require_store(Connection& conn) {
   int64_t tables = 0;
   try {
-    Statement probe(conn,
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'MPSIM_META'");
+    Statement probe(
+        conn, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'MPSIM_META'");
     if (probe.next()) probe.columns(tables);
     while (probe.next()) {
     }
@@ -264,7 +268,8 @@ void remove_database(const std::string& path) {
   }
 }
 
-// --- Writing ----------------------------------------------------------------------------------------
+// --- Writing
+// ----------------------------------------------------------------------------------------
 
 std::string short_name(const std::string& demangled) {
   return demangled.substr(0, demangled.find_first_of("(<"));
@@ -275,8 +280,9 @@ struct Inserts {
   explicit Inserts(Connection& c)
       : string_insert(c, "INSERT OR IGNORE INTO StringIds(value) VALUES (?)"),
         string_lookup(c, "SELECT id FROM StringIds WHERE value = ?"),
-        kernel(c, "INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES "
-                  "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        kernel(c,
+               "INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES "
+               "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         memcpy(c, "INSERT INTO CUPTI_ACTIVITY_KIND_MEMCPY VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
         memset(c, "INSERT INTO CUPTI_ACTIVITY_KIND_MEMSET VALUES (?,?,?,?,?,?,?,?,?)"),
         runtime(c, "INSERT INTO CUPTI_ACTIVITY_KIND_RUNTIME VALUES (?,?,?,?,?,?,?,?)"),
@@ -284,8 +290,9 @@ struct Inserts {
         nvtx(c, "INSERT INTO NVTX_EVENTS VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"),
         gpu(c, "INSERT OR REPLACE INTO TARGET_INFO_GPU VALUES (?,?,?,?,?,?,?,?,?)"),
         overhead(c, "INSERT INTO PROFILER_OVERHEAD VALUES (?,?,?,?)"),
-        dropped(c, "INSERT INTO PROFILER_DROPPED VALUES (?, ?) "
-                   "ON CONFLICT(rank) DO UPDATE SET count = count + excluded.count"),
+        dropped(c,
+                "INSERT INTO PROFILER_DROPPED VALUES (?, ?) "
+                "ON CONFLICT(rank) DO UPDATE SET count = count + excluded.count"),
         begin(c, "BEGIN IMMEDIATE"),
         commit(c, "COMMIT") {}
   Statement string_insert, string_lookup;
@@ -319,9 +326,8 @@ class StoreWriter {
   }
 
   void set_end(int32_t rank, int64_t end_ns) {
-    transaction([&] {
-      Statement(conn_, "UPDATE RANKS SET endNs = ? WHERE rank = ?").run(end_ns, rank);
-    });
+    transaction(
+        [&] { Statement(conn_, "UPDATE RANKS SET endNs = ? WHERE rank = ?").run(end_ns, rank); });
   }
 
   // Finalizes the statements and closes the database, checked. A finished store leaves WAL mode
@@ -428,15 +434,16 @@ class StoreWriter {
                        int_value, double_value, rank);
   }
   void insert(int32_t rank, const GpuInfo& g) {
-    inserts_->gpu.run(g.device_id, g.name, g.uuid, g.bus_location, g.total_memory_bytes,
-                      g.sm_count, g.compute_major, g.compute_minor, rank);
+    inserts_->gpu.run(g.device_id, g.name, g.uuid, g.bus_location, g.total_memory_bytes, g.sm_count,
+                      g.compute_major, g.compute_minor, rank);
   }
 
   Connection conn_;
   std::unique_ptr<Inserts> inserts_;  // declared after conn_: finalized before it closes
 };
 
-// --- Reading ----------------------------------------------------------------------------------------
+// --- Reading
+// ----------------------------------------------------------------------------------------
 
 // Every StringIds row, for resolving name ids; id NULL (absent) resolves to "".
 class StringTable {
@@ -462,7 +469,8 @@ class StringTable {
 
 }  // namespace
 
-// --- TraceWriter ------------------------------------------------------------------------------------
+// --- TraceWriter
+// ------------------------------------------------------------------------------------
 
 struct TraceWriter::Impl {
   std::string path;
@@ -501,7 +509,8 @@ void TraceWriter::finish(int64_t end_ns) {
 
 const std::string& TraceWriter::path() const { return impl_->path; }
 
-// --- TraceReader ------------------------------------------------------------------------------------
+// --- TraceReader
+// ------------------------------------------------------------------------------------
 
 struct TraceReader::Impl {
   explicit Impl(const std::string& path)
@@ -639,9 +648,9 @@ void TraceReader::Impl::read(int32_t rank, std::vector<NvtxRecord>& out) {
 }
 
 void TraceReader::Impl::read(int32_t rank, std::vector<GpuInfo>& out) {
-  Statement q = rows(
-      "id, name, uuid, busLocation, totalMemory, smCount, computeMajor, computeMinor",
-      "TARGET_INFO_GPU", rank);
+  Statement q =
+      rows("id, name, uuid, busLocation, totalMemory, smCount, computeMajor, computeMinor",
+           "TARGET_INFO_GPU", rank);
   while (q.next()) {
     GpuInfo g;
     q.columns(g.device_id, g.name, g.uuid, g.bus_location, g.total_memory_bytes, g.sm_count,
@@ -698,7 +707,8 @@ std::vector<RankTrace> TraceReader::read_all() const {
   return all;
 }
 
-// --- merge_ranks --------------------------------------------------------------------------------------
+// --- merge_ranks
+// --------------------------------------------------------------------------------------
 
 namespace {
 
@@ -764,7 +774,8 @@ void merge_ranks(const std::vector<std::string>& inputs, const std::string& outp
   if (error) throw StoreError(output + ": cannot rename " + tmp + " to it: " + error.message());
 }
 
-// --- rank_path ----------------------------------------------------------------------------------------
+// --- rank_path
+// ----------------------------------------------------------------------------------------
 
 namespace {
 

@@ -34,8 +34,8 @@ class TraceWriter {
   TraceWriter(const TraceWriter&) = delete;
   TraceWriter& operator=(const TraceWriter&) = delete;
 
-  void write(const RecordBatch& batch);           // one transaction
-  void finish(int64_t end_ns);                    // records the process end; closes
+  void write(const RecordBatch& batch);  // one transaction
+  void finish(int64_t end_ns);           // records the process end; closes
   const std::string& path() const;
 
  private:
@@ -51,7 +51,8 @@ struct RankTrace {
 
 class TraceReader {
  public:
-  explicit TraceReader(const std::string& path);  // throws StoreError (missing, not a store, version)
+  explicit TraceReader(
+      const std::string& path);  // throws StoreError (missing, not a store, version)
   ~TraceReader();
   std::vector<int32_t> ranks() const;
   RankTrace read_rank(int32_t rank) const;

@@ -28,7 +28,7 @@ class CostModel {
 };
 
 enum class CollectiveAlgorithm {
-  kAuto,          // the fastest of ring, tree and (across nodes) hierarchical, as NCCL's tuner picks
+  kAuto,  // the fastest of ring, tree and (across nodes) hierarchical, as NCCL's tuner picks
   kRing,
   kTree,
   kHierarchical,  // intra-node reduce-scatter, inter-node ring, intra-node all-gather

@@ -51,7 +51,8 @@ class Engine {
     for (OpVertex v = 0; v < n; ++v) {
       const graph::Op& op = g_[v];
       Hot& h = hot_[v];
-      h.stream = static_cast<uint32_t>(op.rank) * graph::kNumStreams + static_cast<uint32_t>(op.stream);
+      h.stream =
+          static_cast<uint32_t>(op.rank) * graph::kNumStreams + static_cast<uint32_t>(op.stream);
       h.rank = op.rank;
       h.collective = op.collective;
       h.duration = op.duration_s;

@@ -26,7 +26,7 @@ struct EngineResult {
   std::vector<double> start_s;  // per vertex
   std::vector<double> end_s;    // per vertex
   double makespan_s = 0;
-  int64_t events = 0;           // op starts plus op ends processed
+  int64_t events = 0;  // op starts plus op ends processed
   // Per simulated rank: the highest sum of Op::alloc_bytes - Op::free_bytes reached, applying
   // allocations at op starts and frees at op ends in event order (bytes above the rank's base).
   std::vector<double> peak_bytes;

@@ -23,9 +23,15 @@ ModelDims model_dims(const spec::ModelSpec& model) {
   d.layer_norm = model.norm() != spec::RMS_NORM;
   d.dropout = model.dropout();
   switch (model.dtype()) {
-    case spec::FP32: d.bytes_per_element = 4; break;
-    case spec::FP8: d.bytes_per_element = 1; break;
-    default: d.bytes_per_element = 2; break;
+    case spec::FP32:
+      d.bytes_per_element = 4;
+      break;
+    case spec::FP8:
+      d.bytes_per_element = 1;
+      break;
+    default:
+      d.bytes_per_element = 2;
+      break;
   }
   return d;
 }

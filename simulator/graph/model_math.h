@@ -18,7 +18,7 @@ struct ModelDims {
   int64_t layers = 0, hidden = 0, ffn = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int64_t seq = 0, vocab = 0;  // vocab as given (unpadded)
   bool swiglu = false, tied = false, learned_positions = false, rotary = false, bias = false;
-  bool layer_norm = true;      // false: RMSNorm (no bias)
+  bool layer_norm = true;  // false: RMSNorm (no bias)
   double dropout = 0;
   double rotary_base = 10000;  // theta base of rotary embeddings
   int bytes_per_element = 2;   // compute dtype

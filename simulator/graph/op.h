@@ -11,16 +11,16 @@ namespace mpsim::graph {
 
 enum class OpKind : uint8_t {
   kGemm,
-  kAttention,     // fused attention core (QK^T, softmax, AV)
-  kNorm,          // LayerNorm / RMSNorm
-  kElementwise,   // activation, dropout, residual add, rotary, embedding lookup
-  kLoss,          // (vocab-parallel) cross entropy
-  kOptimizer,     // Adam step over the rank's parameters
+  kAttention,    // fused attention core (QK^T, softmax, AV)
+  kNorm,         // LayerNorm / RMSNorm
+  kElementwise,  // activation, dropout, residual add, rotary, embedding lookup
+  kLoss,         // (vocab-parallel) cross entropy
+  kOptimizer,    // Adam step over the rank's parameters
   kAllReduce,
   kAllGather,
   kReduceScatter,
-  kSend,          // pipeline point-to-point transfer to the neighbouring stage
-  kStepBlock,     // a whole pipeline step folded into one op (GraphOptions::fold); pre-priced
+  kSend,       // pipeline point-to-point transfer to the neighbouring stage
+  kStepBlock,  // a whole pipeline step folded into one op (GraphOptions::fold); pre-priced
 };
 
 enum class Pass : uint8_t {
@@ -65,12 +65,12 @@ struct Op {
   int64_t attn_batch_heads = 0;
   int64_t attn_seq = 0;
   int64_t attn_head_dim = 0;
-  double flops = 0;          // floating point operations (compute ops)
-  double bytes = 0;          // HBM bytes moved (compute ops) or message bytes (communication)
-  int32_t group_size = 1;    // members of the communication group
-  int32_t group_nodes = 1;   // distinct nodes the group spans
-  int32_t collective = -1;   // links the member ops of one collective across simulated ranks
-  double duration_s = 0;     // filled by the cost model
+  double flops = 0;         // floating point operations (compute ops)
+  double bytes = 0;         // HBM bytes moved (compute ops) or message bytes (communication)
+  int32_t group_size = 1;   // members of the communication group
+  int32_t group_nodes = 1;  // distinct nodes the group spans
+  int32_t collective = -1;  // links the member ops of one collective across simulated ranks
+  double duration_s = 0;    // filled by the cost model
   // Memory on the op's rank (filled by simulator/memory): allocated when the op starts, released
   // when it ends. A forward op allocates what it saves for the backward pass; the backward op that
   // consumes it frees it; an op's own workspace is allocated and freed by the op itself.

@@ -22,9 +22,15 @@ void append_site(std::string& out, const Op& op) {
         append_int(out, op.last_layer);
       }
       break;
-    case Site::kEmbedding: out += "embed"; break;
-    case Site::kHead: out += "head"; break;
-    case Site::kNone: out += "none"; break;
+    case Site::kEmbedding:
+      out += "embed";
+      break;
+    case Site::kHead:
+      out += "head";
+      break;
+    case Site::kNone:
+      out += "none";
+      break;
   }
 }
 
@@ -61,10 +67,14 @@ bool parse_prefixed(std::string_view part, std::string_view prefix, int& value) 
 }
 
 bool parse_pass(std::string_view part, Pass& pass) {
-  if (part == "fwd") pass = Pass::kForward;
-  else if (part == "bwd") pass = Pass::kBackward;
-  else if (part == "rcp") pass = Pass::kRecompute;
-  else return false;
+  if (part == "fwd")
+    pass = Pass::kForward;
+  else if (part == "bwd")
+    pass = Pass::kBackward;
+  else if (part == "rcp")
+    pass = Pass::kRecompute;
+  else
+    return false;
   return true;
 }
 
@@ -105,7 +115,9 @@ std::string op_name(const Op& op) {
   out.reserve(48);
   if (op.kind == OpKind::kOptimizer) return "optimizer";
   switch (op.group) {
-    case Group::kNone: append_scoped(out, op); break;
+    case Group::kNone:
+      append_scoped(out, op);
+      break;
     case Group::kTp:
       out += "comm/tp/";
       append_scoped(out, op);
@@ -129,7 +141,9 @@ std::string op_name(const Op& op) {
       if (op.kind == OpKind::kReduceScatter) out += "/reducescatter";
       if (op.kind == OpKind::kAllGather) out += "/allgather";
       break;
-    case Group::kEmbedding: out += "comm/embed/allreduce"; break;
+    case Group::kEmbedding:
+      out += "comm/embed/allreduce";
+      break;
   }
   return out;
 }

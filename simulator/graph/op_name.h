@@ -3,9 +3,10 @@
 //
 //   name     := compute | tp | pp | dp | "comm/embed/allreduce" | "optimizer"
 //   compute  := pass "/mb" N "/" site "/" label          e.g. fwd/mb3/L17/attn.qkv
-//   tp       := "comm/tp/" pass "/mb" N "/" site "/" label   e.g. comm/tp/fwd/mb3/L17/attn.allreduce
-//   pp       := "comm/pp/send/" ("fwd"|"bwd") "/mb" N [ "/c" N ]   e.g. comm/pp/send/fwd/mb3
-//   dp       := "comm/dp/bucket" N [ "/reducescatter" | "/allgather" ]   all-reduce when bare
+//   tp       := "comm/tp/" pass "/mb" N "/" site "/" label   e.g.
+//   comm/tp/fwd/mb3/L17/attn.allreduce pp       := "comm/pp/send/" ("fwd"|"bwd") "/mb" N [ "/c" N ]
+//   e.g. comm/pp/send/fwd/mb3 dp       := "comm/dp/bucket" N [ "/reducescatter" | "/allgather" ]
+//   all-reduce when bare
 //             | "comm/dp/" pass "/mb" N "/L" N "/weights.allgather"      ZeRO-3 weight gathers
 //   pass     := "fwd" | "bwd" | "rcp"          (rcp: forward work recomputed in the backward pass)
 //   site     := "L" N | "embed" | "head"       (N: global layer index, from 0)
@@ -32,11 +33,11 @@ struct ParsedOpName {
   Site site = Site::kNone;
   int micro_batch = -1;
   int layer = -1;
-  int last_layer = -1;         // folded steps: the range's last layer
+  int last_layer = -1;  // folded steps: the range's last layer
   int chunk = -1;
   int bucket = -1;
-  bool pp_backward = false;    // comm/pp/send/bwd
-  std::string label;           // compute/tp label; "allreduce"|"reducescatter"|"allgather" for dp
+  bool pp_backward = false;  // comm/pp/send/bwd
+  std::string label;         // compute/tp label; "allreduce"|"reducescatter"|"allgather" for dp
 };
 
 std::optional<ParsedOpName> parse_op_name(std::string_view name);

@@ -13,23 +13,24 @@
 namespace mpsim::graph {
 namespace {
 
-constexpr double kGradBytes = 4;            // Megatron reduces bf16 models' gradients in fp32
-constexpr double kAdamBytesPerParam = 30;   // grad 4 + (master, m, v) read+write 24 + bf16 param 2
+constexpr double kGradBytes = 4;           // Megatron reduces bf16 models' gradients in fp32
+constexpr double kAdamBytesPerParam = 30;  // grad 4 + (master, m, v) read+write 24 + bf16 param 2
 constexpr double kAdamFlopsPerParam = 12;
-constexpr double kLossGatherBytes = 12;  // per token and TP rank: max, sum of exp, target logit (fp32)
+constexpr double kLossGatherBytes =
+    12;  // per token and TP rank: max, sum of exp, target logit (fp32)
 
 // Sizes of one micro-batch on one rank.
 struct LocalSizes {
   int64_t tokens = 0;     // b * s
   int64_t tokens_sp = 0;  // tokens held by one rank between TP regions (tokens / t with SP)
   int64_t h = 0, t = 1;
-  int64_t qkv_out = 0;    // (h + 2 * kv * head_dim) / t
-  int64_t fc1_out = 0;    // ffn / t (2 * ffn / t for SwiGLU)
-  int64_t ffn = 0;        // ffn / t
-  int64_t heads = 0;      // heads / t
-  int64_t kv_dim = 0;     // kv * head_dim / t
-  int64_t vocab = 0;      // padded vocab / t
-  double e = 2;           // bytes per element
+  int64_t qkv_out = 0;  // (h + 2 * kv * head_dim) / t
+  int64_t fc1_out = 0;  // ffn / t (2 * ffn / t for SwiGLU)
+  int64_t ffn = 0;      // ffn / t
+  int64_t heads = 0;    // heads / t
+  int64_t kv_dim = 0;   // kv * head_dim / t
+  int64_t vocab = 0;    // padded vocab / t
+  double e = 2;         // bytes per element
 };
 
 // A comm group's identity for linking the ops of one collective across simulated ranks.
@@ -93,7 +94,8 @@ class Builder {
     if (fold_enabled()) {
       // A step block and a send per step, the unfolded last backward under DP, step ops.
       const size_t ranks = out_.ranks.size();
-      reserve = ranks * static_cast<size_t>(4 * m_ * v_ + (dp_ > 1 ? 48 * v_ * layers_per_chunk_ : 0) + 64);
+      reserve = ranks *
+                static_cast<size_t>(4 * m_ * v_ + (dp_ > 1 ? 48 * v_ * layers_per_chunk_ : 0) + 64);
     }
     main_sink_.ops.reserve(reserve);
     main_sink_.edges.reserve(reserve);
@@ -194,14 +196,15 @@ class Builder {
         group_index = c.tp * dp_ + c.dp;
         members_simulated = 2;
         break;
-      default: return;
+      default:
+        return;
     }
-    const uint64_t sequence = static_cast<uint64_t>(collective_sequence_[static_cast<int>(op.group)]++);
+    const uint64_t sequence =
+        static_cast<uint64_t>(collective_sequence_[static_cast<int>(op.group)]++);
     if (members_simulated < 2) return;
     const CollectiveKey key{(static_cast<uint64_t>(op.group) << 60) |
                             (static_cast<uint64_t>(group_index) << 36) | sequence};
-    auto [it, inserted] =
-        collectives_.try_emplace(key, static_cast<int32_t>(collectives_.size()));
+    auto [it, inserted] = collectives_.try_emplace(key, static_cast<int32_t>(collectives_.size()));
     op.collective = it->second;
   }
 
@@ -209,8 +212,9 @@ class Builder {
     Op op = make(OpKind::kGemm, label);
     op.gemm = {m, n, k};
     op.flops = 2.0 * m * n * k;
-    op.bytes = (static_cast<double>(m) * k + static_cast<double>(k) * n +
-                static_cast<double>(m) * n) * s_.e;
+    op.bytes =
+        (static_cast<double>(m) * k + static_cast<double>(k) * n + static_cast<double>(m) * n) *
+        s_.e;
     return compute(op);
   }
 
@@ -227,7 +231,8 @@ class Builder {
     op.attn_batch_heads = config_.micro_batch_size() * s_.heads;
     op.attn_seq = d.seq;
     op.attn_head_dim = d.head_dim;
-    const double forward = 4.0 * static_cast<double>(op.attn_batch_heads) * d.seq * d.seq * d.head_dim;
+    const double forward =
+        4.0 * static_cast<double>(op.attn_batch_heads) * d.seq * d.seq * d.head_dim;
     // The published FLOP counts take the backward pass as twice the forward.
     op.flops = backward ? 2 * forward : forward;
     const double qkv = static_cast<double>(s_.tokens) * (s_.heads * d.head_dim + 2 * s_.kv_dim);
@@ -296,8 +301,8 @@ class Builder {
     OpVertex reduction = kNoOp;
     if (t_ > 1) {
       if (sp_) wait(gather);
-      reduction = tp_async(sp_ ? OpKind::kReduceScatter : OpKind::kAllReduce, reduce,
-                           activation_bytes());
+      reduction =
+          tp_async(sp_ ? OpKind::kReduceScatter : OpKind::kAllReduce, reduce, activation_bytes());
     }
     gemm(wgrad, out_features, s_.h, s_.tokens);
     if (reduction != kNoOp) wait(reduction);
@@ -476,7 +481,8 @@ class Builder {
     const int64_t last_vstage = p_ * v_ - 1;
     sends_as_delays_ = {false, false};
     if (fold_enabled() && p_ > 1) {
-      sends_as_delays_ = {sends_fit_in_steps(false, last_vstage), sends_fit_in_steps(true, last_vstage)};
+      sends_as_delays_ = {sends_fit_in_steps(false, last_vstage),
+                          sends_fit_in_steps(true, last_vstage)};
     }
     const size_t slot = options_.all_ranks ? static_cast<size_t>(c.tp * dp_ + c.dp) : 0;
     auto send_index = [&](int64_t vstage, int64_t mb, bool backward) {
@@ -634,7 +640,8 @@ class Builder {
     ctx_ = saved_ctx;
 
     OpGraph& g = scratch.graph;
-    for (OpVertex v = 0; v < boost::num_vertices(g); ++v) g[v].duration_s = options_.fold->seconds(g[v]);
+    for (OpVertex v = 0; v < boost::num_vertices(g); ++v)
+      g[v].duration_s = options_.fold->seconds(g[v]);
     if (options_.fold->memory) options_.fold->memory(scratch);
 
     StepSummary out;
@@ -656,10 +663,9 @@ class Builder {
       if (op.free_bytes != 0) memory_events.push_back({end[v], -op.free_bytes});
     }
     // At equal times the engine ends ops before it starts the ops their ends release.
-    std::stable_sort(memory_events.begin(), memory_events.end(),
-                     [](const auto& a, const auto& b) {
-                       return a.first != b.first ? a.first < b.first : a.second < b.second;
-                     });
+    std::stable_sort(memory_events.begin(), memory_events.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first < b.first : a.second < b.second;
+    });
     double level = 0, peak = 0;
     for (const auto& [time, delta] : memory_events) {
       level += delta;
@@ -705,7 +711,8 @@ class Builder {
       op.group = Group::kEmbedding;
       op.bytes = static_cast<double>(s_.vocab) * out_.dims.hidden * kGradBytes;
       op.group_size = 2;
-      op.group_nodes = node_of(c.tp, c.dp, 0) == node_of(c.tp, c.dp, static_cast<int32_t>(p_ - 1)) ? 1 : 2;
+      op.group_nodes =
+          node_of(c.tp, c.dp, 0) == node_of(c.tp, c.dp, static_cast<int32_t>(p_ - 1)) ? 1 : 2;
       dp_ops_.push_back(communicate(op, Stream::kDpComm));
     }
     for (OpVertex v : dp_ops_) wait(v);
@@ -819,8 +826,7 @@ int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& c
   return ranks * micro_batches * (layers_per_rank * per_layer + 16);
 }
 
-TrainingGraph build_training_graph(const spec::ModelSpec& model,
-                                   const spec::ParallelConfig& config,
+TrainingGraph build_training_graph(const spec::ModelSpec& model, const spec::ParallelConfig& config,
                                    const GraphOptions& options) {
   return Builder(model, config, options).build();
 }

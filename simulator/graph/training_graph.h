@@ -27,14 +27,12 @@
 // std::length_error if the graph would exceed kMaxOps.
 #pragma once
 
+#include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <cstdint>
 #include <functional>
-#include <vector>
-
 #include <limits>
 #include <utility>
-
-#include <boost/graph/compressed_sparse_row_graph.hpp>
+#include <vector>
 
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op.h"
@@ -99,7 +97,7 @@ struct TrainingGraph {
   OpGraph graph;
   std::vector<RankCoord> ranks;  // simulated ranks; Op::rank indexes this
   int32_t num_collectives = 0;
-  int64_t micro_batches = 0;     // per pipeline (global batch / (micro-batch * DP))
+  int64_t micro_batches = 0;  // per pipeline (global batch / (micro-batch * DP))
   int64_t padded_vocab = 0;
   ModelDims dims;
 };
@@ -111,8 +109,7 @@ int32_t global_rank(const spec::ParallelConfig& config, int32_t tp, int32_t dp, 
 int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& config,
                      const GraphOptions& options);
 
-TrainingGraph build_training_graph(const spec::ModelSpec& model,
-                                   const spec::ParallelConfig& config,
+TrainingGraph build_training_graph(const spec::ModelSpec& model, const spec::ParallelConfig& config,
                                    const GraphOptions& options);
 
 }  // namespace mpsim::graph

@@ -5,13 +5,13 @@
 namespace mpsim::memory {
 namespace {
 
-constexpr double kMaskBytes = 1;     // dropout masks: one byte per element
-constexpr double kLogitBytes = 4;    // the vocab-parallel cross entropy works on fp32 logits
+constexpr double kMaskBytes = 1;       // dropout masks: one byte per element
+constexpr double kLogitBytes = 4;      // the vocab-parallel cross entropy works on fp32 logits
 constexpr double kBf16LogitBytes = 2;  // LossMemory::kBf16Logits: the logits as the GEMM wrote them
 constexpr double kRowStatsBytes = 8;   // ... and per token the fp32 row max and sum of exponentials
-constexpr double kLseBytes = 4;      // flash attention's log-sum-exp, fp32
-constexpr double kWeightBytes = 2;   // bf16 weights
-constexpr double kGradBytes = 4;     // fp32 main gradients
+constexpr double kLseBytes = 4;        // flash attention's log-sum-exp, fp32
+constexpr double kWeightBytes = 2;     // bf16 weights
+constexpr double kGradBytes = 4;       // fp32 main gradients
 constexpr double kOptimizerBytes = 12;  // fp32 master weights, Adam m and v
 
 int64_t chunks(const spec::ParallelConfig& c) {
@@ -97,9 +97,12 @@ double layer_activation_bytes(const graph::ModelDims& d, const spec::ParallelCon
                               AttentionMemory attention) {
   const LayerTensors x = layer_tensors(d, config, attention);
   switch (config.recompute()) {
-    case spec::RECOMPUTE_FULL: return x.attn_norm_input;
-    case spec::RECOMPUTE_SELECTIVE: return x.total() - x.attn_scores;
-    default: return x.total();
+    case spec::RECOMPUTE_FULL:
+      return x.attn_norm_input;
+    case spec::RECOMPUTE_SELECTIVE:
+      return x.total() - x.attn_scores;
+    default:
+      return x.total();
   }
 }
 
@@ -107,14 +110,16 @@ double recompute_working_set_bytes(const graph::ModelDims& d, const spec::Parall
                                    AttentionMemory attention) {
   const LayerTensors x = layer_tensors(d, config, attention);
   switch (config.recompute()) {
-    case spec::RECOMPUTE_FULL: return x.total() - x.attn_norm_input;
+    case spec::RECOMPUTE_FULL:
+      return x.total() - x.attn_norm_input;
     case spec::RECOMPUTE_SELECTIVE: {
       // Freed by the layer's backward before the attention core is recomputed.
       const double freed = x.mlp_dropout_mask + x.fc2_input + x.act_input + x.fc1_input +
                            x.mlp_norm_input + x.attn_dropout_mask + x.proj_input;
       return std::max(0.0, x.attn_scores - freed);
     }
-    default: return 0;
+    default:
+      return 0;
   }
 }
 
@@ -144,7 +149,7 @@ namespace {
 // backwards. What it holds is largest right after each steady-state forward (or after the last
 // forward when every step is warm-up); that set is what the following backward starts from.
 struct StageOrder {
-  int64_t p = 1, v = 1;     // stages, chunks
+  int64_t p = 1, v = 1;  // stages, chunks
   int64_t warmup = 0, total = 0;
   int64_t held() const { return std::min(warmup + 1, total); }  // chunk-steps at the peak
   int64_t steady() const { return total - warmup; }
@@ -162,11 +167,15 @@ StageOrder stage_order(const spec::ParallelConfig& config, int64_t stage, int64_
   o.v = chunks(config);
   o.total = m * o.v;
   switch (config.schedule()) {
-    case spec::GPIPE: o.warmup = m; break;
+    case spec::GPIPE:
+      o.warmup = m;
+      break;
     case spec::INTERLEAVED_1F1B:
       o.warmup = std::min((o.p - stage - 1) * 2 + (o.v - 1) * o.p, o.total);
       break;
-    default: o.warmup = std::min(o.p - stage - 1, m); break;
+    default:
+      o.warmup = std::min(o.p - stage - 1, m);
+      break;
   }
   return o;
 }
@@ -207,9 +216,10 @@ RankMemory closed_form_memory(const graph::ModelDims& d, const spec::ParallelCon
   r.model_state = model_state_bytes(stage_parameters(d, config, stage), config);
   r.activations = in_flight_micro_batches(config, stage, m) * static_cast<double>(d.layers / p) *
                   layer_activation_bytes(d, config, attention);
-  r.extra = peak_extras(stage_order(config, stage, m), stage == 0, stage == p - 1,
-                        embedding_activation_bytes(d, config), head_activation_bytes(d, config, loss),
-                        recompute_working_set_bytes(d, config, attention));
+  r.extra =
+      peak_extras(stage_order(config, stage, m), stage == 0, stage == p - 1,
+                  embedding_activation_bytes(d, config), head_activation_bytes(d, config, loss),
+                  recompute_working_set_bytes(d, config, attention));
   return r;
 }
 

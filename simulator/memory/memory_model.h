@@ -73,8 +73,8 @@ struct LayerTensors {
   double attn_dropout_mask = 0;  // dropout after the projection (0 without dropout)
   double mlp_norm_input = 0;
   double fc1_input = 0;
-  double act_input = 0;          // fc1 output (2 ffn wide for SwiGLU)
-  double fc2_input = 0;          // activation output (ffn wide)
+  double act_input = 0;  // fc1 output (2 ffn wide for SwiGLU)
+  double fc2_input = 0;  // activation output (ffn wide)
   double mlp_dropout_mask = 0;
   double total() const;
 };
@@ -95,14 +95,12 @@ double layer_activation_bytes(const graph::ModelDims& dims, const spec::Parallel
 // it recomputes: full recompute, the whole layer's saved tensors except the input already held;
 // selective, the attention scores less what the layer's backward freed before recomputing them
 // (MLP tensors, the projection input, the dropout mask); 0 without recompute.
-double recompute_working_set_bytes(const graph::ModelDims& dims,
-                                   const spec::ParallelConfig& config,
+double recompute_working_set_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config,
                                    AttentionMemory attention = AttentionMemory::kStoresScores);
 
 // Per micro-batch, on the first stage: the embedding's dropout mask (1 B per element; / t with
 // SP; 0 without dropout). The embedding output itself is layer 0's input, counted there.
-double embedding_activation_bytes(const graph::ModelDims& dims,
-                                  const spec::ParallelConfig& config);
+double embedding_activation_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config);
 // Per micro-batch, on the last stage: the final norm's input, the LM head's input and what the
 // cross entropy keeps: by default the fp32 logits of Megatron's vocab-parallel cross entropy
 // (4 s b V_padded / t; Korthikanti's 4 s b h / t (1 + V / h) with SP), or `loss`'s.

@@ -80,7 +80,9 @@ Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& conf
       add_layer_forward(rules, Pass::kForward, x, true, /*scores=*/false);
       rules.add(Site::kLayer, Pass::kRecompute, "attn.core", x.attn_scores, 0);
       break;
-    default: add_layer_forward(rules, Pass::kForward, x, true, true); break;
+    default:
+      add_layer_forward(rules, Pass::kForward, x, true, true);
+      break;
   }
   add_layer_backward(rules, x);
 
@@ -122,7 +124,8 @@ std::vector<double> model_state_bytes_per_rank(const graph::TrainingGraph& g,
   std::vector<double> per_stage(static_cast<size_t>(config.pipeline_parallel()), -1);
   for (size_t r = 0; r < g.ranks.size(); ++r) {
     double& stage = per_stage[static_cast<size_t>(g.ranks[r].pp)];
-    if (stage < 0) stage = model_state_bytes(stage_parameters(g.dims, config, g.ranks[r].pp), config).total();
+    if (stage < 0)
+      stage = model_state_bytes(stage_parameters(g.dims, config, g.ranks[r].pp), config).total();
     bytes[r] = stage;
   }
   return bytes;

@@ -99,15 +99,20 @@ void ChromeTraceWriter::thread_sort_index(int64_t pid, int64_t tid, int64_t inde
 void ChromeTraceWriter::complete(int64_t pid, int64_t tid, const std::string& name,
                                  const std::string& category, double ts_us, double dur_us,
                                  const json& args) {
-  json event = {{"ph", "X"},  {"name", name}, {"cat", category},          {"pid", pid},
-                {"tid", tid}, {"ts", round_to_ns(ts_us)}, {"dur", round_to_ns(dur_us)}};
+  json event = {{"ph", "X"},
+                {"name", name},
+                {"cat", category},
+                {"pid", pid},
+                {"tid", tid},
+                {"ts", round_to_ns(ts_us)},
+                {"dur", round_to_ns(dur_us)}};
   if (!args.is_null()) event["args"] = args;
   write_event(event);
 }
 
 void ChromeTraceWriter::instant(int64_t pid, int64_t tid, const std::string& name, double ts_us,
                                 const json& args) {
-  json event = {{"ph", "i"},  {"s", "t"},  {"name", name},
+  json event = {{"ph", "i"},  {"s", "t"},   {"name", name},
                 {"pid", pid}, {"tid", tid}, {"ts", round_to_ns(ts_us)}};
   if (!args.is_null()) event["args"] = args;
   write_event(event);
@@ -115,11 +120,8 @@ void ChromeTraceWriter::instant(int64_t pid, int64_t tid, const std::string& nam
 
 void ChromeTraceWriter::counter(int64_t pid, const std::string& name, double ts_us,
                                 const json& values) {
-  write_event({{"ph", "C"},
-               {"name", name},
-               {"pid", pid},
-               {"ts", round_to_ns(ts_us)},
-               {"args", values}});
+  write_event(
+      {{"ph", "C"}, {"name", name}, {"pid", pid}, {"ts", round_to_ns(ts_us)}, {"args", values}});
 }
 
 void ChromeTraceWriter::flow(int64_t id, const std::string& name, int64_t from_pid,
@@ -167,8 +169,7 @@ void ChromeTraceWriter::finish() {
   std::filesystem::rename(tmp_path_, path_, error);
   if (error) {
     discard();
-    throw std::runtime_error(path_ + ": cannot rename " + tmp_path_ + " to it: " +
-                             error.message());
+    throw std::runtime_error(path_ + ": cannot rename " + tmp_path_ + " to it: " + error.message());
   }
   finished_ = true;
 }

@@ -23,7 +23,8 @@ Breakdown breakdown_of(const graph::TrainingGraph& tg, const engine::EngineResul
   const auto& g = tg.graph;
   for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
     if (g[v].rank != rank) continue;
-    (g[v].stream == graph::Stream::kCompute ? compute : comm).push_back({er.start_s[v], er.end_s[v]});
+    (g[v].stream == graph::Stream::kCompute ? compute : comm)
+        .push_back({er.start_s[v], er.end_s[v]});
   }
   const auto compute_union = merged(std::move(compute));
   const auto comm_union = merged(std::move(comm));
@@ -83,9 +84,9 @@ void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
     // touch on a stream never overlap in the file.
     const int64_t start_ns = std::llround(er.start_s[v] * 1e9);
     const int64_t end_ns = std::llround(er.end_s[v] * 1e9);
-    writer.complete(tg.ranks[op.rank].global_rank, static_cast<int>(op.stream),
-                    graph::op_name(op), std::string(to_string(op.kind)), start_ns / 1e3,
-                    (end_ns - start_ns) / 1e3, op_args(op));
+    writer.complete(tg.ranks[op.rank].global_rank, static_cast<int>(op.stream), graph::op_name(op),
+                    std::string(to_string(op.kind)), start_ns / 1e3, (end_ns - start_ns) / 1e3,
+                    op_args(op));
   }
   write_memory_counters(writer, tg, er, model_state);
   writer.distributed_info({{"backend", "nccl"},
@@ -179,14 +180,14 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   if (options.fold_steps) graph_options.fold = &folding;
   const int64_t estimate = graph::estimate_ops(model, config, graph_options);
   if (!options.fold_steps && estimate > graph::kMaxOps) {
-    throw std::length_error("configuration too large to simulate: about " +
-                            std::to_string(estimate) + " ops, limit " +
-                            std::to_string(graph::kMaxOps) +
-                            "; use fewer micro-batches or one rank per stage");
+    throw std::length_error(
+        "configuration too large to simulate: about " + std::to_string(estimate) + " ops, limit " +
+        std::to_string(graph::kMaxOps) + "; use fewer micro-batches or one rank per stage");
   }
   // Open the trace first so that an unwritable path fails before the work is done.
   std::unique_ptr<ChromeTraceWriter> trace;
-  if (!options.trace_path.empty()) trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
+  if (!options.trace_path.empty())
+    trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
   annotate(tg, config, *cost_model, options.loss_memory);
@@ -220,7 +221,8 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
     result.model_tflops_per_gpu = model_rate / 1e12;
     if (result.peak_flops_per_gpu > 0) {
       result.mfu = model_rate / result.peak_flops_per_gpu;
-      result.hfu = result.hardware_flops / result.iteration_time_s / gpus / result.peak_flops_per_gpu;
+      result.hfu =
+          result.hardware_flops / result.iteration_time_s / gpus / result.peak_flops_per_gpu;
     }
   }
 

@@ -16,10 +16,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "simulator/cost/cost_model.h"
 #include "simulator/engine/engine.h"
@@ -70,14 +69,14 @@ struct Breakdown {
 struct SimulationResult {
   double iteration_time_s = 0;
   double tokens_per_s = 0;
-  double model_flops = 0;          // per iteration
-  double hardware_flops = 0;       // per iteration, recompute included
+  double model_flops = 0;     // per iteration
+  double hardware_flops = 0;  // per iteration, recompute included
   double model_tflops_per_gpu = 0;
   double mfu = 0;
   double hfu = 0;
-  double peak_flops_per_gpu = 0;   // the peak mfu divides by
+  double peak_flops_per_gpu = 0;  // the peak mfu divides by
   Breakdown breakdown;
-  int slowest_rank = 0;            // global rank id
+  int slowest_rank = 0;  // global rank id
   int64_t simulated_ranks = 0;
   int64_t ops = 0;
   int64_t events = 0;
@@ -85,11 +84,11 @@ struct SimulationResult {
   // optimizer state by ZeRO stage) plus the activation peak of the engine's memory timeline
   // (simulator/memory). nullopt only for results built by hand.
   std::optional<int64_t> peak_memory_bytes;
-  int peak_memory_rank = 0;            // global rank holding the peak
-  double peak_model_state_bytes = 0;   // on that rank
-  double peak_activation_bytes = 0;    // on that rank, at its peak
-  double memory_capacity_bytes = 0;    // the GPU's HBM
-  bool fits_memory = true;             // peak_memory_bytes <= memory_capacity_bytes
+  int peak_memory_rank = 0;           // global rank holding the peak
+  double peak_model_state_bytes = 0;  // on that rank
+  double peak_activation_bytes = 0;   // on that rank, at its peak
+  double memory_capacity_bytes = 0;   // the GPU's HBM
+  bool fits_memory = true;            // peak_memory_bytes <= memory_capacity_bytes
   spec::ParallelConfig config;
   std::string model_name, hardware_name, cost_model;
 };

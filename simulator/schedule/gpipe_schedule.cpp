@@ -1,6 +1,6 @@
-#include "simulator/schedule/pipeline_schedule.h"
-
 #include <stdexcept>
+
+#include "simulator/schedule/pipeline_schedule.h"
 
 namespace mpsim::schedule {
 namespace {

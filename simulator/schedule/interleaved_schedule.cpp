@@ -44,7 +44,7 @@ class InterleavedSchedule final : public PipelineSchedule {
 }  // namespace
 
 std::unique_ptr<PipelineSchedule> make_interleaved_schedule(int stages, int micro_batches,
-                                                           int chunks) {
+                                                            int chunks) {
   if (stages < 2 || chunks < 2 || micro_batches < 1 || micro_batches % stages != 0) {
     throw std::invalid_argument(
         "interleaved schedule needs stages >= 2, chunks >= 2 and micro-batches (" +
@@ -54,11 +54,14 @@ std::unique_ptr<PipelineSchedule> make_interleaved_schedule(int stages, int micr
 }
 
 std::unique_ptr<PipelineSchedule> make_pipeline_schedule(spec::Schedule schedule, int stages,
-                                                        int micro_batches, int chunks) {
+                                                         int micro_batches, int chunks) {
   switch (schedule) {
-    case spec::GPIPE: return make_gpipe_schedule(stages, micro_batches);
-    case spec::INTERLEAVED_1F1B: return make_interleaved_schedule(stages, micro_batches, chunks);
-    default: return make_one_f_one_b_schedule(stages, micro_batches);
+    case spec::GPIPE:
+      return make_gpipe_schedule(stages, micro_batches);
+    case spec::INTERLEAVED_1F1B:
+      return make_interleaved_schedule(stages, micro_batches, chunks);
+    default:
+      return make_one_f_one_b_schedule(stages, micro_batches);
   }
 }
 

@@ -10,8 +10,8 @@
 //     per chunk; warm-up of (p - r - 1) * 2 + (v - 1) * p steps.
 //
 // With m micro-batches, uniform per-stage times t_f, t_b and free communication, GPipe and 1F1B
-// take (m + p - 1)(t_f + t_b); interleaving with v chunks shrinks the bubble to (p - 1)(t_f + t_b)/v.
-// make_pipeline_schedule() throws std::invalid_argument on inconsistent sizes.
+// take (m + p - 1)(t_f + t_b); interleaving with v chunks shrinks the bubble to (p - 1)(t_f +
+// t_b)/v. make_pipeline_schedule() throws std::invalid_argument on inconsistent sizes.
 #pragma once
 
 #include <memory>
@@ -53,8 +53,8 @@ class PipelineSchedule {
 std::unique_ptr<PipelineSchedule> make_gpipe_schedule(int stages, int micro_batches);
 std::unique_ptr<PipelineSchedule> make_one_f_one_b_schedule(int stages, int micro_batches);
 std::unique_ptr<PipelineSchedule> make_interleaved_schedule(int stages, int micro_batches,
-                                                           int chunks);
+                                                            int chunks);
 std::unique_ptr<PipelineSchedule> make_pipeline_schedule(spec::Schedule schedule, int stages,
-                                                        int micro_batches, int chunks);
+                                                         int micro_batches, int chunks);
 
 }  // namespace mpsim::schedule

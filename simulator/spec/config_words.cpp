@@ -4,27 +4,38 @@ namespace mpsim::spec {
 
 const char* schedule_word(Schedule schedule) {
   switch (schedule) {
-    case GPIPE: return "gpipe";
-    case ONE_F_ONE_B: return "1f1b";
-    case INTERLEAVED_1F1B: return "interleaved";
-    default: return "unspecified";
+    case GPIPE:
+      return "gpipe";
+    case ONE_F_ONE_B:
+      return "1f1b";
+    case INTERLEAVED_1F1B:
+      return "interleaved";
+    default:
+      return "unspecified";
   }
 }
 
 const char* recompute_word(Recompute recompute) {
   switch (recompute) {
-    case RECOMPUTE_NONE: return "none";
-    case RECOMPUTE_SELECTIVE: return "selective";
-    case RECOMPUTE_FULL: return "full";
-    default: return "unspecified";
+    case RECOMPUTE_NONE:
+      return "none";
+    case RECOMPUTE_SELECTIVE:
+      return "selective";
+    case RECOMPUTE_FULL:
+      return "full";
+    default:
+      return "unspecified";
   }
 }
 
 const char* rank_order_word(RankOrder order) {
   switch (order) {
-    case TP_DP_PP: return "tp-dp-pp";
-    case TP_PP_DP: return "tp-pp-dp";
-    default: return "unspecified";
+    case TP_DP_PP:
+      return "tp-dp-pp";
+    case TP_PP_DP:
+      return "tp-pp-dp";
+    default:
+      return "unspecified";
   }
 }
 

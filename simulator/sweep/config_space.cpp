@@ -1,7 +1,7 @@
 // enumerate_configs(); see config_space.h.
 #include "simulator/sweep/config_space.h"
-#include "simulator/spec/config_words.h"
 
+#include "simulator/spec/config_words.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
@@ -23,7 +23,6 @@ std::vector<int64_t> divisors(int64_t n) {
 bool allowed(const std::optional<int64_t>& fixed, const std::optional<int64_t>& max, int64_t v) {
   return (!fixed || *fixed == v) && (!max || v <= *max);
 }
-
 
 }  // namespace
 
@@ -117,7 +116,8 @@ std::string config_label(const spec::ParallelConfig& c) {
   std::string s =
       "tp" + std::to_string(c.tensor_parallel()) + " pp" + std::to_string(c.pipeline_parallel()) +
       " dp" + std::to_string(c.data_parallel()) + " mbs" + std::to_string(c.micro_batch_size()) +
-      " vpp" + std::to_string(c.virtual_pipeline_stages()) + " " + spec::schedule_word(c.schedule());
+      " vpp" + std::to_string(c.virtual_pipeline_stages()) + " " +
+      spec::schedule_word(c.schedule());
   if (c.sequence_parallel()) s += " sp";
   s += std::string(" recompute=") + spec::recompute_word(c.recompute());
   s += " zero" + std::to_string(c.zero_stage());

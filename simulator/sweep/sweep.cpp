@@ -92,9 +92,9 @@ SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardwa
   // 2. Simulate on a pool; each worker claims the next index and writes only its own slot. The
   // cost model is the one simulate() would pick (cost::make_cost_model), built once.
   const std::shared_ptr<const cost::CostModel> cost_model =
-      todo.empty() ? nullptr
-                   : cost::make_cost_model(hardware, cost::CollectiveAlgorithm::kAuto,
-                                           model.dtype());
+      todo.empty()
+          ? nullptr
+          : cost::make_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
   std::vector<Outcome> outcomes(todo.size());
   std::atomic<size_t> next{0};
   std::atomic<int64_t> done{0};

@@ -1,6 +1,5 @@
 // JSON, CSV, SQLite and text output of a sweep; see sweep_output.h.
 #include "simulator/sweep/sweep_output.h"
-#include "simulator/spec/config_words.h"
 
 #include <sqlite3.h>
 
@@ -9,6 +8,8 @@
 #include <set>
 #include <sstream>
 #include <stdexcept>
+
+#include "simulator/spec/config_words.h"
 
 namespace mpsim::sweep {
 namespace {
@@ -65,7 +66,6 @@ std::string format(const char* fmt, double value) {
   std::snprintf(buffer, sizeof buffer, fmt, value);
   return buffer;
 }
-
 
 // ---- SQLite ---------------------------------------------------------------------------------
 

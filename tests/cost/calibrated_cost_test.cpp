@@ -6,8 +6,6 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/cost/cost_test_hardware.h"
-
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -17,6 +15,7 @@
 #include <vector>
 
 #include "simulator/cost/cost_model.h"
+#include "tests/cost/cost_test_hardware.h"
 
 namespace mpsim::cost {
 namespace {

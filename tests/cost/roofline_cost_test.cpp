@@ -1,12 +1,11 @@
 #include <gtest/gtest.h>
 
-#include "tests/cost/cost_test_hardware.h"
-
 #include <cmath>
 #include <stdexcept>
 
 #include "simulator/cost/collective_cost.h"
 #include "simulator/cost/cost_model.h"
+#include "tests/cost/cost_test_hardware.h"
 
 namespace mpsim::cost {
 namespace {

@@ -50,8 +50,8 @@ void set_synthetic_costs(TrainingGraph& tg) {
 
 double simulate_uniform(int p, int m, spec::Schedule schedule, int v, double tf, double tb) {
   const int layers = 2 * p * v;
-  TrainingGraph tg = graph::build_training_graph(
-      testing::gpt(layers, 256, 4, 128, 1000), testing::config(1, p, 1, 1, m, schedule, v), {});
+  TrainingGraph tg = graph::build_training_graph(testing::gpt(layers, 256, 4, 128, 1000),
+                                                 testing::config(1, p, 1, 1, m, schedule, v), {});
   set_uniform_costs(tg, tf, tb);
   return run_engine(tg).makespan_s;
 }
@@ -197,8 +197,10 @@ TEST(Engine, RepresentativeRanksAgreeWithAllRanks) {
     c.set_sequence_parallel(k.sp);
     c.set_recompute(k.recompute);
     c.set_zero_stage(k.zero);
-    TrainingGraph rep = graph::build_training_graph(model, c, {.all_ranks = false, .gpus_per_node = 4});
-    TrainingGraph all = graph::build_training_graph(model, c, {.all_ranks = true, .gpus_per_node = 4});
+    TrainingGraph rep =
+        graph::build_training_graph(model, c, {.all_ranks = false, .gpus_per_node = 4});
+    TrainingGraph all =
+        graph::build_training_graph(model, c, {.all_ranks = true, .gpus_per_node = 4});
     set_synthetic_costs(rep);
     set_synthetic_costs(all);
     const EngineResult r = run_engine(rep);

@@ -22,8 +22,8 @@ double synthetic_seconds(const Op& op) {
 double makespan(const spec::ModelSpec& model, const spec::ParallelConfig& c, bool fold,
                 size_t* ops = nullptr) {
   graph::StepFolding folding{synthetic_seconds, nullptr};
-  graph::GraphOptions options{.all_ranks = false, .gpus_per_node = 8,
-                              .fold = fold ? &folding : nullptr};
+  graph::GraphOptions options{
+      .all_ranks = false, .gpus_per_node = 8, .fold = fold ? &folding : nullptr};
   graph::TrainingGraph tg = graph::build_training_graph(model, c, options);
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v)
     tg.graph[v].duration_s = synthetic_seconds(tg.graph[v]);
@@ -65,14 +65,15 @@ TEST_P(StepFolding, SameIterationTimeAsEveryOp) {
 
 INSTANTIATE_TEST_SUITE_P(
     Configs, StepFolding,
-    ::testing::Values(Case{1, 1, 1, 1, 4, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, true},
-                      Case{2, 4, 1, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, true},
-                      Case{2, 4, 2, 2, 32, spec::GPIPE, 1, true, spec::RECOMPUTE_SELECTIVE, 0, true},
-                      Case{4, 2, 2, 1, 16, spec::INTERLEAVED_1F1B, 2, true, spec::RECOMPUTE_FULL, 1, true},
-                      Case{2, 2, 4, 1, 32, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, false},
-                      Case{1, 4, 2, 1, 16, spec::INTERLEAVED_1F1B, 2, false, spec::RECOMPUTE_NONE, 1, true},
-                      Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, true, spec::RECOMPUTE_NONE, 2, true},
-                      Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_FULL, 3, true}));
+    ::testing::Values(
+        Case{1, 1, 1, 1, 4, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, true},
+        Case{2, 4, 1, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, true},
+        Case{2, 4, 2, 2, 32, spec::GPIPE, 1, true, spec::RECOMPUTE_SELECTIVE, 0, true},
+        Case{4, 2, 2, 1, 16, spec::INTERLEAVED_1F1B, 2, true, spec::RECOMPUTE_FULL, 1, true},
+        Case{2, 2, 4, 1, 32, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_NONE, 0, false},
+        Case{1, 4, 2, 1, 16, spec::INTERLEAVED_1F1B, 2, false, spec::RECOMPUTE_NONE, 1, true},
+        Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, true, spec::RECOMPUTE_NONE, 2, true},
+        Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_FULL, 3, true}));
 
 }  // namespace
 }  // namespace mpsim::engine

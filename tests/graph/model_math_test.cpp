@@ -44,14 +44,15 @@ TEST_P(GptFamily, FlopsMatchNarayananFormula) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Megatron, GptFamily,
-    ::testing::Values(PublishedModel{"1.7B", 24, 2304, 24, 1.7},
-                      PublishedModel{"18B", 40, 6144, 48, 18.4},
-                      PublishedModel{"175B", 96, 12288, 96, 175},
-                      PublishedModel{"530B", 105, 20480, 128, 530},
-                      PublishedModel{"1T", 128, 25600, 160, 1008}),
-    [](const auto& info) { return std::string("gpt_") + std::to_string(info.index); });
+INSTANTIATE_TEST_SUITE_P(Megatron, GptFamily,
+                         ::testing::Values(PublishedModel{"1.7B", 24, 2304, 24, 1.7},
+                                           PublishedModel{"18B", 40, 6144, 48, 18.4},
+                                           PublishedModel{"175B", 96, 12288, 96, 175},
+                                           PublishedModel{"530B", 105, 20480, 128, 530},
+                                           PublishedModel{"1T", 128, 25600, 160, 1008}),
+                         [](const auto& info) {
+                           return std::string("gpt_") + std::to_string(info.index);
+                         });
 
 TEST(ModelMath, Llama2SevenBHasPublishedParameterCount) {
   // Llama-2 7B: 6,738,415,616 parameters (the released checkpoint's count).

@@ -22,7 +22,8 @@ Op layer_op(Pass pass, int mb, int layer, std::string_view label) {
 
 TEST(OpName, DesignExamples) {
   EXPECT_EQ(op_name(layer_op(Pass::kForward, 3, 17, "attn.qkv")), "fwd/mb3/L17/attn.qkv");
-  EXPECT_EQ(op_name(layer_op(Pass::kBackward, 3, 17, "mlp.fc2.wgrad")), "bwd/mb3/L17/mlp.fc2.wgrad");
+  EXPECT_EQ(op_name(layer_op(Pass::kBackward, 3, 17, "mlp.fc2.wgrad")),
+            "bwd/mb3/L17/mlp.fc2.wgrad");
   Op tp = layer_op(Pass::kForward, 3, 17, "attn.allreduce");
   tp.group = Group::kTp;
   tp.kind = OpKind::kAllReduce;

@@ -48,7 +48,8 @@ TEST(TrainingGraph, MegatronTpCommunicationPerLayer) {
     std::map<std::string, int> by_kind;
     for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
       const Op& op = tg.graph[v];
-      if (op.group == Group::kTp && op.site == Site::kLayer) by_kind[std::string(to_string(op.kind))]++;
+      if (op.group == Group::kTp && op.site == Site::kLayer)
+        by_kind[std::string(to_string(op.kind))]++;
     }
     if (!sp) {
       EXPECT_EQ(by_kind["allreduce"], 4 * layers * micro_batches);
@@ -71,10 +72,12 @@ TEST(TrainingGraph, GraphFlopsEqualModelFlopsTimesRanks) {
     spec::Schedule schedule;
     int vpp;
   };
-  for (const Layout& l : {Layout{1, 1, 1, spec::ONE_F_ONE_B, 1}, Layout{2, 2, 2, spec::ONE_F_ONE_B, 1},
-                          Layout{4, 2, 1, spec::GPIPE, 1}, Layout{2, 2, 1, spec::INTERLEAVED_1F1B, 2}}) {
+  for (const Layout& l :
+       {Layout{1, 1, 1, spec::ONE_F_ONE_B, 1}, Layout{2, 2, 2, spec::ONE_F_ONE_B, 1},
+        Layout{4, 2, 1, spec::GPIPE, 1}, Layout{2, 2, 1, spec::INTERLEAVED_1F1B, 2}}) {
     const int gbs = 16;
-    const auto tg = build(model, testing::config(l.tp, l.pp, l.dp, 2, gbs, l.schedule, l.vpp), true);
+    const auto tg =
+        build(model, testing::config(l.tp, l.pp, l.dp, 2, gbs, l.schedule, l.vpp), true);
     double flops = 0;
     for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
       const Op& op = tg.graph[v];
@@ -116,7 +119,8 @@ TEST(TrainingGraph, DpBucketsCarryEveryGradientOnce) {
       const Op& op = tg.graph[v];
       if (op.group != Group::kDp) continue;
       EXPECT_EQ(op.group_size, 4);
-      if (op.kind == OpKind::kAllGather) gathered += op.bytes;
+      if (op.kind == OpKind::kAllGather)
+        gathered += op.bytes;
       else {
         reduced += op.bytes;
         buckets.push_back(op.bytes);
@@ -124,8 +128,8 @@ TEST(TrainingGraph, DpBucketsCarryEveryGradientOnce) {
     }
     const ModelDims d = model_dims(model);
     // fp32 gradients of every parameter (positions and padded vocab included, no LM head: tied).
-    const double params = 8.0 * layer_parameters(d) + padded_vocab(1000, 1) * 512.0 + 256.0 * 512 +
-                          2.0 * 512;
+    const double params =
+        8.0 * layer_parameters(d) + padded_vocab(1000, 1) * 512.0 + 256.0 * 512 + 2.0 * 512;
     EXPECT_NEAR(reduced, 4 * params, 1e-6 * params);
     EXPECT_NEAR(gathered, zero == 1 ? 2 * params : 0, 1e-6 * params);  // bf16 weights
     // Buckets close once they hold the bucket size (whole layers at a time); only the last is

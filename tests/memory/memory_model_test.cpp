@@ -1,8 +1,8 @@
 #include "simulator/memory/memory_model.h"
 
-#include <vector>
-
 #include <gtest/gtest.h>
+
+#include <vector>
 
 #include "simulator/graph/training_graph.h"
 #include "tests/test_models.h"
@@ -55,7 +55,10 @@ TEST(LayerActivationBytes, MatchesKorthikantiFormulasToTheByte) {
   for (const Published& m : kPublished) {
     const graph::ModelDims d = korthikanti_dims(m);
     for (spec::Recompute mode : modes) {
-      struct Case { int64_t t; bool sp; };
+      struct Case {
+        int64_t t;
+        bool sp;
+      };
       for (Case c : {Case{1, false}, Case{kTp, false}, Case{kTp, true}}) {
         const double got = layer_activation_bytes(d, korthikanti_config(m, c.t, c.sp, mode));
         EXPECT_EQ(got, static_cast<double>(paper_bytes(m, c.t, c.sp, mode)))
@@ -217,8 +220,8 @@ TEST(ClosedFormMemory, SumsItsTerms) {
 // The graph's DP buckets carry exactly the rank's parameters as the memory model counts them
 // (one count, graph::layer_parameters_local, serves both): fp32 gradients, 4 bytes each.
 TEST(StageParameters, EqualTheGradientsTheGraphReducesOverDp) {
-  for (const spec::ModelSpec& model :
-       {testing::gpt(8, 1024, 16, 1024, 50257), testing::llama(8, 1024, 2816, 16, 4, 1024, 32000)}) {
+  for (const spec::ModelSpec& model : {testing::gpt(8, 1024, 16, 1024, 50257),
+                                       testing::llama(8, 1024, 2816, 16, 4, 1024, 32000)}) {
     const spec::ParallelConfig c = testing::config(2, 2, 2, 1, 8);
     const graph::TrainingGraph g = graph::build_training_graph(model, c, graph::GraphOptions{});
     const graph::ModelDims d = graph::model_dims(model);

@@ -26,9 +26,9 @@ struct Simulated {
 };
 
 Simulated simulate(const spec::ModelSpec& model, const spec::ParallelConfig& config,
-             graph::GraphOptions options = {},
-             AttentionMemory attention = AttentionMemory::kStoresScores,
-             LossMemory loss = LossMemory::kFp32Logits) {
+                   graph::GraphOptions options = {},
+                   AttentionMemory attention = AttentionMemory::kStoresScores,
+                   LossMemory loss = LossMemory::kFp32Logits) {
   Simulated run{graph::build_training_graph(model, config, options), {}};
   set_costs(run.graph);
   annotate_memory(run.graph, config, attention, loss);
@@ -82,7 +82,8 @@ TEST(MemoryTimeline, Bf16LossLogitsKeepHalfTheLogits) {
   const spec::ParallelConfig c = testing::config(1, p, 1, 1, m, spec::GPIPE);
   const graph::ModelDims d = graph::model_dims(kGpt);
   const Simulated fp32 = simulate(kGpt, c);
-  const Simulated bf16 = simulate(kGpt, c, {}, AttentionMemory::kStoresScores, LossMemory::kBf16Logits);
+  const Simulated bf16 =
+      simulate(kGpt, c, {}, AttentionMemory::kStoresScores, LossMemory::kBf16Logits);
   const double tokens = 128, columns = 1024;
   EXPECT_EQ(head_activation_bytes(d, c) - head_activation_bytes(d, c, LossMemory::kBf16Logits),
             2 * tokens * columns - 8 * tokens);
@@ -146,7 +147,8 @@ TEST(MemoryTimeline, RecomputeAndSequenceParallelReduceThePeak) {
   const double full = simulate(kGpt, with(base, spec::RECOMPUTE_FULL)).result.peak_bytes[0];
   EXPECT_LT(full, selective);
   EXPECT_LT(selective, none);
-  const double none_sp = simulate(kGpt, with(base, spec::RECOMPUTE_NONE, true)).result.peak_bytes[0];
+  const double none_sp =
+      simulate(kGpt, with(base, spec::RECOMPUTE_NONE, true)).result.peak_bytes[0];
   EXPECT_LT(none_sp, none);
 }
 

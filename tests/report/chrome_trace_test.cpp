@@ -2,14 +2,14 @@
 // chrome://tracing need, and failures never leave a half-written file at the target path.
 #include "simulator/report/chrome_trace.h"
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-
-#include <gtest/gtest.h>
-#include <unistd.h>
 
 namespace mpsim::report {
 namespace {
@@ -75,8 +75,9 @@ TEST_F(ChromeTraceTest, MetadataEventsNameProcessesAndThreads) {
   }  // the destructor finishes
   const json m = events(parse(path), "M");
   ASSERT_EQ(m.size(), 4u);
-  EXPECT_EQ(m[0], json({{"ph", "M"}, {"name", "process_name"}, {"pid", 3},
-                        {"args", {{"name", "rank 3"}}}}));
+  EXPECT_EQ(
+      m[0],
+      json({{"ph", "M"}, {"name", "process_name"}, {"pid", 3}, {"args", {{"name", "rank 3"}}}}));
   EXPECT_EQ(m[1].at("name"), "process_sort_index");
   EXPECT_EQ(m[1].at("args").at("sort_index"), 7);
   EXPECT_EQ(m[2].at("name"), "thread_name");

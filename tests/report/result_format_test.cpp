@@ -1,8 +1,8 @@
 // to_json() and to_table() on a hand-made SimulationResult: every contract key, the config
 // spellings, the null-memory note and the breakdown identity (parts sum to the iteration).
-#include <string>
-
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "simulator/report/simulation.h"
 
@@ -48,11 +48,10 @@ SimulationResult sample() {
 
 TEST(ResultJson, HasExactlyTheContractKeys) {
   const json j = to_json(sample());
-  for (const char* key :
-       {"iteration_time_s", "tokens_per_s", "model_tflops_per_gpu", "mfu", "hfu",
-        "peak_memory_bytes", "peak_memory_note", "breakdown", "slowest_rank", "config", "model",
-        "hardware", "cost_model", "simulated_ranks", "ops", "events", "model_flops",
-        "hardware_flops", "peak_flops_per_gpu"}) {
+  for (const char* key : {"iteration_time_s", "tokens_per_s", "model_tflops_per_gpu", "mfu", "hfu",
+                          "peak_memory_bytes", "peak_memory_note", "breakdown", "slowest_rank",
+                          "config", "model", "hardware", "cost_model", "simulated_ranks", "ops",
+                          "events", "model_flops", "hardware_flops", "peak_flops_per_gpu"}) {
     EXPECT_TRUE(j.contains(key)) << key;
   }
   EXPECT_EQ(j.size(), 19u) << j.dump(2);
@@ -141,9 +140,10 @@ TEST(ResultJson, EverySpellingOfTheConfigEnums) {
     r.config.set_schedule(value);
     EXPECT_EQ(to_json(r)["config"]["schedule"], name);
   }
-  const std::pair<spec::Recompute, const char*> recomputes[] = {{spec::RECOMPUTE_NONE, "none"},
-                                                                 {spec::RECOMPUTE_SELECTIVE, "selective"},
-                                                                 {spec::RECOMPUTE_FULL, "full"}};
+  const std::pair<spec::Recompute, const char*> recomputes[] = {
+      {spec::RECOMPUTE_NONE, "none"},
+      {spec::RECOMPUTE_SELECTIVE, "selective"},
+      {spec::RECOMPUTE_FULL, "full"}};
   for (const auto& [value, name] : recomputes) {
     r.config.set_recompute(value);
     EXPECT_EQ(to_json(r)["config"]["recompute"], name);
@@ -158,8 +158,7 @@ TEST(ResultTable, ShowsMetricsInTheirUnits) {
        {"gpt3-175b", "h100-sxm", "1024 = TP 8 x PP 16 x DP 8", "interleaved, vpp 2",
         "iteration time", "2000.000 ms", "1572864 tokens/s", "TFLOP/s", "MFU", "HFU",
         "breakdown, rank 17", "1500.000 ms  (75.0 %)", "200.000 ms  (10.0 %)",
-        "300.000 ms  (15.0 %)", "not simulated",
-        "16 ranks, 12345 ops, 67890 events"}) {
+        "300.000 ms  (15.0 %)", "not simulated", "16 ranks, 12345 ops, 67890 events"}) {
     EXPECT_NE(t.find(text), std::string::npos) << text << "\n" << t;
   }
 }

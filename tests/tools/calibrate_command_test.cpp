@@ -92,10 +92,11 @@ TEST(CalibrateCommand, BadInputsAreRefusedNamingTheFlagOrFile) {
             "traces/calibration/none.sqlite: no such file, nor per-rank files "
             "traces/calibration/none.rank0.sqlite, ... (--from)");
   // Neither calibration ranges nor executor iterations (a profiled NCCL + GEMM sample).
-  EXPECT_EQ(refusal<spec::FlagError>(
-                {"--from", "traces/profiler/nccl_gemm_2rank_h100.sqlite", "-o", output})
-                .rfind("--from: traces/profiler/nccl_gemm_2rank_h100.sqlite: no calibration ranges", 0),
-            0u);
+  EXPECT_EQ(
+      refusal<spec::FlagError>(
+          {"--from", "traces/profiler/nccl_gemm_2rank_h100.sqlite", "-o", output})
+          .rfind("--from: traces/profiler/nccl_gemm_2rank_h100.sqlite: no calibration ranges", 0),
+      0u);
   EXPECT_EQ(
       refusal<spec::FlagError>({"--from", kH100, "-o", (dir / "no/such/x.textproto").string()}),
       "-o: folder '" + (dir / "no/such").string() + "' of '" +
@@ -128,8 +129,8 @@ TEST(CalibrateCommand, TheBenchIsFoundFromTheBinary) {
   fs::create_directories(dir / "build/tools/mpsim");
   fs::create_directories(dir / "build/profiler/bench");
   fs::create_directories(dir / "bin");
-  for (const fs::path& file : {dir / "build/profiler/bench/calibration_bench",
-                               dir / "bin/calibration_bench"}) {
+  for (const fs::path& file :
+       {dir / "build/profiler/bench/calibration_bench", dir / "bin/calibration_bench"}) {
     std::ofstream(file) << "";
   }
   EXPECT_EQ(find_calibration_bench((dir / "build/tools/mpsim/mpsim").string()),
@@ -187,13 +188,13 @@ TEST(CalibrateCommand, AModelsFolderThatDoesNotLoadStopsBeforeMeasuring) {
   const fs::path bench = dir / "calibration_bench";
   std::ofstream(bench) << "";
   const std::string output = (dir / "out.textproto").string();
-  EXPECT_EQ(refusal<spec::SpecError>({"-o", output, "--bench", bench.string(), "--models",
-                                      (dir / "none").string()})
+  EXPECT_EQ(refusal<spec::SpecError>(
+                {"-o", output, "--bench", bench.string(), "--models", (dir / "none").string()})
                 .rfind((dir / "none").string() + ": cannot read the folder", 0),
             0u);
   fs::create_directories(dir / "empty");
-  EXPECT_EQ(refusal<spec::SpecError>({"-o", output, "--bench", bench.string(), "--models",
-                                      (dir / "empty").string()}),
+  EXPECT_EQ(refusal<spec::SpecError>(
+                {"-o", output, "--bench", bench.string(), "--models", (dir / "empty").string()}),
             (dir / "empty").string() + ": no model (*.textproto) in the folder");
   EXPECT_FALSE(fs::exists(output));
   fs::remove_all(dir);

@@ -3,10 +3,10 @@
 // flag vocabulary and the JSON output cannot drift apart.
 #include "tools/mpsim/simulate_args.h"
 
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "simulator/report/simulation.h"
 #include "simulator/spec/spec_error.h"
@@ -66,10 +66,30 @@ TEST(SimulateArgs, SequenceParallelDefaultsToOnWithTensorParallelism) {
 }
 
 TEST(SimulateArgs, EveryFlagSetsItsField) {
-  const SimulateRequest r = parse_simulate_args(
-      {"--model", "models/llama.textproto", "--hw=a100", "--gpus", "64", "--tp", "4", "--pp",
-       "2", "--dp", "8", "--mbs", "2", "--gbs", "512", "--sp", "--vpp", "3", "--no-overlap-dp",
-       "--all-ranks", "--trace", "out.json", "--format", "json"});
+  const SimulateRequest r = parse_simulate_args({"--model",
+                                                 "models/llama.textproto",
+                                                 "--hw=a100",
+                                                 "--gpus",
+                                                 "64",
+                                                 "--tp",
+                                                 "4",
+                                                 "--pp",
+                                                 "2",
+                                                 "--dp",
+                                                 "8",
+                                                 "--mbs",
+                                                 "2",
+                                                 "--gbs",
+                                                 "512",
+                                                 "--sp",
+                                                 "--vpp",
+                                                 "3",
+                                                 "--no-overlap-dp",
+                                                 "--all-ranks",
+                                                 "--trace",
+                                                 "out.json",
+                                                 "--format",
+                                                 "json"});
   EXPECT_EQ(r.model, "models/llama.textproto");
   EXPECT_EQ(r.hardware, "a100");
   const spec::ParallelConfig& c = r.config;
@@ -133,13 +153,13 @@ TEST(SimulateArgs, Help) {
   EXPECT_TRUE(parse_simulate_args({"--help"}).help);
   EXPECT_TRUE(parse_simulate_args({"-h"}).help);
   const std::string help = simulate_help();
-  for (const char* text : {"--model M (=gpt3-175b)", "--hw H (=h100-sxm)", "--gpus N (=1024)",
-                           "--tp T (=8)", "--pp P (=16)", "--dp D (=0)", "--mbs B (=1)",
-                           "--gbs G (=1536)", "--sp", "--vpp V (=1)",
-                           "--schedule gpipe|1f1b|interleaved",
-                           "--recompute none|selective|full (=selective)", "--zero 0|1|2|3 (=0)", "--no-sp",
-                           "--no-overlap-dp", "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)",
-                           "--all-ranks", "--trace FILE", "--format table|json (=table)"}) {
+  for (const char* text :
+       {"--model M (=gpt3-175b)", "--hw H (=h100-sxm)", "--gpus N (=1024)", "--tp T (=8)",
+        "--pp P (=16)", "--dp D (=0)", "--mbs B (=1)", "--gbs G (=1536)", "--sp", "--vpp V (=1)",
+        "--schedule gpipe|1f1b|interleaved", "--recompute none|selective|full (=selective)",
+        "--zero 0|1|2|3 (=0)", "--no-sp", "--no-overlap-dp",
+        "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)", "--all-ranks", "--trace FILE",
+        "--format table|json (=table)"}) {
     EXPECT_NE(help.find(text), std::string::npos) << text << "\n" << help;
   }
 }

@@ -20,16 +20,17 @@ std::string error_of(F&& f) {
 }
 
 TEST(ValidateArgsTest, DefaultsAndFlags) {
-  const ValidateRequest r = parse_validate_args({"--configs", "c.txt", "--hw", "h100-sxm-measured"});
+  const ValidateRequest r =
+      parse_validate_args({"--configs", "c.txt", "--hw", "h100-sxm-measured"});
   EXPECT_EQ(r.configs, "c.txt");
   EXPECT_EQ(r.out, "docs/validation");
   EXPECT_EQ(r.runs, "docs/validation/runs");
   EXPECT_EQ(r.warmup, 2);
   EXPECT_EQ(r.steps, 4);
   EXPECT_TRUE(r.leave_one_out);
-  const ValidateRequest s = parse_validate_args({"--configs", "c", "--hw", "h", "--out", "o", "--only",
-                                                 "a,b", "--steps", "3", "--report-only",
-                                                 "--no-leave-one-out"});
+  const ValidateRequest s =
+      parse_validate_args({"--configs", "c", "--hw", "h", "--out", "o", "--only", "a,b", "--steps",
+                           "3", "--report-only", "--no-leave-one-out"});
   EXPECT_EQ(s.runs, "o/runs");
   EXPECT_EQ(s.only, (std::vector<std::string>{"a", "b"}));
   EXPECT_EQ(s.steps, 3);
@@ -38,13 +39,17 @@ TEST(ValidateArgsTest, DefaultsAndFlags) {
 }
 
 TEST(ValidateArgsTest, RefusalsNameTheFlag) {
-  EXPECT_EQ(error_of<spec::FlagError>([] { parse_validate_args({"--hw", "h"}); }),
+  EXPECT_EQ(error_of<spec::FlagError>([] {
+              parse_validate_args({"--hw", "h"});
+            }),
             "--configs: is required: the configuration list");
-  EXPECT_EQ(error_of<spec::FlagError>([] { parse_validate_args({"--configs", "c"}); }),
+  EXPECT_EQ(error_of<spec::FlagError>([] {
+              parse_validate_args({"--configs", "c"});
+            }),
             "--hw: is required: the calibrated hardware profile");
-  EXPECT_EQ(error_of<spec::FlagError>(
-                [] { parse_validate_args({"--configs", "c", "--hw", "h", "--steps", "0"}); })
-                .rfind("--steps:", 0),
+  EXPECT_EQ(error_of<spec::FlagError>([] {
+              parse_validate_args({"--configs", "c", "--hw", "h", "--steps", "0"});
+            }).rfind("--steps:", 0),
             0u);
   EXPECT_EQ(error_of<spec::FlagError>([] {
               parse_validate_args({"--configs", "c", "--hw", "h", "--report-only", "--remeasure"});
@@ -76,8 +81,9 @@ TEST(ValidateArgsTest, ConfigListRefusalsNameFileLineAndFlag) {
             "c.txt:2: name: configuration 'a' is given twice");
   EXPECT_EQ(error_of<spec::SpecError>([] { parse_validation_configs("a --steps 3\n", "c.txt"); }),
             "c.txt:1: a: --steps is set by mpsim validate; remove it from the list");
-  EXPECT_EQ(error_of<spec::SpecError>([] { parse_validation_configs("a/b --gpus 1\n", "c.txt"); })
-                .rfind("c.txt:1: name: 'a/b' is not a configuration name", 0),
+  EXPECT_EQ(error_of<spec::SpecError>([] {
+              parse_validation_configs("a/b --gpus 1\n", "c.txt");
+            }).rfind("c.txt:1: name: 'a/b' is not a configuration name", 0),
             0u);
   EXPECT_EQ(error_of<spec::SpecError>([] { parse_validation_configs("# nothing\n", "c.txt"); }),
             "c.txt: no configuration (expected `<name> <flags>` lines)");

@@ -11,9 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "profiler/analyze/run_measurement.h"
 
@@ -22,14 +21,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* kPipeline = "--model gpt-bytes-tiny --gpus 2 --pp 2 --schedule 1f1b --mbs 2 --gbs 4 --synthetic";
+const char* kPipeline =
+    "--model gpt-bytes-tiny --gpus 2 --pp 2 --schedule 1f1b --mbs 2 --gbs 4 --synthetic";
 const char* kTensor = "--model gpt-bytes-tiny --gpus 2 --tp 2 --sp --mbs 2 --gbs 4 --synthetic";
 
 fs::path temp_dir() {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("mpsim-validate-test-" +
-                        std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-                        "-" + std::to_string(::getpid()));
+  const fs::path dir =
+      fs::temp_directory_path() /
+      ("mpsim-validate-test-" +
+       std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" +
+       std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir / "runs");
   return dir;
@@ -41,7 +42,8 @@ void store(const fs::path& dir, const std::string& name, const std::string& data
   json["config"] = name;
   json["flags"] = flags;
   json["rank_peak_memory_bytes"] = {40000000, 41000000};
-  json["measurement"] = profiler::to_json(profiler::measure_run(profiler::read_run_traces(database), 1));
+  json["measurement"] =
+      profiler::to_json(profiler::measure_run(profiler::read_run_traces(database), 1));
   std::ofstream(dir / "runs" / (name + ".json")) << json.dump();
 }
 
@@ -71,7 +73,8 @@ TEST(ValidateCommandTest, ReportsStoredMeasurements) {
   EXPECT_NE(md.find("| tp2sp | gpt-bytes-tiny | TP2 PP1 DP1 SP"), std::string::npos) << md;
   EXPECT_NE(md.find("iteration time, leave-one-out over runs"), std::string::npos);
   for (const char* name : {"pp2", "tp2sp"}) {
-    const nlohmann::json trace = nlohmann::json::parse(read(dir / "traces" / (std::string(name) + ".json")));
+    const nlohmann::json trace =
+        nlohmann::json::parse(read(dir / "traces" / (std::string(name) + ".json")));
     int measured = 0, simulated = 0;
     for (const auto& e : trace["traceEvents"]) {
       if (e["ph"] != "X") continue;
@@ -92,8 +95,9 @@ TEST(ValidateCommandTest, StaleOrMissingMeasurementsAreReported) {
                                    "--out", dir.string(), "--report-only", "--warmup", "1"},
                                   out, err);
   EXPECT_EQ(status, 1);
-  EXPECT_NE(err.str().find("pp2: " + (dir / "runs" / "pp2.json").string() + " measured other flags"),
-            std::string::npos)
+  EXPECT_NE(
+      err.str().find("pp2: " + (dir / "runs" / "pp2.json").string() + " measured other flags"),
+      std::string::npos)
       << err.str();
   EXPECT_NE(err.str().find("tp2sp: no measurement"), std::string::npos) << err.str();
   fs::remove_all(dir);

@@ -26,11 +26,11 @@ TimedWork work(double start, double end, OpCategory c, bool pipeline = false) {
 // nothing. Busy: GEMM 2, TP 1, PP 2, attention 1, DP 2. Idle: 10 - |[0,8)| = 2. Bubble: up to the
 // last pipeline compute op's end (6), the time without compute/TP/DP: [3,5) = 2.
 TEST(ComparisonTest, BusyBubbleAndIdleOfAHandTimeline) {
-  const CategorySeconds s = category_seconds(
-      {work(0, 2, OpCategory::kGemm, true), work(2, 3, OpCategory::kTpComm),
-       work(3, 5, OpCategory::kPpComm), work(5, 6, OpCategory::kAttention, true),
-       work(6, 8, OpCategory::kDpComm)},
-      10);
+  const CategorySeconds s =
+      category_seconds({work(0, 2, OpCategory::kGemm, true), work(2, 3, OpCategory::kTpComm),
+                        work(3, 5, OpCategory::kPpComm), work(5, 6, OpCategory::kAttention, true),
+                        work(6, 8, OpCategory::kDpComm)},
+                       10);
   EXPECT_DOUBLE_EQ(at(s, OpCategory::kGemm), 2);
   EXPECT_DOUBLE_EQ(at(s, OpCategory::kTpComm), 1);
   EXPECT_DOUBLE_EQ(at(s, OpCategory::kPpComm), 2);
@@ -43,8 +43,8 @@ TEST(ComparisonTest, BusyBubbleAndIdleOfAHandTimeline) {
 // Overlapping work is counted once in idle and bubble but fully in busy: GEMM [0,4) and DP
 // [1,6) over T = 8 -> busy 4 and 5, idle 8 - 6 = 2, bubble 0 (pipeline ends at 4, covered).
 TEST(ComparisonTest, OverlapCountsOnceInIdle) {
-  const CategorySeconds s = category_seconds(
-      {work(0, 4, OpCategory::kGemm, true), work(1, 6, OpCategory::kDpComm)}, 8);
+  const CategorySeconds s =
+      category_seconds({work(0, 4, OpCategory::kGemm, true), work(1, 6, OpCategory::kDpComm)}, 8);
   EXPECT_DOUBLE_EQ(at(s, OpCategory::kGemm), 4);
   EXPECT_DOUBLE_EQ(at(s, OpCategory::kDpComm), 5);
   EXPECT_DOUBLE_EQ(at(s, OpCategory::kIdle), 2);
@@ -81,7 +81,6 @@ TEST(ComparisonTest, CommunicationIsChargedTheShortestMembersTime) {
   EXPECT_NEAR(w[1].start_s, 8e-6, 1e-15);
 }
 
-
 TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
   const profiler::RunMeasurement run =
       profiler::measure_run(profiler::read_run_traces("traces/executor/pp2.sqlite"), 1);
@@ -94,7 +93,8 @@ TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
   options.detail = &detail;
   const report::SimulationResult result = report::simulate(model, hw, config, options);
   ASSERT_EQ(detail.graph.ranks.size(), 2u);
-  const ConfigComparison c = compare_configuration("pp2", "--pp 2", run, {100, 200}, result, detail);
+  const ConfigComparison c =
+      compare_configuration("pp2", "--pp 2", run, {100, 200}, result, detail);
   EXPECT_TRUE(c.compared_rank == 0 || c.compared_rank == 1);
   EXPECT_DOUBLE_EQ(c.measured_iteration_s, run.median_iteration_s());
   EXPECT_DOUBLE_EQ(c.predicted_iteration_s, result.iteration_time_s);
@@ -104,7 +104,7 @@ TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
     EXPECT_GT(at(c.measured, k), 0) << to_string(k);
     EXPECT_GT(at(c.predicted, k), 0) << to_string(k);
   }
-  EXPECT_EQ(at(c.predicted, OpCategory::kOther), 0);  // the simulator has no unattributed work
+  EXPECT_EQ(at(c.predicted, OpCategory::kOther), 0);   // the simulator has no unattributed work
   EXPECT_EQ(at(c.predicted, OpCategory::kTpComm), 0);  // TP 1
   EXPECT_EQ(c.measured_peak(), 200);
   ASSERT_EQ(c.predicted_peak_memory_bytes.size(), 2u);
@@ -112,10 +112,11 @@ TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
   // The simulated rank's busy, bubble and idle cannot exceed the iteration; idle <= iteration.
   EXPECT_LE(at(c.predicted, OpCategory::kIdle), result.iteration_time_s);
   EXPECT_LE(at(c.measured, OpCategory::kIdle), c.measured_iteration_s * 2);
-  EXPECT_THROW(compare_configuration("pp2", "", run, {}, result, [] {
-                 report::SimulationDetail one;
-                 return one;
-               }()),
+  EXPECT_THROW(compare_configuration("pp2", "", run, {}, result,
+                                     [] {
+                                       report::SimulationDetail one;
+                                       return one;
+                                     }()),
                std::invalid_argument);
 }
 

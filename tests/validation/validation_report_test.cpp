@@ -2,15 +2,15 @@
 // MAPE and worst case are known), the CSV's required columns, and the Markdown's tables.
 #include "validation/validation_report.h"
 
-#include <sstream>
-
 #include <gtest/gtest.h>
+
+#include <sstream>
 
 namespace mpsim::validation {
 namespace {
 
-ConfigComparison row(const std::string& name, double measured, double predicted, int64_t mem_measured,
-                     int64_t mem_predicted) {
+ConfigComparison row(const std::string& name, double measured, double predicted,
+                     int64_t mem_measured, int64_t mem_predicted) {
   ConfigComparison c;
   c.name = name;
   c.model = "gpt2-124m";
@@ -34,7 +34,8 @@ ConfigComparison row(const std::string& name, double measured, double predicted,
 
 // Errors +10 % and -20 %: MAPE 15 %, worst -20 %. Memory +5 % and 0 %: MAPE 2.5 %.
 TEST(ValidationReportTest, SummariesOfHandRows) {
-  const std::vector<ConfigComparison> rows = {row("a", 1.0, 1.1, 100, 105), row("b", 2.0, 1.6, 200, 200)};
+  const std::vector<ConfigComparison> rows = {row("a", 1.0, 1.1, 100, 105),
+                                              row("b", 2.0, 1.6, 200, 200)};
   const ErrorSummary it = iteration_summary(rows);
   EXPECT_EQ(it.count, 2);
   EXPECT_NEAR(it.mape, 0.15, 1e-12);
@@ -55,7 +56,8 @@ TEST(ValidationReportTest, CsvHasTheRequiredColumnsAndOneRowPerConfiguration) {
   const std::string header = csv_header();
   for (const char* column : {"config", "measured_iteration_s", "predicted_iteration_s",
                              "measured_peak_memory_bytes", "predicted_peak_memory_bytes"})
-    EXPECT_NE(("," + header + ",").find(std::string(",") + column + ","), std::string::npos) << column;
+    EXPECT_NE(("," + header + ",").find(std::string(",") + column + ","), std::string::npos)
+        << column;
   const std::string csv = csv_report({row("a", 1.0, 1.1, 100, 105), row("b", 2.0, 1.6, 200, 200)});
   std::istringstream lines(csv);
   std::vector<std::string> all;

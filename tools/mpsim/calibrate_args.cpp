@@ -89,10 +89,9 @@ CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args) {
   if (vm.count("gpus")) {
     request.gpus = parse_integer("--gpus", vm["gpus"].as<std::string>(), 1, 1024);
   }
-  for (const auto& [given, flag] : {std::pair{request.quick, "--quick"},
-                                    std::pair{!request.bench.empty(), "--bench"},
-                                    std::pair{!request.models.empty(), "--models"},
-                                    std::pair{request.gpus > 0, "--gpus"}}) {
+  for (const auto& [given, flag] :
+       {std::pair{request.quick, "--quick"}, std::pair{!request.bench.empty(), "--bench"},
+        std::pair{!request.models.empty(), "--models"}, std::pair{request.gpus > 0, "--gpus"}}) {
     if (given && !request.from.empty()) {
       throw FlagError(flag, "only applies when measuring; --from fits databases already recorded");
     }

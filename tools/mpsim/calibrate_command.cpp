@@ -4,12 +4,12 @@
 #include <fcntl.h>
 #include <google/protobuf/text_format.h>
 #include <google/protobuf/util/message_differencer.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -18,16 +18,16 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
 #include <stdexcept>
 
 #include "profiler/analyze/run_measurement.h"
 #include "profiler/calibrate/calibrate_profile.h"
-#include "profiler/calibrate/op_points.h"
 #include "profiler/calibrate/model_gemm_grid.h"
 #include "profiler/calibrate/model_points.h"
+#include "profiler/calibrate/op_points.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/calibrate_args.h"
@@ -39,8 +39,6 @@ namespace mpsim::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-
 
 // The bench's GEMM axes from the models of `folder` on `base`, as flags; the grid is reported.
 std::vector<std::string> gemm_grid_flags(const std::vector<spec::ModelSpec>& specs,
@@ -86,9 +84,8 @@ int64_t local_gpu_count() {
 
 // The models' exact shapes on `gpus` GPUs (model_points.h), written to `file` for the bench's
 // --points; reported.
-void write_point_list(const std::vector<spec::ModelSpec>& models,
-                                       const spec::HardwareProfile& base, int64_t gpus,
-                                       const std::string& file, std::ostream& err) {
+void write_point_list(const std::vector<spec::ModelSpec>& models, const spec::HardwareProfile& base,
+                      int64_t gpus, const std::string& file, std::ostream& err) {
   profiler::ModelPointsOptions options;
   options.gpus = gpus;
   const profiler::ModelPoints points = profiler::model_points(
@@ -99,10 +96,10 @@ void write_point_list(const std::vector<spec::ModelSpec>& models,
   char work[96];
   std::snprintf(work, sizeof work, "%.2g GEMM FLOP, %.2g attention FLOP, %.2g collective bytes",
                 points.gemm_flop, points.attention_flop, points.collective_bytes);
-  err << "mpsim calibrate: " << points.size() << " exact shapes of the models' graphs on "
-      << gpus << " GPU(s) (" << points.gemm.size() << " GEMM, " << points.attention.size()
-      << " attention, " << points.collective.size() << " collective; from " << points.graphs
-      << " graphs; " << work << " a repetition) in " << file << "\n";
+  err << "mpsim calibrate: " << points.size() << " exact shapes of the models' graphs on " << gpus
+      << " GPU(s) (" << points.gemm.size() << " GEMM, " << points.attention.size() << " attention, "
+      << points.collective.size() << " collective; from " << points.graphs << " graphs; " << work
+      << " a repetition) in " << file << "\n";
   for (const std::string& note : points.notes) {
     err << "mpsim calibrate: note: point list: " << note << "\n";
   }
@@ -242,7 +239,6 @@ std::string profile_text(const spec::HardwareProfile& profile) {
   return text;
 }
 
-
 }  // namespace
 
 std::string find_calibration_bench(const std::string& self) {
@@ -296,8 +292,9 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> databases, runs;
   for (const std::string& db : request.from) {
     if (profiler::run_database_files(db).empty())
-      throw spec::SpecError(db, 0, "", "no such file, nor per-rank files " +
-                                           profiler::rank_path(db, 0, 0) + ", ... (--from)");
+      throw spec::SpecError(
+          db, 0, "",
+          "no such file, nor per-rank files " + profiler::rank_path(db, 0, 0) + ", ... (--from)");
     (is_executor_run(db) ? runs : databases).push_back(db);
   }
   const bool measured_here = request.from.empty();
@@ -341,11 +338,12 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   for (const std::string& note : report.notes) err << "mpsim calibrate: note: " << note << "\n";
   for (const std::string& fit : report.fitted) err << "mpsim calibrate: fitted " << fit << "\n";
 
-  std::string header = "Hardware profile '" + profile.name() + "', written by `mpsim calibrate` " +
-                       info.date + " (UTC):\nthe base profile '" + base.name() +
-                       "' (its datasheet and assumed numbers kept) with tables measured under the\n"
-                       "project's profiler (profiler/bench/calibration_bench, and op times of profiled\n"
-                       "executor runs at exact shapes), from:";
+  std::string header =
+      "Hardware profile '" + profile.name() + "', written by `mpsim calibrate` " + info.date +
+      " (UTC):\nthe base profile '" + base.name() +
+      "' (its datasheet and assumed numbers kept) with tables measured under the\n"
+      "project's profiler (profiler/bench/calibration_bench, and op times of profiled\n"
+      "executor runs at exact shapes), from:";
   for (const std::string& source : report.sources) header += "\n  " + source;
   header += "\nCommand: " + info.command +
             "\nWhere each number comes from: the provenance and source fields. Table names, keys "

@@ -12,8 +12,8 @@
 // GEMM, attention and collective shapes on the local GPUs (--gpus, else the entries of
 // $CUDA_VISIBLE_DEVICES, else the /dev/nvidia<N> devices; profiler/calibrate/model_points.h),
 // whose measurements the fit writes into the .exact tables and keeps off the grids
-// (CalibrationInfo::listed_ranges). Everything is found from the mpsim binary or a flag, so that a build tree
-// carried to a GPU machine works from any directory:
+// (CalibrationInfo::listed_ranges). Everything is found from the mpsim binary or a flag, so that a
+// build tree carried to a GPU machine works from any directory:
 //   the bench      --bench, else <mpsim dir>/../../profiler/bench/calibration_bench (the build
 //                  tree), else <mpsim dir>/calibration_bench (installed side by side);
 //   the injection  `mpsim profile`'s rule: $MPSIM_INJECT_LIB, else libmpsim_inject.so in

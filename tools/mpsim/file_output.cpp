@@ -26,8 +26,8 @@ void write_atomically(const std::string& path, const std::string& text, const st
   std::string temp = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
   const int fd = mkstemp(temp.data());
   if (fd < 0) {
-    throw std::runtime_error("cannot create a temporary file in '" + dir.string() +
-                             "' for " + flag + ": " + std::strerror(errno));
+    throw std::runtime_error("cannot create a temporary file in '" + dir.string() + "' for " +
+                             flag + ": " + std::strerror(errno));
   }
   std::size_t written = 0;
   while (written < text.size()) {

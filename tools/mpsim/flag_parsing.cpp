@@ -17,8 +17,7 @@ const Choices<spec::RankOrder> kRankOrderChoices = {{"tp-dp-pp", spec::TP_DP_PP}
 const Choices<int64_t> kZeroChoices = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
 const Choices<bool> kOnOffChoices = {{"on", true}, {"off", false}};
 
-int64_t parse_integer(const std::string& flag, const std::string& text, int64_t min,
-                      int64_t max) {
+int64_t parse_integer(const std::string& flag, const std::string& text, int64_t min, int64_t max) {
   int64_t result = 0;
   const char* end = text.data() + text.size();
   auto [ptr, error] = std::from_chars(text.data(), end, result);

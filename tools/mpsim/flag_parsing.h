@@ -3,13 +3,12 @@
 // style: `--schedule: 'foo' is not one of gpipe, 1f1b, interleaved`.
 #pragma once
 
+#include <boost/program_options.hpp>
 #include <cstdint>
 #include <limits>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <boost/program_options.hpp>
 
 #include "simulator/spec/parallel_config.pb.h"
 #include "simulator/spec/spec_error.h"
@@ -43,19 +42,21 @@ int64_t parse_integer(const std::string& flag, const std::string& text, int64_t 
 // Parses `args` (the words after the subcommand) against `options`; words that are not flags
 // are errors. `command` names the subcommand in messages ("simulate").
 boost::program_options::variables_map parse_flags(
-    const std::vector<std::string>& args, const boost::program_options::options_description& options,
-    const std::string& command);
+    const std::vector<std::string>& args,
+    const boost::program_options::options_description& options, const std::string& command);
 
 // The same, with one positional argument: the first word that is not a flag is stored under
 // `positional_name`, which `options` must declare (e.g. "database"); further words are errors.
 boost::program_options::variables_map parse_flags(
-    const std::vector<std::string>& args, const boost::program_options::options_description& options,
-    const std::string& command, const std::string& positional_name);
+    const std::vector<std::string>& args,
+    const boost::program_options::options_description& options, const std::string& command,
+    const std::string& positional_name);
 
 // The parallel-layout flags that `simulate` and `train` both declare: --gpus --tp --pp --dp
 // --mbs --gbs --vpp --schedule (default 1f1b, or interleaved with --vpp > 1) --recompute, read
 // into `config`; --sp and --no-sp may not both be given. sequence_parallel is left to the
 // caller, whose defaults differ.
-void read_layout_flags(const boost::program_options::variables_map& vm, spec::ParallelConfig& config);
+void read_layout_flags(const boost::program_options::variables_map& vm,
+                       spec::ParallelConfig& config);
 
 }  // namespace mpsim::cli

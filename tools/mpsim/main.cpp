@@ -60,14 +60,16 @@ const Subcommand kSubcommands[] = {
 
 std::string subcommand_names() {
   std::string names;
-  for (const Subcommand& s : kSubcommands) names += (names.empty() ? "" : ", ") + std::string(s.name);
+  for (const Subcommand& s : kSubcommands)
+    names += (names.empty() ? "" : ", ") + std::string(s.name);
   return names;
 }
 
 void print_usage(std::ostream& out) {
   out << "usage: mpsim <subcommand> [flags]\n"
          "       mpsim <subcommand> --help\n\n"
-         "mpsim predicts, measures and explains the performance of distributed transformer training.\n\n"
+         "mpsim predicts, measures and explains the performance of distributed transformer "
+         "training.\n\n"
          "subcommands:\n";
   size_t width = 0;
   for (const Subcommand& s : kSubcommands) width = std::max(width, std::string(s.name).size());

@@ -24,8 +24,7 @@ po::options_description profile_options() {
 
 ProfileRequest parse_profile_args(const std::vector<std::string>& args) {
   const auto dashes = std::find(args.begin(), args.end(), "--");
-  const po::variables_map vm =
-      parse_flags({args.begin(), dashes}, profile_options(), "profile");
+  const po::variables_map vm = parse_flags({args.begin(), dashes}, profile_options(), "profile");
   ProfileRequest request;
   request.help = vm.count("help") > 0;
   if (request.help) return request;

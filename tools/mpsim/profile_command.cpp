@@ -40,7 +40,8 @@ int run_child(const std::vector<std::string>& command,
     _exit(error == ENOENT ? 127 : 126);
   }
   // The terminal's Ctrl-C reaches the child (same process group); we wait for it to end.
-  struct sigaction ignore {}, old_int {}, old_term {};
+  struct sigaction ignore {
+  }, old_int{}, old_term{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGINT, &ignore, &old_int);
   sigaction(SIGTERM, &ignore, &old_term);
@@ -59,7 +60,8 @@ std::string rank_glob(const std::string& pattern) {
   constexpr int64_t kPid = 5463728190;
   std::string path = profiler::rank_path(pattern, kRank, kPid);
   for (const std::string& marker : {std::to_string(kRank), std::to_string(kPid)}) {
-    for (size_t at; (at = path.find(marker)) != std::string::npos;) path.replace(at, marker.size(), "*");
+    for (size_t at; (at = path.find(marker)) != std::string::npos;)
+      path.replace(at, marker.size(), "*");
   }
   return path;
 }
@@ -69,7 +71,8 @@ std::string rank_glob(const std::string& pattern) {
 std::string find_inject_library(const std::string& self, const std::string& override_path) {
   if (!override_path.empty()) {
     if (fs::exists(override_path)) return fs::absolute(override_path).string();
-    throw std::runtime_error("MPSIM_INJECT_LIB names '" + override_path + "', which does not exist");
+    throw std::runtime_error("MPSIM_INJECT_LIB names '" + override_path +
+                             "', which does not exist");
   }
   const fs::path dir = fs::path(self).parent_path();
   for (const fs::path& candidate : {dir / "../../profiler/cupti" / kLibraryName, dir / kLibraryName,

@@ -15,7 +15,8 @@ std::vector<std::unordered_map<std::string, double>> measured_seconds_by_graph_r
   for (size_t r = 0; r < graph.ranks.size(); ++r)
     for (const profiler::RankRun& rank : run.ranks)
       if (rank.rank == graph.ranks[r].global_rank)
-        for (size_t i = 0; i < rank.op_names.size(); ++i) out[r][rank.op_names[i]] = rank.op_seconds[i];
+        for (size_t i = 0; i < rank.op_names.size(); ++i)
+          out[r][rank.op_names[i]] = rank.op_seconds[i];
   return out;
 }
 
@@ -27,8 +28,9 @@ TrainRequest train_request_from_command(const std::string& command, const std::s
   while (at < words.size() && words[at] != "train") ++at;
   if (at == words.size())
     throw spec::SpecError(source, 0, "command",
-                          "'" + command + "' is not an `mpsim train` run; expected a database "
-                          "recorded by `mpsim profile -- mpsim train ...`");
+                          "'" + command +
+                              "' is not an `mpsim train` run; expected a database "
+                              "recorded by `mpsim profile -- mpsim train ...`");
   try {
     return parse_train_args({words.begin() + static_cast<long>(at) + 1, words.end()});
   } catch (const spec::FlagError& e) {
@@ -43,8 +45,8 @@ std::vector<spec::CalibratedTable> op_tables_from_run(const profiler::RunMeasure
   spec::ModelSpec model = spec::load_model_spec(request.model);
   model.set_dropout(0);  // the executor trains without dropout
   // Any profile validates a layout; the graph's shapes do not depend on the hardware.
-  const spec::ParallelConfig config =
-      spec::validate_parallel_config(request.options.config, model, spec::load_hardware("h100-sxm"));
+  const spec::ParallelConfig config = spec::validate_parallel_config(
+      request.options.config, model, spec::load_hardware("h100-sxm"));
   graph::GraphOptions options;
   options.all_ranks = true;
   const graph::TrainingGraph g = graph::build_training_graph(model, config, options);

@@ -3,12 +3,11 @@
 // the flag and the allowed values in one style: `--schedule: 'foo' is not one of gpipe, ...`.
 #include "tools/mpsim/simulate_args.h"
 
+#include <boost/program_options.hpp>
 #include <charconv>
 #include <cstdint>
 #include <sstream>
 #include <utility>
-
-#include <boost/program_options.hpp>
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/flag_parsing.h"
@@ -27,35 +26,34 @@ po::options_description flag_descriptions() {
   auto text = [](const char* fallback, const char* name) {
     return po::value<std::string>()->default_value(fallback)->value_name(name);
   };
-  d.add_options()
-      ("help,h", "print this help")
-      ("model", text("gpt3-175b", "M"),
-       "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")
-      ("hw", text("h100-sxm", "H"),
-       "hardware: a name in hw_profiles/ or a path to a HardwareProfile textproto")
-      ("gpus", text("1024", "N"), "number of GPUs")
-      ("tp", text("8", "T"), "tensor-parallel size (GPUs)")
-      ("pp", text("16", "P"), "pipeline-parallel size (stages)")
-      ("dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")
-      ("mbs", text("1", "B"), "micro-batch size (sequences)")
-      ("gbs", text("1536", "G"), "global batch size (sequences per iteration)")
-      ("sp", "sequence parallelism (shard norms and dropout over the TP group); the default "
-             "when --tp > 1")
-      ("no-sp", "no sequence parallelism")
-      ("vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")
-      ("schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
-       "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")
-      ("recompute", text("selective", "none|selective|full"),
-       "activation recomputation: selective = attention core, full = whole layer")
-      ("zero", text("0", "0|1|2|3"),
-       "ZeRO stage: 1 shards optimizer state over DP, 2 also gradients, 3 also weights")
-      ("no-overlap-dp", "do not overlap DP gradient reduction with the backward pass")
-      ("rank-order", text("tp-dp-pp", "tp-dp-pp|tp-pp-dp"),
-       "how parallel dimensions map to global ranks, innermost first")
-      ("all-ranks", "simulate every rank, not one representative per pipeline stage")
-      ("trace", po::value<std::string>()->value_name("FILE"),
-       "write a Chrome trace (JSON, times in us) of the iteration to FILE")
-      ("format", text("table", "table|json"), "output format");
+  d.add_options()("help,h", "print this help")(
+      "model", text("gpt3-175b", "M"),
+      "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")(
+      "hw", text("h100-sxm", "H"),
+      "hardware: a name in hw_profiles/ or a path to a HardwareProfile textproto")(
+      "gpus", text("1024", "N"), "number of GPUs")(
+      "tp", text("8", "T"), "tensor-parallel size (GPUs)")("pp", text("16", "P"),
+                                                           "pipeline-parallel size (stages)")(
+      "dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")(
+      "mbs", text("1", "B"), "micro-batch size (sequences)")(
+      "gbs", text("1536", "G"), "global batch size (sequences per iteration)")(
+      "sp",
+      "sequence parallelism (shard norms and dropout over the TP group); the default "
+      "when --tp > 1")("no-sp", "no sequence parallelism")(
+      "vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")(
+      "schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
+      "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")(
+      "recompute", text("selective", "none|selective|full"),
+      "activation recomputation: selective = attention core, full = whole layer")(
+      "zero", text("0", "0|1|2|3"),
+      "ZeRO stage: 1 shards optimizer state over DP, 2 also gradients, 3 also weights")(
+      "no-overlap-dp", "do not overlap DP gradient reduction with the backward pass")(
+      "rank-order", text("tp-dp-pp", "tp-dp-pp|tp-pp-dp"),
+      "how parallel dimensions map to global ranks, innermost first")(
+      "all-ranks", "simulate every rank, not one representative per pipeline stage")(
+      "trace", po::value<std::string>()->value_name("FILE"),
+      "write a Chrome trace (JSON, times in us) of the iteration to FILE")(
+      "format", text("table", "table|json"), "output format");
   return d;
 }
 
@@ -82,7 +80,9 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   read_layout_flags(vm, c);
   // Megatron-LM's recipe for large models (Korthikanti et al. 2022): SP with TP, selective
   // recompute; so the defaults describe a configuration that fits, not one that runs out.
-  c.set_sequence_parallel(vm.count("sp") ? true : vm.count("no-sp") ? false : c.tensor_parallel() > 1);
+  c.set_sequence_parallel(vm.count("sp")      ? true
+                          : vm.count("no-sp") ? false
+                                              : c.tensor_parallel() > 1);
   c.set_zero_stage(choose("--zero", text("zero"), kZeroChoices));
   c.set_overlap_dp_comm(vm.count("no-overlap-dp") == 0);
   c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrderChoices));

@@ -110,7 +110,8 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   fixed("max-mbs", c.max_mbs);
   if (vm.count("sp")) c.sp = choose("--sp", text("sp"), kOnOffChoices);
   if (vm.count("schedule")) c.schedule = choose("--schedule", text("schedule"), kScheduleChoices);
-  if (vm.count("recompute")) c.recompute = choose("--recompute", text("recompute"), kRecomputeChoices);
+  if (vm.count("recompute"))
+    c.recompute = choose("--recompute", text("recompute"), kRecomputeChoices);
   if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroChoices);
   return request;
 }

@@ -70,8 +70,9 @@ po::options_description flag_descriptions() {
       "data", text(kDefaultTrainData, "FILE"),
       "byte-level text corpus; a relative path is looked up as described above")(
       "synthetic", "train on uniform random tokens instead of a corpus (conflicts with --data)")(
-      "dry-run", "start the ranks (locally or as Slurm tasks) and their rendezvous, print each "
-                 "rank's place in the layout as a JSON line, and stop before touching a GPU")(
+      "dry-run",
+      "start the ranks (locally or as Slurm tasks) and their rendezvous, print each "
+      "rank's place in the layout as a JSON line, and stop before touching a GPU")(
       "lr", text(str(defaults.lr), "X"), "peak learning rate (AdamW), reached after --warmup")(
       "min-lr", text(str(defaults.min_lr), "X"),
       "learning rate at the last step: cosine decay from --lr down to it")(

@@ -6,14 +6,12 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <stdexcept>
 
-#include <nlohmann/json.hpp>
-
-#include "executor/core/rank_layout.h"
-
 #include "executor/core/launch.h"
+#include "executor/core/rank_layout.h"
 #include "executor/core/train_options.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
@@ -61,7 +59,8 @@ int check_launch(const executor::TrainOptions& options, const executor::LaunchEn
     line["dp_group"] = l.dp_group;
     line["pp_group"] = l.pp_group;
     std::vector<std::vector<int64_t>> layers;
-    for (int c = 0; c < l.chunks; ++c) layers.push_back({l.first_layer(c), l.first_layer(c) + l.layers_per_chunk - 1});
+    for (int c = 0; c < l.chunks; ++c)
+      layers.push_back({l.first_layer(c), l.first_layer(c) + l.layers_per_chunk - 1});
     line["layers"] = layers;
     out << line.dump() + "\n" << std::flush;  // one write per rank: lines do not interleave
     return 0;

@@ -1,10 +1,9 @@
 // Parsing of `mpsim validate` flags and configuration lists; see validate_args.h.
 #include "tools/mpsim/validate_args.h"
 
+#include <boost/program_options.hpp>
 #include <set>
 #include <sstream>
-
-#include <boost/program_options.hpp>
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/flag_parsing.h"
@@ -40,7 +39,8 @@ po::options_description flag_descriptions() {
 bool valid_name(const std::string& name) {
   if (name.empty()) return false;
   for (char c : name)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-'))
+      return false;
   return true;
 }
 
@@ -67,7 +67,8 @@ ValidateRequest parse_validate_args(const std::vector<std::string>& args) {
   if (vm.count("only")) {
     std::stringstream list(text("only"));
     for (std::string name; std::getline(list, name, ',');) {
-      if (!valid_name(name)) throw FlagError("--only", "'" + name + "' is not a configuration name");
+      if (!valid_name(name))
+        throw FlagError("--only", "'" + name + "' is not a configuration name");
       r.only.push_back(name);
     }
   }
@@ -111,13 +112,14 @@ std::vector<ValidationConfig> parse_validation_configs(const std::string& text,
     c.line = number;
     c.flags.assign(w.begin() + 1, w.end());
     if (!valid_name(c.name))
-      throw spec::SpecError(file, number, "name",
-                            "'" + c.name + "' is not a configuration name (letters, digits, '.', '_', '-')");
+      throw spec::SpecError(
+          file, number, "name",
+          "'" + c.name + "' is not a configuration name (letters, digits, '.', '_', '-')");
     if (!names.insert(c.name).second)
       throw spec::SpecError(file, number, "name", "configuration '" + c.name + "' is given twice");
     for (const std::string& f : c.flags)
-      if (f == "--steps" || f.rfind("--steps=", 0) == 0 || f == "--log" || f.rfind("--log=", 0) == 0 ||
-          f == "--dry-run")
+      if (f == "--steps" || f.rfind("--steps=", 0) == 0 || f == "--log" ||
+          f.rfind("--log=", 0) == 0 || f == "--dry-run")
         throw spec::SpecError(file, number, c.name,
                               f + " is set by mpsim validate; remove it from the list");
     try {
@@ -125,7 +127,8 @@ std::vector<ValidationConfig> parse_validation_configs(const std::string& text,
     } catch (const FlagError& e) {
       throw spec::SpecError(file, number, c.name, e.what());
     }
-    if (c.request.help) throw spec::SpecError(file, number, c.name, "--help is not a configuration");
+    if (c.request.help)
+      throw spec::SpecError(file, number, c.name, "--help is not a configuration");
     configs.push_back(std::move(c));
   }
   if (configs.empty())

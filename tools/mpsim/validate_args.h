@@ -23,17 +23,17 @@ namespace mpsim::cli {
 
 struct ValidateRequest {
   bool help = false;
-  std::string configs;                    // --configs FILE
-  std::string hw;                         // --hw: the microbenchmark-calibrated profile
-  std::string out = "docs/validation";    // --out: report.md, results.csv, traces/
-  std::string runs;                       // --runs: measurements (default <out>/runs)
-  std::vector<std::string> only;          // --only: names to run and report (default: all)
-  int64_t warmup = 2;                     // --warmup: iterations excluded
-  int64_t steps = 4;                      // --steps: measured iterations
-  bool report_only = false;               // --report-only: never run the executor
-  bool remeasure = false;                 // --remeasure: run even where a measurement exists
-  bool keep_databases = false;            // --keep-databases: keep the profiled SQLite files
-  bool leave_one_out = true;              // --no-leave-one-out: skip the second prediction
+  std::string configs;                  // --configs FILE
+  std::string hw;                       // --hw: the microbenchmark-calibrated profile
+  std::string out = "docs/validation";  // --out: report.md, results.csv, traces/
+  std::string runs;                     // --runs: measurements (default <out>/runs)
+  std::vector<std::string> only;        // --only: names to run and report (default: all)
+  int64_t warmup = 2;                   // --warmup: iterations excluded
+  int64_t steps = 4;                    // --steps: measured iterations
+  bool report_only = false;             // --report-only: never run the executor
+  bool remeasure = false;               // --remeasure: run even where a measurement exists
+  bool keep_databases = false;          // --keep-databases: keep the profiled SQLite files
+  bool leave_one_out = true;            // --no-leave-one-out: skip the second prediction
 };
 
 ValidateRequest parse_validate_args(const std::vector<std::string>& args);
@@ -43,7 +43,7 @@ struct ValidationConfig {
   std::string name;
   std::vector<std::string> flags;  // the train flags as written
   int line = 0;
-  TrainRequest request;            // the flags parsed
+  TrainRequest request;  // the flags parsed
 };
 
 std::vector<ValidationConfig> parse_validation_configs(const std::string& text,

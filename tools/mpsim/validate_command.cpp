@@ -6,14 +6,13 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
-
-#include <nlohmann/json.hpp>
 
 #include "profiler/analyze/run_measurement.h"
 #include "profiler/calibrate/op_points.h"
@@ -65,7 +64,8 @@ StoredRun load_stored_run(const std::string& path) {
     throw std::runtime_error(path + ": not JSON (" + e.what() + ")");
   }
   StoredRun stored;
-  stored.run = profiler::run_measurement_from_json(json.value("measurement", nlohmann::json()), path);
+  stored.run =
+      profiler::run_measurement_from_json(json.value("measurement", nlohmann::json()), path);
   stored.flags = json.value("flags", std::string());
   stored.rank_peak_memory_bytes = json.value("rank_peak_memory_bytes", std::vector<int64_t>());
   return stored;
@@ -96,7 +96,8 @@ std::string measure(const ValidationConfig& c, const ValidateRequest& request, s
   const std::string log = stem + ".log.jsonl";
   std::vector<std::string> argv = {self, "profile", "-o", database, "--", self, "train"};
   argv.insert(argv.end(), c.flags.begin(), c.flags.end());
-  argv.insert(argv.end(), {"--steps", std::to_string(request.warmup + request.steps), "--log", log});
+  argv.insert(argv.end(),
+              {"--steps", std::to_string(request.warmup + request.steps), "--log", log});
   err << "mpsim validate: " << c.name << ": " << command_line(argv) << "\n" << std::flush;
   fs::remove(log);
   const int status = run_with_stdout(argv, stem + ".stdout");
@@ -233,8 +234,9 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
     for (const Prepared& p : prepared) {
       const std::string provenance = "learned from the run of `mpsim train " + p.stored.flags +
                                      "` (" + p.stored.run.gpu + ", " + p.stored.run.date + ")";
-      learned.push_back(profiler::learn_op_tables(p.detail->graph, measured_seconds_by_graph_rank(p.detail->graph, p.stored.run),
-                                                  provenance, nullptr));
+      learned.push_back(profiler::learn_op_tables(
+          p.detail->graph, measured_seconds_by_graph_rank(p.detail->graph, p.stored.run),
+          provenance, nullptr));
     }
     for (size_t i = 0; i < prepared.size(); ++i) {
       spec::HardwareProfile merged = profile;
@@ -251,9 +253,8 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
     const Prepared& p = prepared[i];
     validation::ConfigComparison row;
     try {
-      row = validation::compare_configuration(p.config->name, joined(p.config->flags),
-                                              p.stored.run, p.stored.rank_peak_memory_bytes,
-                                              p.result, *p.detail);
+      row = validation::compare_configuration(p.config->name, joined(p.config->flags), p.stored.run,
+                                              p.stored.rank_peak_memory_bytes, p.result, *p.detail);
     } catch (const std::invalid_argument& e) {
       failures.push_back(p.config->name + ": " + e.what());
       continue;
@@ -270,7 +271,8 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
     machines.insert(p.stored.run.gpu + " (host " + p.stored.run.hostname + ")");
     dates.insert(p.stored.run.date);
   }
-  for (const std::string& m : machines) context.machine += (context.machine.empty() ? "" : "; ") + m;
+  for (const std::string& m : machines)
+    context.machine += (context.machine.empty() ? "" : "; ") + m;
   for (const std::string& d : dates) context.date += (context.date.empty() ? "" : ", ") + d;
   context.profile = request.hw + " (" + profile.name() + ")";
   context.profile_provenance = profile.provenance();
@@ -293,8 +295,8 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
   write_atomically((fs::path(request.out) / "results.csv").string(), validation::csv_report(rows),
                    "--out");
   const validation::ErrorSummary s = validation::iteration_summary(rows);
-  out << "validated " << rows.size() << " configurations: iteration time MAPE "
-      << 100 * s.mape << " %, worst " << 100 * s.worst << " % (" << s.worst_config << ")";
+  out << "validated " << rows.size() << " configurations: iteration time MAPE " << 100 * s.mape
+      << " %, worst " << 100 * s.worst << " % (" << s.worst_config << ")";
   if (const auto l = validation::loo_iteration_summary(rows))
     out << "; leave-one-out MAPE " << 100 * l->mape << " %, worst " << 100 * l->worst << " %";
   out << "\nreport: " << (fs::path(request.out) / "report.md").string() << "\n";

@@ -689,9 +689,9 @@ CrossEntropyReference cross_entropy_reference(const CrossEntropyCase& cs,
     ref.loss += std::log(g.sums[r]) + g.row_max[r] - g.target[r];
     for (int64_t j = 0; j < cs.vocab; ++j)
       ref.grad[r * cs.padded + j] =
-          grad_scale * (std::exp(__bfloat162float(in.logits[r * cs.padded + j]) - g.row_max[r]) /
-                            g.sums[r] -
-                        (j == in.targets[r]));
+          grad_scale *
+          (std::exp(__bfloat162float(in.logits[r * cs.padded + j]) - g.row_max[r]) / g.sums[r] -
+           (j == in.targets[r]));
   }
   return ref;
 }
@@ -706,8 +706,8 @@ struct CrossEntropyRun {
   double loss = 0.0;
   std::vector<double> grad;  // [rows, padded]
 };
-CrossEntropyRun run_cross_entropy(const CrossEntropyCase& cs, const CrossEntropyInput& in,
-                                  int tp, float grad_scale, bool unaligned_last) {
+CrossEntropyRun run_cross_entropy(const CrossEntropyCase& cs, const CrossEntropyInput& in, int tp,
+                                  float grad_scale, bool unaligned_last) {
   const int64_t rows = cs.rows, local = cs.padded / tp;
   DeviceArray<int32_t> d_targets(in.targets);
   std::vector<std::unique_ptr<DeviceArray<bf16>>> d_logits;
@@ -906,7 +906,7 @@ TEST_F(KernelsTest, AdamWMatchesTorchFormula) {
                    want_w, 1e-6, 1e-6, "master");
       expect_close(to_double(std::vector<float>(m.begin() + offset, m.begin() + offset + n)),
                    want_m, 1e-5, 1e-10, "m");  // b1 m + (1 - b1) g may cancel: fp32 terms
-                                                 // of ~1e-3 leave ~1e-10 absolute
+                                               // of ~1e-3 leave ~1e-10 absolute
       expect_close(to_double(std::vector<float>(v.begin() + offset, v.begin() + offset + n)),
                    want_v, 1e-5, 1e-14, "v");
       if (with_mask_and_model) {

@@ -4,12 +4,12 @@
 // significant bits (relative 2^-9) after every op, and a gradient passes through a few dozen
 // rounded ops, so a few per cent relative error in a whole tensor's gradient is expected and
 // ten per cent is a bug; the loss, one reduction of well-conditioned values, must agree to 1%.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdio>
 #include <string>
-
-#include <cuda_runtime.h>
-#include <gtest/gtest.h>
 
 #include "executor/core/gpt_params.h"
 #include "executor/core/reference_gpt.h"
@@ -91,7 +91,8 @@ void compare_with_reference(const TrainOptions& options) {
   const graph::ModelDims dims = graph::model_dims(options.model);
   const GptCatalogue catalogue = make_gpt_catalogue(dims, 1, options.init_std);
   Tensors params;
-  for (const auto& [name, values] : weights) params[name] = std::vector<double>(values.begin(), values.end());
+  for (const auto& [name, values] : weights)
+    params[name] = std::vector<double>(values.begin(), values.end());
   const int64_t batch = options.config.global_batch_size();
   std::vector<int32_t> tokens(static_cast<size_t>(batch * (dims.seq + 1)));
   make_synthetic_source(dims.vocab, dims.seq, options.seed)->fill(0, 0, batch, tokens.data());

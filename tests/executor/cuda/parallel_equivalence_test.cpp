@@ -2,16 +2,16 @@
 // must follow one GPU's loss trajectory (they compute the same mathematical function; only the
 // order of bf16 roundings and fp32 reductions differs), recomputation must change memory and not
 // results, and a small model must learn the shipped text. Needs 2 GPUs for the parallel cases.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <cuda_runtime.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "executor/core/token_data.h"
 
@@ -27,13 +27,15 @@ struct TrainRun {
   std::vector<double> activations;  // peak activation bytes per iteration
 };
 
-TrainRun train(const std::string& flags, const std::string& model = "gpt-bytes-tiny", int steps = 20) {
-  const std::string log = testing::TempDir() + "mpsim_train_" + std::to_string(std::rand()) + ".jsonl";
+TrainRun train(const std::string& flags, const std::string& model = "gpt-bytes-tiny",
+               int steps = 20) {
+  const std::string log =
+      testing::TempDir() + "mpsim_train_" + std::to_string(std::rand()) + ".jsonl";
   std::remove(log.c_str());
   // A hang (a deadlock would be a bug) fails the test instead of stalling it.
-  const std::string command = "timeout 300 " + std::string(MPSIM_BINARY) + " train --model " + model +
-                              " --steps " + std::to_string(steps) + " --seed 3 --log " + log + " " +
-                              flags;
+  const std::string command = "timeout 300 " + std::string(MPSIM_BINARY) + " train --model " +
+                              model + " --steps " + std::to_string(steps) + " --seed 3 --log " +
+                              log + " " + flags;
   std::printf("%s\n", command.c_str());
   std::fflush(stdout);
   EXPECT_EQ(std::system(command.c_str()), 0) << command;
@@ -53,12 +55,14 @@ TrainRun train(const std::string& flags, const std::string& model = "gpt-bytes-t
 // bf16 trajectories of the same computation drift apart by rounding only: a few thousandths of a
 // nat per step at this size. A wrong gradient (a missing TP reduction, a mismatched pipeline
 // tensor, a double-counted bucket) moves the loss by tenths within a few steps.
-void expect_same_trajectory(const TrainRun& reference, const TrainRun& run, const std::string& what) {
+void expect_same_trajectory(const TrainRun& reference, const TrainRun& run,
+                            const std::string& what) {
   ASSERT_EQ(reference.loss.size(), run.loss.size()) << what;
   double worst = 0;
-  for (size_t i = 0; i < run.loss.size(); ++i) worst = std::max(worst, std::abs(run.loss[i] - reference.loss[i]));
-  std::printf("%-40s first loss %.4f last %.4f worst |difference| %.4f\n", what.c_str(), run.loss.front(),
-              run.loss.back(), worst);
+  for (size_t i = 0; i < run.loss.size(); ++i)
+    worst = std::max(worst, std::abs(run.loss[i] - reference.loss[i]));
+  std::printf("%-40s first loss %.4f last %.4f worst |difference| %.4f\n", what.c_str(),
+              run.loss.front(), run.loss.back(), worst);
   EXPECT_LT(worst, 0.03) << what;
   EXPECT_LT(run.loss.back(), run.loss.front() - 0.5) << what << ": did not learn";
 }
@@ -77,15 +81,17 @@ TEST(ParallelEquivalenceTest, EveryLayoutFollowsOneGpu) {
       "--gpus 2 --dp 2",
       "--gpus 2 --dp 2 --dist-opt",
   };
-  for (const std::string& layout : layouts) expect_same_trajectory(one, train(layout + kBatch), layout);
+  for (const std::string& layout : layouts)
+    expect_same_trajectory(one, train(layout + kBatch), layout);
 }
 
 TEST(ParallelEquivalenceTest, LlamaStyleLayoutsFollowOneGpu) {
   if (gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
   const std::string model = "llama-bytes-tiny";
   const TrainRun one = train(std::string("--gpus 1") + kBatch, model);
-  for (const std::string layout : {"--gpus 2 --tp 2 --sp", "--gpus 2 --pp 2 --vpp 2 --schedule interleaved",
-                                   "--gpus 2 --dp 2 --dist-opt"})
+  for (const std::string layout :
+       {"--gpus 2 --tp 2 --sp", "--gpus 2 --pp 2 --vpp 2 --schedule interleaved",
+        "--gpus 2 --dp 2 --dist-opt"})
     expect_same_trajectory(one, train(layout + kBatch, model), model + " " + layout);
 }
 
@@ -102,13 +108,15 @@ TEST(ParallelEquivalenceTest, RecomputationChangesMemoryNotResults) {
 
 TEST(LearningTest, SmallModelLearnsTheShippedText) {
   if (gpus() < 1) GTEST_SKIP() << "no GPU";
-  const double entropy =
-      mpsim::executor::make_text_source(std::string(MPSIM_SOURCE_DIR) + "/data/shakespeare.txt", 256, 1)
-          ->unigram_entropy_nats();
-  const TrainRun run = train("--gpus 1 --mbs 16 --gbs 16 --lr 2e-3 --min-lr 2e-4 --warmup 20", "gpt-bytes-small", 300);
+  const double entropy = mpsim::executor::make_text_source(
+                             std::string(MPSIM_SOURCE_DIR) + "/data/shakespeare.txt", 256, 1)
+                             ->unigram_entropy_nats();
+  const TrainRun run = train("--gpus 1 --mbs 16 --gbs 16 --lr 2e-3 --min-lr 2e-4 --warmup 20",
+                             "gpt-bytes-small", 300);
   double last = 0;
   for (size_t i = run.loss.size() - 10; i < run.loss.size(); ++i) last += run.loss[i] / 10;
-  std::printf("unigram entropy %.3f nats; mean loss of the last 10 of 300 steps %.3f\n", entropy, last);
+  std::printf("unigram entropy %.3f nats; mean loss of the last 10 of 300 steps %.3f\n", entropy,
+              last);
   EXPECT_LT(last, entropy - 1.0);
 }
 

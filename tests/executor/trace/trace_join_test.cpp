@@ -5,11 +5,11 @@
 // that are not ops (iteration/, pipeline/, NCCL's own, the executor's start-up and statistics
 // collectives) are told apart by the op-name grammar; the few op-named ranges the simulator does
 // not model are listed here with the reason.
+#include <gtest/gtest.h>
+
 #include <set>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "profiler/store/trace_store.h"
 #include "simulator/graph/op_name.h"
@@ -64,21 +64,23 @@ void expect_join(const std::string& database, const spec::ParallelConfig& config
   const std::set<std::string> simulated = simulated_op_names(config, rank);
   ASSERT_FALSE(simulated.empty());
   for (const std::string& name : simulated)
-    EXPECT_TRUE(measured.count(name)) << database << " rank " << rank << ": simulated op " << name
-                                      << " has no measured range";
+    EXPECT_TRUE(measured.count(name))
+        << database << " rank " << rank << ": simulated op " << name << " has no measured range";
   for (const std::string& name : measured)
-    EXPECT_TRUE(simulated.count(name)) << database << " rank " << rank << ": measured range " << name
-                                       << " is not an op of the simulated graph";
+    EXPECT_TRUE(simulated.count(name)) << database << " rank " << rank << ": measured range "
+                                       << name << " is not an op of the simulated graph";
 }
 
 TEST(TraceJoinTest, PipelineRunJoinsTheGraph) {
   for (int rank : {0, 1})
-    expect_join("traces/executor/pp2.rank" + std::to_string(rank) + ".sqlite", two_gpus(1, 2, false), rank);
+    expect_join("traces/executor/pp2.rank" + std::to_string(rank) + ".sqlite",
+                two_gpus(1, 2, false), rank);
 }
 
 TEST(TraceJoinTest, TensorAndSequenceParallelRunJoinsTheGraph) {
   for (int rank : {0, 1})
-    expect_join("traces/executor/tp2sp.rank" + std::to_string(rank) + ".sqlite", two_gpus(2, 1, true), rank);
+    expect_join("traces/executor/tp2sp.rank" + std::to_string(rank) + ".sqlite",
+                two_gpus(2, 1, true), rank);
 }
 
 }  // namespace

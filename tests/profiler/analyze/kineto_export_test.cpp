@@ -2,15 +2,15 @@
 // checked event by event against the hand-built run of synthetic_trace.h.
 #include "profiler/analyze/kineto_export.h"
 
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <unistd.h>
 
 #include "tests/profiler/analyze/synthetic_trace.h"
 
@@ -123,8 +123,8 @@ TEST_F(KinetoExportTest, FlowsLinkLaunchesToKernels) {
     ASSERT_TRUE(finish_by_id.count(s["id"].get<int64_t>()));
   }
   // correlation 3: cudaLaunchKernel at 1200 -> NCCL kernel at 4000 on stream 13
-  const json& nccl_start = *std::find_if(starts.begin(), starts.end(),
-                                         [](const json& s) { return s["id"] == 3; });
+  const json& nccl_start =
+      *std::find_if(starts.begin(), starts.end(), [](const json& s) { return s["id"] == 3; });
   EXPECT_DOUBLE_EQ(nccl_start["ts"].get<double>(), 0.3);
   const json& nccl_finish = finish_by_id.at(3);
   EXPECT_EQ(nccl_finish["pid"], 0);
@@ -160,8 +160,7 @@ TEST_F(KinetoExportTest, NvtxRangesAndMarks) {
 
 TEST_F(KinetoExportTest, TopLevelMetadata) {
   const json trace = export_and_parse({rank0()});
-  EXPECT_EQ(trace["distributedInfo"],
-            json({{"backend", "nccl"}, {"rank", 0}, {"world_size", 2}}));
+  EXPECT_EQ(trace["distributedInfo"], json({{"backend", "nccl"}, {"rank", 0}, {"world_size", 2}}));
   ASSERT_EQ(trace["deviceProperties"].size(), 1u);
   const json& gpu = trace["deviceProperties"][0];
   EXPECT_EQ(gpu["id"], 0);

@@ -6,8 +6,8 @@
 //   iteration/1 [0, 10000): fwd/mb0/L0/attn.qkv [100, 200) launches k1 [1000, 3000)
 //   iteration/2 [10000, 20000): fwd/mb0/L0/attn.qkv [10100, 10200) launches k2 [11000, 12000);
 //       comm/tp/fwd/mb0/L0/attn.allreduce [10300, 10400) nested in fwd/mb0/L0/attn.proj
-//       [10250, 10500) launches the NCCL kernel k3 [12000, 15000) (innermost range: the all-reduce);
-//       a launch at 10600 outside op ranges: k4 [15000, 15500) (unattributed)
+//       [10250, 10500) launches the NCCL kernel k3 [12000, 15000) (innermost range: the
+//       all-reduce); a launch at 10600 outside op ranges: k4 [15000, 15500) (unattributed)
 //   iteration/3 [20000, 26000): fwd/mb0/L0/attn.qkv [20100, 20200) launches k5 [21000, 24000)
 // Rank 1: the same iterations, 9000, 12000 and 5000 ns long, one kernel k6 in iteration 2 under
 //   fwd/mb0/L0/attn.qkv [10100, 10200), [11000, 11500).
@@ -21,12 +21,11 @@
 // slot starts 21000 - 5500 - 20000 = -4500 ns from the iteration's start.
 #include "profiler/analyze/run_measurement.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "simulator/graph/op_name.h"
 #include "simulator/graph/training_graph.h"
@@ -82,8 +81,8 @@ TEST(RunMeasurementTest, HandBuiltRunGivesTheHandWorkedNumbers) {
   EXPECT_DOUBLE_EQ(run.iteration_s[1], 6000e-9);
   EXPECT_DOUBLE_EQ(run.median_iteration_s(), 9000e-9);
   const RankRun& r0 = run.ranks[0];
-  ASSERT_EQ(r0.op_names, (std::vector<std::string>{"comm/tp/fwd/mb0/L0/attn.allreduce",
-                                                   "fwd/mb0/L0/attn.qkv"}));
+  ASSERT_EQ(r0.op_names,
+            (std::vector<std::string>{"comm/tp/fwd/mb0/L0/attn.allreduce", "fwd/mb0/L0/attn.qkv"}));
   EXPECT_DOUBLE_EQ(r0.op_seconds[0], 1500e-9);
   EXPECT_DOUBLE_EQ(r0.op_seconds[1], 8750e-9);
   EXPECT_DOUBLE_EQ(r0.unattributed_s, 1750e-9);
@@ -127,7 +126,8 @@ TEST(RunMeasurementTest, RefusesTooFewIterationsAndBadJson) {
     measure_run({rank_trace(0)}, 3);
     FAIL() << "expected a refusal";
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("rank 0: 3 iterations recorded"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank 0: 3 iterations recorded"), std::string::npos)
+        << e.what();
   }
   nlohmann::json bad = to_json(measure_run({rank_trace(0)}, 1));
   bad["ranks"][0].erase("steps");
@@ -156,7 +156,8 @@ TEST(RunMeasurementTest, AnUnrankedSingleProcessIsRankZero) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("mpsim-run-files-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  for (const char* f : {"run.rank4242.sqlite", "run.rank0x.sqlite", "runs.rank1.sqlite", "run.sqlite-journal"})
+  for (const char* f :
+       {"run.rank4242.sqlite", "run.rank0x.sqlite", "runs.rank1.sqlite", "run.sqlite-journal"})
     std::ofstream(dir / f) << "";
   EXPECT_EQ(run_database_files((dir / "run.sqlite").string()),
             (std::vector<std::string>{(dir / "run.rank4242.sqlite").string()}));
@@ -194,7 +195,8 @@ TEST(RunMeasurementTest, ProfiledPipelineRunCoversEveryComputeOp) {
     double ops = r.unattributed_s, timeline = 0;
     for (double s : r.op_seconds) ops += s;
     for (const MeasuredKernel& k : r.timeline) timeline += k.end_s - k.start_s;
-    EXPECT_NEAR(ops, timeline, 1e-9) << "one measured iteration: op times + unattributed = its kernels";
+    EXPECT_NEAR(ops, timeline, 1e-9)
+        << "one measured iteration: op times + unattributed = its kernels";
     EXPECT_LE(r.timeline.back().end_s, r.timeline_iteration_s + 1e-3);
   }
 }

@@ -1,12 +1,12 @@
 // The analysis on records that went through the store: TraceWriter -> TraceReader ->
 // compute_stats() and export_chrome_trace() give what they give on the records themselves.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <unistd.h>
+#include <sstream>
 
 #include "profiler/analyze/kineto_export.h"
 #include "profiler/analyze/trace_stats.h"

@@ -72,8 +72,8 @@ inline RankTrace rank0() {
   t.process.start_ns = 900;
   t.process.end_ns = 12000;
   RecordBatch& b = t.records;
-  b.kernels = {kernel("gemm", 7, 1, 2000, 3000),    kernel("gemm", 7, 2, 3000, 5000),
-               kernel(kNccl, 13, 3, 4000, 7000),    kernel("softmax", 7, 4, 8000, 8500),
+  b.kernels = {kernel("gemm", 7, 1, 2000, 3000),   kernel("gemm", 7, 2, 3000, 5000),
+               kernel(kNccl, 13, 3, 4000, 7000),   kernel("softmax", 7, 4, 8000, 8500),
                kernel("gemm", 7, 6, 10000, 10300), kernel("softmax", 7, 8, 11000, 11100)};
   MemcpyRecord copy;
   copy.start = 9000, copy.end = 9500, copy.stream_id = 7, copy.correlation_id = 5;
@@ -82,14 +82,23 @@ inline RankTrace rank0() {
   MemsetRecord set;
   set.start = 7000, set.end = 7200, set.stream_id = 13, set.correlation_id = 7, set.bytes = 64;
   b.memsets = {set};
-  b.api_calls = {launch(1, 1000), launch(2, 1100), launch(3, 1200), launch(4, 1300),
-                 launch(5, 1400, 7, "cudaMemcpyAsync"), launch(6, 1500),
-                 launch(7, 1600, 7, "cudaMemsetAsync"), launch(8, 1700)};
+  b.api_calls = {launch(1, 1000),
+                 launch(2, 1100),
+                 launch(3, 1200),
+                 launch(4, 1300),
+                 launch(5, 1400, 7, "cudaMemcpyAsync"),
+                 launch(6, 1500),
+                 launch(7, 1600, 7, "cudaMemsetAsync"),
+                 launch(8, 1700)};
   NvtxRecord mark;
   mark.start = 1320, mark.end = -1, mark.event_type = 34, mark.thread_id = 7;
   mark.text = "checkpoint";
-  b.nvtx = {range("step", 900, 1650),  range("forward", 950, 1250), range("attn", 1050, 1150),
-            range("attn", 1450, 1550), mark, range("other", 1000, 2000, 9, "app")};
+  b.nvtx = {range("step", 900, 1650),
+            range("forward", 950, 1250),
+            range("attn", 1050, 1150),
+            range("attn", 1450, 1550),
+            mark,
+            range("other", 1000, 2000, 9, "app")};
   GpuInfo gpu;
   gpu.device_id = 0, gpu.name = "NVIDIA H100 80GB HBM3", gpu.total_memory_bytes = 85'000'000'000;
   gpu.sm_count = 132, gpu.compute_major = 9, gpu.compute_minor = 0;

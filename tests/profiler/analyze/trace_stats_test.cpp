@@ -78,7 +78,7 @@ TEST(TraceStatsTest, CommunicationComputationOverlapAndIdle) {
 // the launches in time but on another thread: none.
 TEST(TraceStatsTest, NvtxProjectionGivesNestedRangesTheirKernels) {
   const TraceStats stats = compute_stats({rank0()});
-  ASSERT_EQ(stats.nvtx.size(), 4u);  // the mark is not a range
+  ASSERT_EQ(stats.nvtx.size(), 4u);        // the mark is not a range
   EXPECT_EQ(stats.nvtx[0].text, "other");  // by wall time: 1000, 750, 300, 200
   EXPECT_EQ(stats.nvtx[1].text, "step");
   EXPECT_EQ(stats.nvtx[2].text, "forward");

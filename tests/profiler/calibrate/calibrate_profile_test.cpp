@@ -404,11 +404,11 @@ TEST(CalibrateProfileTest, LossTableKeysAreTheGraphsLossBytes) {
 // other is reported.
 TEST(CalibrateProfileTest, LossPointsOfBothPassesAtOneKeyKeepOne) {
   CalibrationReport report;
-  const spec::HardwareProfile p = calibrate_profile(
-      fabricated_data({fabricated("calib/memory.loss.bwd/bytes=16777216", 1e-5),
-                       fabricated("calib/memory.loss.bwd/bytes=67108864", 3e-5),
-                       fabricated("calib/memory.loss.fwd/bytes=16777216", 2e-5)}),
-      spec::load_hardware_profile("h100-sxm"), {}, &report);
+  const spec::HardwareProfile p =
+      calibrate_profile(fabricated_data({fabricated("calib/memory.loss.bwd/bytes=16777216", 1e-5),
+                                         fabricated("calib/memory.loss.bwd/bytes=67108864", 3e-5),
+                                         fabricated("calib/memory.loss.fwd/bytes=16777216", 2e-5)}),
+                        spec::load_hardware_profile("h100-sxm"), {}, &report);
   EXPECT_EQ(table(p, "memory.loss").points_size(), 2);
   EXPECT_EQ(seconds_at(table(p, "memory.loss"), {16777216}), 1e-5);
   EXPECT_EQ(report.notes, std::vector<std::string>{"range calib/memory.loss.fwd/bytes=16777216: "
@@ -456,9 +456,8 @@ Listed grid_measurements() {
     for (const int64_t bh : {16, 64})
       for (const int64_t s : {512, 1024})
         for (const int64_t d : {64, 128})
-          l.add(std::string("calib/attention.") + (backward ? "bwd" : "fwd") +
-                    ".bf16/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) +
-                    ",d=" + std::to_string(d),
+          l.add(std::string("calib/attention.") + (backward ? "bwd" : "fwd") + ".bf16/bh=" +
+                    std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d),
                 attention_seconds(bh, s, d, backward), false);
   }
   for (int64_t bytes = 1024; bytes <= (int64_t{1} << 20); bytes *= 4) {
@@ -483,9 +482,9 @@ TEST(CalibrateProfileTest, ListedPointsLandInTheExactTablesAndThePricesAreExact)
   CalibrationInfo info;
   info.listed_ranges = l.listed;
   CalibrationReport report;
-  const spec::HardwareProfile p = calibrate_profile(
-      fabricated_data(std::move(l.measurements)), spec::load_hardware_profile("h100-sxm"), info,
-      &report);
+  const spec::HardwareProfile p =
+      calibrate_profile(fabricated_data(std::move(l.measurements)),
+                        spec::load_hardware_profile("h100-sxm"), info, &report);
   // The grids as the bench measured them; the exact tables with every point.
   EXPECT_EQ(table(p, "gemm.bf16.dgrad").points_size(), 8);
   EXPECT_EQ(table(p, "gemm.bf16.dgrad.exact").points_size(), 9);
@@ -527,9 +526,9 @@ TEST(CalibrateProfileTest, ListedPointsLandInTheExactTablesAndThePricesAreExact)
   attention.attn_head_dim = 128;
   EXPECT_EQ(model->op_seconds(attention),
             seconds_at(table(p, "attention.bwd.bf16.exact"), {24, 2048, 128}));
-  EXPECT_LE(rel_err(model->op_seconds(attention),
-                    kListedFactor * attention_seconds(24, 2048, 128, true)),
-            1e-6);
+  EXPECT_LE(
+      rel_err(model->op_seconds(attention), kListedFactor * attention_seconds(24, 2048, 128, true)),
+      1e-6);
   graph::Op allreduce;
   allreduce.kind = graph::OpKind::kAllReduce;
   allreduce.group_size = 2;
@@ -551,8 +550,8 @@ TEST(CalibrateProfileTest, TheGridSurvivesScatteredListedPoints) {
     for (const int64_t n : {1024, 1536, 3072, 4096}) {
       for (const int64_t k : {512, 1024, 2048, 4096, 8192}) {
         const std::string text = gemm_text("wgrad", m, n, k);
-        const bool on_grid = (m == 1024 || m == 4096) && (n == 1024 || n == 4096) &&
-                             (k == 1024 || k == 4096);
+        const bool on_grid =
+            (m == 1024 || m == 4096) && (n == 1024 || n == 4096) && (k == 1024 || k == 4096);
         if (on_grid) continue;  // measured on the grid already: the bench skips it
         l.add(text, kListedFactor * gemm_seconds(m, n, k), true);
         ++scattered;
@@ -562,9 +561,9 @@ TEST(CalibrateProfileTest, TheGridSurvivesScatteredListedPoints) {
   CalibrationInfo info;
   info.listed_ranges = l.listed;
   CalibrationReport report;
-  const spec::HardwareProfile p = calibrate_profile(
-      fabricated_data(std::move(l.measurements)), spec::load_hardware_profile("h100-sxm"), info,
-      &report);
+  const spec::HardwareProfile p =
+      calibrate_profile(fabricated_data(std::move(l.measurements)),
+                        spec::load_hardware_profile("h100-sxm"), info, &report);
   const spec::CalibratedTable& grid = table(p, "gemm.bf16.wgrad");
   ASSERT_EQ(grid.points_size(), 8);
   for (const auto& point : grid.points()) {  // the grid's own times, not the listed ones

@@ -61,15 +61,14 @@ std::string expected_line(const graph::Op& op) {
     case graph::OpKind::kAttention:
       return std::string(op.pass == graph::Pass::kBackward ? "attention.bwd.bf16"
                                                            : "attention.fwd.bf16") +
-             "/bh=" + n(op.attn_batch_heads) + ",s=" + n(op.attn_seq) +
-             ",d=" + n(op.attn_head_dim);
+             "/bh=" + n(op.attn_batch_heads) + ",s=" + n(op.attn_seq) + ",d=" + n(op.attn_head_dim);
     case graph::OpKind::kAllReduce:
     case graph::OpKind::kAllGather:
     case graph::OpKind::kReduceScatter:
     case graph::OpKind::kSend: {
       if (op.group_size < 2 || op.group_nodes != 1 || op.bytes <= 0) return "";
-      const std::string kind = op.kind == graph::OpKind::kAllReduce     ? "allreduce"
-                               : op.kind == graph::OpKind::kAllGather   ? "allgather"
+      const std::string kind = op.kind == graph::OpKind::kAllReduce       ? "allreduce"
+                               : op.kind == graph::OpKind::kAllGather     ? "allgather"
                                : op.kind == graph::OpKind::kReduceScatter ? "reducescatter"
                                                                           : "send";
       return kind + ".nvlink/g=" + std::to_string(op.group_size) + ",bytes=" + n(op.bytes);
@@ -104,9 +103,9 @@ TEST(ModelPointsTest, EveryKeyOfTheSmallModelsGraphsIsListedOnce) {
   }
   EXPECT_EQ(points.rounded, 0);
   // TP 2 at micro-batch 4: SP off and on, PP 1 and 2, DP 2 with ZeRO 1 (every config kind).
-  for (const auto& c : {config(2, 1, 1, false, 0, 4), config(2, 1, 1, true, 0, 4),
-                        config(2, 2, 1, true, 0, 4), config(1, 1, 2, false, 0, 4),
-                        config(1, 1, 2, false, 1, 4)}) {
+  for (const auto& c :
+       {config(2, 1, 1, false, 0, 4), config(2, 1, 1, true, 0, 4), config(2, 2, 1, true, 0, 4),
+        config(1, 1, 2, false, 0, 4), config(1, 1, 2, false, 1, 4)}) {
     const graph::TrainingGraph g = graph::build_training_graph(
         model, spec::validate_parallel_config(c, model, h100()), graph::GraphOptions{});
     int checked = 0;
@@ -114,9 +113,9 @@ TEST(ModelPointsTest, EveryKeyOfTheSmallModelsGraphsIsListedOnce) {
       const std::string line = expected_line(g.graph[static_cast<graph::OpVertex>(v)]);
       if (line.empty()) continue;
       ++checked;
-      EXPECT_TRUE(lines.contains(line)) << line << " (tp " << c.tensor_parallel() << ", pp "
-                                        << c.pipeline_parallel() << ", dp " << c.data_parallel()
-                                        << ", sp " << c.sequence_parallel() << ")";
+      EXPECT_TRUE(lines.contains(line))
+          << line << " (tp " << c.tensor_parallel() << ", pp " << c.pipeline_parallel() << ", dp "
+          << c.data_parallel() << ", sp " << c.sequence_parallel() << ")";
     }
     EXPECT_GT(checked, 0);
   }
@@ -131,8 +130,8 @@ TEST(ModelPointsTest, EveryKeyOfTheSmallModelsGraphsIsListedOnce) {
     })) << kind;
   }
   // Bounded: GEMM shapes per (TP, micro-batch) are the model's few linears in 3 layouts.
-  EXPECT_LE(points.gemm.size(), 2u * 5 * 5 * 3);      // TP x micro-batch x linears x layouts
-  EXPECT_LE(points.attention.size(), 2u * 5 * 2);     // TP x micro-batch x pass
+  EXPECT_LE(points.gemm.size(), 2u * 5 * 5 * 3);   // TP x micro-batch x linears x layouts
+  EXPECT_LE(points.attention.size(), 2u * 5 * 2);  // TP x micro-batch x pass
   EXPECT_LE(points.collective.size(), 100u);
 }
 
@@ -176,8 +175,8 @@ TEST(ModelPointsTest, LongAttentionAndHugeGemmsAreLeftOutAndNoted) {
   // 2 x 16384 x 3000 bytes > 64 MiB) is left out; the 512 x 512 projections stay.
   EXPECT_FALSE(std::any_of(p.gemm.begin(), p.gemm.end(),
                            [](const std::string& l) { return l.find("n=3072") != l.npos; }));
-  EXPECT_TRUE(std::find(p.gemm.begin(), p.gemm.end(),
-                        "gemm.bf16/fwd/m=16384,n=512,k=512") != p.gemm.end());
+  EXPECT_TRUE(std::find(p.gemm.begin(), p.gemm.end(), "gemm.bf16/fwd/m=16384,n=512,k=512") !=
+              p.gemm.end());
 }
 
 TEST(ModelPointsTest, BadOptionsAreRefused) {
@@ -194,11 +193,11 @@ TEST(ModelPointsTest, ShippedModelsOnTwoGpusStayWithinBudget) {
   ModelPointsOptions o;
   o.gpus = 2;
   const ModelPoints p = model_points(load_model_folder("models"), h100(), o);
-  std::printf("models/ on 2 GPUs: %zu GEMM, %zu attention, %zu collective points from %lld "
-              "graphs; %.3g GEMM FLOP, %.3g attention FLOP, %.3g collective bytes a repetition\n",
-              p.gemm.size(), p.attention.size(), p.collective.size(),
-              static_cast<long long>(p.graphs), p.gemm_flop, p.attention_flop,
-              p.collective_bytes);
+  std::printf(
+      "models/ on 2 GPUs: %zu GEMM, %zu attention, %zu collective points from %lld "
+      "graphs; %.3g GEMM FLOP, %.3g attention FLOP, %.3g collective bytes a repetition\n",
+      p.gemm.size(), p.attention.size(), p.collective.size(), static_cast<long long>(p.graphs),
+      p.gemm_flop, p.attention_flop, p.collective_bytes);
   for (const std::string& note : p.notes) std::printf("  note: %s\n", note.c_str());
   EXPECT_EQ(all_lines(p).size(), p.size());
   EXPECT_EQ(p.rounded, 0);

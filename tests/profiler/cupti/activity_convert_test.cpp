@@ -51,7 +51,8 @@ ActivityConverter converter() {
 
 TEST(Demangle, DemanglesCxxNamesAndKeepsCNames) {
   EXPECT_EQ(demangle("_Z3fooi"), "foo(int)");
-  EXPECT_EQ(demangle("ncclDevKernel_AllReduce_Sum_f32_RING_LL"), "ncclDevKernel_AllReduce_Sum_f32_RING_LL");
+  EXPECT_EQ(demangle("ncclDevKernel_AllReduce_Sum_f32_RING_LL"),
+            "ncclDevKernel_AllReduce_Sum_f32_RING_LL");
   EXPECT_EQ(demangle("_Znot a name"), "_Znot a name");
   EXPECT_EQ(demangle(nullptr), "");
 }
@@ -174,17 +175,16 @@ TEST(ActivityConverter, PairsMarkerStartAndEndAcrossBatches) {
 // turns the CUPTI domain id and payload address into the message size.
 TEST(ActivityConverter, ExtendedPayloadBecomesTheMessageSize) {
   std::vector<std::pair<uint32_t, uint64_t>> asked;
-  ActivityConverter c(
-      [](bool, uint32_t) { return std::string(); },
-      [&asked](uint32_t domain, uint64_t address) -> std::optional<int64_t> {
-        asked.push_back({domain, address});
-        if (address == 0xbeef) return int64_t{67108864};
-        return std::nullopt;  // a schema without a size
-      });
+  ActivityConverter c([](bool, uint32_t) { return std::string(); },
+                      [&asked](uint32_t domain, uint64_t address) -> std::optional<int64_t> {
+                        asked.push_back({domain, address});
+                        if (address == 0xbeef) return int64_t{67108864};
+                        return std::nullopt;  // a schema without a size
+                      });
   RecordBatch batch;
   for (uint32_t id : {7u, 8u}) {
-    c.add(as_activity(marker(id, CUPTI_ACTIVITY_FLAG_MARKER_START, 10 * id, 1, "ncclAllReduce",
-                             "NCCL")),
+    c.add(as_activity(
+              marker(id, CUPTI_ACTIVITY_FLAG_MARKER_START, 10 * id, 1, "ncclAllReduce", "NCCL")),
           batch);
     MarkerDataActivity data{};
     data.kind = CUPTI_ACTIVITY_KIND_MARKER_DATA;

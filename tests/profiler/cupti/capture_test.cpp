@@ -81,8 +81,10 @@ KernelActivity kernel(const char* name) {
 }
 
 TEST(RankFromEnv, TakesTheFirstRankVariableElseThePid) {
-  std::map<std::string, std::string> env{{"SLURM_PROCID", "5"}, {"OMPI_COMM_WORLD_RANK", "6"},
-                                         {"SLURM_NTASKS", "16"}, {"SLURM_LOCALID", "1"}};
+  std::map<std::string, std::string> env{{"SLURM_PROCID", "5"},
+                                         {"OMPI_COMM_WORLD_RANK", "6"},
+                                         {"SLURM_NTASKS", "16"},
+                                         {"SLURM_LOCALID", "1"}};
   auto lookup = [&env](const char* name) {
     auto it = env.find(name);
     return it == env.end() ? nullptr : it->second.c_str();

@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <tuple>
 
@@ -45,7 +45,8 @@ RecordBatch full_batch(int64_t t0) {
                        4, 5, 96, 4096, 8192});
   b.memcpys.push_back({t0 + 30, t0 + 40, 1, 2, 8, 102, 1 << 20, 1, 3, 2});
   b.memsets.push_back({t0 + 50, t0 + 55, 1, 2, 8, 103, 4096, 255});
-  b.api_calls.push_back({t0 + 5, t0 + 9, 0xFFFF'FFFF'0000'0001ull, 101, "cudaLaunchKernel", false, 0});
+  b.api_calls.push_back(
+      {t0 + 5, t0 + 9, 0xFFFF'FFFF'0000'0001ull, 101, "cudaLaunchKernel", false, 0});
   b.api_calls.push_back({t0 + 6, t0 + 8, 77, 104, "cuLaunchKernel", true, 719});
   b.syncs.push_back({t0 + 60, t0 + 70, 2, 7, 105, 77, 3});
   NvtxRecord range;
@@ -69,7 +70,8 @@ RecordBatch full_batch(int64_t t0) {
   mark.has_double_payload = true;
   mark.double_payload = 0.125;
   b.nvtx = {range, mark};
-  b.gpus.push_back({1, "NVIDIA H100 80GB HBM3", "GPU-1234", "0000:18:00.0", 85'000'000'000, 132, 9, 0});
+  b.gpus.push_back(
+      {1, "NVIDIA H100 80GB HBM3", "GPU-1234", "0000:18:00.0", 85'000'000'000, 132, 9, 0});
   b.overhead.push_back({t0 + 95, t0 + 99, 77});
   b.dropped_records = 3;
   return b;
@@ -107,10 +109,9 @@ void expect_equal(const RecordBatch& a, const RecordBatch& b) {
   ASSERT_EQ(a.api_calls.size(), b.api_calls.size());
   for (size_t i = 0; i < a.api_calls.size(); ++i) {
     const ApiRecord &x = a.api_calls[i], &y = b.api_calls[i];
-    EXPECT_EQ(std::tie(x.start, x.end, x.thread_id, x.correlation_id, x.name, x.driver,
-                       x.return_value),
-              std::tie(y.start, y.end, y.thread_id, y.correlation_id, y.name, y.driver,
-                       y.return_value));
+    EXPECT_EQ(
+        std::tie(x.start, x.end, x.thread_id, x.correlation_id, x.name, x.driver, x.return_value),
+        std::tie(y.start, y.end, y.thread_id, y.correlation_id, y.name, y.driver, y.return_value));
   }
   ASSERT_EQ(a.syncs.size(), b.syncs.size());
   for (size_t i = 0; i < a.syncs.size(); ++i) {
@@ -124,11 +125,11 @@ void expect_equal(const RecordBatch& a, const RecordBatch& b) {
   for (size_t i = 0; i < a.nvtx.size(); ++i) {
     const NvtxRecord &x = a.nvtx[i], &y = b.nvtx[i];
     EXPECT_EQ(std::tie(x.start, x.end, x.event_type, x.thread_id, x.range_id, x.domain, x.text,
-                       x.category, x.color, x.has_int_payload, x.has_double_payload,
-                       x.int_payload, x.double_payload),
+                       x.category, x.color, x.has_int_payload, x.has_double_payload, x.int_payload,
+                       x.double_payload),
               std::tie(y.start, y.end, y.event_type, y.thread_id, y.range_id, y.domain, y.text,
-                       y.category, y.color, y.has_int_payload, y.has_double_payload,
-                       y.int_payload, y.double_payload));
+                       y.category, y.color, y.has_int_payload, y.has_double_payload, y.int_payload,
+                       y.double_payload));
   }
   ASSERT_EQ(a.gpus.size(), b.gpus.size());
   for (size_t i = 0; i < a.gpus.size(); ++i) {
@@ -158,7 +159,8 @@ int64_t query_int(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   EXPECT_EQ(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
   EXPECT_EQ(sqlite3_step(stmt), SQLITE_ROW);
   int64_t value = sqlite3_column_int64(stmt, 0);
   sqlite3_finalize(stmt);
@@ -169,7 +171,8 @@ int64_t query_int(const std::string& path, const std::string& sql) {
 void exec(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
   sqlite3_close(db);
 }
 
@@ -209,14 +212,17 @@ TEST(TraceStore, RoundTripsEveryRecordKindAndField) {
   std::swap(batch.nvtx[0], batch.nvtx[1]);
   std::sort(batch.api_calls.begin(), batch.api_calls.end(),
             [](auto& a, auto& b) { return a.start < b.start; });
-  std::sort(batch.nvtx.begin(), batch.nvtx.end(), [](auto& a, auto& b) { return a.start < b.start; });
+  std::sort(batch.nvtx.begin(), batch.nvtx.end(),
+            [](auto& a, auto& b) { return a.start < b.start; });
   expect_equal(t.records, batch);
   EXPECT_EQ(query_int(path, "SELECT isNccl FROM CUPTI_ACTIVITY_KIND_KERNEL"), 0);
-  EXPECT_EQ(query_int(path, "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL k JOIN StringIds s "
-                            "ON s.id = k.shortName WHERE s.value = 'void gemm'"),
+  EXPECT_EQ(query_int(path,
+                      "SELECT count(*) FROM CUPTI_ACTIVITY_KIND_KERNEL k JOIN StringIds s "
+                      "ON s.id = k.shortName WHERE s.value = 'void gemm'"),
             1);
-  EXPECT_EQ(query_int(path, "SELECT count(*) FROM NVTX_EVENTS WHERE end IS NULL AND "
-                            "int64Value IS NULL AND domainId IS NULL"),
+  EXPECT_EQ(query_int(path,
+                      "SELECT count(*) FROM NVTX_EVENTS WHERE end IS NULL AND "
+                      "int64Value IS NULL AND domainId IS NULL"),
             1);
 }
 
@@ -233,7 +239,8 @@ TEST(TraceStore, EachBatchIsATransactionVisibleToAnotherReaderUnderWal) {
   EXPECT_EQ(t.records.dropped_records, 6);
   EXPECT_EQ(t.process.end_ns, 0);  // not finished yet
   EXPECT_TRUE(fs::exists(path + "-wal"));
-  EXPECT_EQ(query_int(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"), 1);
+  EXPECT_EQ(query_int(path, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode = 'wal'"),
+            1);
 }
 
 TEST(TraceStore, StoresEachDistinctStringOnce) {
@@ -289,8 +296,9 @@ TEST(TraceStore, ReaderRefusesMissingFilesAndNonDatabases) {
             missing + ": no such file; expected an mpsim trace store");
   const std::string text = temp_path("text.sqlite");
   std::ofstream(text) << "this is not a database, just enough text to fill a header page......\n";
-  EXPECT_EQ(error_of([&] { TraceReader reader(text); }),
-            text + ": not an SQLite database (file is not a database); expected an mpsim trace store");
+  EXPECT_EQ(
+      error_of([&] { TraceReader reader(text); }),
+      text + ": not an SQLite database (file is not a database); expected an mpsim trace store");
   const std::string other_db = temp_path("plain.sqlite");
   exec(other_db, "CREATE TABLE t(x)");
   EXPECT_EQ(error_of([&] { TraceReader reader(other_db); }),
@@ -347,7 +355,8 @@ TEST(TraceStore, MergeRefusesToReplaceANonStoreOutput) {
   const std::string a = temp_path("o.a.sqlite"), out = temp_path("o.txt");
   { TraceWriter w(a, process(0)); }
   std::ofstream(out) << "keep me";
-  EXPECT_NE(error_of([&] { merge_ranks({a}, out); }).find("refusing to replace"), std::string::npos);
+  EXPECT_NE(error_of([&] { merge_ranks({a}, out); }).find("refusing to replace"),
+            std::string::npos);
   EXPECT_EQ(file_contents(out), "keep me");
 }
 
@@ -367,14 +376,16 @@ TEST(TraceStore, MarksNcclKernelsAsCommunication) {
   {
     TraceWriter writer(path, process(0));
     RecordBatch b = full_batch(0);
-    b.kernels[0].mangled_name = b.kernels[0].demangled_name = "ncclDevKernel_AllReduce_Sum_f32_RING_LL";
+    b.kernels[0].mangled_name = b.kernels[0].demangled_name =
+        "ncclDevKernel_AllReduce_Sum_f32_RING_LL";
     writer.write(b);
   }
   EXPECT_EQ(query_int(path, "SELECT isNccl FROM CUPTI_ACTIVITY_KIND_KERNEL"), 1);
 }
 
 TEST(NcclKernel, RecognisesNcclKernelNames) {
-  EXPECT_TRUE(is_nccl_kernel("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)"));
+  EXPECT_TRUE(
+      is_nccl_kernel("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)"));
   EXPECT_TRUE(is_nccl_kernel("ncclKernel_AllGather_RING_LL_Sum_int8_t"));
   EXPECT_FALSE(is_nccl_kernel("nvjet_sm90_tst_128x256_64x4_2x1_v_bz_coopA_NTT"));
   EXPECT_FALSE(is_nccl_kernel("void at::native::ncclKernel_like()"));

@@ -32,7 +32,8 @@ int visible_gpus() {
 
 TEST(ProfileGpu, TwoRankSampleIsCapturedCompletely) {
   if (visible_gpus() < 2) GTEST_SKIP() << "needs 2 GPUs";
-  const auto dir = std::filesystem::temp_directory_path() / ("mpsim_profile_gpu_" + std::to_string(getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("mpsim_profile_gpu_" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
   const std::string pattern = (dir / "run.sqlite").string();
   const std::string command = std::string(MPSIM_BINARY) + " profile -o " + pattern + " -- " +
@@ -50,7 +51,8 @@ TEST(ProfileGpu, TwoRankSampleIsCapturedCompletely) {
 
     int allreduce_kernels = 0;
     for (const KernelRecord& k : r.kernels) {
-      if (is_nccl_kernel(k.demangled_name) && k.demangled_name.find("AllReduce") != std::string::npos) {
+      if (is_nccl_kernel(k.demangled_name) &&
+          k.demangled_name.find("AllReduce") != std::string::npos) {
         ++allreduce_kernels;
       }
     }
