@@ -1,7 +1,9 @@
 // Typed errors for bad input. A SpecError points at a place in a text file
-// (`path:line: field: what is wrong, what was expected`); a FlagError names the command-line
-// flag and the constraint it breaks. Library code throws these and never exits; the `mpsim`
-// command prints what() and returns a non-zero status.
+// (`path:line: field: what is wrong, what was expected`); a FieldError names the field of a
+// ModelSpec or ParallelConfig given in memory (`tensor_parallel: ...`), for a caller that knows
+// where the value came from to say so (the `mpsim` command names the flag it parsed the field
+// from); a FlagError names the command-line flag and the constraint it breaks. Library code
+// throws these and never exits; the `mpsim` command prints what() and returns a non-zero status.
 #pragma once
 
 #include <stdexcept>
@@ -34,6 +36,22 @@ class SpecError : public std::runtime_error {
   std::string file_;
   int line_;
   std::string field_;
+};
+
+class FieldError : public std::runtime_error {
+ public:
+  // field is the protobuf field name as a spec file spells it, e.g. "tensor_parallel"; message
+  // says what is wrong and what was expected.
+  FieldError(std::string field, std::string message)
+      : std::runtime_error(field + ": " + message),
+        field_(std::move(field)),
+        message_(std::move(message)) {}
+  const std::string& field() const { return field_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string field_;
+  std::string message_;
 };
 
 class FlagError : public std::runtime_error {
