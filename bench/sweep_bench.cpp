@@ -1,6 +1,6 @@
 // Benchmark: the full sweep of GPT-3 175B on 1024 H100s at global batch 1536: enumerate every
 // valid configuration, prune by the closed-form memory, simulate every remaining one (folded
-// steps, all cores), rank. Goal (issue 3): under 10 seconds on the 2-core development machine.
+// steps, all cores), rank. Goal: under 10 seconds on the 2-core development machine.
 // Counters: configurations enumerated and simulated, and simulated configurations per second.
 #include <benchmark/benchmark.h>
 
