@@ -243,6 +243,190 @@ std::string check_p2p_plans(const PipelineSchedule& schedule) {
   return check_plans(plans, schedule);
 }
 
+namespace {
+
+// check_plans' three phases over one set of plans, in order; each adds what it finds to errors_.
+class PlanChecker {
+ public:
+  PlanChecker(const std::vector<StagePlan>& plans, const ScheduleIndex& idx)
+      : plans_(plans), idx_(idx), p_(idx.stages) {}
+
+  std::string run() {
+    check_transfers();
+    if (!errors_.str().empty()) return errors_.str();
+    match_fifo();
+    if (!errors_.str().empty()) return errors_.str();
+    execute();
+    return errors_.str();
+  }
+
+ private:
+  struct Op {
+    int group;
+    P2pTransfer transfer;
+    TensorId tensor;
+  };
+  struct Ref {
+    int rank, group, pos;
+  };
+
+  size_t slot(const TensorId& t) const {
+    return (static_cast<size_t>(t.activation ? 0 : 1) * idx_.micro_batches + t.micro_batch) *
+               idx_.virtual_stages +
+           t.producer;
+  }
+
+  // 1. Every operation on its own: the right peer, placed after its producer or before its
+  //    consumer, each tensor sent once and received once.
+  void check_transfers() {
+    ops_.resize(p_);
+    const size_t tensor_slots = 2 * static_cast<size_t>(idx_.micro_batches) * idx_.virtual_stages;
+    std::vector<int> sent(tensor_slots, 0), received(tensor_slots, 0);
+    for (int r = 0; r < p_; ++r) {
+      const int n = static_cast<int>(idx_.steps[r].size());
+      if (static_cast<int>(plans_[r].before.size()) != n) {
+        errors_ << "rank " << r << ": " << plans_[r].before.size()
+                << " groups before steps, expected " << n << "\n";
+        continue;
+      }
+      ops_[r].resize(n + 1);
+      for (int g = 0; g <= n; ++g) {
+        const P2pGroup& group = g < n ? plans_[r].before[g] : plans_[r].after;
+        for (const P2pTransfer& t : group.transfers) {
+          const std::optional<TensorId> tensor = check_transfer(r, g, t);
+          if (!tensor) continue;
+          ++(t.send ? sent : received)[slot(*tensor)];
+          ops_[r][g].push_back({g, t, *tensor});
+        }
+      }
+    }
+    for (const TensorId& t : idx_.tensors()) {
+      const std::string what = std::string(t.activation ? "activation" : "gradient") + " mb " +
+                               std::to_string(t.micro_batch) + " of virtual stage " +
+                               std::to_string(t.producer);
+      if (sent[slot(t)] != 1) errors_ << what << " is sent " << sent[slot(t)] << " times\n";
+      if (received[slot(t)] != 1)
+        errors_ << what << " is received " << received[slot(t)] << " times\n";
+    }
+  }
+
+  // One transfer of rank r's group g: the tensor it moves, or nothing when it cannot be placed
+  // (the error says why). A transfer posted on the wrong side of its step is reported but kept.
+  std::optional<TensorId> check_transfer(int r, int g, const P2pTransfer& t) {
+    const std::string at =
+        "rank " + std::to_string(r) + " " + group_name(idx_, r, g) + ": " + describe(t) + ": ";
+    if (t.micro_batch < 0 || t.micro_batch >= idx_.micro_batches || t.chunk < 0 ||
+        t.chunk >= idx_.chunks) {
+      errors_ << at << "micro-batch or chunk out of range\n";
+      return std::nullopt;
+    }
+    const int vs = idx_.virtual_stage(r, t.chunk);
+    // Whether this rank's virtual stage sends towards the next (activation) or previous one.
+    const int other_vs = vs + ((t.activation == t.send) ? 1 : -1);
+    if (other_vs < 0 || other_vs >= idx_.virtual_stages) {
+      errors_ << at << "virtual stage " << vs << " has no such neighbour\n";
+      return std::nullopt;
+    }
+    if (t.peer == r) {
+      errors_ << at << "a rank never sends to itself\n";
+      return std::nullopt;
+    }
+    if (t.peer != idx_.rank_of(other_vs)) {
+      errors_ << at << "the peer of virtual stage " << vs << " is rank " << idx_.rank_of(other_vs)
+              << "\n";
+      return std::nullopt;
+    }
+    const TensorId tensor{t.activation, t.micro_batch, t.send ? vs : other_vs};
+    const ScheduleIndex::Where step = t.send ? idx_.producer(tensor) : idx_.consumer(tensor);
+    if (t.send && g <= step.index) {
+      errors_ << at << "posted before step " << step.index << " produces it\n";
+    } else if (!t.send && g > step.index) {
+      errors_ << at << "posted after step " << step.index << " consumes it\n";
+    }
+    return tensor;
+  }
+
+  const Op& op_at(const Ref& x) const { return ops_[x.rank][x.group][x.pos]; }
+
+  // 2. FIFO matching per ordered pair: the k-th send from a to b meets the k-th recv on b from a.
+  void match_fifo() {
+    std::vector<std::vector<Ref>> sends(p_ * p_), recvs(p_ * p_);  // [src * p + dst]
+    for (int r = 0; r < p_; ++r) {
+      for (int g = 0; g < static_cast<int>(ops_[r].size()); ++g) {
+        for (int k = 0; k < static_cast<int>(ops_[r][g].size()); ++k) {
+          const P2pTransfer& t = ops_[r][g][k].transfer;
+          (t.send ? sends[r * p_ + t.peer] : recvs[t.peer * p_ + r]).push_back({r, g, k});
+        }
+      }
+    }
+    partner_.resize(p_);
+    for (int r = 0; r < p_; ++r) {
+      partner_[r].resize(ops_[r].size());
+      for (size_t g = 0; g < ops_[r].size(); ++g) partner_[r][g].resize(ops_[r][g].size());
+    }
+    for (int pair = 0; pair < p_ * p_; ++pair) {
+      // Step 1 made the counts equal; a mismatch is a difference in order.
+      for (size_t k = 0; k < sends[pair].size() && k < recvs[pair].size(); ++k) {
+        const Ref s = sends[pair][k], v = recvs[pair][k];
+        if (!(op_at(s).tensor == op_at(v).tensor)) {
+          errors_ << "mismatch between rank " << s.rank << " and rank " << v.rank << ": send #" << k
+                  << " (rank " << s.rank << " " << group_name(idx_, s.rank, s.group) << ": "
+                  << describe(op_at(s).transfer) << ") meets recv #" << k << " (rank " << v.rank
+                  << " " << group_name(idx_, v.rank, v.group) << ": " << describe(op_at(v).transfer)
+                  << ")\n";
+        }
+        partner_[s.rank][s.group][s.pos] = v;
+        partner_[v.rank][v.group][v.pos] = s;
+      }
+    }
+  }
+
+  // 3. Execution: each rank posts its groups in order; a group completes once every partner
+  //    operation has been posted (its rank has reached or passed the partner's group).
+  void execute() {
+    std::vector<int> at(p_, 0);  // group each rank is at; ops_[r].size() when finished
+    const auto complete = [&](int r) {
+      const int g = at[r];
+      for (size_t k = 0; k < ops_[r][g].size(); ++k) {
+        const Ref other = partner_[r][g][k];
+        if (at[other.rank] < other.group) return false;
+      }
+      return true;
+    };
+    for (bool progress = true; progress;) {
+      progress = false;
+      for (int r = 0; r < p_; ++r) {
+        while (at[r] < static_cast<int>(ops_[r].size()) && complete(r)) {
+          ++at[r];
+          progress = true;
+        }
+      }
+    }
+    for (int r = 0; r < p_; ++r) {
+      if (at[r] >= static_cast<int>(ops_[r].size())) continue;
+      const int g = at[r];
+      for (size_t k = 0; k < ops_[r][g].size(); ++k) {
+        const Ref other = partner_[r][g][k];
+        if (at[other.rank] >= other.group) continue;
+        errors_ << "deadlock: rank " << r << " waits in " << group_name(idx_, r, g) << " to "
+                << describe(ops_[r][g][k].transfer) << "; its partner is in rank " << other.rank
+                << "'s " << group_name(idx_, other.rank, other.group) << ", but rank " << other.rank
+                << " waits in " << group_name(idx_, other.rank, at[other.rank]) << "\n";
+        break;
+      }
+    }
+  }
+
+  const std::vector<StagePlan>& plans_;
+  const ScheduleIndex& idx_;
+  const int p_;
+  std::ostringstream errors_;
+  std::vector<std::vector<std::vector<Op>>> ops_;       // ops_[rank][group], in posting order
+  std::vector<std::vector<std::vector<Ref>>> partner_;  // where each op's matching op sits
+};
+
+}  // namespace
+
 std::string check_plans(const std::vector<StagePlan>& plans, const PipelineSchedule& schedule) {
   std::optional<ScheduleIndex> maybe_idx;
   try {
@@ -250,154 +434,11 @@ std::string check_plans(const std::vector<StagePlan>& plans, const PipelineSched
   } catch (const std::invalid_argument& e) {
     return std::string("invalid schedule: ") + e.what();
   }
-  const ScheduleIndex& idx = *maybe_idx;
-  const int p = idx.stages;
+  const int p = maybe_idx->stages;
   if (static_cast<int>(plans.size()) != p) {
     return std::to_string(plans.size()) + " plans for " + std::to_string(p) + " pipeline ranks";
   }
-
-  // 1. Every operation on its own: the right peer, placed after its producer or before its
-  //    consumer, each tensor sent once and received once.
-  struct Op {
-    int group;
-    P2pTransfer transfer;
-    TensorId tensor;
-  };
-  std::vector<std::vector<std::vector<Op>>> ops(p);  // ops[rank][group], in posting order
-  const size_t tensor_slots = 2 * static_cast<size_t>(idx.micro_batches) * idx.virtual_stages;
-  auto slot = [&](const TensorId& t) {
-    return (static_cast<size_t>(t.activation ? 0 : 1) * idx.micro_batches + t.micro_batch) *
-               idx.virtual_stages +
-           t.producer;
-  };
-  std::vector<int> sent(tensor_slots, 0), received(tensor_slots, 0);
-  std::ostringstream errors;
-  for (int r = 0; r < p; ++r) {
-    const int n = static_cast<int>(idx.steps[r].size());
-    if (static_cast<int>(plans[r].before.size()) != n) {
-      errors << "rank " << r << ": " << plans[r].before.size() << " groups before steps, expected "
-             << n << "\n";
-      continue;
-    }
-    ops[r].resize(n + 1);
-    for (int g = 0; g <= n; ++g) {
-      const P2pGroup& group = g < n ? plans[r].before[g] : plans[r].after;
-      for (const P2pTransfer& t : group.transfers) {
-        const std::string at =
-            "rank " + std::to_string(r) + " " + group_name(idx, r, g) + ": " + describe(t) + ": ";
-        if (t.micro_batch < 0 || t.micro_batch >= idx.micro_batches || t.chunk < 0 ||
-            t.chunk >= idx.chunks) {
-          errors << at << "micro-batch or chunk out of range\n";
-          continue;
-        }
-        const int vs = idx.virtual_stage(r, t.chunk);
-        // Whether this rank's virtual stage sends towards the next (activation) or previous one.
-        const int other_vs = vs + ((t.activation == t.send) ? 1 : -1);
-        if (other_vs < 0 || other_vs >= idx.virtual_stages) {
-          errors << at << "virtual stage " << vs << " has no such neighbour\n";
-          continue;
-        }
-        if (t.peer == r) {
-          errors << at << "a rank never sends to itself\n";
-          continue;
-        }
-        if (t.peer != idx.rank_of(other_vs)) {
-          errors << at << "the peer of virtual stage " << vs << " is rank " << idx.rank_of(other_vs)
-                 << "\n";
-          continue;
-        }
-        const TensorId tensor{t.activation, t.micro_batch, t.send ? vs : other_vs};
-        const ScheduleIndex::Where step = t.send ? idx.producer(tensor) : idx.consumer(tensor);
-        if (t.send && g <= step.index) {
-          errors << at << "posted before step " << step.index << " produces it\n";
-        } else if (!t.send && g > step.index) {
-          errors << at << "posted after step " << step.index << " consumes it\n";
-        }
-        ++(t.send ? sent : received)[slot(tensor)];
-        ops[r][g].push_back({g, t, tensor});
-      }
-    }
-  }
-  for (const TensorId& t : idx.tensors()) {
-    const std::string what = std::string(t.activation ? "activation" : "gradient") + " mb " +
-                             std::to_string(t.micro_batch) + " of virtual stage " +
-                             std::to_string(t.producer);
-    if (sent[slot(t)] != 1) errors << what << " is sent " << sent[slot(t)] << " times\n";
-    if (received[slot(t)] != 1)
-      errors << what << " is received " << received[slot(t)] << " times\n";
-  }
-  if (!errors.str().empty()) return errors.str();
-
-  // 2. FIFO matching per ordered pair: the k-th send from a to b meets the k-th recv on b from a.
-  struct Ref {
-    int rank, group, pos;
-  };
-  std::vector<std::vector<Ref>> sends(p * p), recvs(p * p);  // [src * p + dst]
-  for (int r = 0; r < p; ++r) {
-    for (int g = 0; g < static_cast<int>(ops[r].size()); ++g) {
-      for (int k = 0; k < static_cast<int>(ops[r][g].size()); ++k) {
-        const P2pTransfer& t = ops[r][g][k].transfer;
-        (t.send ? sends[r * p + t.peer] : recvs[t.peer * p + r]).push_back({r, g, k});
-      }
-    }
-  }
-  const auto op_at = [&](const Ref& x) -> const Op& { return ops[x.rank][x.group][x.pos]; };
-  // partner[rank][group][pos]: where the matching operation sits.
-  std::vector<std::vector<std::vector<Ref>>> partner(p);
-  for (int r = 0; r < p; ++r) {
-    partner[r].resize(ops[r].size());
-    for (size_t g = 0; g < ops[r].size(); ++g) partner[r][g].resize(ops[r][g].size());
-  }
-  for (int pair = 0; pair < p * p; ++pair) {
-    // Step 1 made the counts equal; a mismatch is a difference in order.
-    for (size_t k = 0; k < sends[pair].size() && k < recvs[pair].size(); ++k) {
-      const Ref s = sends[pair][k], v = recvs[pair][k];
-      if (!(op_at(s).tensor == op_at(v).tensor)) {
-        errors << "mismatch between rank " << s.rank << " and rank " << v.rank << ": send #" << k
-               << " (rank " << s.rank << " " << group_name(idx, s.rank, s.group) << ": "
-               << describe(op_at(s).transfer) << ") meets recv #" << k << " (rank " << v.rank << " "
-               << group_name(idx, v.rank, v.group) << ": " << describe(op_at(v).transfer) << ")\n";
-      }
-      partner[s.rank][s.group][s.pos] = v;
-      partner[v.rank][v.group][v.pos] = s;
-    }
-  }
-  if (!errors.str().empty()) return errors.str();
-
-  // 3. Execution: each rank posts its groups in order; a group completes once every partner
-  //    operation has been posted (its rank has reached or passed the partner's group).
-  std::vector<int> at(p, 0);  // group each rank is at; ops[r].size() when finished
-  const auto complete = [&](int r) {
-    const int g = at[r];
-    for (size_t k = 0; k < ops[r][g].size(); ++k) {
-      const Ref other = partner[r][g][k];
-      if (at[other.rank] < other.group) return false;
-    }
-    return true;
-  };
-  for (bool progress = true; progress;) {
-    progress = false;
-    for (int r = 0; r < p; ++r) {
-      while (at[r] < static_cast<int>(ops[r].size()) && complete(r)) {
-        ++at[r];
-        progress = true;
-      }
-    }
-  }
-  for (int r = 0; r < p; ++r) {
-    if (at[r] >= static_cast<int>(ops[r].size())) continue;
-    const int g = at[r];
-    for (size_t k = 0; k < ops[r][g].size(); ++k) {
-      const Ref other = partner[r][g][k];
-      if (at[other.rank] >= other.group) continue;
-      errors << "deadlock: rank " << r << " waits in " << group_name(idx, r, g) << " to "
-             << describe(ops[r][g][k].transfer) << "; its partner is in rank " << other.rank
-             << "'s " << group_name(idx, other.rank, other.group) << ", but rank " << other.rank
-             << " waits in " << group_name(idx, other.rank, at[other.rank]) << "\n";
-      break;
-    }
-  }
-  return errors.str();
+  return PlanChecker(plans, *maybe_idx).run();
 }
 
 }  // namespace mpsim::executor
