@@ -9,7 +9,6 @@
 #include "common/median.h"
 #include "profiler/analyze/issue_slots.h"
 #include "profiler/analyze/nvtx_projection.h"
-#include "profiler/analyze/trace_stats.h"
 #include "simulator/graph/op_name.h"
 
 namespace mpsim::profiler {
