@@ -5,8 +5,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "common/intervals.h"
 #include "simulator/graph/op_name.h"
-#include "simulator/report/intervals.h"
 
 namespace mpsim::validation {
 namespace {

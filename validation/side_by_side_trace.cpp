@@ -3,8 +3,8 @@
 #include <cmath>
 #include <map>
 
+#include "common/chrome_trace.h"
 #include "simulator/graph/op_name.h"
-#include "simulator/report/chrome_trace.h"
 
 namespace mpsim::validation {
 namespace {

@@ -8,13 +8,13 @@
 #include <set>
 #include <unordered_map>
 
-#include "simulator/report/chrome_trace.h"
+#include "common/chrome_trace.h"
 
 namespace mpsim::profiler {
 namespace {
 
+using common::ChromeTraceWriter;
 using nlohmann::json;
-using report::ChromeTraceWriter;
 
 // Pids of GPU processes of merged ranks: rank * kRankPidStride + device id.
 constexpr int64_t kRankPidStride = 1000;

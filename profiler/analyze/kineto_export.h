@@ -1,7 +1,7 @@
 // Chrome-trace export of profiled runs in PyTorch Kineto's layout, which Perfetto,
 // chrome://tracing and Holistic Trace Analysis (HTA) read (`mpsim trace run.sqlite -o run.json`).
 //
-// Layout (written through report::ChromeTraceWriter):
+// Layout (written through common::ChromeTraceWriter):
 //   GPU work: "X" events on pid = device id (one rank) or rank * 1000 + device id (several
 //     ranks merged), tid = stream id; cat "kernel", "gpu_memcpy" or "gpu_memset"; args "device",
 //     "stream", "correlation", and "grid", "block", "registers per thread", "shared memory" for

@@ -6,9 +6,9 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/median.h"
 #include "profiler/analyze/issue_slots.h"
 #include "profiler/analyze/nvtx_projection.h"
-#include "profiler/analyze/trace_stats.h"
 #include "simulator/graph/op_name.h"
 
 namespace mpsim::profiler {
@@ -168,7 +168,7 @@ T field(const nlohmann::json& json, const char* key, const std::string& where) {
 
 }  // namespace
 
-double RunMeasurement::median_iteration_s() const { return median(iteration_s); }
+double RunMeasurement::median_iteration_s() const { return common::median(iteration_s); }
 
 RunMeasurement measure_run(const std::vector<RankTrace>& traces, int64_t warmup) {
   if (traces.empty()) throw std::invalid_argument("no ranks to measure");

@@ -3,37 +3,30 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <map>
 #include <sstream>
 #include <tuple>
 #include <utility>
 
+#include "common/intervals.h"
+#include "common/median.h"
+#include "common/text.h"
 #include "profiler/analyze/nvtx_projection.h"
 
 namespace mpsim::profiler {
 namespace {
 
 // A half-open time interval [start, end) in ns.
-using Interval = std::pair<int64_t, int64_t>;
+using Interval = common::BasicInterval<int64_t>;
 
 // The name a kernel is summarised under: demangled when the driver gave one.
 const std::string& kernel_name(const KernelRecord& k) {
   return k.demangled_name.empty() ? k.mangled_name : k.demangled_name;
 }
 
-// Length of the union of `intervals` clipped to [lo, hi). Sorts its argument.
-int64_t covered_ns(std::vector<Interval>& intervals, int64_t lo, int64_t hi) {
-  std::sort(intervals.begin(), intervals.end());
-  int64_t total = 0, reach = lo;  // everything before `reach` is counted already
-  for (auto [start, end] : intervals) {
-    start = std::max(start, reach);
-    end = std::min(end, hi);
-    if (end <= start) continue;
-    total += end - start;
-    reach = end;
-  }
-  return total;
+// Length of the union of `intervals` clipped to [lo, hi).
+int64_t covered_ns(const std::vector<Interval>& intervals, int64_t lo, int64_t hi) {
+  return common::total_length(common::merged(common::clipped(intervals, lo, hi)));
 }
 
 // ---- kernel summary ----
@@ -56,7 +49,7 @@ std::vector<KernelSummaryRow> kernel_summary(const std::vector<RankTrace>& ranks
     row.min_ns = *std::min_element(sample.begin(), sample.end());
     row.max_ns = *std::max_element(sample.begin(), sample.end());
     row.mean_ns = static_cast<double>(row.total_ns) / static_cast<double>(row.instances);
-    row.median_ns = median(std::vector<double>(sample.begin(), sample.end()));
+    row.median_ns = common::median(std::vector<double>(sample.begin(), sample.end()));
     row.time_percent = all_ns > 0 ? 100.0 * static_cast<double>(row.total_ns) / all_ns : 0;
     rows.push_back(std::move(row));
   }
@@ -114,9 +107,9 @@ DeviceActivity device_activity(int32_t rank, uint32_t device, DeviceIntervals& d
   a.device_id = device;
   int64_t lo = INT64_MAX, hi = INT64_MIN;
   for (const auto* list : {&d.nccl, &d.compute}) {
-    for (const auto& [start, end] : *list) {
-      lo = std::min(lo, start);
-      hi = std::max(hi, end);
+    for (const Interval& i : *list) {
+      lo = std::min(lo, i.start);
+      hi = std::max(hi, i.end);
     }
   }
   a.span_ns = hi - lo;
@@ -185,19 +178,14 @@ std::string table(const std::vector<std::string>& header,
   return out.str();
 }
 
-std::string fixed(double value, int decimals) {
-  char text[64];
-  std::snprintf(text, sizeof text, "%.*f", decimals, value);
-  return text;
-}
-
 std::string kernel_table(const std::vector<KernelSummaryRow>& kernels) {
   if (kernels.empty()) return "(no kernels)\n";
   std::vector<std::vector<std::string>> rows;
   for (const KernelSummaryRow& k : kernels) {
-    rows.push_back({fixed(k.time_percent, 1), std::to_string(k.total_ns),
-                    std::to_string(k.instances), fixed(k.mean_ns, 1), fixed(k.median_ns, 1),
-                    std::to_string(k.min_ns), std::to_string(k.max_ns), k.name});
+    rows.push_back({common::fixed(k.time_percent, 1), std::to_string(k.total_ns),
+                    std::to_string(k.instances), common::fixed(k.mean_ns, 1),
+                    common::fixed(k.median_ns, 1), std::to_string(k.min_ns),
+                    std::to_string(k.max_ns), k.name});
   }
   return table({"Time (%)", "Total (ns)", "Instances", "Mean (ns)", "Median (ns)", "Min (ns)",
                 "Max (ns)", "Name"},
@@ -209,8 +197,9 @@ std::string nvtx_table(const std::vector<NvtxSummaryRow>& ranges) {
   std::vector<std::vector<std::string>> rows;
   for (const NvtxSummaryRow& r : ranges) {
     const std::string name = r.domain.empty() ? r.text : r.domain + ":" + r.text;
-    rows.push_back({std::to_string(r.instances), std::to_string(r.total_ns), fixed(r.mean_ns, 1),
-                    std::to_string(r.kernels), std::to_string(r.gpu_time_ns),
+    rows.push_back({std::to_string(r.instances), std::to_string(r.total_ns),
+                    common::fixed(r.mean_ns, 1), std::to_string(r.kernels),
+                    std::to_string(r.gpu_time_ns),
                     r.payload_sum != 0 ? std::to_string(r.payload_sum) : "-", name});
   }
   return table(
@@ -247,17 +236,6 @@ std::string format_stats(const TraceStats& stats) {
          "\nGPU activity (compute: non-NCCL kernels; comm: NCCL kernels; overlap: both at once;"
          " idle: no kernel, memcpy or memset)\n" +
          device_table(stats.devices);
-}
-
-double median(std::vector<double> values) {
-  if (values.empty()) return 0;
-  const size_t mid = values.size() / 2;
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid), values.end());
-  const double upper = values[mid];
-  if (values.size() % 2 == 1) return upper;
-  const double lower =
-      *std::max_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(mid));
-  return (lower + upper) / 2;
 }
 
 }  // namespace mpsim::profiler

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "common/median.h"
 #include "profiler/store/trace_store.h"
 
 namespace mpsim::profiler {
@@ -56,9 +57,9 @@ struct TraceStats {
 
 TraceStats compute_stats(const std::vector<RankTrace>& ranks);
 
-// The median of a sample: its middle value, or the mean of the two middle values for an even
-// count; 0 for an empty sample. The one median of the profiler's analyses and fits.
-double median(std::vector<double> values);
+// Transitional: profiler/calibrate/op_points.cpp still calls median() through this header; the
+// using-declaration goes once it includes common/median.h and calls common::median.
+using common::median;
 std::string format_stats(const TraceStats& stats);  // aligned text tables
 
 }  // namespace mpsim::profiler

@@ -1,12 +1,14 @@
 // The SQLite trace store: one database per rank (or one merged database with every rank),
 // versioned, with Nsight Systems' export names where the concept matches. The schema is written
-// down once, in trace_store.cpp, and documented in profiler/README.md.
+// down once, in store_schema.cpp, and documented in profiler/README.md. Implemented in
+// store_writer.cpp (TraceWriter), trace_reader.cpp (TraceReader) and trace_merge.cpp
+// (merge_ranks, rank_path), over the one SQLite wrapper of common/sqlite_db.h.
 //
 // TraceWriter opens (creates) a database in WAL mode and writes each RecordBatch in one
 // transaction, so a process that dies keeps every batch written before. TraceReader refuses a
 // database whose schema_version it does not know, with a message naming the file and both
-// versions. All SQLite calls are checked; failures throw StoreError naming the path, the call
-// and the SQLite message. Nothing here needs CUDA.
+// versions. All SQLite calls are checked; failures throw StoreError naming the path, the call,
+// its file:line and the SQLite message. Nothing here needs CUDA.
 #pragma once
 
 #include <memory>

@@ -6,13 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "common/chrome_trace.h"
+#include "common/intervals.h"
 #include "simulator/engine/engine.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op_name.h"
 #include "simulator/graph/training_graph.h"
 #include "simulator/memory/memory_timeline.h"
-#include "simulator/report/chrome_trace.h"
-#include "simulator/report/intervals.h"
 
 namespace mpsim::report {
 namespace {

@@ -1,14 +1,13 @@
 // JSON, CSV, SQLite and text output of a sweep; see sweep_output.h.
 #include "simulator/sweep/sweep_output.h"
 
-#include <sqlite3.h>
-
-#include <cstdio>
-#include <filesystem>
 #include <set>
 #include <sstream>
 #include <stdexcept>
 
+#include "common/atomic_file.h"
+#include "common/sqlite_db.h"
+#include "common/text.h"
 #include "simulator/spec/config_words.h"
 
 namespace mpsim::sweep {
@@ -61,25 +60,10 @@ std::string csv_cell(const json& value) {
   return quoted + "\"";
 }
 
-std::string format(const char* fmt, double value) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, fmt, value);
-  return buffer;
-}
-
 // ---- SQLite ---------------------------------------------------------------------------------
 
-// Checks one sqlite3 call: anything but OK, ROW or DONE throws naming the path, the call and
-// where it was made.
-#define MPSIM_SQLITE_CHECK(call) check_sqlite((call), #call, __FILE__, __LINE__, db, path)
-
-void check_sqlite(int rc, const char* call, const char* file, int line, sqlite3* db,
-                  const std::string& path) {
-  if (rc == SQLITE_OK || rc == SQLITE_ROW || rc == SQLITE_DONE) return;
-  const std::string detail = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  throw std::runtime_error(path + ": " + call + " failed: " + detail + " (" + file + ":" +
-                           std::to_string(line) + ")");
-}
+using common::SqliteDb;
+using common::SqliteStatement;
 
 std::string quote_identifier(const std::string& name) {
   std::string out = "\"";
@@ -96,34 +80,24 @@ const char* sql_type(const json& value) {
   return "TEXT";
 }
 
-// The statement's owner; finalized on scope exit whatever happens.
-struct Statement {
-  sqlite3_stmt* stmt = nullptr;
-  ~Statement() { sqlite3_finalize(stmt); }
-};
-
-void bind_value(sqlite3* db, sqlite3_stmt* stmt, int index, const json& value,
-                const std::string& path) {
+// Binds one JSON value: null as NULL, booleans as 0/1, numbers as such, anything else as text.
+void bind_value(SqliteStatement& statement, int index, const json& value) {
   if (value.is_null()) {
-    MPSIM_SQLITE_CHECK(sqlite3_bind_null(stmt, index));
+    statement.bind_at(index, std::nullopt);
   } else if (value.is_boolean()) {
-    MPSIM_SQLITE_CHECK(sqlite3_bind_int64(stmt, index, value.get<bool>() ? 1 : 0));
+    statement.bind_at(index, int64_t{value.get<bool>() ? 1 : 0});
   } else if (value.is_number_integer()) {
-    MPSIM_SQLITE_CHECK(sqlite3_bind_int64(stmt, index, value.get<int64_t>()));
+    statement.bind_at(index, value.get<int64_t>());
   } else if (value.is_number_float()) {
-    MPSIM_SQLITE_CHECK(sqlite3_bind_double(stmt, index, value.get<double>()));
+    statement.bind_at(index, value.get<double>());
   } else {
-    const std::string text = value.is_string() ? value.get<std::string>() : value.dump();
-    MPSIM_SQLITE_CHECK(sqlite3_bind_text(stmt, index, text.c_str(), static_cast<int>(text.size()),
-                                         SQLITE_TRANSIENT));
+    statement.bind_at(index, value.is_string() ? value.get<std::string>() : value.dump());
   }
 }
 
-void write_tables(sqlite3* db, const std::string& path, const SweepResult& result,
-                  const std::map<std::string, std::string>& meta) {
-  MPSIM_SQLITE_CHECK(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr));
-
-  const Table table = flat_table(result);
+// The CREATE TABLE and INSERT statements of sweep_results: a column per flattened field, typed
+// by its first non-null value, "rank" the primary key.
+std::pair<std::string, std::string> results_statements(const Table& table) {
   std::string create = "CREATE TABLE sweep_results (",
               insert = "INSERT INTO sweep_results VALUES (";
   for (size_t c = 0; c < table.columns.size(); ++c) {
@@ -142,55 +116,42 @@ void write_tables(sqlite3* db, const std::string& path, const SweepResult& resul
     if (*type) create += std::string(" ") + type;
     insert += c ? ", ?" : "?";
   }
-  create += ")";
-  insert += ")";
-  MPSIM_SQLITE_CHECK(sqlite3_exec(db, create.c_str(), nullptr, nullptr, nullptr));
+  return {create + ")", insert + ")"};
+}
+
+void write_tables(SqliteDb& db, const SweepResult& result,
+                  const std::map<std::string, std::string>& meta) {
+  db.exec("BEGIN");
+  const Table table = flat_table(result);
+  const auto [create, insert] = results_statements(table);
+  db.exec(create);
   {
-    Statement s;
-    MPSIM_SQLITE_CHECK(sqlite3_prepare_v2(db, insert.c_str(), -1, &s.stmt, nullptr));
+    SqliteStatement s(db, insert);
     for (const auto& row : table.rows) {
       for (size_t c = 0; c < table.columns.size(); ++c) {
         auto it = row.find(table.columns[c]);
-        bind_value(db, s.stmt, static_cast<int>(c) + 1, it == row.end() ? json() : it->second,
-                   path);
+        bind_value(s, static_cast<int>(c) + 1, it == row.end() ? json() : it->second);
       }
-      MPSIM_SQLITE_CHECK(sqlite3_step(s.stmt));
-      MPSIM_SQLITE_CHECK(sqlite3_reset(s.stmt));
+      s.run();
     }
   }
 
-  MPSIM_SQLITE_CHECK(sqlite3_exec(db, "CREATE TABLE sweep_pruned (reason TEXT, count INTEGER)",
-                                  nullptr, nullptr, nullptr));
+  db.exec("CREATE TABLE sweep_pruned (reason TEXT, count INTEGER)");
   {
-    Statement s;
-    MPSIM_SQLITE_CHECK(
-        sqlite3_prepare_v2(db, "INSERT INTO sweep_pruned VALUES (?, ?)", -1, &s.stmt, nullptr));
-    for (const auto& [reason, count] : result.pruned) {
-      bind_value(db, s.stmt, 1, reason, path);
-      bind_value(db, s.stmt, 2, count, path);
-      MPSIM_SQLITE_CHECK(sqlite3_step(s.stmt));
-      MPSIM_SQLITE_CHECK(sqlite3_reset(s.stmt));
-    }
+    SqliteStatement s(db, "INSERT INTO sweep_pruned VALUES (?, ?)");
+    for (const auto& [reason, count] : result.pruned) s.run(reason, int64_t{count});
   }
 
-  MPSIM_SQLITE_CHECK(sqlite3_exec(db, "CREATE TABLE sweep_meta (key TEXT PRIMARY KEY, value TEXT)",
-                                  nullptr, nullptr, nullptr));
+  db.exec("CREATE TABLE sweep_meta (key TEXT PRIMARY KEY, value TEXT)");
   std::map<std::string, std::string> all = meta;
   all.emplace("enumerated", std::to_string(result.enumerated));
   all.emplace("simulated", std::to_string(result.simulated));
-  all.emplace("seconds", format("%.3f", result.seconds));
+  all.emplace("seconds", common::printf_string("%.3f", result.seconds));
   {
-    Statement s;
-    MPSIM_SQLITE_CHECK(
-        sqlite3_prepare_v2(db, "INSERT INTO sweep_meta VALUES (?, ?)", -1, &s.stmt, nullptr));
-    for (const auto& [key, value] : all) {
-      bind_value(db, s.stmt, 1, key, path);
-      bind_value(db, s.stmt, 2, value, path);
-      MPSIM_SQLITE_CHECK(sqlite3_step(s.stmt));
-      MPSIM_SQLITE_CHECK(sqlite3_reset(s.stmt));
-    }
+    SqliteStatement s(db, "INSERT INTO sweep_meta VALUES (?, ?)");
+    for (const auto& [key, value] : all) s.run(key, value);
   }
-  MPSIM_SQLITE_CHECK(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr));
+  db.exec("COMMIT");
 }
 
 }  // namespace
@@ -258,10 +219,11 @@ std::string top_table(const SweepResult& result, int top_k) {
          c.sequence_parallel() ? "on" : "off", std::to_string(c.virtual_pipeline_stages()),
          std::to_string(c.micro_batch_size()), spec::schedule_word(c.schedule()),
          spec::recompute_word(c.recompute()), std::to_string(c.zero_stage()),
-         format("%.2f", r.iteration_time_s * 1e3), format("%.0f", r.tokens_per_s),
-         format("%.1f", r.mfu * 100),
-         r.peak_memory_bytes ? format("%.1f", static_cast<double>(*r.peak_memory_bytes) / (1 << 30))
-                             : "-"});
+         common::printf_string("%.2f", r.iteration_time_s * 1e3),
+         common::printf_string("%.0f", r.tokens_per_s), common::printf_string("%.1f", r.mfu * 100),
+         r.peak_memory_bytes
+             ? common::printf_string("%.1f", static_cast<double>(*r.peak_memory_bytes) / (1 << 30))
+             : "-"});
   }
   std::vector<size_t> width(header.size(), 0);
   for (const auto& line : cells) {
@@ -289,28 +251,14 @@ std::string top_table(const SweepResult& result, int top_k) {
 
 void write_sqlite(const std::string& path, const SweepResult& result,
                   const std::map<std::string, std::string>& meta) {
-  namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp";
-  std::error_code ec;
-  fs::remove(tmp, ec);  // a stale file from an interrupted run; a failure shows at open
-  sqlite3* db = nullptr;
-  try {
-    MPSIM_SQLITE_CHECK(
-        sqlite3_open_v2(tmp.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr));
-    write_tables(db, path, result, meta);
-    sqlite3* closing = db;
-    db = nullptr;
-    MPSIM_SQLITE_CHECK(sqlite3_close(closing));
-  } catch (...) {
-    sqlite3_close(db);
-    fs::remove(tmp, ec);
-    throw;
+  common::ReplacingFile file(path);  // path + ".tmp", renamed over path when complete
+  file.discard();  // a stale file from an interrupted run; a failure shows at open
+  {
+    SqliteDb db(file.temp_path(), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    write_tables(db, result, meta);
+    db.close();
   }
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw std::runtime_error(path + ": cannot rename " + tmp + " over it: " + ec.message());
-  }
+  file.commit();
 }
 
 std::string summary_line(const SweepResult& result) {
@@ -323,7 +271,7 @@ std::string summary_line(const SweepResult& result) {
   return "enumerated " + std::to_string(result.enumerated) + "; pruned " + std::to_string(total) +
          (pruned.empty() ? "" : " (" + pruned + ")") + "; simulated " +
          std::to_string(result.simulated) + "; fitting " + std::to_string(result.rows.size()) +
-         "; " + format("%.2f", result.seconds) + " s";
+         "; " + common::printf_string("%.2f", result.seconds) + " s";
 }
 
 }  // namespace mpsim::sweep

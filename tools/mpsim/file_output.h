@@ -1,5 +1,6 @@
 // Output files of the subcommands, written so that nothing already there is lost or left half
-// written: the text goes to a temporary file beside the target, is synced, and renamed over it.
+// written: common::write_file_atomically (a synced temporary file beside the target, renamed over
+// it), after checking the folder so that a missing one is reported against the flag.
 //
 // write_atomically throws spec::FlagError naming `flag` (the flag that named the path, e.g. "-o")
 // when the target's folder does not exist, and std::runtime_error naming the file when writing

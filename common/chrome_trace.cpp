@@ -1,14 +1,12 @@
 // Chrome Trace Event Format writer; see chrome_trace.h for the file layout and failure contract.
-#include "simulator/report/chrome_trace.h"
+#include "common/chrome_trace.h"
 
 #include <cmath>
 #include <cstdio>
 #include <exception>
-#include <filesystem>
 #include <stdexcept>
-#include <system_error>
 
-namespace mpsim::report {
+namespace mpsim::common {
 namespace {
 
 using nlohmann::json;
@@ -31,11 +29,12 @@ json metadata_event(const char* name, int64_t pid, json args) {
 
 ChromeTraceWriter::ChromeTraceWriter(const std::string& path, int64_t base_time_ns)
     : path_(path),
-      tmp_path_(path + ".tmp"),
+      file_(path),
       base_time_ns_(base_time_ns),
       uncaught_at_construction_(std::uncaught_exceptions()) {
-  out_.open(tmp_path_, std::ios::out | std::ios::trunc | std::ios::binary);
-  if (!out_) throw std::runtime_error(path_ + ": cannot open " + tmp_path_ + " for writing");
+  out_.open(file_.temp_path(), std::ios::out | std::ios::trunc | std::ios::binary);
+  if (!out_)
+    throw std::runtime_error(path_ + ": cannot open " + file_.temp_path() + " for writing");
   out_ << "{\"traceEvents\":[";
   check_stream("write");
 }
@@ -58,14 +57,13 @@ ChromeTraceWriter::~ChromeTraceWriter() {
 void ChromeTraceWriter::check_stream(const char* what) {
   if (out_) return;
   discard();
-  throw std::runtime_error(path_ + ": cannot " + what + " " + tmp_path_);
+  throw std::runtime_error(path_ + ": cannot " + what + " " + file_.temp_path());
 }
 
 void ChromeTraceWriter::discard() noexcept {
   failed_ = true;
   if (out_.is_open()) out_.close();
-  std::error_code ignored;
-  std::filesystem::remove(tmp_path_, ignored);
+  file_.discard();
 }
 
 void ChromeTraceWriter::write_event(const json& event) {
@@ -165,13 +163,13 @@ void ChromeTraceWriter::finish() {
   check_stream("write");
   out_.close();
   check_stream("close");
-  std::error_code error;
-  std::filesystem::rename(tmp_path_, path_, error);
-  if (error) {
-    discard();
-    throw std::runtime_error(path_ + ": cannot rename " + tmp_path_ + " to it: " + error.message());
+  try {
+    file_.commit();  // removes the temporary file when the rename fails
+  } catch (...) {
+    failed_ = true;
+    throw;
   }
   finished_ = true;
 }
 
-}  // namespace mpsim::report
+}  // namespace mpsim::common

@@ -1,6 +1,6 @@
 // ChromeTraceWriter: the file parses as JSON, each event kind carries the fields Perfetto and
 // chrome://tracing need, and failures never leave a half-written file at the target path.
-#include "simulator/report/chrome_trace.h"
+#include "common/chrome_trace.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace mpsim::report {
+namespace mpsim::common {
 namespace {
 
 namespace fs = std::filesystem;
@@ -225,4 +225,4 @@ TEST_F(ChromeTraceTest, ExistingFileReplacedOnlyByFinish) {
 }
 
 }  // namespace
-}  // namespace mpsim::report
+}  // namespace mpsim::common
