@@ -131,10 +131,11 @@ pid_t spawn_child(const ChildCommand& command, const sigset_t* mask_to_restore) 
   }
 #endif
   if (command.stdout_fd_ >= 0) ::dup2(command.stdout_fd_, STDOUT_FILENO);
+  const char* program = spec.program.empty() ? command.argv_[0] : spec.program.c_str();
   if (spec.search_path)
-    ::execvpe(command.argv_[0], command.argv_.data(), command.envp_.data());
+    ::execvpe(program, command.argv_.data(), command.envp_.data());
   else
-    ::execve(command.argv_[0], command.argv_.data(), command.envp_.data());
+    ::execve(program, command.argv_.data(), command.envp_.data());
   const int error = errno;
   const char* reason = std::strerror(error);
   [[maybe_unused]] ssize_t ignored =

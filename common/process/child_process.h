@@ -31,7 +31,8 @@ std::string signal_name(int sig);
 // How a program is started.
 struct ChildSpec {
   std::vector<std::string> argv;  // argv[0]: a path, or a name looked up in PATH (search_path)
-  bool search_path = false;       // execvp-style lookup of argv[0] in PATH
+  std::string program;            // the file to execute when it is not argv[0] ("/proc/self/exe")
+  bool search_path = false;       // execvp-style lookup of the program in PATH
   // The child's environment: this process's, minus the variables named in `unset`, plus `set`
   // (in order).
   std::vector<std::string> unset;

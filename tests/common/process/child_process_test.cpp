@@ -80,6 +80,17 @@ TEST(ChildProcess, SearchPathFindsAProgramByName) {
   EXPECT_EQ(run_child(spec), 127);
 }
 
+TEST(ChildProcess, TheProgramCanDifferFromArgvZero) {
+  const fs::path out = temp_file("argv0");
+  ChildSpec spec;
+  spec.program = "/bin/sh";
+  spec.argv = {"my-name", "-c", "echo \"$0\""};
+  spec.stdout_path = out.string();
+  EXPECT_EQ(run_child(spec), 0);
+  EXPECT_EQ(read(out), "my-name\n");
+  fs::remove(out);
+}
+
 TEST(ChildProcess, AStdoutFileThatCannotBeCreatedThrows) {
   ChildSpec spec;
   spec.argv = {"/bin/true"};
