@@ -17,8 +17,6 @@
 #include "common/process/child_process.h"
 #include "executor/core/launch.h"
 
-extern char** environ;
-
 namespace mpsim::executor {
 namespace {
 
