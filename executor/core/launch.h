@@ -16,6 +16,10 @@
 // and what was expected; expand_hostlist() throws std::invalid_argument quoting the text; the
 // rendezvous throws std::runtime_error naming the rank, the address it waited on and for how long.
 // Nothing here blocks without a deadline.
+//
+// Sources by what they do: launch_env.cpp (the environment, Slurm's hostlist and tasks-per-node
+// syntax), rendezvous.cpp (the TCP exchange, a free port), local_launch.cpp (one process per rank,
+// over common/process/child_process.h).
 #pragma once
 
 #include <chrono>

@@ -1,6 +1,6 @@
-// Running another program from a subcommand (`mpsim calibrate` runs the calibration bench under
-// the profiler, `mpsim validate` runs the executor under it): one place for fork/exec, waiting,
-// and quoting a command line for messages and provenance.
+// `mpsim calibrate`'s way of running the calibration bench under the profiler, over the one
+// child-process helper (common/process/child_process.h): the bench's stdout to a file, its
+// command line quoted for messages and provenance.
 //
 // run_with_stdout throws std::runtime_error when `stdout_path` cannot be created or fork fails;
 // a program that cannot be executed exits 127 with a message on stderr. While it waits, SIGINT
@@ -10,13 +10,20 @@
 #include <string>
 #include <vector>
 
+#include "common/process/child_process.h"
+
 namespace mpsim::cli {
 
-// The words as a shell would need them (words with spaces or quotes single-quoted).
-std::string command_line(const std::vector<std::string>& words);
+using common::command_line;
 
 // Runs `argv` (argv[0] a path) with its stdout sent to `stdout_path` (stderr is inherited);
 // returns its exit status, 128 + the signal for a child killed by one.
-int run_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path);
+inline int run_with_stdout(const std::vector<std::string>& argv, const std::string& stdout_path) {
+  common::ChildSpec spec;
+  spec.argv = argv;
+  spec.stdout_path = stdout_path;
+  spec.exec_failure = "mpsim calibrate: cannot run '" + argv.at(0) + "': ";
+  return common::run_child(spec);
+}
 
 }  // namespace mpsim::cli

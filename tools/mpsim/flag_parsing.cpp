@@ -90,25 +90,4 @@ po::variables_map parse_flags(const std::vector<std::string>& args,
   return parse_words(args, options, command, positional_name);
 }
 
-void read_layout_flags(const po::variables_map& vm, spec::ParallelConfig& c) {
-  auto text = [&](const char* flag) { return vm[flag].as<std::string>(); };
-  auto count = [&](const char* flag, int64_t min) {
-    return parse_integer(std::string("--") + flag, text(flag), min);
-  };
-  c.set_num_gpus(count("gpus", 1));
-  c.set_tensor_parallel(count("tp", 1));
-  c.set_pipeline_parallel(count("pp", 1));
-  c.set_data_parallel(count("dp", 0));
-  c.set_micro_batch_size(count("mbs", 1));
-  c.set_global_batch_size(count("gbs", 1));
-  if (vm.count("sp") && vm.count("no-sp")) throw spec::FlagError("--sp", "conflicts with --no-sp");
-  c.set_virtual_pipeline_stages(count("vpp", 1));
-  if (vm.count("schedule")) {
-    c.set_schedule(choose("--schedule", text("schedule"), kScheduleChoices));
-  } else {
-    c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
-  }
-  c.set_recompute(choose("--recompute", text("recompute"), kRecomputeChoices));
-}
-
 }  // namespace mpsim::cli

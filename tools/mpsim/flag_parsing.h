@@ -52,11 +52,4 @@ boost::program_options::variables_map parse_flags(
     const boost::program_options::options_description& options, const std::string& command,
     const std::string& positional_name);
 
-// The parallel-layout flags that `simulate` and `train` both declare: --gpus --tp --pp --dp
-// --mbs --gbs --vpp --schedule (default 1f1b, or interleaved with --vpp > 1) --recompute, read
-// into `config`; --sp and --no-sp may not both be given. sequence_parallel is left to the
-// caller, whose defaults differ.
-void read_layout_flags(const boost::program_options::variables_map& vm,
-                       spec::ParallelConfig& config);
-
 }  // namespace mpsim::cli

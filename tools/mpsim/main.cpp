@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "simulator/spec/spec_error.h"
+#include "tools/mpsim/layout_flags.h"
 #include "tools/mpsim/simulate_command.h"
 #ifdef MPSIM_HAVE_PROFILE
 #include "tools/mpsim/profile_command.h"
@@ -99,6 +100,10 @@ int main(int argc, char** argv) {
       return s.run({words.begin() + 1, words.end()}, std::cout, std::cerr);
     } catch (const mpsim::spec::FlagError& e) {
       std::cerr << context << e.what() << "\n";
+      return kBadInput;
+    } catch (const mpsim::spec::FieldError& e) {
+      // A spec-layer check no command translated: still named by its flag.
+      std::cerr << context << mpsim::cli::flag_error_from(e).what() << "\n";
       return kBadInput;
     } catch (const mpsim::spec::SpecError& e) {
       std::cerr << context << e.what() << "\n";

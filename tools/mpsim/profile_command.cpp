@@ -1,19 +1,15 @@
 #include "tools/mpsim/profile_command.h"
 
 #include <glob.h>
-#include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <ostream>
 #include <stdexcept>
 
+#include "common/process/child_process.h"
 #include "profiler/store/trace_store.h"
 #include "tools/mpsim/profile_args.h"
 
@@ -23,36 +19,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr const char* kLibraryName = "libmpsim_inject.so";
-
-// execvp with `env` set in the child; returns the child's exit status.
-int run_child(const std::vector<std::string>& command,
-              const std::vector<std::pair<std::string, std::string>>& env) {
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork failed: ") + std::strerror(errno));
-  if (pid == 0) {
-    for (const auto& [name, value] : env) setenv(name.c_str(), value.c_str(), 1);
-    std::vector<char*> argv;
-    for (const std::string& word : command) argv.push_back(const_cast<char*>(word.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    const int error = errno;
-    dprintf(STDERR_FILENO, "mpsim profile: cannot run '%s': %s\n", argv[0], std::strerror(error));
-    _exit(error == ENOENT ? 127 : 126);
-  }
-  // The terminal's Ctrl-C reaches the child (same process group); we wait for it to end.
-  struct sigaction ignore {
-  }, old_int{}, old_term{};
-  ignore.sa_handler = SIG_IGN;
-  sigaction(SIGINT, &ignore, &old_int);
-  sigaction(SIGTERM, &ignore, &old_term);
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-}
 
 // A glob matching every file rank_path() makes from `pattern`: the rank and pid become '*'.
 std::string rank_glob(const std::string& pattern) {
@@ -109,9 +75,16 @@ int run_profile(const std::vector<std::string>& args, std::ostream& out, std::os
                                                   override_path ? override_path : "");
   const std::string pattern = fs::absolute(request.output).string();
   const long long started = static_cast<long long>(std::time(nullptr)) - 1;
-  const int status = run_child(request.command, {{"CUDA_INJECTION64_PATH", library},
-                                                 {"NVTX_INJECTION64_PATH", library},
-                                                 {"MPSIM_PROFILE_OUTPUT", pattern}});
+  common::ChildSpec child;
+  child.argv = request.command;
+  child.search_path = true;
+  child.set = {{"CUDA_INJECTION64_PATH", library},
+               {"NVTX_INJECTION64_PATH", library},
+               {"MPSIM_PROFILE_OUTPUT", pattern}};
+  child.exec_failure = "mpsim profile: cannot run '" + request.command.at(0) + "': ";
+  child.shell_statuses = true;
+  // SIGINT and SIGTERM are the child's to act on; this process waits for it to end.
+  const int status = common::run_child(child, /*ignore_sigterm=*/true);
   if (!request.merge) return status;
   const std::vector<std::string> inputs = rank_databases(pattern, started);
   if (inputs.empty()) {

@@ -1,6 +1,7 @@
-// Parsing of `mpsim simulate` flags; see simulate_args.h. Each flag is declared once below with
-// its default, unit and help; every value is read as text and converted here so that errors name
-// the flag and the allowed values in one style: `--schedule: 'foo' is not one of gpipe, ...`.
+// Parsing of `mpsim simulate` flags; see simulate_args.h. Each flag is declared once, below or
+// (the layout flags) in layout_flags.cpp, with its default, unit and help; every value is read as
+// text and converted here so that errors name the flag and the allowed values in one style:
+// `--schedule: 'foo' is not one of gpipe, ...`.
 #include "tools/mpsim/simulate_args.h"
 
 #include <boost/program_options.hpp>
@@ -11,6 +12,7 @@
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/flag_parsing.h"
+#include "tools/mpsim/layout_flags.h"
 
 namespace mpsim::cli {
 namespace {
@@ -26,31 +28,27 @@ po::options_description flag_descriptions() {
   auto text = [](const char* fallback, const char* name) {
     return po::value<std::string>()->default_value(fallback)->value_name(name);
   };
-  d.add_options()("help,h", "print this help")(
-      "model", text("gpt3-175b", "M"),
-      "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")(
-      "hw", text("h100-sxm", "H"),
-      "hardware: a name in hw_profiles/ or a path to a HardwareProfile textproto")(
-      "gpus", text("1024", "N"), "number of GPUs")(
-      "tp", text("8", "T"), "tensor-parallel size (GPUs)")("pp", text("16", "P"),
-                                                           "pipeline-parallel size (stages)")(
-      "dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")(
-      "mbs", text("1", "B"), "micro-batch size (sequences)")(
-      "gbs", text("1536", "G"), "global batch size (sequences per iteration)")(
-      "sp",
-      "sequence parallelism (shard norms and dropout over the TP group); the default "
-      "when --tp > 1")("no-sp", "no sequence parallelism")(
-      "vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")(
-      "schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
-      "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")(
-      "recompute", text("selective", "none|selective|full"),
-      "activation recomputation: selective = attention core, full = whole layer")(
-      "zero", text("0", "0|1|2|3"),
-      "ZeRO stage: 1 shards optimizer state over DP, 2 also gradients, 3 also weights")(
-      "no-overlap-dp", "do not overlap DP gradient reduction with the backward pass")(
-      "rank-order", text("tp-dp-pp", "tp-dp-pp|tp-pp-dp"),
-      "how parallel dimensions map to global ranks, innermost first")(
-      "all-ranks", "simulate every rank, not one representative per pipeline stage")(
+  d.add_options()("help,h", "print this help");
+  add_layout_flags(
+      d, {{LayoutFlag::kModel, "gpt3-175b"},
+          {LayoutFlag::kHw, "h100-sxm"},
+          {LayoutFlag::kGpus, "1024"},
+          {LayoutFlag::kTp, "8"},
+          {LayoutFlag::kPp, "16"},
+          {LayoutFlag::kDp, "0"},
+          {LayoutFlag::kMbs, "1"},
+          {LayoutFlag::kGbs, "1536"},
+          {LayoutFlag::kSp, std::nullopt,
+           "sequence parallelism (shard norms and dropout over the TP group); the default when "
+           "--tp > 1"},
+          {LayoutFlag::kNoSp},
+          {LayoutFlag::kVpp, "1"},
+          {LayoutFlag::kSchedule},
+          {LayoutFlag::kRecompute, "selective"},
+          {LayoutFlag::kZero, "0"},
+          {LayoutFlag::kNoOverlapDp},
+          {LayoutFlag::kRankOrder, "tp-dp-pp"}});
+  d.add_options()("all-ranks", "simulate every rank, not one representative per pipeline stage")(
       "trace", po::value<std::string>()->value_name("FILE"),
       "write a Chrome trace (JSON, times in us) of the iteration to FILE")(
       "format", text("table", "table|json"), "output format");

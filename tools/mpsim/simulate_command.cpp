@@ -5,6 +5,7 @@
 
 #include "simulator/report/simulation.h"
 #include "simulator/spec/spec_loader.h"
+#include "tools/mpsim/layout_flags.h"
 #include "tools/mpsim/simulate_args.h"
 
 namespace mpsim::cli {
@@ -17,8 +18,7 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   const spec::ModelSpec model = spec::load_model_spec(request.model);
   const spec::Hardware hardware = spec::load_hardware(request.hardware);
-  const spec::ParallelConfig config =
-      spec::validate_parallel_config(request.config, model, hardware);
+  const spec::ParallelConfig config = checked_layout(request.config, model, hardware);
 
   report::SimulateOptions options;
   options.scope =

@@ -1,6 +1,7 @@
-// Parsing of `mpsim sweep` flags; see sweep_args.h. Each flag is declared once below with its
-// default, unit and help; values are read as text and converted here so that errors read as
-// those of `mpsim simulate`: `--schedule: 'foo' is not one of gpipe, 1f1b, interleaved`.
+// Parsing of `mpsim sweep` flags; see sweep_args.h. Each flag is declared once, below or (the
+// layout flags) in layout_flags.cpp, with its default, unit and help; values are read as text and
+// converted here so that errors read as those of `mpsim simulate`: `--schedule: 'foo' is not one of
+// gpipe, 1f1b, interleaved`.
 #include "tools/mpsim/sweep_args.h"
 
 #include <boost/program_options.hpp>
@@ -12,6 +13,7 @@
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/flag_parsing.h"
+#include "tools/mpsim/layout_flags.h"
 
 namespace mpsim::cli {
 namespace {
@@ -29,14 +31,12 @@ po::options_description flag_descriptions() {
   };
   auto optional = [](const char* name) { return po::value<std::string>()->value_name(name); };
   // clang-format off
+  d.add_options()("help,h", "print this help");
+  add_layout_flags(d, {{LayoutFlag::kModel, "gpt3-175b"},
+                       {LayoutFlag::kHw, "h100-sxm"},
+                       {LayoutFlag::kGpus, "1024"},
+                       {LayoutFlag::kGbs, "1536"}});
   d.add_options()
-      ("help,h", "print this help")
-      ("model", text("gpt3-175b", "M"),
-       "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")
-      ("hw", text("h100-sxm", "H"),
-       "hardware: a name in hw_profiles/ or a path to a HardwareProfile textproto")
-      ("gpus", text("1024", "N"), "number of GPUs")
-      ("gbs", text("1536", "G"), "global batch size (sequences per iteration)")
       ("top", text("10", "K"), "configurations shown in the table")
       ("format", text("table", "table|json|csv"),
        "output: the top K as a table, or every fitting configuration as JSON or CSV")
@@ -44,17 +44,20 @@ po::options_description flag_descriptions() {
       ("threads", text("0", "N"), "simulation threads; 0 = all cores")
       ("trace-best", optional("FILE"),
        "write a Chrome trace (JSON, times in us) of the fastest configuration to FILE");
+  // clang-format on
   po::options_description c("constraints (each fixes or bounds one dimension of the space)");
+  add_layout_flags(
+      c, {{LayoutFlag::kTp, std::nullopt, "tensor-parallel size"},
+          {LayoutFlag::kPp, std::nullopt, "pipeline-parallel size"},
+          {LayoutFlag::kDp, std::nullopt, "data-parallel size"},
+          {LayoutFlag::kMbs, std::nullopt, "micro-batch size (sequences)"},
+          {LayoutFlag::kVpp, std::nullopt, "model chunks per pipeline rank (1 = not interleaved)"},
+          {LayoutFlag::kSp, std::nullopt, "sequence parallelism", "on|off"},
+          {LayoutFlag::kSchedule, std::nullopt, "pipeline schedule"},
+          {LayoutFlag::kRecompute, std::nullopt, "activation recomputation"},
+          {LayoutFlag::kZero, std::nullopt, "ZeRO stage"}});
+  // clang-format off
   c.add_options()
-      ("tp", optional("T"), "tensor-parallel size")
-      ("pp", optional("P"), "pipeline-parallel size")
-      ("dp", optional("D"), "data-parallel size")
-      ("mbs", optional("B"), "micro-batch size (sequences)")
-      ("vpp", optional("V"), "model chunks per pipeline rank (1 = not interleaved)")
-      ("sp", optional("on|off"), "sequence parallelism")
-      ("schedule", optional("gpipe|1f1b|interleaved"), "pipeline schedule")
-      ("recompute", optional("none|selective|full"), "activation recomputation")
-      ("zero", optional("0|1|2|3"), "ZeRO stage")
       ("max-tp", optional("T"), "largest tensor-parallel size")
       ("max-pp", optional("P"), "largest pipeline-parallel size")
       ("max-mbs", optional("B"), "largest micro-batch size");

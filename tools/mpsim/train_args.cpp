@@ -1,7 +1,7 @@
-// Parsing of `mpsim train` flags; see train_args.h. Each flag is declared once below with its
-// default, unit and help; hyper-parameter defaults are TrainOptions' own, so the help text and the
-// trainer cannot disagree. Values are read as text and converted here so that errors name the flag
-// in one style: `--lr: 'abc' is not a number`.
+// Parsing of `mpsim train` flags; see train_args.h. Each flag is declared once, below or (the
+// layout flags) in layout_flags.cpp, with its default, unit and help; hyper-parameter defaults are
+// TrainOptions' own, so the help text and the trainer cannot disagree. Values are read as text and
+// converted here so that errors name the flag in one style: `--lr: 'abc' is not a number`.
 #include "tools/mpsim/train_args.h"
 
 #include <boost/program_options.hpp>
@@ -13,6 +13,7 @@
 
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/flag_parsing.h"
+#include "tools/mpsim/layout_flags.h"
 
 namespace mpsim::cli {
 namespace {
@@ -49,23 +50,23 @@ po::options_description flag_descriptions() {
     return po::value<std::string>()->default_value(fallback)->value_name(name);
   };
   // clang-format off: one flag per entry reads as a table
-  d.add_options()("help,h", "print this help")(
-      "model", text("gpt2-124m", "M"),
-      "model: a name in models/ (without .textproto) or a path to a ModelSpec textproto")(
-      "gpus", text("1", "N"), "number of GPUs (one process each)")(
-      "tp", text("1", "T"), "tensor-parallel size (GPUs)")("pp", text("1", "P"),
-                                                           "pipeline-parallel size (stages)")(
-      "dp", text("0", "D"), "data-parallel size (replicas); 0 = gpus / (tp * pp)")(
-      "mbs", text("4", "B"), "micro-batch size (sequences)")(
-      "gbs", text("32", "G"), "global batch size (sequences per iteration)")(
-      "sp", "sequence parallelism (shard norms and dropout over the TP group); needs --tp > 1")(
-      "no-sp", "no sequence parallelism (the default)")(
-      "vpp", text("1", "V"), "model chunks per pipeline rank (virtual stages); 1 = none")(
-      "schedule", po::value<std::string>()->value_name("gpipe|1f1b|interleaved"),
-      "pipeline schedule (default: 1f1b, or interleaved when --vpp > 1)")(
-      "recompute", text("none", "none|selective|full"),
-      "activation recomputation: selective = attention core, full = whole layer")(
-      "dist-opt", "distributed optimizer: shard optimizer state over DP (ZeRO stage 1)")(
+  d.add_options()("help,h", "print this help");
+  add_layout_flags(
+      d, {{LayoutFlag::kModel, "gpt2-124m"},
+          {LayoutFlag::kGpus, "1", "number of GPUs (one process each)"},
+          {LayoutFlag::kTp, "1"},
+          {LayoutFlag::kPp, "1"},
+          {LayoutFlag::kDp, "0"},
+          {LayoutFlag::kMbs, "4"},
+          {LayoutFlag::kGbs, "32"},
+          {LayoutFlag::kSp, std::nullopt,
+           "sequence parallelism (shard norms and dropout over the TP group); needs --tp > 1"},
+          {LayoutFlag::kNoSp, std::nullopt, "no sequence parallelism (the default)"},
+          {LayoutFlag::kVpp, "1"},
+          {LayoutFlag::kSchedule},
+          {LayoutFlag::kRecompute, "none"}});
+  d.add_options()("dist-opt",
+                  "distributed optimizer: shard optimizer state over DP (ZeRO stage 1)")(
       "steps", text(std::to_string(defaults.steps), "K"), "training iterations")(
       "data", text(kDefaultTrainData, "FILE"),
       "byte-level text corpus; a relative path is looked up as described above")(

@@ -15,6 +15,7 @@
 #include "executor/core/train_options.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
+#include "tools/mpsim/layout_flags.h"
 #include "tools/mpsim/train_args.h"
 #ifdef MPSIM_HAVE_EXECUTOR
 #include "executor/cuda/trainer.h"
@@ -116,7 +117,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   executor::TrainOptions options = request.options;
   options.model = spec::load_model_spec(request.model);
   const spec::Hardware hardware = spec::load_hardware(kValidationHardware);
-  options.config = spec::validate_parallel_config(options.config, options.model, hardware);
+  options.config = checked_layout(options.config, options.model, hardware);
   options.peak_flops =
       hardware.peak_flops(options.model.dtype());  // MFU as the simulator counts it
   if (!options.synthetic) options.data_path = resolve_data_path(options.data_path);

@@ -1,19 +1,15 @@
 // `mpsim validate`: predicted against measured, configuration by configuration
 // (validate_args.h for the flags and the list; validation/ for the definitions).
 //
-// For each configuration: unless --report-only, or a measurement of the same flags exists in
-// --runs (and no --remeasure), runs
+// The command parses the flags and the list (validate_args.h) and hands them to validation's
+// pipeline (validation/validation_pipeline.h: measuring, leave-one-out prediction, comparison,
+// the report), supplying what a command does: it runs
 //   <mpsim> profile -o <runs>/<name>.sqlite -- <mpsim> train <flags> --steps W+S --log
 //   <runs>/<name>.log.jsonl
-// (stdout to <runs>/<name>.stdout), measures it (profiler/analyze/run_measurement.h) and writes
-// <runs>/<name>.json: the measurement, the flags and the per-rank peak memory of the measured
-// iterations from the log; the databases are removed unless --keep-databases. A run that fails is
-// reported as failed and the others go on. Then every measured configuration is simulated with
-// every GPU: with --hw (microbenchmarks only), and with --hw plus the exact op tables learned from
-// the other configurations' runs (leave one out; profiler/calibrate/op_points.h). It simulates the
-// executor's implementation: no dropout (the model is simulated with dropout 0) and a cross
-// entropy that keeps the bf16 logits (memory::LossMemory::kBf16Logits), not Megatron's fp32 ones.
-// Writes <out>/report.md, <out>/results.csv and <out>/traces/<name>.json, each atomically.
+// (stdout to <runs>/<name>.stdout; the command line is printed to stderr first), writes every
+// file atomically (file_output.h) and prints the pipeline's notes to stderr. It then prints the
+// iteration-time MAPE (and the leave-one-out MAPE) and the report's path to `out`, and each
+// configuration not reported to stderr.
 //
 // Exit status: 0 when every selected configuration was reported; 1 when a run failed or a
 // measurement is missing under --report-only (the report still covers the others); 2 for bad flags
