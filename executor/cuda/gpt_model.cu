@@ -9,7 +9,6 @@
 #include "executor/cuda/cuda_check.h"
 #include "executor/cuda/gpt_model.h"
 #include "executor/cuda/kernels.h"
-#include "executor/cuda/llama_kernels.h"
 #include "executor/cuda/nvtx_range.h"
 
 namespace mpsim::executor {
