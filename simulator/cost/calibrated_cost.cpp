@@ -1,14 +1,15 @@
-// CalibratedCostModel, the model behind make_calibrated_cost_model: measured times at the exact
-// tables' points, measured tables inside their grids, curves fitted to them outside, the roofline
-// model elsewhere. Formulas and rationale:
-// calibrated_cost.h and simulator/cost/README.md, "Calibrated cost model".
+// CalibratedCostModel, the model behind make_calibrated_cost_model: for each op, one lookup
+// chain built when the model is made (exact point -> grid table, with its fitted curve outside
+// the grid -> roofline). Formulas and rationale: calibrated_cost.h and simulator/cost/README.md,
+// "Calibrated cost model".
 #include "simulator/cost/calibrated_cost.h"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -17,7 +18,7 @@
 #include <vector>
 
 #include "simulator/cost/calibrated_tables.h"
-#include "simulator/cost/collective_cost.h"
+#include "simulator/cost/lookup_tables.h"
 
 namespace mpsim::cost {
 namespace {
@@ -25,293 +26,251 @@ namespace {
 using graph::Op;
 using graph::OpKind;
 
-std::string join(std::span<const std::string_view> names) {
-  std::string text;
-  for (std::size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + std::string(names[i]);
-  return text;
+// ---- The tables the model reads ------------------------------------------------------------
+
+// What a table's keys are, hence how it is built and which keys an op gives it.
+enum class Family { kGemm, kAttentionForward, kAttentionBackward, kMemory, kCollective };
+
+struct TableSpec {
+  std::string_view name;
+  Family family;
+  // A per-layout or per-pass table: its absence is no fallback to the roofline (the default
+  // table, or its absence, says what prices those ops).
+  bool refinement = false;
+  OpKind collective = OpKind::kStepBlock;  // for kCollective: which collective
+};
+
+// Every table name, in the order the model reads them (which is the order describe() lists the
+// grid tables in, and the order their errors are found in).
+constexpr std::array<TableSpec, 16> kTableSpecs = {{
+    {kGemmTable, Family::kGemm},
+    {kGemmForwardTable, Family::kGemm, true},
+    {kGemmDgradTable, Family::kGemm, true},
+    {kGemmWgradTable, Family::kGemm, true},
+    {kAttentionForwardTable, Family::kAttentionForward},
+    {kAttentionBackwardTable, Family::kAttentionBackward},
+    {kNormTable, Family::kMemory},
+    {kNormForwardTable, Family::kMemory, true},
+    {kNormBackwardTable, Family::kMemory, true},
+    {kElementwiseTable, Family::kMemory},
+    {kLossTable, Family::kMemory},
+    {kOptimizerTable, Family::kMemory},
+    {kAllReduceTable, Family::kCollective, false, OpKind::kAllReduce},
+    {kAllGatherTable, Family::kCollective, false, OpKind::kAllGather},
+    {kReduceScatterTable, Family::kCollective, false, OpKind::kReduceScatter},
+    {kSendTable, Family::kCollective, false, OpKind::kSend},
+}};
+
+// The bases whose exact tables (`<base>.exact`) the model reads, in the order describe() lists
+// them: as kTableSpecs, but the per-pass norm tables after the other memory tables.
+constexpr std::array<std::string_view, 16> kExactTableOrder = {
+    kGemmTable,      kGemmForwardTable,      kGemmDgradTable,
+    kGemmWgradTable, kAttentionForwardTable, kAttentionBackwardTable,
+    kNormTable,      kElementwiseTable,      kLossTable,
+    kOptimizerTable, kNormForwardTable,      kNormBackwardTable,
+    kAllReduceTable, kAllGatherTable,        kReduceScatterTable,
+    kSendTable};
+
+const TableSpec& table_spec(std::string_view name) {
+  return *std::find_if(kTableSpecs.begin(), kTableSpecs.end(),
+                       [&](const TableSpec& spec) { return spec.name == name; });
 }
 
-// Refuses a table whose key names are not `expected`, in order.
-void check_keys(const spec::CalibratedTable& table, std::span<const std::string_view> expected) {
-  const std::size_t n = expected.size();
-  bool same = table.key_names_size() == static_cast<int>(n);
-  for (std::size_t i = 0; same && i < n; ++i)
-    same = table.key_names(static_cast<int>(i)) == expected[i];
-  if (same) return;
-  std::string got;
-  for (int i = 0; i < table.key_names_size(); ++i) got += (i ? ", " : "") + table.key_names(i);
-  throw std::invalid_argument("table " + table.op() + ": key_names (" + got +
-                              ") do not match, expected (" + join(expected) + ")");
+bool is_compute(Family family) {
+  return family != Family::kMemory && family != Family::kCollective;
 }
 
-// Shortest text that reads back as the same double ("2", "2.5").
-std::string num(double x) {
-  char buf[32];
-  const auto result = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, result.ptr);
+std::span<const std::string_view> key_names(Family family) {
+  switch (family) {
+    case Family::kGemm:
+      return kGemmKeys;
+    case Family::kAttentionForward:
+    case Family::kAttentionBackward:
+      return kAttentionKeys;
+    case Family::kMemory:
+      return kMemoryKeys;
+    case Family::kCollective:
+      break;
+  }
+  return kCollectiveKeys;
 }
 
-bool positive_finite(double x) { return x > 0 && std::isfinite(x); }
+// The grid table (with its fitted curve) of `spec`, built from `table`.
+std::unique_ptr<FittedTable> build_fitted(const TableSpec& spec, const spec::CalibratedTable& table,
+                                          double peak) {
+  if (spec.family != Family::kCollective) check_keys(table, key_names(spec.family));
+  switch (spec.family) {
+    case Family::kGemm:
+      return std::make_unique<ComputeTable>(table, gemm_flops, peak);
+    case Family::kAttentionForward:
+      return std::make_unique<ComputeTable>(table, attention_forward_flops, peak);
+    case Family::kAttentionBackward:
+      return std::make_unique<ComputeTable>(table, attention_backward_flops, peak);
+    case Family::kMemory:
+      return std::make_unique<BytesTable>(table);
+    case Family::kCollective:
+      break;
+  }
+  return std::make_unique<CollectiveTable>(table, spec.collective);
+}
+
+// ---- Which chain prices an op --------------------------------------------------------------
+
+// One chain per op variant: GEMMs by layout, attention and norms by pass, the others by kind.
+enum Slot : int {
+  kGemmForwardSlot,
+  kGemmDgradSlot,
+  kGemmWgradSlot,
+  kAttentionForwardSlot,
+  kAttentionBackwardSlot,
+  kNormForwardSlot,
+  kNormBackwardSlot,
+  kElementwiseSlot,
+  kLossSlot,
+  kOptimizerSlot,
+  kAllReduceSlot,
+  kAllGatherSlot,
+  kReduceScatterSlot,
+  kSendSlot,
+  kNumSlots,
+};
+
+// The table of each slot, and the default table that prices the slot where that one is absent
+// (empty: none). Exact tables resolve the same way, independently of the grids.
+struct SlotTables {
+  std::string_view table;
+  std::string_view default_table;
+};
+constexpr std::array<SlotTables, kNumSlots> kSlotTables = {{
+    {kGemmForwardTable, kGemmTable},
+    {kGemmDgradTable, kGemmTable},
+    {kGemmWgradTable, kGemmTable},
+    {kAttentionForwardTable, {}},
+    {kAttentionBackwardTable, {}},
+    {kNormForwardTable, kNormTable},
+    {kNormBackwardTable, kNormTable},
+    {kElementwiseTable, {}},
+    {kLossTable, {}},
+    {kOptimizerTable, {}},
+    {kAllReduceTable, {}},
+    {kAllGatherTable, {}},
+    {kReduceScatterTable, {}},
+    {kSendTable, {}},
+}};
+
+enum class GemmLayout { kForward, kDgrad, kWgrad };
+
+// The only place the model reads an op's label: the graph's data- and weight-gradient GEMMs
+// end in ".dgrad" and ".wgrad"; every other GEMM runs in the forward layout.
+GemmLayout gemm_layout(std::string_view label) {
+  if (label.ends_with(".dgrad")) return GemmLayout::kDgrad;
+  if (label.ends_with(".wgrad")) return GemmLayout::kWgrad;
+  return GemmLayout::kForward;
+}
+
+std::optional<Slot> slot_of(const Op& op) {
+  const bool backward = op.pass == graph::Pass::kBackward;
+  switch (op.kind) {
+    case OpKind::kGemm:
+      switch (gemm_layout(op.label)) {
+        case GemmLayout::kDgrad:
+          return kGemmDgradSlot;
+        case GemmLayout::kWgrad:
+          return kGemmWgradSlot;
+        case GemmLayout::kForward:
+          break;
+      }
+      return kGemmForwardSlot;
+    case OpKind::kAttention:
+      return backward ? kAttentionBackwardSlot : kAttentionForwardSlot;
+    case OpKind::kNorm:
+      return backward ? kNormBackwardSlot : kNormForwardSlot;
+    case OpKind::kElementwise:
+      return kElementwiseSlot;
+    case OpKind::kLoss:
+      return kLossSlot;
+    case OpKind::kOptimizer:
+      return kOptimizerSlot;
+    case OpKind::kAllReduce:
+      return kAllReduceSlot;
+    case OpKind::kAllGather:
+      return kAllGatherSlot;
+    case OpKind::kReduceScatter:
+      return kReduceScatterSlot;
+    case OpKind::kSend:
+      return kSendSlot;
+    case OpKind::kStepBlock:
+      break;
+  }
+  return std::nullopt;
+}
+
+// An op's keys for its tables, or why it has none.
+struct OpKeys {
+  enum Lookup { kRoofline, kFree, kKeys } lookup = kRoofline;  // kFree: nothing moves, 0 s
+  std::array<double, 3> keys{};
+  std::size_t size = 0;
+  std::span<const double> span() const { return {keys.data(), size}; }
+};
+
+// GEMMs and attention without their shape, memory-bound ops without positive finite bytes,
+// invalid or cross-node collectives take the roofline (which refuses the invalid ones); a
+// collective of one rank or no bytes costs nothing.
+OpKeys op_keys(const Op& op) {
+  switch (op.kind) {
+    case OpKind::kGemm:
+      if (op.gemm.m <= 0 || op.gemm.n <= 0 || op.gemm.k <= 0) return {};
+      return {OpKeys::kKeys,
+              {static_cast<double>(op.gemm.m), static_cast<double>(op.gemm.n),
+               static_cast<double>(op.gemm.k)},
+              3};
+    case OpKind::kAttention:
+      if (op.attn_batch_heads <= 0 || op.attn_seq <= 0 || op.attn_head_dim <= 0) return {};
+      return {OpKeys::kKeys,
+              {static_cast<double>(op.attn_batch_heads), static_cast<double>(op.attn_seq),
+               static_cast<double>(op.attn_head_dim)},
+              3};
+    case OpKind::kNorm:
+    case OpKind::kElementwise:
+    case OpKind::kLoss:
+    case OpKind::kOptimizer:
+      if (!(op.bytes > 0 && std::isfinite(op.bytes))) return {};
+      return {OpKeys::kKeys, {op.bytes}, 1};
+    case OpKind::kAllReduce:
+    case OpKind::kAllGather:
+    case OpKind::kReduceScatter:
+    case OpKind::kSend:
+      if (op.group_nodes != 1 || op.group_size < 1 || !(op.bytes >= 0) ||
+          !std::isfinite(op.bytes)) {
+        return {};
+      }
+      if (op.group_size == 1 || op.bytes == 0) return {OpKeys::kFree};
+      return {OpKeys::kKeys, {static_cast<double>(op.group_size), op.bytes}, 2};
+    case OpKind::kStepBlock:
+      break;
+  }
+  return {};
+}
+
+// One op variant's lookup chain: its exact table, then its grid (fitted curve outside), then the
+// roofline. Null links are skipped.
+struct Chain {
+  const ExactTable* exact = nullptr;
+  const FittedTable* fitted = nullptr;
+};
 
 std::string lower(std::string text) {
   for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return text;
 }
 
-// A compute table: throughput interpolated inside the grid; outside it,
-// seconds = work(keys) / (peak · eff(keys)) with eff the efficiency curve fitted to the table.
-struct ComputeTable {
-  ComputeTable(const spec::CalibratedTable& table, WorkFunction work, double peak)
-      : grid(table, work), curve(fit_efficiency_curve(grid, peak)), work(work), peak(peak) {}
-
-  double seconds(std::span<const double> keys) const {
-    if (grid.contains(keys)) return grid.seconds(keys);
-    return work(keys) / (peak * curve.predict(keys));
-  }
-
-  GridTable grid;
-  EfficiencyCurve curve;
-  WorkFunction work;
-  double peak;
-};
-
-// A table of seconds by bytes: interpolated inside the grid, alpha + bytes / beta outside.
-struct BytesTable {
-  explicit BytesTable(const spec::CalibratedTable& table)
-      : grid(table), fit(fit_alpha_beta(grid)) {}
-
-  double seconds(double bytes) const {
-    const std::array<double, 1> keys{bytes};
-    return grid.contains(keys) ? grid.seconds(keys) : fit.predict(bytes);
-  }
-
-  GridTable grid;
-  AlphaBeta fit;
-};
-
-// Times measured at exact key vectors (an exact table, `<base>.exact`): a point's seconds for an
-// op whose keys equal the point's, nothing for any other. Sorted by keys, looked up by binary
-// search on the exact doubles: no interpolation, no allocation.
-class ExactTable {
- public:
-  // `collective`: the first key is a group size, a whole number of ranks.
-  ExactTable(const spec::CalibratedTable& table, std::span<const std::string_view> key_names,
-             bool collective) {
-    check_keys(table, key_names);
-    const std::size_t dims = key_names.size();
-    const std::string label = "table " + table.op() + ": ";
-    if (table.points_size() == 0) {
-      throw std::invalid_argument(label + "no points, expected at least one measured point");
-    }
-    std::vector<std::pair<Point, int>> indexed;  // point, its index in the table
-    for (int i = 0; i < table.points_size(); ++i) {
-      const spec::CalibratedPoint& p = table.points(i);
-      const std::string where = label + "point " + std::to_string(i) + ": ";
-      if (p.key_size() != static_cast<int>(dims)) {
-        throw std::invalid_argument(where + std::to_string(p.key_size()) + " keys, expected " +
-                                    std::to_string(dims) + " (" + join(key_names) + ")");
-      }
-      Point point;
-      for (std::size_t d = 0; d < dims; ++d) {
-        const double x = p.key(static_cast<int>(d));
-        if (collective && d == 0 && !(x >= 1 && x <= 1 << 20 && x == std::floor(x))) {
-          throw std::invalid_argument(where + "key " + std::string(key_names[d]) + " = " + num(x) +
-                                      ", expected a whole number of ranks >= 1");
-        }
-        if (!positive_finite(x)) {
-          throw std::invalid_argument(where + "key " + std::string(key_names[d]) + " = " + num(x) +
-                                      ", expected a positive size");
-        }
-        point.keys[d] = x;
-      }
-      if (!positive_finite(p.seconds())) {
-        throw std::invalid_argument(where + "seconds = " + num(p.seconds()) +
-                                    ", expected a positive time");
-      }
-      point.seconds = p.seconds();
-      indexed.emplace_back(point, i);
-    }
-    std::sort(indexed.begin(), indexed.end(), [](const auto& a, const auto& b) {
-      return a.first.keys != b.first.keys ? a.first.keys < b.first.keys : a.second < b.second;
-    });
-    // The duplicate reported is the one with the lowest index, as GridTable does.
-    int first = -1, second = -1;
-    for (std::size_t j = 1; j < indexed.size(); ++j) {
-      if (indexed[j].first.keys == indexed[j - 1].first.keys &&
-          (second < 0 || indexed[j].second < second)) {
-        first = indexed[j - 1].second;
-        second = indexed[j].second;
-      }
-    }
-    if (second >= 0) {
-      std::string keys;
-      for (std::size_t d = 0; d < dims; ++d) {
-        keys += (d ? ", " : "") + std::string(key_names[d]) + "=" +
-                num(table.points(second).key(static_cast<int>(d)));
-      }
-      throw std::invalid_argument(label + "point " + std::to_string(second) +
-                                  ": duplicate of point " + std::to_string(first) + " (" + keys +
-                                  ")");
-    }
-    points_.reserve(indexed.size());
-    for (const auto& [point, index] : indexed) points_.push_back(point);
-  }
-
-  // The measured seconds at exactly `keys` (as many as the table's key_names), or null.
-  const double* find(std::span<const double> keys) const {
-    Keys probe{};
-    std::copy(keys.begin(), keys.end(), probe.begin());
-    const auto it = std::lower_bound(points_.begin(), points_.end(), probe,
-                                     [](const Point& p, const Keys& k) { return p.keys < k; });
-    return it != points_.end() && it->keys == probe ? &it->seconds : nullptr;
-  }
-
-  std::size_t size() const { return points_.size(); }
-
- private:
-  using Keys = std::array<double, kMaxTableKeys>;  // unused keys 0
-  struct Point {
-    Keys keys{};
-    double seconds = 0;
-  };
-  std::vector<Point> points_;  // ascending keys, distinct
-};
-
-// The exact table's seconds at `keys`, if the table exists and has that point.
-const double* find_exact(const std::optional<ExactTable>& table, std::span<const double> keys) {
-  return table ? table->find(keys) : nullptr;
+std::string list(const std::vector<std::string>& names) {
+  std::string text;
+  for (std::size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
+  return text;
 }
 
-// Ring steps of a collective on n ranks: t = steps(n)·α_step + bus_bandwidth_factor(n)·S/B_bus.
-double ring_steps(OpKind kind, double n) {
-  switch (kind) {
-    case OpKind::kAllReduce:
-      return 2 * (n - 1);
-    case OpKind::kAllGather:
-    case OpKind::kReduceScatter:
-      return n - 1;
-    default:  // send: one transfer whatever the group
-      return 1;
-  }
-}
-
-// One collective's measured tables, one per group size, and the ring scaling to the others.
-struct CollectiveTable {
-  struct Group {
-    int size;
-    BytesTable bytes;
-  };
-
-  CollectiveTable(const spec::CalibratedTable& table, OpKind kind) : kind(kind) {
-    check_keys(table, kCollectiveKeys);
-    std::map<int, spec::CalibratedTable> by_group;
-    for (int i = 0; i < table.points_size(); ++i) {
-      const spec::CalibratedPoint& p = table.points(i);
-      const std::string where = "table " + table.op() + ": point " + std::to_string(i) + ": ";
-      if (p.key_size() != 2) {
-        throw std::invalid_argument(where + std::to_string(p.key_size()) + " keys, expected 2 (" +
-                                    join(kCollectiveKeys) + ")");
-      }
-      const double g = p.key(0);
-      if (!(g >= 1 && g <= 1 << 20 && g == std::floor(g))) {
-        throw std::invalid_argument(where + "key group_size = " + num(g) +
-                                    ", expected a whole number of ranks >= 1");
-      }
-      const int size = static_cast<int>(g);
-      auto [it, inserted] = by_group.try_emplace(size);
-      spec::CalibratedTable& sub = it->second;
-      if (inserted) {
-        sub.set_op(table.op() + " (group_size " + std::to_string(size) + ")");
-        sub.add_key_names(std::string(kCollectiveKeys[1]));
-      }
-      spec::CalibratedPoint* q = sub.add_points();
-      q->add_key(p.key(1));
-      q->set_seconds(p.seconds());
-    }
-    if (by_group.empty()) {
-      throw std::invalid_argument("table " + table.op() + ": no points, expected " +
-                                  join(kCollectiveKeys) + " points");
-    }
-    for (const auto& [size, sub] : by_group) groups.push_back({size, BytesTable(sub)});
-    // Scaling reference: the largest measured group that communicates.
-    if (groups.back().size >= 2) {
-      const Group& ref = groups.back();
-      const double m = ref.size;
-      reference_group = ref.size;
-      alpha_step_s = ref.bytes.fit.alpha_s / ring_steps(kind, m);
-      bus_bytes_per_s = ref.bytes.fit.beta_bytes_per_s * bus_bandwidth_factor(kind, ref.size);
-    }
-  }
-
-  // nullopt when neither the group's table nor a scaling reference applies.
-  std::optional<double> seconds(int group_size, double bytes) const {
-    for (const Group& g : groups) {
-      if (g.size == group_size) return g.bytes.seconds(bytes);
-    }
-    if (reference_group == 0) return std::nullopt;
-    return ring_steps(kind, group_size) * alpha_step_s +
-           bus_bandwidth_factor(kind, group_size) * bytes / bus_bytes_per_s;
-  }
-
-  std::string summary() const {
-    std::string text = " (group_size ";
-    for (std::size_t i = 0; i < groups.size(); ++i) {
-      text += (i ? ", " : "") + std::to_string(groups[i].size);
-    }
-    if (reference_group == 0) return text + "; other groups: roofline)";
-    return text + "; other groups ring-scaled from " + std::to_string(reference_group) + ")";
-  }
-
-  OpKind kind;
-  std::vector<Group> groups;   // ascending size
-  int reference_group = 0;     // 0: none (only group 1 measured)
-  double alpha_step_s = 0;     // per ring step, from the reference group's alpha-beta fit
-  double bus_bytes_per_s = 0;  // bus bandwidth, from the same fit
-};
-
-int memory_index(OpKind kind) {
-  switch (kind) {
-    case OpKind::kNorm:
-      return 0;
-    case OpKind::kElementwise:
-      return 1;
-    case OpKind::kLoss:
-      return 2;
-    case OpKind::kOptimizer:
-      return 3;
-    default:
-      return -1;
-  }
-}
-
-int collective_index(OpKind kind) {
-  switch (kind) {
-    case OpKind::kAllReduce:
-      return 0;
-    case OpKind::kAllGather:
-      return 1;
-    case OpKind::kReduceScatter:
-      return 2;
-    case OpKind::kSend:
-      return 3;
-    default:
-      return -1;
-  }
-}
-
-constexpr std::array<OpKind, 4> kMemoryKinds = {OpKind::kNorm, OpKind::kElementwise, OpKind::kLoss,
-                                                OpKind::kOptimizer};
-
-// GEMM tables by layout: index 0 the default (kGemmTable), then fwd, dgrad, wgrad.
-constexpr std::array<std::string_view, 4> kGemmTables = {kGemmTable, kGemmForwardTable,
-                                                         kGemmDgradTable, kGemmWgradTable};
-int gemm_layout_index(std::string_view label) {
-  if (label.ends_with(".dgrad")) return 2;
-  if (label.ends_with(".wgrad")) return 3;
-  return 1;
-}
-constexpr std::array<OpKind, 4> kCollectiveKinds = {OpKind::kAllReduce, OpKind::kAllGather,
-                                                    OpKind::kReduceScatter, OpKind::kSend};
+// ---- The model -----------------------------------------------------------------------------
 
 class CalibratedCostModel final : public CostModel {
  public:
@@ -328,199 +287,38 @@ class CalibratedCostModel final : public CostModel {
                                     " given twice, expected one table per op");
       }
     }
-    std::vector<std::string> used, fallback, ignored;
-    bool grid_tables_used = false;
-    // `optional`: a per-layout or per-pass table, whose absence is no fallback to the roofline
-    // (the default table, or its absence, says what prices those ops).
-    auto take = [&](std::string_view name, bool optional = false) -> const spec::CalibratedTable* {
-      auto it = tables.find(name);
-      if (it == tables.end()) {
-        if (!optional) fallback.emplace_back(name);
-        return nullptr;
-      }
-      const spec::CalibratedTable* t = it->second;
-      tables.erase(it);
-      used.emplace_back(name);
-      return t;
-    };
+    Reading reading{std::move(tables), dtype, {}, {}, {}};
     try {
-      if (dtype == spec::BF16) {
-        const double peak = hardware.peak_flops(dtype);
-        for (std::size_t i = 0; i < kGemmTables.size(); ++i) {
-          if (const auto* t = take(kGemmTables[i], i > 0)) {
-            check_keys(*t, kGemmKeys);
-            gemm_[i].emplace(*t, gemm_flops, peak);
-          }
-        }
-        if (const auto* t = take(kAttentionForwardTable)) {
-          check_keys(*t, kAttentionKeys);
-          attention_forward_.emplace(*t, attention_forward_flops, peak);
-        }
-        if (const auto* t = take(kAttentionBackwardTable)) {
-          check_keys(*t, kAttentionKeys);
-          attention_backward_.emplace(*t, attention_backward_flops, peak);
-        }
-      } else {
-        const std::string note =
-            " (bf16 table, model dtype " + lower(spec::DType_Name(dtype)) + ")";
-        for (std::string_view name :
-             {kGemmTable, kGemmForwardTable, kGemmDgradTable, kGemmWgradTable,
-              kAttentionForwardTable, kAttentionBackwardTable}) {
-          const bool layout =
-              name == kGemmForwardTable || name == kGemmDgradTable || name == kGemmWgradTable;
-          if (!layout) fallback.emplace_back(name);
-          if (auto it = tables.find(name); it != tables.end()) {
-            ignored.push_back(std::string(name) + note);
-            tables.erase(it);
-          }
-        }
-      }
-      for (OpKind kind : kMemoryKinds) {
-        if (const auto* t = take(calibrated_table_name(kind, graph::Pass::kForward))) {
-          check_keys(*t, kMemoryKeys);
-          memory_[memory_index(kind)].emplace(*t);
-        }
-        if (kind != OpKind::kNorm) continue;
-        for (std::size_t i = 0; i < norm_by_pass_.size(); ++i) {
-          if (const auto* t = take(i == 0 ? kNormForwardTable : kNormBackwardTable, true)) {
-            check_keys(*t, kMemoryKeys);
-            norm_by_pass_[i].emplace(*t);
-          }
-        }
-      }
-      for (OpKind kind : kCollectiveKinds) {
-        if (const auto* t = take(calibrated_table_name(kind, graph::Pass::kForward))) {
-          const int i = collective_index(kind);
-          collective_[i].emplace(*t, kind);
-          used.back() += collective_[i]->summary();
-        }
-      }
-      grid_tables_used = !used.empty();
-      // Exact tables, each optional and independent of its base table.
-      struct ExactSlot {
-        std::string_view base;
-        std::optional<ExactTable>* table;
-        std::span<const std::string_view> keys;
-        bool compute;     // a bf16 compute table
-        bool collective;  // keyed (group_size, bytes)
-      };
-      std::vector<ExactSlot> slots;
-      for (std::size_t i = 0; i < kGemmTables.size(); ++i)
-        slots.push_back({kGemmTables[i], &gemm_exact_[i], kGemmKeys, true, false});
-      slots.push_back({kAttentionForwardTable, &attention_exact_[0], kAttentionKeys, true, false});
-      slots.push_back({kAttentionBackwardTable, &attention_exact_[1], kAttentionKeys, true, false});
-      for (OpKind kind : kMemoryKinds) {
-        slots.push_back({calibrated_table_name(kind, graph::Pass::kForward),
-                         &memory_exact_[memory_index(kind)], kMemoryKeys, false, false});
-      }
-      slots.push_back({kNormForwardTable, &norm_exact_by_pass_[0], kMemoryKeys, false, false});
-      slots.push_back({kNormBackwardTable, &norm_exact_by_pass_[1], kMemoryKeys, false, false});
-      for (OpKind kind : kCollectiveKinds) {
-        slots.push_back({calibrated_table_name(kind, graph::Pass::kForward),
-                         &collective_exact_[collective_index(kind)], kCollectiveKeys, false, true});
-      }
-      for (const ExactSlot& slot : slots) {
-        const std::string name = exact_table_name(slot.base);
-        if (slot.compute && dtype != spec::BF16) {
-          if (auto it = tables.find(name); it != tables.end()) {
-            ignored.push_back(name + " (bf16 table, model dtype " + lower(spec::DType_Name(dtype)) +
-                              ")");
-            tables.erase(it);
-          }
-          continue;
-        }
-        if (const auto* t = take(name, true)) {
-          slot.table->emplace(*t, slot.keys, slot.collective);
-          const std::size_t n = (*slot.table)->size();
-          used.back() += " (" + std::to_string(n) + (n == 1 ? " point)" : " points)");
-        }
-      }
+      read_fitted_tables(reading, hardware.peak_flops(dtype));
+      const bool fitted_used = !reading.used.empty();
+      read_exact_tables(reading);
+      describe(reading, fitted_used);
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + e.what());
     }
-    for (const auto& [name, table] : tables) ignored.push_back(name);
-
-    auto list = [](const std::vector<std::string>& names) {
-      std::string text;
-      for (std::size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
-      return text;
-    };
-    description_ = "calibrated: " + (used.empty() ? std::string("no tables used") : list(used));
-    if (grid_tables_used) description_ += ", fitted curves outside their grids";
-    description_ += "; " + roofline_->describe() + ", for collectives across nodes";
-    if (!fallback.empty()) description_ += " and ops without a table (" + list(fallback) + ")";
-    if (!ignored.empty()) description_ += "; ignored tables: " + list(ignored);
+    for (std::size_t slot = 0; slot < kNumSlots; ++slot) {
+      const auto* fitted = find(fitted_, kSlotTables[slot]);
+      chains_[slot] = {find(exact_, kSlotTables[slot]), fitted ? fitted->get() : nullptr};
+    }
   }
 
   double op_seconds(const Op& op) const override {
-    switch (op.kind) {
-      case OpKind::kGemm: {
-        const int layout_index = gemm_layout_index(op.label);
-        const auto& layout = gemm_[layout_index];
-        const auto& table = layout ? layout : gemm_[0];
-        const auto& exact_layout = gemm_exact_[layout_index];
-        const auto& exact = exact_layout ? exact_layout : gemm_exact_[0];
-        if ((table || exact) && op.gemm.m > 0 && op.gemm.n > 0 && op.gemm.k > 0) {
-          const std::array<double, 3> keys{static_cast<double>(op.gemm.m),
-                                           static_cast<double>(op.gemm.n),
-                                           static_cast<double>(op.gemm.k)};
-          if (const double* seconds = find_exact(exact, keys)) return *seconds;
-          if (table) return table->seconds(keys);
+    if (const std::optional<Slot> slot = slot_of(op)) {
+      const Chain& chain = chains_[*slot];
+      if (chain.exact != nullptr || chain.fitted != nullptr) {
+        const OpKeys keys = op_keys(op);
+        if (keys.lookup == OpKeys::kFree) return 0;
+        if (keys.lookup == OpKeys::kKeys) {
+          if (chain.exact != nullptr) {
+            if (const double* seconds = chain.exact->find(keys.span())) return *seconds;
+          }
+          if (chain.fitted != nullptr) {
+            if (const std::optional<double> seconds = chain.fitted->seconds(keys.span())) {
+              return *seconds;
+            }
+          }
         }
-        break;
       }
-      case OpKind::kAttention: {
-        const bool backward = op.pass == graph::Pass::kBackward;
-        const auto& table = backward ? attention_backward_ : attention_forward_;
-        const auto& exact = attention_exact_[backward ? 1 : 0];
-        if ((table || exact) && op.attn_batch_heads > 0 && op.attn_seq > 0 &&
-            op.attn_head_dim > 0) {
-          const std::array<double, 3> keys{static_cast<double>(op.attn_batch_heads),
-                                           static_cast<double>(op.attn_seq),
-                                           static_cast<double>(op.attn_head_dim)};
-          if (const double* seconds = find_exact(exact, keys)) return *seconds;
-          if (table) return table->seconds(keys);
-        }
-        break;
-      }
-      case OpKind::kNorm:
-      case OpKind::kElementwise:
-      case OpKind::kLoss:
-      case OpKind::kOptimizer: {
-        const bool norm = op.kind == OpKind::kNorm;
-        const int pass_index = op.pass == graph::Pass::kBackward ? 1 : 0;  // norms only
-        const auto& by_pass = norm_by_pass_[pass_index];
-        const auto& table = norm && by_pass ? by_pass : memory_[memory_index(op.kind)];
-        const auto& exact_by_pass = norm_exact_by_pass_[pass_index];
-        const auto& exact =
-            norm && exact_by_pass ? exact_by_pass : memory_exact_[memory_index(op.kind)];
-        if ((table || exact) && op.bytes > 0 && std::isfinite(op.bytes)) {
-          const std::array<double, 1> keys{op.bytes};
-          if (const double* seconds = find_exact(exact, keys)) return *seconds;
-          if (table) return table->seconds(op.bytes);
-        }
-        break;
-      }
-      case OpKind::kAllReduce:
-      case OpKind::kAllGather:
-      case OpKind::kReduceScatter:
-      case OpKind::kSend: {
-        const auto& table = collective_[collective_index(op.kind)];
-        const auto& exact = collective_exact_[collective_index(op.kind)];
-        // Invalid groups and sizes go to the roofline, which refuses them.
-        if ((!table && !exact) || op.group_nodes != 1 || op.group_size < 1 || !(op.bytes >= 0) ||
-            !std::isfinite(op.bytes)) {
-          break;
-        }
-        if (op.group_size == 1 || op.bytes == 0) return 0;  // nothing moves
-        const std::array<double, 2> keys{static_cast<double>(op.group_size), op.bytes};
-        if (const double* seconds = find_exact(exact, keys)) return *seconds;
-        if (!table) break;
-        if (auto seconds = table->seconds(op.group_size, op.bytes)) return *seconds;
-        break;
-      }
-      case OpKind::kStepBlock:
-        break;
     }
     return roofline_->op_seconds(op);
   }
@@ -528,18 +326,92 @@ class CalibratedCostModel final : public CostModel {
   std::string describe() const override { return description_; }
 
  private:
+  // What building the model has read so far, for describe().
+  struct Reading {
+    std::map<std::string, const spec::CalibratedTable*, std::less<>> unread;
+    spec::DType dtype;
+    std::vector<std::string> used, fallback, ignored;
+  };
+
+  // The table `name` when given (moved from unread to used), else null; a missing table that is
+  // no refinement is listed among the roofline's fallbacks.
+  static const spec::CalibratedTable* take(Reading& r, std::string_view name, bool optional) {
+    auto it = r.unread.find(name);
+    if (it == r.unread.end()) {
+      if (!optional) r.fallback.emplace_back(name);
+      return nullptr;
+    }
+    const spec::CalibratedTable* t = it->second;
+    r.unread.erase(it);
+    r.used.emplace_back(name);
+    return t;
+  }
+
+  // A bf16 compute table under another model dtype: not used, listed as ignored if given.
+  static void ignore_compute_table(Reading& r, const std::string& name) {
+    if (auto it = r.unread.find(name); it != r.unread.end()) {
+      r.ignored.push_back(name + " (bf16 table, model dtype " + lower(spec::DType_Name(r.dtype)) +
+                          ")");
+      r.unread.erase(it);
+    }
+  }
+
+  void read_fitted_tables(Reading& r, double peak) {
+    for (const TableSpec& spec : kTableSpecs) {
+      if (is_compute(spec.family) && r.dtype != spec::BF16) {
+        if (!spec.refinement) r.fallback.emplace_back(spec.name);
+        ignore_compute_table(r, std::string(spec.name));
+        continue;
+      }
+      if (const spec::CalibratedTable* t = take(r, spec.name, spec.refinement)) {
+        auto table = build_fitted(spec, *t, peak);
+        r.used.back() += table->summary();
+        fitted_.emplace(spec.name, std::move(table));
+      }
+    }
+  }
+
+  // Exact tables, each optional and independent of its base table.
+  void read_exact_tables(Reading& r) {
+    for (std::string_view base : kExactTableOrder) {
+      const TableSpec& spec = table_spec(base);
+      const std::string name = exact_table_name(base);
+      if (is_compute(spec.family) && r.dtype != spec::BF16) {
+        ignore_compute_table(r, name);
+        continue;
+      }
+      if (const spec::CalibratedTable* t = take(r, name, true)) {
+        const auto [it, inserted] = exact_.try_emplace(base, *t, key_names(spec.family),
+                                                       spec.family == Family::kCollective);
+        const std::size_t n = it->second.size();
+        r.used.back() += " (" + std::to_string(n) + (n == 1 ? " point)" : " points)");
+      }
+    }
+  }
+
+  void describe(Reading& r, bool fitted_used) {
+    for (const auto& [name, table] : r.unread) r.ignored.push_back(name);
+    description_ = "calibrated: " + (r.used.empty() ? std::string("no tables used") : list(r.used));
+    if (fitted_used) description_ += ", fitted curves outside their grids";
+    description_ += "; " + roofline_->describe() + ", for collectives across nodes";
+    if (!r.fallback.empty()) description_ += " and ops without a table (" + list(r.fallback) + ")";
+    if (!r.ignored.empty()) description_ += "; ignored tables: " + list(r.ignored);
+  }
+
+  // The slot's table in `tables`, else its default table's, else null.
+  template <typename Map>
+  static const typename Map::mapped_type* find(const Map& tables, const SlotTables& names) {
+    for (std::string_view key : {names.table, names.default_table}) {
+      if (key.empty()) continue;
+      if (auto it = tables.find(key); it != tables.end()) return &it->second;
+    }
+    return nullptr;
+  }
+
   std::unique_ptr<CostModel> roofline_;
-  std::array<std::optional<ComputeTable>, 4> gemm_;  // default, fwd, dgrad, wgrad (kGemmTables)
-  std::optional<ComputeTable> attention_forward_, attention_backward_;
-  std::array<std::optional<BytesTable>, 4> memory_;           // by memory_index
-  std::array<std::optional<BytesTable>, 2> norm_by_pass_;     // fwd (and rcp), bwd
-  std::array<std::optional<CollectiveTable>, 4> collective_;  // by collective_index
-  // The exact tables (`<base>.exact`), indexed as their base tables above.
-  std::array<std::optional<ExactTable>, 4> gemm_exact_;
-  std::array<std::optional<ExactTable>, 2> attention_exact_;  // fwd (and rcp), bwd
-  std::array<std::optional<ExactTable>, 4> memory_exact_;
-  std::array<std::optional<ExactTable>, 2> norm_exact_by_pass_;
-  std::array<std::optional<ExactTable>, 4> collective_exact_;
+  std::map<std::string_view, std::unique_ptr<FittedTable>> fitted_;  // by table name
+  std::map<std::string_view, ExactTable> exact_;                     // by base table name
+  std::array<Chain, kNumSlots> chains_;                              // by Slot
   std::string description_;
 };
 
@@ -578,7 +450,20 @@ std::string exact_table_name(std::string_view base) {
 }
 
 std::string_view gemm_layout_table(std::string_view label) {
-  return kGemmTables[gemm_layout_index(label)];
+  switch (gemm_layout(label)) {
+    case GemmLayout::kDgrad:
+      return kGemmDgradTable;
+    case GemmLayout::kWgrad:
+      return kGemmWgradTable;
+    case GemmLayout::kForward:
+      break;
+  }
+  return kGemmForwardTable;
+}
+
+std::string_view op_table_name(const Op& op) {
+  const std::optional<Slot> slot = slot_of(op);
+  return slot ? kSlotTables[*slot].table : std::string_view();
 }
 
 std::unique_ptr<CostModel> make_calibrated_cost_model(const spec::Hardware& hardware,

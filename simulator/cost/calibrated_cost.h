@@ -91,6 +91,13 @@ std::string_view calibrated_table_name(graph::OpKind kind, graph::Pass pass);
 // label ending in ".dgrad", kGemmWgradTable for ".wgrad", kGemmForwardTable otherwise.
 std::string_view gemm_layout_table(std::string_view label);
 
+// The most specific table for `op`, the first name of its lookup chain: GEMMs by layout
+// (gemm_layout_table), norms by pass (kNormBackwardTable for kBackward, kNormForwardTable
+// otherwise), every other kind as calibrated_table_name; empty for kStepBlock. Where that table
+// is absent the model falls back to calibrated_table_name(kind, pass) for GEMMs and norms (see
+// above); `exact_table_name(op_table_name(op))` is the exact table measured points of `op` go to.
+std::string_view op_table_name(const graph::Op& op);
+
 // The calibrated model. GEMM and attention tables apply when `compute_dtype` is bf16 (or
 // unspecified); for another dtype they are not used and those ops take the roofline at that
 // dtype's peak. `algorithm` is the roofline's choice for the collectives it prices (across nodes,

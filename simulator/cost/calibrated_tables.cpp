@@ -96,8 +96,18 @@ void GridTable::fail(const std::string& message) const {
   throw std::invalid_argument(table_label(op_) + ": " + message);
 }
 
+// The table is checked and stored in steps, each refusing what it cannot accept (fail()).
 void GridTable::build(const spec::CalibratedTable& table) {
-  // Key names.
+  const std::string names_list = read_key_names(table);
+  check_points(table, names_list);
+  build_axes(table);
+  const std::vector<Tuple> tuples = grid_indices(table);
+  check_grid(table, tuples);
+  store_values(table, tuples);
+}
+
+// Key names; returns them as a list for messages.
+std::string GridTable::read_key_names(const spec::CalibratedTable& table) {
   const int num_names = table.key_names_size();
   if (num_names < 1 || num_names > static_cast<int>(kMaxTableKeys)) {
     fail(std::to_string(num_names) + " key_names, expected 1 to " + std::to_string(kMaxTableKeys));
@@ -112,8 +122,13 @@ void GridTable::build(const spec::CalibratedTable& table) {
   const std::size_t dims = key_names_.size();
   std::string names_list;
   for (std::size_t d = 0; d < dims; ++d) names_list += (d ? ", " : "") + key_names_[d];
+  return names_list;
+}
 
-  // Each point on its own.
+// Each point on its own.
+void GridTable::check_points(const spec::CalibratedTable& table,
+                             const std::string& names_list) const {
+  const std::size_t dims = key_names_.size();
   const int num_points = table.points_size();
   if (num_points == 0) fail("no points, expected a complete grid");
   for (int i = 0; i < num_points; ++i) {
@@ -141,8 +156,11 @@ void GridTable::build(const spec::CalibratedTable& table) {
       }
     }
   }
+}
 
-  // Axes: the distinct values of each key.
+// Axes: the distinct values of each key.
+void GridTable::build_axes(const spec::CalibratedTable& table) {
+  const std::size_t dims = key_names_.size();
   axes_.assign(dims, {});
   log_axes_.assign(dims, {});
   for (std::size_t d = 0; d < dims; ++d) {
@@ -157,10 +175,12 @@ void GridTable::build(const spec::CalibratedTable& table) {
     }
     for (double v : axis) log_axes_[d].push_back(std::log(v));
   }
+}
 
-  // Grid indices of every point; duplicates, then completeness, on the sorted index tuples (no
-  // allocation of the full grid before it is known to be complete).
-  using Tuple = std::array<std::size_t, kMaxTableKeys>;
+// Grid indices of every point.
+std::vector<GridTable::Tuple> GridTable::grid_indices(const spec::CalibratedTable& table) const {
+  const std::size_t dims = key_names_.size();
+  const int num_points = table.points_size();
   std::vector<Tuple> tuples(static_cast<std::size_t>(num_points), Tuple{});
   for (int i = 0; i < num_points; ++i) {
     for (std::size_t d = 0; d < dims; ++d) {
@@ -170,6 +190,15 @@ void GridTable::build(const spec::CalibratedTable& table) {
           axis.begin());
     }
   }
+  return tuples;
+}
+
+// Duplicates, then completeness, on the sorted index tuples (no allocation of the full grid
+// before it is known to be complete).
+void GridTable::check_grid(const spec::CalibratedTable& table,
+                           const std::vector<Tuple>& tuples) const {
+  const std::size_t dims = key_names_.size();
+  const int num_points = table.points_size();
   std::vector<std::size_t> order(tuples.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
@@ -211,8 +240,12 @@ void GridTable::build(const spec::CalibratedTable& table) {
       }
     }
   }
+}
 
-  // Values in grid order.
+// Values in grid order.
+void GridTable::store_values(const spec::CalibratedTable& table, const std::vector<Tuple>& tuples) {
+  const std::size_t dims = key_names_.size();
+  const int num_points = table.points_size();
   stride_.fill(0);
   std::size_t stride = 1;
   for (std::size_t d = dims; d-- > 0;) {

@@ -105,7 +105,14 @@ class GridTable {
   std::vector<GridPoint> points() const;
 
  private:
+  using Tuple = std::array<std::size_t, kMaxTableKeys>;  // a point's index along each key
   void build(const spec::CalibratedTable& table);
+  std::string read_key_names(const spec::CalibratedTable& table);
+  void check_points(const spec::CalibratedTable& table, const std::string& names_list) const;
+  void build_axes(const spec::CalibratedTable& table);
+  std::vector<Tuple> grid_indices(const spec::CalibratedTable& table) const;
+  void check_grid(const spec::CalibratedTable& table, const std::vector<Tuple>& tuples) const;
+  void store_values(const spec::CalibratedTable& table, const std::vector<Tuple>& tuples);
   double log_value(std::span<const double> keys) const;
   [[noreturn]] void fail(const std::string& message) const;
 

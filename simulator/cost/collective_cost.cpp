@@ -1,8 +1,12 @@
+// Closed-form collective times (collective_cost.h). The ring formulas read the steps and shares
+// of collective_traits.h; tree and hierarchical algorithms are composed here.
 #include "simulator/cost/collective_cost.h"
 
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+
+#include "simulator/cost/collective_traits.h"
 
 namespace mpsim::cost {
 namespace {
@@ -32,6 +36,12 @@ bool hierarchical_applies(int group_size, int group_nodes) {
   return group_nodes > 1 && group_size % group_nodes == 0;
 }
 
+// A ring of `kind` over n ranks: share(n)·S/B + steps(n)·α (collective_traits.h).
+double ring_seconds(graph::OpKind kind, double bytes, int n, Link link) {
+  const CollectiveTraits& ring = collective_traits(kind);
+  return ring.share(n) * bytes / link.bytes_per_s + ring.steps(n) * link.latency_s;
+}
+
 }  // namespace
 
 Link nvlink(const spec::Hardware& hardware) {
@@ -48,19 +58,18 @@ Link flat_link(const spec::Hardware& hardware, int group_nodes) {
 
 double ring_all_reduce_seconds(double bytes, int n, Link link) {
   if (n <= 1) return 0;
-  const double steps = n - 1;
-  return 2 * steps / n * bytes / link.bytes_per_s + 2 * steps * link.latency_s;
+  return ring_seconds(graph::OpKind::kAllReduce, bytes, n, link);
 }
 
 double ring_all_gather_seconds(double bytes, int n, Link link) {
   if (n <= 1) return 0;
-  const double steps = n - 1;
-  return steps / n * bytes / link.bytes_per_s + steps * link.latency_s;
+  return ring_seconds(graph::OpKind::kAllGather, bytes, n, link);
 }
 
 double ring_reduce_scatter_seconds(double bytes, int n, Link link) {
   // Same traffic as the all-gather, run backwards (with a reduction at each step).
-  return ring_all_gather_seconds(bytes, n, link);
+  if (n <= 1) return 0;
+  return ring_seconds(graph::OpKind::kReduceScatter, bytes, n, link);
 }
 
 double tree_all_reduce_seconds(double bytes, int n, Link link) {
@@ -81,7 +90,9 @@ double hierarchical_all_gather_seconds(double bytes, int nodes, int gpus_per_nod
          ring_all_gather_seconds(bytes, gpus_per_node, intra);
 }
 
-double send_seconds(double bytes, Link link) { return bytes / link.bytes_per_s + link.latency_s; }
+double send_seconds(double bytes, Link link) {
+  return ring_seconds(graph::OpKind::kSend, bytes, 2, link);  // one step, the whole buffer
+}
 
 double collective_seconds(graph::OpKind kind, double bytes, int group_size, int group_nodes,
                           const spec::Hardware& hardware, CollectiveAlgorithm algorithm) {
@@ -136,18 +147,7 @@ double collective_seconds(graph::OpKind kind, double bytes, int group_size, int 
 }
 
 double bus_bandwidth_factor(graph::OpKind kind, int n) {
-  switch (kind) {
-    case graph::OpKind::kAllReduce:
-      return 2.0 * (n - 1) / n;
-    case graph::OpKind::kAllGather:
-    case graph::OpKind::kReduceScatter:
-      return static_cast<double>(n - 1) / n;
-    case graph::OpKind::kSend:
-      return 1.0;
-    default:
-      throw std::invalid_argument("bus_bandwidth_factor: " + std::string(graph::to_string(kind)) +
-                                  " is not a communication op");
-  }
+  return collective_traits(kind, "bus_bandwidth_factor").share(n);
 }
 
 double bus_bandwidth(graph::OpKind kind, double bytes, double seconds, int n) {

@@ -35,6 +35,9 @@ Link network(const spec::Hardware& hardware);
 // bytes per step over the slowest hop as over any other, and that hop is a NIC (one per GPU).
 Link flat_link(const spec::Hardware& hardware, int group_nodes);
 
+// The ring formulas below are T = share(n)·S/B + steps(n)·α with the steps and shares of
+// collective_traits.h, written out per collective.
+//
 // Ring all-reduce (reduce-scatter then all-gather around one ring):
 //   T = 2(n−1)/n · S/B + 2(n−1)·α
 double ring_all_reduce_seconds(double bytes, int n, Link link);
@@ -94,7 +97,8 @@ double collective_seconds(graph::OpKind kind, double bytes, int group_size, int 
 //   busBw = algBw · (n−1)/n    for all-gather and reduce-scatter,
 //   busBw = algBw              for send.
 // busBw is the rate each rank's link carries, so it is comparable across group sizes: an ideal
-// ring (α = 0) reaches busBw = B for any n.
+// ring (α = 0) reaches busBw = B for any n. The factor is CollectiveTraits::share
+// (collective_traits.h), the same number the ring formulas above use.
 double bus_bandwidth_factor(graph::OpKind kind, int n);
 double bus_bandwidth(graph::OpKind kind, double bytes, double seconds, int n);
 

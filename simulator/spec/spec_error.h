@@ -2,7 +2,8 @@
 // (`path:line: field: what is wrong, what was expected`); a FieldError names the field of a
 // ModelSpec or ParallelConfig given in memory (`tensor_parallel: ...`), for a caller that knows
 // where the value came from to say so (the `mpsim` command names the flag it parsed the field
-// from); a FlagError names the command-line flag and the constraint it breaks. Library code
+// from; validate_parallel_config throws these); a FlagError names the command-line flag and the
+// constraint it breaks (thrown by tools/, which alone knows flag names). Library code
 // throws these and never exits; the `mpsim` command prints what() and returns a non-zero status.
 #pragma once
 

@@ -99,7 +99,7 @@ std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model
                 config.set_zero_stage(zero);
                 try {
                   out.push_back(spec::validate_parallel_config(config, model, hardware));
-                } catch (const spec::FlagError&) {
+                } catch (const spec::FieldError&) {
                   // Not a valid configuration: validate_parallel_config() is the judge.
                 }
               }

@@ -12,217 +12,18 @@
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "simulator/cost/cost_model.h"
+#include "tests/cost/calibrated_test_tables.h"
 #include "tests/cost/cost_test_hardware.h"
 
 namespace mpsim::cost {
 namespace {
 
-using graph::Op;
-using graph::OpKind;
-using graph::Pass;
-using Keys = std::vector<double>;
-
-spec::Hardware test_hardware() { return testing::cost_test_hardware(); }
-
-constexpr double kPeak = 989e12;
-
-double rel_err(double got, double want) { return std::abs(got - want) / std::abs(want); }
-
-// A table over the full grid axes[0] × axes[1] × ..., seconds = f(keys).
-spec::CalibratedTable grid_table(std::string_view op, const std::vector<std::string>& names,
-                                 const std::vector<std::vector<double>>& axes,
-                                 const std::function<double(const Keys&)>& f) {
-  spec::CalibratedTable table;
-  table.set_op(std::string(op));
-  for (const auto& n : names) table.add_key_names(n);
-  std::vector<std::size_t> idx(axes.size(), 0);
-  for (bool done = false; !done;) {
-    Keys keys(axes.size());
-    for (std::size_t d = 0; d < axes.size(); ++d) keys[d] = axes[d][idx[d]];
-    spec::CalibratedPoint* p = table.add_points();
-    for (double k : keys) p->add_key(k);
-    p->set_seconds(f(keys));
-    done = true;
-    for (std::size_t d = axes.size(); d-- > 0;) {
-      if (++idx[d] < axes[d].size()) {
-        done = false;
-        break;
-      }
-      idx[d] = 0;
-    }
-  }
-  return table;
-}
-
-std::vector<double> geometric(double first, double last, double ratio) {
-  std::vector<double> axis;
-  for (double x = first; x <= last * (1 + 1e-12); x *= ratio) axis.push_back(x);
-  return axis;
-}
-
-// ---- closed forms -------------------------------------------------------------------------------
-
-// GEMM time on a GPU whose efficiency has exactly the calibrated model's curve shape.
-double gemm_eff(const Keys& x) {
-  return 0.8 * x[0] / (x[0] + 300) * x[1] / (x[1] + 200) * x[2] / (x[2] + 700);
-}
-double gemm_closed_form(const Keys& x) { return 2 * x[0] * x[1] * x[2] / (kPeak * gemm_eff(x)); }
-// A power law in (m, n, k): exact anywhere inside under log-log interpolation.
-double gemm_power_law(const Keys& x) {
-  return 1e-15 * std::pow(x[0], 0.9) * std::pow(x[1], 1.1) * x[2];
-}
-
-double attention_eff(const Keys& x, double max) {
-  return max * x[0] / (x[0] + 4) * x[1] / (x[1] + 256) * x[2] / (x[2] + 32);
-}
-double attention_forward_closed_form(const Keys& x) {
-  return 4 * x[0] * x[1] * x[1] * x[2] / (kPeak * attention_eff(x, 0.6));
-}
-double attention_backward_closed_form(const Keys& x) {
-  return 8 * x[0] * x[1] * x[1] * x[2] / (kPeak * attention_eff(x, 0.45));
-}
-
-// α-β times of memory-bound kernels and collectives.
-struct AlphaBetaForm {
-  double alpha, beta;
-  double operator()(double bytes) const { return alpha + bytes / beta; }
-};
-constexpr AlphaBetaForm kElementwise{3e-6, 2.5e12};
-constexpr AlphaBetaForm kAllReduce2{5e-6, 300e9};  // group 2 on NVLink
-constexpr AlphaBetaForm kAllReduce1{2e-6, 1e12};   // group 1: a local copy
-constexpr AlphaBetaForm kAllGather2{4e-6, 350e9};
-
-const std::vector<double> kGemmAxis = geometric(256, 8192, 2);
-const std::vector<double> kMemoryAxis = geometric(1024, 1024.0 * 1024 * 1024, 4);   // 1 KiB..1 GiB
-const std::vector<double> kMessageAxis = geometric(1024, 1024.0 * 1024 * 1024, 2);  // 1 KiB..1 GiB
-
-spec::CalibratedTable gemm_table(const std::function<double(const Keys&)>& f = gemm_closed_form) {
-  return grid_table(kGemmTable, {"m", "n", "k"}, {kGemmAxis, kGemmAxis, kGemmAxis}, f);
-}
-
-spec::CalibratedTable attention_table(bool backward) {
-  return grid_table(backward ? kAttentionBackwardTable : kAttentionForwardTable,
-                    {"batch_heads", "seq", "head_dim"},
-                    {{8, 16, 32, 64}, {512, 1024, 2048, 4096}, {32, 64, 128}},
-                    backward ? attention_backward_closed_form : attention_forward_closed_form);
-}
-
-spec::CalibratedTable memory_table(std::string_view op, const std::function<double(double)>& f) {
-  return grid_table(op, {"bytes"}, {kMemoryAxis}, [&](const Keys& x) { return f(x[0]); });
-}
-
-// A collective table with one α-β curve per group size, each over its own byte sizes.
-struct GroupCurve {
-  int group_size;
-  AlphaBetaForm form;
-  std::vector<double> sizes;
-};
-spec::CalibratedTable collective_table(std::string_view op, const std::vector<GroupCurve>& curves) {
-  spec::CalibratedTable table;
-  table.set_op(std::string(op));
-  table.add_key_names("group_size");
-  table.add_key_names("bytes");
-  for (const GroupCurve& c : curves) {
-    for (double s : c.sizes) {
-      spec::CalibratedPoint* p = table.add_points();
-      p->add_key(c.group_size);
-      p->add_key(s);
-      p->set_seconds(c.form(s));
-    }
-  }
-  return table;
-}
-
-// ---- ops ----------------------------------------------------------------------------------------
-
-Op gemm(double m, double n, double k) {
-  Op op;
-  op.kind = OpKind::kGemm;
-  op.gemm = {static_cast<int64_t>(m), static_cast<int64_t>(n), static_cast<int64_t>(k)};
-  op.flops = 2.0 * m * n * k;
-  op.bytes = 2.0 * (m * k + k * n + m * n);
-  return op;
-}
-
-Op attention(const Keys& x, Pass pass) {
-  Op op;
-  op.kind = OpKind::kAttention;
-  op.pass = pass;
-  op.attn_batch_heads = static_cast<int64_t>(x[0]);
-  op.attn_seq = static_cast<int64_t>(x[1]);
-  op.attn_head_dim = static_cast<int64_t>(x[2]);
-  const double forward = 4 * x[0] * x[1] * x[1] * x[2];
-  op.flops = pass == Pass::kBackward ? 2 * forward : forward;
-  op.bytes = 2.0 * 3 * x[0] * x[1] * x[2];
-  return op;
-}
-
-Op memory_op(OpKind kind, double bytes) {
-  Op op;
-  op.kind = kind;
-  op.bytes = bytes;
-  op.flops = bytes / 2;
-  return op;
-}
-
-Op collective(OpKind kind, double bytes, int group_size, int group_nodes = 1) {
-  Op op;
-  op.kind = kind;
-  op.bytes = bytes;
-  op.group_size = group_size;
-  op.group_nodes = group_nodes;
-  return op;
-}
-
-// One op of every kind, priced by whichever model is asked.
-std::vector<Op> every_kind_of_op() {
-  std::vector<Op> ops = {gemm(4096, 4096, 4096),
-                         gemm(16, 100000, 64),
-                         attention({32, 2048, 128}, Pass::kForward),
-                         attention({32, 2048, 128}, Pass::kRecompute),
-                         attention({32, 2048, 128}, Pass::kBackward),
-                         memory_op(OpKind::kNorm, 64e6),
-                         memory_op(OpKind::kElementwise, 64e6),
-                         memory_op(OpKind::kLoss, 64e6),
-                         memory_op(OpKind::kOptimizer, 2e9)};
-  for (OpKind kind :
-       {OpKind::kAllReduce, OpKind::kAllGather, OpKind::kReduceScatter, OpKind::kSend}) {
-    ops.push_back(collective(kind, 128e6, 2));
-    ops.push_back(collective(kind, 128e6, 8));
-    ops.push_back(collective(kind, 128e6, 16, 2));
-  }
-  Op step;
-  step.kind = OpKind::kStepBlock;
-  step.duration_s = 1.25e-3;
-  ops.push_back(step);
-  return ops;
-}
-
-// Every table this test knows, on test_hardware().
-spec::Hardware calibrated_hardware() {
-  spec::Hardware hw = test_hardware();
-  hw.calibrated = {gemm_table(),
-                   attention_table(false),
-                   attention_table(true),
-                   memory_table(kElementwiseTable, kElementwise),
-                   collective_table(kAllReduceTable, {{1, kAllReduce1, kMessageAxis},
-                                                      {2, kAllReduce2, kMessageAxis}}),
-                   collective_table(kAllGatherTable, {{2, kAllGather2, kMessageAxis}})};
-  return hw;
-}
-
-template <typename F>
-std::string refusal(F&& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "no error";
-}
+using namespace mpsim::cost::calibrated_test;
 
 // ---- compute ------------------------------------------------------------------------------------
 
@@ -541,6 +342,37 @@ TEST(CalibratedCost, GemmLayoutTableNames) {
   EXPECT_EQ(gemm_layout_table("wgrad"), "gemm.bf16.fwd");  // no ".wgrad" suffix
 }
 
+// The first table of each op's chain: GEMMs by layout, norms by pass, the rest by kind.
+TEST(CalibratedCost, OpTableNames) {
+  Op fc1 = gemm(8, 8, 8);
+  fc1.label = "mlp.fc1";
+  EXPECT_EQ(op_table_name(fc1), kGemmForwardTable);
+  fc1.label = "mlp.fc1.dgrad";
+  EXPECT_EQ(op_table_name(fc1), kGemmDgradTable);
+  fc1.label = "mlp.fc1.wgrad";
+  EXPECT_EQ(op_table_name(fc1), kGemmWgradTable);
+  Op norm = memory_op(OpKind::kNorm, 1024);
+  for (Pass pass : {Pass::kForward, Pass::kRecompute}) {
+    norm.pass = pass;
+    EXPECT_EQ(op_table_name(norm), kNormForwardTable);
+  }
+  norm.pass = Pass::kBackward;
+  EXPECT_EQ(op_table_name(norm), kNormBackwardTable);
+  EXPECT_EQ(op_table_name(attention({8, 1024, 128}, Pass::kBackward)), kAttentionBackwardTable);
+  EXPECT_EQ(op_table_name(attention({8, 1024, 128}, Pass::kRecompute)), kAttentionForwardTable);
+  for (OpKind kind : {OpKind::kElementwise, OpKind::kLoss, OpKind::kOptimizer}) {
+    EXPECT_EQ(op_table_name(memory_op(kind, 1024)), calibrated_table_name(kind, Pass::kForward));
+  }
+  for (OpKind kind :
+       {OpKind::kAllReduce, OpKind::kAllGather, OpKind::kReduceScatter, OpKind::kSend}) {
+    EXPECT_EQ(op_table_name(collective(kind, 1024, 2)),
+              calibrated_table_name(kind, Pass::kForward));
+  }
+  Op step;
+  step.kind = OpKind::kStepBlock;
+  EXPECT_EQ(op_table_name(step), "");
+}
+
 // Norms by pass: memory.norm.fwd for forward and recompute, memory.norm.bwd for backward, each
 // falling back to memory.norm.
 TEST(CalibratedCost, NormTablesByPass) {
@@ -687,236 +519,6 @@ TEST(CalibratedCost, MalformedTablesRefusedWithTheTableName) {
   EXPECT_EQ(refusal([&] { make_calibrated_cost_model(hw); }),
             "calibrated cost model for 'h100-test': table gemm.bf16 given twice, expected one "
             "table per op");
-}
-
-// ---- exact tables ------------------------------------------------------------------------------
-
-// An exact table (`<base>.exact`) of scattered points.
-spec::CalibratedTable exact_table(std::string_view base, const std::vector<std::string>& names,
-                                  const std::vector<std::pair<Keys, double>>& points) {
-  spec::CalibratedTable table;
-  table.set_op(exact_table_name(base));
-  for (const auto& n : names) table.add_key_names(n);
-  for (const auto& [keys, seconds] : points) {
-    spec::CalibratedPoint* p = table.add_points();
-    for (double k : keys) p->add_key(k);
-    p->set_seconds(seconds);
-  }
-  return table;
-}
-
-spec::CalibratedTable gemm_exact(std::string_view base,
-                                 const std::vector<std::pair<Keys, double>>& points) {
-  return exact_table(base, {"m", "n", "k"}, points);
-}
-
-Op labelled_gemm(double m, double n, double k, std::string_view label) {
-  Op op = gemm(m, n, k);
-  op.label = label;
-  return op;
-}
-
-TEST(CalibratedCost, ExactTableNames) {
-  EXPECT_EQ(kExactTableSuffix, ".exact");
-  EXPECT_EQ(exact_table_name(kGemmDgradTable), "gemm.bf16.dgrad.exact");
-  EXPECT_EQ(exact_table_name(kAllReduceTable), "allreduce.nvlink.exact");
-}
-
-// A point of the exact table is the op's time, inside the grid (even at a grid point) and
-// outside it; a shape one element away is the grid's (or the fit's) as without the exact table.
-TEST(CalibratedCost, ExactPointsOverrideTheGridAndNearMissesFallBack) {
-  spec::Hardware hw = test_hardware();
-  hw.calibrated = {gemm_table()};
-  const auto grid_only = make_calibrated_cost_model(hw);
-  hw.calibrated.push_back(gemm_exact(
-      kGemmTable,
-      {{{1000, 2000, 3000}, 1.234e-3}, {{4096, 4096, 4096}, 7.5e-4}, {{16, 100000, 64}, 2.5e-5}}));
-  const auto model = make_calibrated_cost_model(hw);
-  EXPECT_LE(rel_err(model->op_seconds(gemm(1000, 2000, 3000)), 1.234e-3), 1e-9);
-  EXPECT_LE(rel_err(model->op_seconds(gemm(4096, 4096, 4096)), 7.5e-4), 1e-9);  // a grid point
-  EXPECT_LE(rel_err(model->op_seconds(gemm(16, 100000, 64)), 2.5e-5), 1e-9);    // outside the grid
-  for (const Keys& x : std::vector<Keys>{
-           {1000, 2000, 3001}, {999, 2000, 3000}, {4096, 4096, 2048}, {16, 100000, 65}}) {
-    const Op op = gemm(x[0], x[1], x[2]);
-    EXPECT_EQ(model->op_seconds(op), grid_only->op_seconds(op))
-        << x[0] << " " << x[1] << " " << x[2];
-  }
-  // Every layout reads the default exact table when it has none of its own.
-  EXPECT_LE(rel_err(model->op_seconds(labelled_gemm(1000, 2000, 3000, "mlp.fc1.wgrad")), 1.234e-3),
-            1e-9);
-  EXPECT_EQ(model->describe().rfind(
-                "calibrated: gemm.bf16, gemm.bf16.exact (3 points), fitted curves outside their "
-                "grids; ",
-                0),
-            0u)
-      << model->describe();
-}
-
-// Exact tables resolve by layout table by table, as the grids do: a dgrad GEMM looks in
-// gemm.bf16.dgrad.exact where it exists (and not also in gemm.bf16.exact), else in
-// gemm.bf16.exact.
-TEST(CalibratedCost, ExactGemmTablesByLayout) {
-  spec::Hardware hw = test_hardware();
-  hw.calibrated = {gemm_table(),
-                   gemm_exact(kGemmTable, {{{1000, 2000, 3000}, 1e-3}, {{512, 512, 512}, 3e-3}}),
-                   gemm_exact(kGemmDgradTable, {{{1000, 2000, 3000}, 2e-3}})};
-  const auto model = make_calibrated_cost_model(hw);
-  const auto grid_only = make_calibrated_cost_model([&] {
-    spec::Hardware h = test_hardware();
-    h.calibrated = {gemm_table()};
-    return h;
-  }());
-  EXPECT_LE(rel_err(model->op_seconds(labelled_gemm(1000, 2000, 3000, "mlp.fc2.dgrad")), 2e-3),
-            1e-9);
-  EXPECT_LE(rel_err(model->op_seconds(labelled_gemm(1000, 2000, 3000, "mlp.fc2")), 1e-3), 1e-9);
-  EXPECT_LE(rel_err(model->op_seconds(labelled_gemm(1000, 2000, 3000, "mlp.fc2.wgrad")), 1e-3),
-            1e-9);
-  const Op dgrad = labelled_gemm(512, 512, 512, "attn.proj.dgrad");
-  EXPECT_EQ(model->op_seconds(dgrad), grid_only->op_seconds(dgrad));
-  EXPECT_LE(rel_err(model->op_seconds(labelled_gemm(512, 512, 512, "attn.proj")), 3e-3), 1e-9);
-}
-
-// Without a base table the exact points still price their ops; every other op takes what it
-// would take without the base (the roofline here, or the default table by pass).
-TEST(CalibratedCost, ExactTablesWithoutTheirBase) {
-  spec::Hardware hw = test_hardware();
-  const auto roofline = make_roofline_cost_model(hw);
-  auto norm = [](double bytes, Pass pass) {
-    Op op = memory_op(OpKind::kNorm, bytes);
-    op.pass = pass;
-    return op;
-  };
-  Op allreduce = collective(OpKind::kAllReduce, 1 << 20, 2);
-  allreduce.collective = 7;
-  hw.calibrated = {gemm_exact(kGemmWgradTable, {{{1024, 1024, 8192}, 4e-4}}),
-                   exact_table(kAttentionBackwardTable, {"batch_heads", "seq", "head_dim"},
-                               {{{32, 2048, 128}, 9e-4}}),
-                   exact_table(kNormBackwardTable, {"bytes"}, {{{3e6}, 6e-6}}),
-                   exact_table(kOptimizerTable, {"bytes"}, {{{2e9}, 1.5e-3}}),
-                   exact_table(kAllReduceTable, {"group_size", "bytes"}, {{{2, 1 << 20}, 1.1e-5}}),
-                   memory_table(kNormTable, kElementwise)};
-  const auto model = make_calibrated_cost_model(hw);
-  EXPECT_LE(rel_err(model->op_seconds(labelled_gemm(1024, 1024, 8192, "mlp.fc1.wgrad")), 4e-4),
-            1e-9);
-  const Op other_layout = labelled_gemm(1024, 1024, 8192, "mlp.fc1");
-  EXPECT_EQ(model->op_seconds(other_layout), roofline->op_seconds(other_layout));
-  EXPECT_LE(rel_err(model->op_seconds(attention({32, 2048, 128}, Pass::kBackward)), 9e-4), 1e-9);
-  const Op forward = attention({32, 2048, 128}, Pass::kForward);
-  EXPECT_EQ(model->op_seconds(forward), roofline->op_seconds(forward));
-  EXPECT_LE(rel_err(model->op_seconds(norm(3e6, Pass::kBackward)), 6e-6), 1e-9);
-  // Forward norms and other sizes: memory.norm, the default table.
-  spec::Hardware norm_only = test_hardware();
-  norm_only.calibrated = {memory_table(kNormTable, kElementwise)};
-  const auto by_norm_table = make_calibrated_cost_model(norm_only);
-  for (const Op& op : {norm(3e6, Pass::kForward), norm(4e6, Pass::kBackward)}) {
-    EXPECT_EQ(model->op_seconds(op), by_norm_table->op_seconds(op));
-  }
-  EXPECT_LE(rel_err(model->op_seconds(memory_op(OpKind::kOptimizer, 2e9)), 1.5e-3), 1e-9);
-  EXPECT_LE(rel_err(model->op_seconds(allreduce), 1.1e-5), 1e-9);
-  for (const Op& op :
-       {collective(OpKind::kAllReduce, 1 << 20, 4), collective(OpKind::kAllReduce, 1 << 21, 2),
-        collective(OpKind::kAllReduce, 1 << 20, 2, 2),  // across nodes
-        memory_op(OpKind::kOptimizer, 2.5e9)}) {
-    EXPECT_EQ(model->op_seconds(op), roofline->op_seconds(op)) << graph::to_string(op.kind);
-  }
-  EXPECT_EQ(model->op_seconds(collective(OpKind::kAllReduce, 1 << 20, 1)), 0);
-  const std::string text = model->describe();
-  EXPECT_EQ(text.rfind("calibrated: memory.norm, gemm.bf16.wgrad.exact (1 point), "
-                       "attention.bwd.bf16.exact (1 point), memory.optimizer.exact (1 point), "
-                       "memory.norm.bwd.exact (1 point), allreduce.nvlink.exact (1 point), "
-                       "fitted curves outside their grids; ",
-                       0),
-            0u)
-      << text;
-}
-
-// A measured collective group beside exact points: the exact point where keys match, the group's
-// grid or the ring scaling elsewhere.
-TEST(CalibratedCost, ExactCollectivePointsBesideTheTable) {
-  spec::Hardware hw = calibrated_hardware();
-  const auto base = make_calibrated_cost_model(hw);
-  hw.calibrated.push_back(
-      exact_table(kAllReduceTable, {"group_size", "bytes"}, {{{2, 3e6}, 2e-5}, {{8, 3e6}, 4e-5}}));
-  const auto model = make_calibrated_cost_model(hw);
-  EXPECT_LE(rel_err(model->op_seconds(collective(OpKind::kAllReduce, 3e6, 2)), 2e-5), 1e-9);
-  EXPECT_LE(rel_err(model->op_seconds(collective(OpKind::kAllReduce, 3e6, 8)), 4e-5), 1e-9);
-  for (const Op& op :
-       {collective(OpKind::kAllReduce, 3e6, 4), collective(OpKind::kAllReduce, 3.5e6, 2),
-        collective(OpKind::kAllGather, 3e6, 2)}) {
-    EXPECT_EQ(model->op_seconds(op), base->op_seconds(op)) << graph::to_string(op.kind);
-  }
-}
-
-TEST(CalibratedCost, ExactComputeTablesAreNotUsedForAnotherDtype) {
-  spec::Hardware hw = test_hardware();
-  hw.calibrated = {gemm_exact(kGemmTable, {{{1000, 2000, 3000}, 1e-3}}),
-                   exact_table(kElementwiseTable, {"bytes"}, {{{1e6}, 2e-6}})};
-  const auto model = make_calibrated_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP16);
-  const auto fp16 = make_roofline_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP16);
-  EXPECT_EQ(model->op_seconds(gemm(1000, 2000, 3000)), fp16->op_seconds(gemm(1000, 2000, 3000)));
-  EXPECT_LE(rel_err(model->op_seconds(memory_op(OpKind::kElementwise, 1e6)), 2e-6), 1e-9);
-  EXPECT_NE(
-      model->describe().find("ignored tables: gemm.bf16.exact (bf16 table, model dtype fp16)"),
-      std::string::npos)
-      << model->describe();
-  // An exact table of no known base is ignored like any unknown table.
-  hw.calibrated = {exact_table("interference.gemm.bf16", {"m", "n", "k"}, {{{1, 2, 3}, 1e-6}})};
-  EXPECT_NE(make_calibrated_cost_model(hw)->describe().find(
-                "ignored tables: interference.gemm.bf16.exact"),
-            std::string::npos);
-}
-
-TEST(CalibratedCost, MalformedExactTablesRefusedNamingTablePointAndKey) {
-  spec::Hardware hw = test_hardware();
-  auto refused = [&](const spec::CalibratedTable& table) {
-    hw.calibrated = {table};
-    return refusal([&] { make_calibrated_cost_model(hw); });
-  };
-  const std::string prefix = "calibrated cost model for 'h100-test': ";
-  EXPECT_EQ(refused(exact_table(kGemmDgradTable, {"m", "n"}, {{{1, 2}, 1e-6}})),
-            prefix +
-                "table gemm.bf16.dgrad.exact: key_names (m, n) do not match, expected (m, "
-                "n, k)");
-  EXPECT_EQ(refused(exact_table(kSendTable, {"bytes", "group_size"}, {{{1e6, 2}, 1e-6}})),
-            prefix +
-                "table send.nvlink.exact: key_names (bytes, group_size) do not match, "
-                "expected (group_size, bytes)");
-  EXPECT_EQ(refused(gemm_exact(
-                kGemmTable,
-                {{{1, 2, 3}, 1e-6}, {{4, 5, 6}, 2e-6}, {{1, 2, 3}, 3e-6}, {{4, 5, 6}, 4e-6}})),
-            prefix + "table gemm.bf16.exact: point 2: duplicate of point 0 (m=1, n=2, k=3)");
-  EXPECT_EQ(refused(gemm_exact(kGemmTable, {{{1, 2, 3}, 1e-6}, {{4, 5, 6}, 0}})),
-            prefix + "table gemm.bf16.exact: point 1: seconds = 0, expected a positive time");
-  EXPECT_EQ(refused(gemm_exact(kGemmTable, {{{1, 2, 3}, -2e-6}})),
-            prefix + "table gemm.bf16.exact: point 0: seconds = -2e-06, expected a positive time");
-  EXPECT_EQ(refused(gemm_exact(kGemmTable, {{{1, 2, 3}, std::nan("")}})),
-            prefix + "table gemm.bf16.exact: point 0: seconds = nan, expected a positive time");
-  EXPECT_EQ(refused(gemm_exact(kGemmForwardTable, {{{1, 2, 3}, 1e-6}, {{1, -2, 3}, 1e-6}})),
-            prefix + "table gemm.bf16.fwd.exact: point 1: key n = -2, expected a positive size");
-  EXPECT_EQ(refused(exact_table(kNormForwardTable, {"bytes"}, {{{HUGE_VAL}, 1e-6}})),
-            prefix +
-                "table memory.norm.fwd.exact: point 0: key bytes = inf, expected a positive "
-                "size");
-  EXPECT_EQ(refused(exact_table(kLossTable, {"bytes"}, {{{0}, 1e-6}})),
-            prefix + "table memory.loss.exact: point 0: key bytes = 0, expected a positive size");
-  EXPECT_EQ(refused(gemm_exact(kGemmWgradTable, {{{1, 2}, 1e-6}})),
-            prefix + "table gemm.bf16.wgrad.exact: point 0: 2 keys, expected 3 (m, n, k)");
-  EXPECT_EQ(refused(exact_table(kAllGatherTable, {"group_size", "bytes"}, {{{2.5, 1e6}, 1e-6}})),
-            prefix +
-                "table allgather.nvlink.exact: point 0: key group_size = 2.5, expected a "
-                "whole number of ranks >= 1");
-  EXPECT_EQ(refused(exact_table(kAllGatherTable, {"group_size", "bytes"}, {{{2, -1}, 1e-6}})),
-            prefix +
-                "table allgather.nvlink.exact: point 0: key bytes = -1, expected a positive "
-                "size");
-  EXPECT_EQ(refused(exact_table(kAttentionForwardTable, {"batch_heads", "seq", "head_dim"}, {})),
-            prefix +
-                "table attention.fwd.bf16.exact: no points, expected at least one measured "
-                "point");
-  hw.calibrated = {gemm_exact(kGemmTable, {{{1, 2, 3}, 1e-6}}),
-                   gemm_exact(kGemmTable, {{{4, 5, 6}, 1e-6}})};
-  EXPECT_EQ(refusal([&] { make_calibrated_cost_model(hw); }),
-            prefix + "table gemm.bf16.exact given twice, expected one table per op");
 }
 
 }  // namespace

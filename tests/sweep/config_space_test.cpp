@@ -61,7 +61,7 @@ std::vector<spec::ParallelConfig> brute_force(const spec::ModelSpec& model, int6
                     c.set_rank_order(spec::TP_DP_PP);
                     try {
                       out.push_back(spec::validate_parallel_config(c, model, h100()));
-                    } catch (const spec::FlagError&) {
+                    } catch (const spec::FieldError&) {
                     }
                   }
       }
