@@ -13,6 +13,7 @@
 #include "executor/core/launch.h"
 #include "executor/core/rank_layout.h"
 #include "executor/core/train_options.h"
+#include "simulator/spec/data_paths.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/layout_flags.h"
@@ -85,26 +86,15 @@ int run_rank(const executor::TrainOptions& options, const executor::LaunchEnv& e
 
 std::string resolve_data_path(const std::string& path) {
   const fs::path typed(path);
-  std::vector<fs::path> candidates;
-  if (typed.is_absolute()) {
-    candidates.push_back(typed);
-  } else {
-    if (const char* dir = std::getenv("MPSIM_DATA_DIR"); dir != nullptr && *dir != '\0') {
-      candidates.push_back(fs::path(dir) / typed);
-    }
-    candidates.push_back(typed);
-#ifdef MPSIM_SOURCE_DIR
-    candidates.push_back(fs::path(MPSIM_SOURCE_DIR) / typed);
-#endif
-  }
-  std::string looked;
+  const std::vector<fs::path> candidates =
+      typed.is_absolute() ? std::vector<fs::path>{typed} : spec::data_candidates(typed);
   for (const fs::path& candidate : candidates) {
     std::error_code ec;
     if (fs::is_regular_file(candidate, ec))
       return fs::absolute(candidate).lexically_normal().string();
-    looked += (looked.empty() ? "" : ", ") + candidate.string();
   }
-  throw spec::FlagError("--data", "'" + path + "' is not a file (looked for " + looked +
+  throw spec::FlagError("--data", "'" + path + "' is not a file (looked for " +
+                                      spec::looked_for(candidates) +
                                       "); expected a text corpus, or --synthetic");
 }
 
