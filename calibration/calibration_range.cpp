@@ -1,5 +1,5 @@
-// Parsing calibration_bench's range names; the grammar is in calibration_range.h.
-#include "profiler/calibrate/calibration_range.h"
+// Formatting and parsing calibration_bench's range names; the grammar is in calibration_range.h.
+#include "calibration/calibration_range.h"
 
 #include <array>
 #include <charconv>
@@ -120,6 +120,39 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text) {
   CalibrationRange range = parse_range(text);
   if (range.measurement.empty()) range.measurement = range.table;
   return range;
+}
+
+std::string gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64_t k) {
+  return "calib/gemm.bf16/" + std::string(layout) + "/m=" + std::to_string(m) +
+         ",n=" + std::to_string(n) + ",k=" + std::to_string(k);
+}
+
+std::string attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d) {
+  return std::string(backward ? "calib/attention.bwd.bf16" : "calib/attention.fwd.bf16") +
+         "/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d);
+}
+
+std::string memory_range_name(std::string_view op, int64_t bytes) {
+  return "calib/memory." + std::string(op) + "/bytes=" + std::to_string(bytes);
+}
+
+std::string loss_range_name(bool backward, int64_t bytes) {
+  return memory_range_name(backward ? "loss.bwd" : "loss.fwd", bytes);
+}
+
+std::string collective_range_name(std::string_view op, int64_t group, int64_t bytes) {
+  return "calib/" + std::string(op) + ".nvlink/g=" + std::to_string(group) +
+         ",bytes=" + std::to_string(bytes);
+}
+
+std::string interference_range_name(int64_t m, int64_t n, int64_t k) {
+  return "calib/interference/gemm.bf16/m=" + std::to_string(m) + ",n=" + std::to_string(n) +
+         ",k=" + std::to_string(k);
+}
+
+std::string meta_range_name(int64_t driver, int64_t runtime, int64_t cublas, int64_t nccl) {
+  return "calib/meta/driver=" + std::to_string(driver) + ",runtime=" + std::to_string(runtime) +
+         ",cublas=" + std::to_string(cublas) + ",nccl=" + std::to_string(nccl);
 }
 
 }  // namespace mpsim::profiler

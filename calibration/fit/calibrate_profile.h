@@ -73,7 +73,7 @@
 #include <string>
 #include <vector>
 
-#include "profiler/calibrate/calibration_measurements.h"
+#include "calibration/fit/calibration_measurements.h"
 #include "simulator/spec/hardware_profile.pb.h"
 
 namespace mpsim::profiler {

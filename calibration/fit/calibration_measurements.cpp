@@ -1,6 +1,6 @@
 // Reading calibration measurements from trace databases; definitions in
 // calibration_measurements.h.
-#include "profiler/calibrate/calibration_measurements.h"
+#include "calibration/fit/calibration_measurements.h"
 
 #include <algorithm>
 #include <map>

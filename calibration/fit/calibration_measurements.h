@@ -43,8 +43,8 @@
 #include <string>
 #include <vector>
 
+#include "calibration/calibration_range.h"
 #include "profiler/analyze/issue_slots.h"
-#include "profiler/calibrate/calibration_range.h"
 #include "profiler/store/trace_records.h"
 
 namespace mpsim::profiler {

@@ -1,5 +1,5 @@
 // Completing a measured grid by dropping axis values; the rule is in grid_repair.h.
-#include "profiler/calibrate/grid_repair.h"
+#include "calibration/fit/grid_repair.h"
 
 #include <charconv>
 #include <cstddef>

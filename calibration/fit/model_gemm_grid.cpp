@@ -1,6 +1,6 @@
 // The GEMM grid derived from the models' graphs; what is collected and how it is sampled is in
 // model_gemm_grid.h.
-#include "profiler/calibrate/model_gemm_grid.h"
+#include "calibration/fit/model_gemm_grid.h"
 
 #include <algorithm>
 #include <cmath>

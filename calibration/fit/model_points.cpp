@@ -1,6 +1,6 @@
 // The models' exact shapes as calibration_bench's point list; what is collected and how it is
 // bounded is in model_points.h.
-#include "profiler/calibrate/model_points.h"
+#include "calibration/fit/model_points.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <utility>
 
-#include "profiler/calibrate/op_points.h"
+#include "calibration/fit/op_points.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/training_graph.h"
@@ -182,7 +182,7 @@ std::string ModelPoints::file_text() const {
   std::string names;
   for (const std::string& m : models) names += (names.empty() ? "" : ", ") + m;
   std::string text = "# calibration_bench --points: " + std::to_string(size()) +
-                     " exact shapes of the simulator's graphs (profiler/calibrate/model_points.h)"
+                     " exact shapes of the simulator's graphs (calibration/fit/model_points.h)"
                      " for " +
                      names + "\n";
   for (const auto* lines : {&gemm, &attention, &collective}) {

@@ -1,6 +1,6 @@
 // The exact shapes the simulator's graph produces for the models of models/, as a point list for
-// calibration_bench --points: one measurement per line, in the bench's range grammar without its
-// "calib/" prefix (profiler/bench/calibration_bench.cu), e.g.
+// calibration_bench --points (calibration/bench/points_bench.cu): one measurement per line, in the
+// range grammar (calibration/calibration_range.h) without its "calib/" prefix, e.g.
 //   gemm.bf16/dgrad/m=8192,n=4096,k=6144
 //   attention.bwd.bf16/bh=64,s=2048,d=128
 //   allreduce.nvlink/g=2,bytes=16777216

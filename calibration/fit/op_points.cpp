@@ -1,5 +1,5 @@
 // Learning exact-shape tables from per-op measured times (op_points.h).
-#include "profiler/calibrate/op_points.h"
+#include "calibration/fit/op_points.h"
 
 #include <algorithm>
 #include <cmath>

@@ -16,7 +16,7 @@
 //   inside one node
 // A collective's members on several ranks (one Op::collective id) are one instance whose time is
 // the fastest member's: the members that waited for late peers hold the wait too (the
-// calibration bench takes the shortest GPU alike, profiler/calibrate/README.md). A point's
+// calibration bench takes the shortest GPU alike, calibration/fit/README.md). A point's
 // seconds is the median of its key's instances (every layer, micro-batch and rank with that
 // shape; the mean of the two middle ones for an even count), so one slow instance does not move
 // it.

@@ -1,6 +1,7 @@
-// calibration_bench's range names (the grammar of profiler/bench/calibration_bench.cu) parsed
-// into the table each feeds and its keys; names breaking the grammar are refused by name.
-#include "profiler/calibrate/calibration_range.h"
+// calibration_bench's range names (the grammar of calibration/calibration_range.h) parsed
+// into the table each feeds and its keys; names breaking the grammar are refused by name; the
+// formatters the bench names its ranges with write exactly the grammar and parse back.
+#include "calibration/calibration_range.h"
 
 #include <gtest/gtest.h>
 
@@ -119,6 +120,58 @@ TEST(CalibrationRangeTest, BrokenNamesAreRefusedNamingTheRange) {
             "'driver=13000,runtime=13000,cublas=130100', expected 'driver=<positive "
             "integer>,runtime=<positive integer>,cublas=<positive integer>,nccl=<positive "
             "integer>'");
+}
+
+// The names written by hand from the grammar, not from the parser.
+TEST(CalibrationRangeTest, FormattersWriteTheGrammar) {
+  EXPECT_EQ(gemm_range_name("wgrad", 1024, 768, 16384),
+            "calib/gemm.bf16/wgrad/m=1024,n=768,k=16384");
+  EXPECT_EQ(attention_range_name(false, 16, 512, 64), "calib/attention.fwd.bf16/bh=16,s=512,d=64");
+  EXPECT_EQ(attention_range_name(true, 128, 4096, 128),
+            "calib/attention.bwd.bf16/bh=128,s=4096,d=128");
+  EXPECT_EQ(memory_range_name("norm", 1048576), "calib/memory.norm/bytes=1048576");
+  EXPECT_EQ(memory_range_name("softmax", 8388608), "calib/memory.softmax/bytes=8388608");
+  EXPECT_EQ(loss_range_name(false, 16392), "calib/memory.loss.fwd/bytes=16392");
+  EXPECT_EQ(loss_range_name(true, 32768), "calib/memory.loss.bwd/bytes=32768");
+  EXPECT_EQ(collective_range_name("reducescatter", 4, 1024),
+            "calib/reducescatter.nvlink/g=4,bytes=1024");
+  EXPECT_EQ(interference_range_name(8192, 8192, 8192),
+            "calib/interference/gemm.bf16/m=8192,n=8192,k=8192");
+  EXPECT_EQ(meta_range_name(13000, 13000, 130100, 22703),
+            "calib/meta/driver=13000,runtime=13000,cublas=130100,nccl=22703");
+}
+
+TEST(CalibrationRangeTest, FormattedNamesParseBack) {
+  CalibrationRange r = parse(gemm_range_name("dgrad", 1, 2, 3));
+  EXPECT_EQ(r.table, "gemm.bf16.dgrad");
+  EXPECT_EQ(r.keys, (Keys{1, 2, 3}));
+  r = parse(attention_range_name(true, 4, 5, 6));
+  EXPECT_EQ(r.table, "attention.bwd.bf16");
+  EXPECT_EQ(r.keys, (Keys{4, 5, 6}));
+  for (const char* op : {"norm", "elementwise", "optimizer", "softmax"}) {
+    r = parse(memory_range_name(op, 7));
+    EXPECT_EQ(r.table, std::string("memory.") + op);
+    EXPECT_EQ(r.keys, (Keys{7}));
+  }
+  r = parse(loss_range_name(true, loss_backward_bytes(2048, 4096)));
+  EXPECT_EQ(r.table, "memory.loss");
+  EXPECT_EQ(r.measurement, kLossBackwardMeasurement);
+  EXPECT_EQ(r.keys, (Keys{4 * 2048 * 4096}));
+  r = parse(loss_range_name(false, loss_forward_bytes(2048, 4096)));
+  EXPECT_EQ(r.measurement, kLossForwardMeasurement);
+  EXPECT_EQ(r.keys, (Keys{2 * 2048 * 4096 + 4 * 2048}));
+  for (const char* op : {"allreduce", "allgather", "reducescatter", "send"}) {
+    r = parse(collective_range_name(op, 2, 1024));
+    EXPECT_EQ(r.kind, MeasurementKind::kCollective);
+    EXPECT_EQ(r.table, std::string(op) + ".nvlink");
+    EXPECT_EQ(r.keys, (Keys{2, 1024}));
+  }
+  r = parse(interference_range_name(8, 9, 10));
+  EXPECT_EQ(r.kind, MeasurementKind::kInterference);
+  EXPECT_EQ(r.keys, (Keys{8, 9, 10}));
+  r = parse(meta_range_name(1, 2, 3, 4));
+  EXPECT_EQ(r.kind, MeasurementKind::kMeta);
+  EXPECT_EQ(r.keys, (Keys{1, 2, 3, 4}));
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // also NCCL collectives and interference). The fitted profile is checked against numbers measured
 // independently of the fit: the bench's own host-side cudaEvent medians (*.jsonl beside the
 // databases), DESIGN.md's all-reduce time, and the datasheet's HBM bandwidth.
-#include "profiler/calibrate/calibrate_profile.h"
+#include "calibration/fit/calibrate_profile.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "profiler/calibrate/calibration_range.h"
+#include "calibration/calibration_range.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_loader.h"

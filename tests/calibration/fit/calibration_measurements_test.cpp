@@ -2,7 +2,7 @@
 // TraceWriter): the bench's meta range, or a mark of that name, gives the database's software
 // versions; a database without one (the committed traces/calibration ones) has unknown versions;
 // the meta range is no measurement. Times are derived by hand from the records below.
-#include "profiler/calibrate/calibration_measurements.h"
+#include "calibration/fit/calibration_measurements.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -1,6 +1,6 @@
 // Completing measured grids by dropping axis values (grid_repair.h): complete grids are kept as
 // they are; a hole costs the axis value with the most missing combinations, ties the larger.
-#include "profiler/calibrate/grid_repair.h"
+#include "calibration/fit/grid_repair.h"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // sampled axes (clipped at max_dim), each axis is bounded and holds only sizes the models use,
 // the models outside the parameter range and the TP sizes a model refuses are left out (noted),
 // and the bench's GEMM time for the grid of the whole models/ folder stays within budget.
-#include "profiler/calibrate/model_gemm_grid.h"
+#include "calibration/fit/model_gemm_grid.h"
 
 #include <gtest/gtest.h>
 

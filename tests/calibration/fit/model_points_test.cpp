@@ -3,7 +3,7 @@
 // op's fields, independently of exact_table_key), no line twice, groups bounded by the local GPU
 // count, the bounds noted, and the list of the whole models/ folder on 2 GPUs bounded in count
 // and work.
-#include "profiler/calibrate/model_points.h"
+#include "calibration/fit/model_points.h"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "profiler/calibrate/calibration_range.h"
-#include "profiler/calibrate/model_gemm_grid.h"
+#include "calibration/calibration_range.h"
+#include "calibration/fit/model_gemm_grid.h"
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_loader.h"
 #include "tests/test_models.h"

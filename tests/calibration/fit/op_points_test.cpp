@@ -3,7 +3,7 @@
 // model built from the learned tables must give every graph op back its fabricated time; the
 // median rule, the fastest member of a collective, the fallback of unmeasured ops, the notes and
 // the merge rule are checked against values worked out here.
-#include "profiler/calibrate/op_points.h"
+#include "calibration/fit/op_points.h"
 
 #include <gtest/gtest.h>
 
