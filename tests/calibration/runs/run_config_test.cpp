@@ -42,6 +42,8 @@ class RunConfigTest : public ::testing::Test {
     fs::create_directories(dir_);
     model_ = spec::load_model_spec("gpt2-124m");
     config_.set_num_gpus(2);
+    config_.set_tensor_parallel(1);
+    config_.set_pipeline_parallel(1);
     config_.set_data_parallel(2);
     config_.set_micro_batch_size(2);
     config_.set_global_batch_size(8);
