@@ -47,6 +47,7 @@ using profiler::meta_range_name;
 // The JSON field marking a measurement of the --points list.
 constexpr std::string_view kListedJson = ",\"listed\":true";
 
+// Waits for every lane's stream.
 void synchronize(const std::vector<Lane>& lanes);
 
 // An NVTX push/pop range on this thread whose int64 payload is the number of repetitions.
