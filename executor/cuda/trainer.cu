@@ -23,6 +23,7 @@
 #include "executor/cuda/kernels.h"
 #include "executor/cuda/nvtx_range.h"
 #include "executor/cuda/param_store.h"
+#include "executor/cuda/run_mark_emit.h"
 #include "executor/cuda/trainer.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/schedule/pipeline_schedule.h"
@@ -293,6 +294,7 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
     : state_(std::make_unique<State>()) {
   State& s = *state_;
   s.options = options;
+  emit_run_mark(options);  // the database it is profiled into says what this run trains
   const spec::ParallelConfig& config = options.config;
   const graph::ModelDims dims = graph::model_dims(options.model);
   s.catalogue =

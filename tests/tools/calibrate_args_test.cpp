@@ -1,5 +1,6 @@
 // `mpsim calibrate` flags: defaults, repeated --from, the profile name from -o, and every error
-// naming its flag.
+// naming its flag; a profiled `mpsim train` command line read back for databases recorded before
+// runs stored their configuration.
 #ifdef MPSIM_HAVE_CALIBRATE
 #include "tools/mpsim/calibrate_args.h"
 
@@ -70,6 +71,28 @@ TEST(CalibrateArgs, ErrorsNameTheFlag) {
   EXPECT_EQ(error_of({"-o", "x", "extra"}),
             "extra: unexpected argument; mpsim calibrate takes only flags");
   EXPECT_EQ(error_of({"-o", "x", "-o", "y"}), "--output: given more than once");
+}
+
+TEST(CalibrateArgsTest, TrainCommandLinesReadBack) {
+  const TrainRequest request = train_request_from_command(
+      "/opt/build/tools/mpsim/mpsim train --model gpt2-124m --gpus 2 --tp 2 --steps 3",
+      "run.sqlite");
+  EXPECT_EQ(request.model, "gpt2-124m");
+  EXPECT_EQ(request.options.config.num_gpus(), 2);
+  EXPECT_EQ(request.options.config.tensor_parallel(), 2);
+  EXPECT_EQ(request.options.steps, 3);
+  auto refusal = [](const std::string& command) {
+    try {
+      train_request_from_command(command, "run.sqlite");
+    } catch (const spec::SpecError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(refusal("calibration_bench --quick").find("is not an `mpsim train` run"),
+            std::string::npos);
+  EXPECT_NE(refusal("mpsim train --bogus 1").find("--bogus"), std::string::npos);
+  EXPECT_NE(refusal("mpsim train --bogus 1").find("run.sqlite"), std::string::npos);
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
 // run_calibrate() --from the committed H100 database (traces/calibration/): the written profile
 // loads and is priced by the calibrated cost model, -o is replaced whole, and bad inputs are
-// refused naming the flag or file. The fit itself is tested in tests/profiler/calibrate.
+// refused naming the flag or file. The fit itself is tested in tests/calibration.
 #ifdef MPSIM_HAVE_CALIBRATE
 #include "tools/mpsim/calibrate_command.h"
 
@@ -113,11 +113,12 @@ TEST(CalibrateCommand, TheBenchIsLookedForInTheBuildTree) {
     find_calibration_bench("/nonexistent/build/tools/mpsim/mpsim");
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("cannot find the calibration bench at "
-                                          "/nonexistent/build/profiler/bench/calibration_bench or "
-                                          "/nonexistent/build/tools/mpsim/calibration_bench (",
-                                          0),
-              0u)
+    EXPECT_EQ(
+        std::string(e.what()).rfind("cannot find the calibration bench at "
+                                    "/nonexistent/build/calibration/bench/calibration_bench or "
+                                    "/nonexistent/build/tools/mpsim/calibration_bench (",
+                                    0),
+        0u)
         << e.what();
   }
 }
@@ -127,14 +128,14 @@ TEST(CalibrateCommand, TheBenchIsLookedForInTheBuildTree) {
 TEST(CalibrateCommand, TheBenchIsFoundFromTheBinary) {
   const fs::path dir = temp_dir();
   fs::create_directories(dir / "build/tools/mpsim");
-  fs::create_directories(dir / "build/profiler/bench");
+  fs::create_directories(dir / "build/calibration/bench");
   fs::create_directories(dir / "bin");
   for (const fs::path& file :
-       {dir / "build/profiler/bench/calibration_bench", dir / "bin/calibration_bench"}) {
+       {dir / "build/calibration/bench/calibration_bench", dir / "bin/calibration_bench"}) {
     std::ofstream(file) << "";
   }
   EXPECT_EQ(find_calibration_bench((dir / "build/tools/mpsim/mpsim").string()),
-            fs::canonical(dir / "build/profiler/bench/calibration_bench").string());
+            fs::canonical(dir / "build/calibration/bench/calibration_bench").string());
   EXPECT_EQ(find_calibration_bench((dir / "bin/mpsim").string()),
             fs::canonical(dir / "bin/calibration_bench").string());
   EXPECT_EQ(checked_bench((dir / "bin/calibration_bench").string()),

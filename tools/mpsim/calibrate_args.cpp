@@ -32,7 +32,7 @@ po::options_description flag_descriptions() {
        "the profile's name (default: the -o file's name without .textproto)")
       ("quick", "measure the bench's --quick set (a smoke test in seconds; not with --from)")
       ("bench", po::value<std::string>()->value_name("PATH"),
-       "the calibration_bench to run (default: <mpsim dir>/../../profiler/bench/calibration_bench "
+       "the calibration_bench to run (default: <mpsim dir>/../../calibration/bench/calibration_bench "
        "in a build tree, else <mpsim dir>/calibration_bench; not with --from)")
       ("models", po::value<std::string>()->value_name("DIR"),
        "the model specs whose GEMM shapes set the bench's GEMM grid (default: the models/ folder "
@@ -40,7 +40,7 @@ po::options_description flag_descriptions() {
        "source tree, the first that exists; not with --from)")
       ("gpus", po::value<std::string>()->value_name("N"),
        "the local GPUs the models' exact shapes are listed for (TP 1..N, collective groups up "
-       "to N; profiler/calibrate/model_points.h) and the bench runs on (default: the number of "
+       "to N; calibration/fit/model_points.h) and the bench runs on (default: the number of "
        "/dev/nvidia<N> devices, at least 1; not with --from)");
   // clang-format on
   return d;
@@ -113,13 +113,31 @@ std::string calibrate_help() {
           "the simulator's graph builds for the models of --models with 1e8 to 1e10\n"
           "parameters, at TP 1, 2, 4, ... up to the base profile's GPUs per node and\n"
           "micro-batches 1 to 16, at most 8 values per axis up to 32768\n"
-          "(profiler/calibrate/model_gemm_grid.h); --quick keeps the bench's own small set.\n"
+          "(calibration/fit/model_gemm_grid.h); --quick keeps the bench's own small set.\n"
           "After the grids the bench also measures the exact GEMM, attention and collective\n"
           "shapes of those models' graphs on --gpus GPUs (calibration_bench --points;\n"
-          "profiler/calibrate/model_points.h), written into the profile's .exact tables.\n"
-          "What is fitted, and how: profiler/calibrate/README.md.\n\n"
+          "calibration/fit/model_points.h), written into the profile's .exact tables.\n"
+          "What is fitted, and how: calibration/fit/README.md.\n\n"
        << flag_descriptions();
   return text.str();
+}
+
+TrainRequest train_request_from_command(const std::string& command, const std::string& source) {
+  std::istringstream in(command);
+  std::vector<std::string> words;
+  for (std::string w; in >> w;) words.push_back(w);
+  size_t at = 0;
+  while (at < words.size() && words[at] != "train") ++at;
+  if (at == words.size())
+    throw spec::SpecError(source, 0, "command",
+                          "'" + command +
+                              "' is not an `mpsim train` run; expected a database "
+                              "recorded by `mpsim profile -- mpsim train ...`");
+  try {
+    return parse_train_args({words.begin() + static_cast<long>(at) + 1, words.end()});
+  } catch (const spec::FlagError& e) {
+    throw spec::SpecError(source, 0, "command", e.what());
+  }
 }
 
 }  // namespace mpsim::cli

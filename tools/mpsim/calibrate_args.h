@@ -6,11 +6,18 @@
 // parse_calibrate_args() throws spec::FlagError for an unknown flag, a missing -o, an empty
 // value, --gpus out of [1, 1024], or --quick, --bench, --models or --gpus with --from (nothing is
 // measured then).
+//
+// train_request_from_command() rebuilds what a profiled executor run trained from its command
+// line, for databases recorded before runs stored their configuration (calibration/runs/
+// run_config.h); it throws spec::SpecError naming `source` when the command is not an
+// `mpsim train` command line or its flags do not parse (the flag named).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "tools/mpsim/train_args.h"
 
 namespace mpsim::cli {
 
@@ -30,5 +37,9 @@ struct CalibrateRequest {
 
 CalibrateRequest parse_calibrate_args(const std::vector<std::string>& args);
 std::string calibrate_help();
+
+// The flags of a profiled command line "<path>/mpsim train --model ... --log ..." (as the
+// profiler stores it), parsed as `mpsim train` parses them.
+TrainRequest train_request_from_command(const std::string& command, const std::string& source);
 
 }  // namespace mpsim::cli

@@ -1,12 +1,6 @@
 // `mpsim calibrate`; see calibrate_command.h.
 #include "tools/mpsim/calibrate_command.h"
 
-#include <fcntl.h>
-#include <google/protobuf/text_format.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,22 +12,21 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <ostream>
 #include <set>
 #include <stdexcept>
 
-#include "profiler/analyze/run_measurement.h"
-#include "profiler/calibrate/calibrate_profile.h"
-#include "profiler/calibrate/model_gemm_grid.h"
-#include "profiler/calibrate/model_points.h"
-#include "profiler/calibrate/op_points.h"
+#include "calibration/calibration_sources.h"
+#include "calibration/fit/bench_output.h"
+#include "calibration/fit/calibrate_profile.h"
+#include "calibration/fit/model_gemm_grid.h"
+#include "calibration/fit/model_points.h"
+#include "calibration/fit/profile_text.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/calibrate_args.h"
 #include "tools/mpsim/child_process.h"
 #include "tools/mpsim/file_output.h"
-#include "tools/mpsim/run_op_tables.h"
 
 namespace mpsim::cli {
 namespace {
@@ -105,35 +98,6 @@ void write_point_list(const std::vector<spec::ModelSpec>& models, const spec::Ha
   }
 }
 
-// The ranges the bench measured from its point list: its JSON lines (`output`) marked
-// "listed": true (list points on a grid were measured there, unmarked, and are not among them).
-std::set<std::string> listed_ranges(const std::string& output) {
-  std::ifstream in(output);
-  if (!in) throw std::runtime_error("cannot read the bench's output " + output);
-  std::set<std::string> listed;
-  for (std::string line; std::getline(in, line);) {
-    const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("listed", false) && j.contains("range") &&
-        j["range"].is_string()) {
-      listed.insert(j["range"].get<std::string>());
-    }
-  }
-  return listed;
-}
-
-// Iterations excluded from a profiled executor run's op times (its first: cuBLAS heuristics,
-// NCCL connections, allocator growth).
-constexpr int64_t kRunWarmup = 1;
-
-// Whether `path` (a database, or the stem of per-rank databases) is a profiled executor run:
-// it holds the executor's `iteration/<N>` ranges.
-bool is_executor_run(const std::string& path) {
-  for (const profiler::RankTrace& t : profiler::read_run_traces(path))
-    for (const profiler::NvtxRecord& r : t.records.nvtx)
-      if (r.text.rfind("iteration/", 0) == 0) return true;
-  return false;
-}
-
 // What measure() recorded: the database, and the ranges the bench measured from its point list.
 struct Measured {
   std::string database;
@@ -191,7 +155,7 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
       << dir.string() << "\n";
   Measured measured;
   measured.database = database;
-  measured.listed_ranges = listed_ranges(output);
+  measured.listed_ranges = profiler::listed_ranges(output);
   if (!request.quick) {
     err << "mpsim calibrate: " << measured.listed_ranges.size()
         << " point-list measurements off the grids (their exact tables only)\n";
@@ -199,51 +163,18 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
   return measured;
 }
 
-// "# " before every line of `text`.
-std::string comment(const std::string& text) {
-  std::string out = "# ";
-  for (char c : text) out += c == '\n' ? std::string("\n# ") : std::string(1, c);
-  return out + "\n";
-}
-
-// The profile as protobuf text: everything but the tables as the printer writes it, then each
-// table with one line per point.
-std::string profile_text(const spec::HardwareProfile& profile) {
-  namespace pb = google::protobuf;
-  spec::HardwareProfile head = profile;
-  head.clear_calibrated();
-  std::string text;
-  pb::TextFormat::Printer printer;
-  printer.SetUseUtf8StringEscaping(true);
-  if (!printer.PrintToString(head, &text)) throw std::runtime_error("cannot print the profile");
-  pb::TextFormat::Printer table_printer;
-  table_printer.SetInitialIndentLevel(1);
-  table_printer.SetUseUtf8StringEscaping(true);
-  pb::TextFormat::Printer point_printer;
-  point_printer.SetSingleLineMode(true);
-  point_printer.SetUseShortRepeatedPrimitives(true);
-  for (const spec::CalibratedTable& table : profile.calibrated()) {
-    spec::CalibratedTable fields = table;
-    fields.clear_points();
-    std::string body;
-    table_printer.PrintToString(fields, &body);
-    text += "calibrated {\n" + body;
-    for (const spec::CalibratedPoint& p : table.points()) {
-      std::string line;
-      point_printer.PrintToString(p, &line);
-      while (!line.empty() && line.back() == ' ') line.pop_back();
-      text += "  points { " + line + " }\n";
-    }
-    text += "}\n";
-  }
-  return text;
+// A run recorded before runs carried their run mark: its configuration from its command line.
+calibration::RunConfig run_config_from_command(const profiler::RunMeasurement& run,
+                                               const std::string& source) {
+  const TrainRequest request = train_request_from_command(run.command, source);
+  return {spec::load_model_spec(request.model), request.options.config};
 }
 
 }  // namespace
 
 std::string find_calibration_bench(const std::string& self) {
   const fs::path dir = fs::path(self).parent_path();
-  const fs::path build_tree = dir / "../../profiler/bench/calibration_bench";
+  const fs::path build_tree = dir / "../../calibration/bench/calibration_bench";
   const fs::path beside = dir / "calibration_bench";
   for (const fs::path& candidate : {build_tree, beside}) {
     if (fs::is_regular_file(candidate)) return fs::canonical(candidate).string();
@@ -289,19 +220,12 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   }
   const spec::HardwareProfile base = spec::load_hardware_profile(request.base);
   // --from: calibration databases, and profiled executor runs whose op times are learned.
-  std::vector<std::string> databases, runs;
-  for (const std::string& db : request.from) {
-    if (profiler::run_database_files(db).empty())
-      throw spec::SpecError(
-          db, 0, "",
-          "no such file, nor per-rank files " + profiler::rank_path(db, 0, 0) + ", ... (--from)");
-    (is_executor_run(db) ? runs : databases).push_back(db);
-  }
+  calibration::CalibrationSources sources = calibration::classify_sources(request.from);
   const bool measured_here = request.from.empty();
   profiler::CalibrationInfo info;
   if (measured_here) {
     Measured measured = measure(request, base, err);
-    databases = {measured.database};
+    sources.databases = {measured.database};
     info.listed_ranges = std::move(measured.listed_ranges);
   }
 
@@ -311,51 +235,22 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   info.command = command_line(words);
   info.date = profiler::today_utc();
   profiler::CalibrationReport report;
-  spec::HardwareProfile profile = base;
-  if (!databases.empty()) {
-    try {
-      profile = profiler::calibrate_from_traces(databases, base, info, &report);
-    } catch (const profiler::CalibrationError& e) {
-      if (measured_here) throw;
-      throw spec::FlagError("--from", e.what());
-    }
-  } else {
-    profile.set_name(request.name.empty() ? base.name() + "-runs" : request.name);
+  spec::HardwareProfile profile;
+  try {
+    profile =
+        calibration::profile_from_sources(sources, base, info, run_config_from_command, &report);
+  } catch (const profiler::CalibrationError& e) {
+    if (measured_here) throw;
+    throw spec::FlagError("--from", e.what());
   }
-  for (const std::string& run_path : runs) {
-    std::vector<std::string> notes;
-    const profiler::RunMeasurement run =
-        profiler::measure_run(profiler::read_run_traces(run_path), kRunWarmup);
-    profiler::merge_exact_tables(&profile, op_tables_from_run(run, run_path, &notes));
-    for (const std::string& note : notes) report.notes.push_back(run_path + ": " + note);
-    report.sources.push_back(run_path + ": executor run on " + run.gpu + " (host " + run.hostname +
-                             "), recorded " + run.date + " by `" + run.command + "`");
-  }
-  if (!runs.empty() && databases.empty())
-    profile.set_provenance(base.provenance() + "; exact-shape op tables learned from " +
-                           std::to_string(runs.size()) + " profiled executor run(s) by `" +
-                           info.command + "` on " + info.date);
   for (const std::string& note : report.notes) err << "mpsim calibrate: note: " << note << "\n";
   for (const std::string& fit : report.fitted) err << "mpsim calibrate: fitted " << fit << "\n";
 
-  std::string header =
-      "Hardware profile '" + profile.name() + "', written by `mpsim calibrate` " + info.date +
-      " (UTC):\nthe base profile '" + base.name() +
-      "' (its datasheet and assumed numbers kept) with tables measured under the\n"
-      "project's profiler (profiler/bench/calibration_bench, and op times of profiled\n"
-      "executor runs at exact shapes), from:";
-  for (const std::string& source : report.sources) header += "\n  " + source;
-  header += "\nCommand: " + info.command +
-            "\nWhere each number comes from: the provenance and source fields. Table names, keys "
-            "and how\nthe cost model uses them: simulator/cost/README.md; the fit: "
-            "profiler/calibrate/README.md.";
-  const std::string text = comment(header) + profile_text(profile);
-
-  // The text must read back as the same profile, through the loader's checks.
-  const spec::HardwareProfile reread = spec::parse_hardware_profile(text, request.output);
-  if (!google::protobuf::util::MessageDifferencer::Equals(reread, profile)) {
-    throw std::runtime_error("internal error: the profile's text does not read back as written");
-  }
+  const std::string text =
+      profiler::profile_file_text(profile,
+                                  profiler::profile_header(profile.name(), base.name(), info.date,
+                                                           report.sources, info.command),
+                                  request.output);
   write_atomically(request.output, text, "-o");
   out << "mpsim calibrate: wrote " << request.output << " (" << profile.calibrated_size()
       << " tables:";

@@ -1,20 +1,20 @@
 // `mpsim calibrate`: fits calibration measurements into a hardware profile
-// (profiler/calibrate/calibrate_profile.h) and writes it as protobuf text with a header comment
+// (calibration/fit/calibrate_profile.h) and writes it as protobuf text with a header comment
 // saying what it is, when and from which databases it was made. A --from database holding the
 // executor's `iteration/<N>` ranges (a profiled `mpsim train` run, given as one of its per-rank
 // files or as the -o stem it was recorded with) is not fitted but learned from: its op times
 // after the first iteration (profiler/analyze/run_measurement.h), joined by name with the graph
 // of the configuration its command line states (run_op_tables.h), become exact-shape tables
-// (profiler/calibrate/op_points.h) merged into the profile. Without --from it first records
+// (calibration/fit/op_points.h) merged into the profile. Without --from it first records
 // the measurements on this machine: `<mpsim> profile -o <tmp>/calib.sqlite --merge --
 // <bench> --gemm-m M --gemm-n N --gemm-k K --points <tmp>/points.txt [--gpus N]` (or
 // `<bench> --quick`), its stdout kept in <tmp>/calib.jsonl; points.txt lists the models' exact
 // GEMM, attention and collective shapes on the local GPUs (--gpus, else the entries of
-// $CUDA_VISIBLE_DEVICES, else the /dev/nvidia<N> devices; profiler/calibrate/model_points.h),
+// $CUDA_VISIBLE_DEVICES, else the /dev/nvidia<N> devices; calibration/fit/model_points.h),
 // whose measurements the fit writes into the .exact tables and keeps off the grids
 // (CalibrationInfo::listed_ranges). Everything is found from the mpsim binary or a flag, so that a
 // build tree carried to a GPU machine works from any directory:
-//   the bench      --bench, else <mpsim dir>/../../profiler/bench/calibration_bench (the build
+//   the bench      --bench, else <mpsim dir>/../../calibration/bench/calibration_bench (the build
 //                  tree), else <mpsim dir>/calibration_bench (installed side by side);
 //   the injection  `mpsim profile`'s rule: $MPSIM_INJECT_LIB, else libmpsim_inject.so in
 //                  <mpsim dir>/../../profiler/cupti, <mpsim dir> or <mpsim dir>/../lib;
@@ -24,7 +24,7 @@
 //                  spec_loader.h, plus the checkout above the binary);
 //   the base       --base, a spec name or path (spec_loader.h).
 // The GEMM axes and the point list are derived from the models' graphs
-// (profiler/calibrate/model_gemm_grid.h, model_points.h) before anything runs on the GPUs; the
+// (calibration/fit/model_gemm_grid.h, model_points.h) before anything runs on the GPUs; the
 // grid, the number of points and the models and shapes left out are printed.
 //
 // The profile is written to a temporary file beside -o and renamed over it, so -o is never left

@@ -1,0 +1,104 @@
+// The attention family: calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D over the grid of
+// --attention-bh x --attention-s x --attention-d, on GPU 0.
+//
+// The executor's attention core (executor/cuda/gpt_model.cu
+//   attention_probs + attention_context, and attention_backward) without grouped-query attention
+//   (group r = 1): BH = micro-batch x heads (batch 1, BH heads: the layout [s, b, h, 3, d] is the
+//   same for any b x h = BH), S = sequence length, D = head size. Forward: batched GEMM Q K^T,
+//   causal_softmax_forward, batched GEMM P V. Backward: batched GEMMs dP = dctx V^T and
+//   dV = P^T dctx, causal_softmax_backward, batched GEMMs dQ = dS K and dK = dS^T Q. The
+//   executor computes the full S x S scores (the causal mask is applied in the softmax only).
+#include <cmath>
+#include <cstdio>
+
+#include "calibration/bench/attention_bench.h"
+#include "executor/cuda/kernels.h"
+
+namespace mpsim::calibration::bench {
+
+namespace kernels = executor::kernels;
+
+namespace {
+
+void run_attention(BenchContext& c) {
+  const Options& o = c.options;
+  GemmContext& ctx = c.gemm;
+  Harness& harness = c.harness;
+  const size_t shapes = o.attention_bh.size() * o.attention_s.size() * o.attention_d.size();
+  std::fprintf(stderr,
+               "calibration_bench: attention: %zu shapes, forward and backward, on GPU %d\n",
+               shapes, ctx.lane().device);
+  for (const int64_t bh : o.attention_bh) {
+    for (const int64_t s : o.attention_s) {
+      for (const int64_t d : o.attention_d) {
+        measure_attention_shape(bh, s, d, true, true, "", ctx, harness);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const BenchFamily kAttentionFamily = {"attention", run_attention};
+
+void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool backward,
+                             const std::string& extra_json, GemmContext& ctx, Harness& harness) {
+  forward = forward && !harness.measured(attention_range_name(false, bh, s, d));
+  backward = backward && !harness.measured(attention_range_name(true, bh, s, d));
+  if (!forward && !backward) return;
+  const Lane lane = ctx.lane();
+  const int64_t qkv_bytes = s * bh * 3 * d * 2, score_bytes = bh * s * s * 2,
+                ctx_bytes = s * bh * d * 2;
+  if (!fits(lane.device, 2 * (qkv_bytes + score_bytes + ctx_bytes),
+            attention_range_name(!forward, bh, s, d) + (forward && backward ? " and bwd" : "")))
+    return;
+  DeviceArray qkv(lane.device, qkv_bytes), dqkv(lane.device, qkv_bytes);
+  DeviceArray probs(lane.device, score_bytes), ds(lane.device, score_bytes);
+  DeviceArray context(lane.device, ctx_bytes), dcontext(lane.device, ctx_bytes);
+  fill_uniform<bf16>(qkv, -1.0f, 1.0f, 3, lane.stream);
+  fill_uniform<bf16>(dcontext, -1.0f, 1.0f, 4, lane.stream);
+  zero(dqkv, lane.stream);
+
+  const int64_t ld = bh * 3 * d, gw = 3 * d, ss = s * s, ctx_ld = bh * d;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const bf16* q = qkv.as<bf16>();
+  const bf16* k = q + d;
+  const bf16* v = q + 2 * d;
+  bf16* p = probs.as<bf16>();
+  bf16* dp = ds.as<bf16>();
+  bf16* dq = dqkv.as<bf16>();
+  const bf16* dctx = dcontext.as<bf16>();
+  Gemm& gemm = ctx.gemm();
+
+  auto issue_forward = [&] {
+    ctx.activate();
+    gemm.batched(false, true, s, s, d, 1.0f, {q, ld, gw}, {k, ld, gw}, {p, s, ss}, bh);
+    kernels::causal_softmax_forward(p, p, bh, s, scale, lane.stream);
+    gemm.batched(false, false, s, d, s, 1.0f, {p, s, ss}, {v, ld, gw},
+                 {context.as<bf16>(), ctx_ld, d}, bh);
+  };
+  if (forward) {
+    harness.measure(attention_range_name(false, bh, s, d), {lane}, issue_forward, extra_json);
+  } else {
+    issue_forward();
+  }
+  if (!backward) return;
+  // The backward pass reads the probabilities the forward repetitions left in `probs`.
+  harness.measure(
+      attention_range_name(true, bh, s, d), {lane},
+      [&] {
+        ctx.activate();
+        // dP = dctx V^T; dV = P^T dctx
+        gemm.batched(false, true, s, s, d, 1.0f, {dctx, ctx_ld, d}, {v, ld, gw}, {dp, s, ss}, bh);
+        gemm.batched(true, false, s, d, s, 1.0f, {p, s, ss}, {dctx, ctx_ld, d},
+                     {dq + 2 * d, ld, gw}, bh, 0.0f);
+        kernels::causal_softmax_backward(dp, p, dp, bh, s, scale, lane.stream);
+        // dQ = dS K; dK = dS^T Q
+        gemm.batched(false, false, s, d, s, 1.0f, {dp, s, ss}, {k, ld, gw}, {dq, ld, gw}, bh);
+        gemm.batched(true, false, s, d, s, 1.0f, {dp, s, ss}, {q, ld, gw}, {dq + d, ld, gw}, bh,
+                     0.0f);
+      },
+      extra_json);
+}
+
+}  // namespace mpsim::calibration::bench

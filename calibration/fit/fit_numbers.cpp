@@ -1,0 +1,174 @@
+// The numbers of the base profile replaced by fitted ones: kernel efficiencies from the best
+// measured GEMM, attention and streaming rates, and the NVLink bandwidth and latency from the
+// alpha-beta fit of the 2-GPU all-reduce. See calibrate_profile.h.
+#include <cmath>
+
+#include "calibration/fit/fit_state.h"
+#include "simulator/cost/calibrated_tables.h"
+
+namespace mpsim::profiler::fit {
+namespace {
+
+const spec::CalibratedTable* find_table(const spec::HardwareProfile& profile,
+                                        std::string_view name) {
+  for (const auto& t : profile.calibrated()) {
+    if (t.op() == name) return &t;
+  }
+  return nullptr;
+}
+
+// Sets a fraction Quantity from the best of `candidates` (value, description, sources) over
+// `reference`; returns whether it was set.
+struct Best {
+  double value = 0;  // the measured rate
+  std::string where;
+  std::set<int64_t> sources;
+};
+bool set_fraction(FitState& f, spec::Quantity* q, const std::string& field, const Best& best,
+                  double reference, const std::string& rate_text,
+                  const std::string& reference_text) {
+  if (!(best.value > 0)) return false;
+  const double fraction = significant(best.value / reference, 4);
+  if (fraction > 1) {
+    f.report.notes.push_back(field + ": the best measurement (" + rate_text + ", " + best.where +
+                             ") exceeds " + reference_text + "; the base's value is kept");
+    return false;
+  }
+  f.report.fitted.push_back(field + " = " + num(fraction) + " (base " + num(q->value()) + " " +
+                            q->unit() + ")");
+  q->set_value(fraction);
+  q->set_unit("fraction");
+  q->set_source(measured_on(f, best.sources) + ": best " + rate_text + " (" + best.where +
+                ") over " + reference_text);
+  return true;
+}
+
+Best best_throughput(FitState& f, const spec::HardwareProfile& profile,
+                     const std::vector<std::string_view>& tables, cost::WorkFunction work) {
+  Best best;
+  for (std::string_view name : tables) {
+    const spec::CalibratedTable* t = find_table(profile, name);
+    if (t == nullptr) continue;
+    for (const auto& p : t->points()) {
+      const std::vector<double> keys(p.key().begin(), p.key().end());
+      const double rate = work(keys) / p.seconds();
+      if (rate > best.value) {
+        best.value = rate;
+        best.where = std::string(name) + " " + keys_text(*t, p);
+      }
+    }
+    for (const CalibrationMeasurement& m : f.data.measurements) {
+      if (m.range.table == name) best.sources.insert(m.database);
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& profile) {
+  std::vector<std::string> replaced;
+  const double peak = f.base_hw.peak_bf16_flops;
+  const std::string peak_text = fixed(peak / 1e12, 1) + " TFLOP/s dense bf16 peak";
+  spec::KernelEfficiency* e = profile.mutable_efficiency();
+  const Best gemm = best_throughput(
+      f, profile, {cost::kGemmForwardTable, cost::kGemmDgradTable, cost::kGemmWgradTable},
+      cost::gemm_flops);
+  if (set_fraction(f, e->mutable_gemm_max(), "efficiency.gemm_max", gemm, peak,
+                   "GEMM " + fixed(gemm.value / 1e12, 1) + " TFLOP/s", "the " + peak_text)) {
+    replaced.emplace_back("efficiency.gemm_max");
+  }
+  Best attention =
+      best_throughput(f, profile, {cost::kAttentionForwardTable}, cost::attention_forward_flops);
+  const Best backward =
+      best_throughput(f, profile, {cost::kAttentionBackwardTable}, cost::attention_backward_flops);
+  if (backward.value > attention.value) attention = backward;
+  if (set_fraction(f, e->mutable_attention_max(), "efficiency.attention_max", attention, peak,
+                   "attention " + fixed(attention.value / 1e12, 1) +
+                       " TFLOP/s (4 bh s^2 d forward, twice that backward)",
+                   "the " + peak_text)) {
+    replaced.emplace_back("efficiency.attention_max");
+  }
+  // Streaming bandwidth: the largest element-wise size (points are sorted), whose traffic is
+  // far above the L2 cache (50 MB on H100); smaller sizes are partly served from it.
+  Best memory;
+  if (const spec::CalibratedTable* t = find_table(profile, cost::kElementwiseTable)) {
+    const spec::CalibratedPoint& p = t->points(t->points_size() - 1);
+    memory.value = p.key(0) / p.seconds();
+    memory.where = std::string(cost::kElementwiseTable) + " " + keys_text(*t, p) +
+                   ", the largest size measured";
+    for (const CalibrationMeasurement& m : f.data.measurements) {
+      if (m.range.table == cost::kElementwiseTable) memory.sources.insert(m.database);
+    }
+  }
+  if (set_fraction(f, e->mutable_memory_bound(), "efficiency.memory_bound", memory,
+                   f.base_hw.hbm_bytes_per_s,
+                   "element-wise streaming bandwidth " + fixed(memory.value / 1e9, 1) + " GB/s",
+                   "the " + fixed(f.base_hw.hbm_bytes_per_s / 1e9, 0) + " GB/s HBM bandwidth")) {
+    replaced.emplace_back("efficiency.memory_bound");
+  }
+  return replaced;
+}
+
+// node.nvlink_bandwidth and nvlink_latency from the 2-GPU all-reduce, where measured; the
+// fields set are added to `replaced`.
+void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::string>& replaced) {
+  const spec::CalibratedTable* t = find_table(profile, cost::kAllReduceTable);
+  if (t == nullptr) return;
+  constexpr double n = 2;
+  std::vector<cost::SizeTime> samples;
+  for (const auto& p : t->points()) {
+    if (p.key(0) == n) samples.push_back({p.key(1), p.seconds()});
+  }
+  if (samples.size() < 2) return;
+  cost::AlphaBeta fit;
+  try {
+    fit = cost::fit_alpha_beta(samples, "allreduce.nvlink (group_size 2)");
+  } catch (const std::invalid_argument& e) {
+    f.report.notes.push_back(std::string(e.what()) + "; node.nvlink_* kept from the base");
+    return;
+  }
+  const double bus = fit.beta_bytes_per_s * 2 * (n - 1) / n;
+  const double step = fit.alpha_s / (2 * (n - 1));
+  std::set<int64_t> sources;
+  for (const CalibrationMeasurement& m : f.data.measurements) {
+    if (m.range.table == cost::kAllReduceTable && m.range.keys[0] == 2) {
+      sources.insert(m.database);
+    }
+  }
+  const std::string how =
+      measured_on(f, sources) +
+      ": alpha-beta fit t(S) = alpha + S/beta of the 2-GPU NCCL "
+      "all-reduce over " +
+      std::to_string(samples.size()) + " sizes " + num(samples.front().bytes) + " to " +
+      num(samples.back().bytes) + " bytes (weighted by 1/t^2, rms relative residual " +
+      fixed(100 * fit.rms_relative_residual, 1) + " %): alpha = " + fixed(fit.alpha_s * 1e6, 2) +
+      " us, beta = " + fixed(fit.beta_bytes_per_s / 1e9, 1) + " GB/s";
+  spec::NodeSpec* node = profile.mutable_node();
+  f.report.fitted.push_back("node.nvlink_bandwidth = " + fixed(bus / 1e9, 1) + " GB/s (base " +
+                            num(node->nvlink_bandwidth().value()) + " " +
+                            node->nvlink_bandwidth().unit() + ")");
+  node->mutable_nvlink_bandwidth()->set_value(significant(bus / 1e9, 4));
+  node->mutable_nvlink_bandwidth()->set_unit("GB/s");
+  node->mutable_nvlink_bandwidth()->set_source(
+      how + "; bus bandwidth = beta x 2(n-1)/n with n = 2 (nccl-tests' busBw)");
+  replaced.emplace_back("node.nvlink_bandwidth");
+  if (step > 0) {
+    f.report.fitted.push_back("node.nvlink_latency = " + fixed(step * 1e6, 2) + " us (base " +
+                              num(node->nvlink_latency().value()) + " " +
+                              node->nvlink_latency().unit() + ")");
+    node->mutable_nvlink_latency()->set_value(significant(step * 1e6, 3));
+    node->mutable_nvlink_latency()->set_unit("us");
+    node->mutable_nvlink_latency()->set_source(
+        how +
+        "; per-step latency = alpha / (2(n-1)) with n = 2 (the ring all-reduce's "
+        "2(n-1) steps)");
+    replaced.emplace_back("node.nvlink_latency");
+  } else {
+    f.report.notes.push_back(
+        "node.nvlink_latency: the all-reduce fit's alpha is 0 (latency "
+        "below the data's resolution); the base's value is kept");
+  }
+}
+
+}  // namespace mpsim::profiler::fit
