@@ -455,7 +455,7 @@ class CalibratedCostModel final : public CostModel {
   double op_seconds(const Op& op) const override {
     switch (op.kind) {
       case OpKind::kGemm: {
-        const int layout_index = gemm_layout_index(op.label);
+        const int layout_index = 1 + static_cast<int>(graph::gemm_layout(op.label));  // kGemmTables
         const auto& layout = gemm_[layout_index];
         const auto& table = layout ? layout : gemm_[0];
         const auto& exact_layout = gemm_exact_[layout_index];

@@ -18,7 +18,7 @@
 #include "profiler/calibrate/op_points.h"
 #include "simulator/cost/cost_model.h"
 #include "simulator/graph/op_name.h"
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/child_process.h"
