@@ -4,7 +4,7 @@
 // benchmark runs the same simulation with pipeline steps folded, as the sweep does.
 #include <benchmark/benchmark.h>
 
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_loader.h"
 
 namespace {

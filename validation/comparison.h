@@ -44,7 +44,7 @@
 #include <vector>
 
 #include "profiler/analyze/run_measurement.h"
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 
 namespace mpsim::validation {
 

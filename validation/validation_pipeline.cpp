@@ -12,7 +12,7 @@
 
 #include "profiler/analyze/run_measurement.h"
 #include "profiler/calibrate/op_points.h"
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/run_op_tables.h"
 #include "validation/side_by_side_trace.h"

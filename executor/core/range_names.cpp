@@ -26,14 +26,14 @@ std::string chunk_suffix(int chunk) { return chunk >= 0 ? "/c" + std::to_string(
 
 }  // namespace
 
-std::string compute_range(RangePass pass, int micro_batch, int layer, std::string_view label) {
+std::string compute_range(RangePass pass, int micro_batch, int layer, graph::OpLabel label) {
   std::string name(pass_word(pass));
   name += "/mb" + std::to_string(micro_batch) + "/" + site_word(layer) + "/";
-  name += label;
+  name += graph::label_name(label);
   return name;
 }
 
-std::string tp_range(RangePass pass, int micro_batch, int layer, std::string_view label) {
+std::string tp_range(RangePass pass, int micro_batch, int layer, graph::OpLabel label) {
   return "comm/tp/" + compute_range(pass, micro_batch, layer, label);
 }
 

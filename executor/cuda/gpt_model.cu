@@ -12,6 +12,8 @@
 #include "executor/cuda/nvtx_range.h"
 
 namespace mpsim::executor {
+
+using graph::OpLabel;
 namespace {
 
 using bf16 = __nv_bfloat16;
@@ -130,7 +132,7 @@ void GptStage::join_tp() {
   CUDA_CHECK(cudaStreamWaitEvent(r_.compute, join_event_, 0));
 }
 
-DeviceBuffer GptStage::gather_sequence(RangePass pass, int mb, int layer, const char* label,
+DeviceBuffer GptStage::gather_sequence(RangePass pass, int mb, int layer, OpLabel label,
                                        const bf16* local, MemoryCategory category) {
   DeviceBuffer full = buffer(category, tokens_ * hidden_ * 2);
   NvtxRange range(r_.nvtx, tp_range(pass, mb, layer, label));
@@ -138,7 +140,7 @@ DeviceBuffer GptStage::gather_sequence(RangePass pass, int mb, int layer, const 
   return full;
 }
 
-DeviceBuffer GptStage::reduce_sequence(RangePass pass, int mb, int layer, const char* label,
+DeviceBuffer GptStage::reduce_sequence(RangePass pass, int mb, int layer, OpLabel label,
                                        DeviceBuffer partial, MemoryCategory category) {
   if (tp_ == 1) return partial;
   NvtxRange range(r_.nvtx, tp_range(pass, mb, layer, label));
@@ -152,7 +154,7 @@ DeviceBuffer GptStage::reduce_sequence(RangePass pass, int mb, int layer, const 
   return local;
 }
 
-DeviceBuffer GptStage::reduce_overlapped(RangePass pass, int mb, int layer, const char* label,
+DeviceBuffer GptStage::reduce_overlapped(RangePass pass, int mb, int layer, OpLabel label,
                                          DeviceBuffer partial,
                                          const std::function<void()>& overlap) {
   if (tp_ == 1) {
@@ -182,7 +184,8 @@ DeviceBuffer GptStage::embed(int mb, const int32_t* tokens) {
   const ParamStore& p = *r_.params;
   DeviceBuffer out = buffer(sp_ ? kWork : kAct, tokens_ * hidden_ * 2);
   {
-    NvtxRange range(r_.nvtx, compute_range(RangePass::kForward, mb, kEmbeddingSite, "lookup"));
+    NvtxRange range(r_.nvtx,
+                    compute_range(RangePass::kForward, mb, kEmbeddingSite, OpLabel::kLookup));
     // Positions are added once, by TP rank 0, before the TP reduction.
     kernels::embedding_forward(
         tokens, p.weight("embed.word"),
@@ -190,7 +193,7 @@ DeviceBuffer GptStage::embed(int mb, const int32_t* tokens) {
         out.as<bf16>(), tokens_, hidden_, mbs_, vocab_start_, vocab_local_, r_.compute);
   }
   return reduce_sequence(RangePass::kForward, mb, kEmbeddingSite,
-                         sp_ ? "reducescatter" : "allreduce", std::move(out), kAct);
+                         sp_ ? OpLabel::kReduceScatter : OpLabel::kAllReduce, std::move(out), kAct);
 }
 
 void GptStage::embed_backward(int mb, const int32_t* tokens, DeviceBuffer grad) {
@@ -198,10 +201,11 @@ void GptStage::embed_backward(int mb, const int32_t* tokens, DeviceBuffer grad) 
   DeviceBuffer full;
   const bf16* dy = grad.as<bf16>();
   if (sp_) {
-    full = gather_sequence(RangePass::kBackward, mb, kEmbeddingSite, "allgather", dy);
+    full = gather_sequence(RangePass::kBackward, mb, kEmbeddingSite, OpLabel::kAllGather, dy);
     dy = full.as<bf16>();
   }
-  NvtxRange range(r_.nvtx, compute_range(RangePass::kBackward, mb, kEmbeddingSite, "lookup"));
+  NvtxRange range(r_.nvtx,
+                  compute_range(RangePass::kBackward, mb, kEmbeddingSite, OpLabel::kLookup));
   kernels::embedding_backward(tokens, dy, p.grad("embed.word"),
                               p.has("embed.position") ? p.grad("embed.position") : nullptr, tokens_,
                               hidden_, mbs_, vocab_start_, vocab_local_, r_.compute);
@@ -271,11 +275,11 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   // Under full recomputation the first forward keeps nothing but the layer input.
   const MemoryCategory keep =
       recompute_ == spec::RECOMPUTE_FULL && pass == RangePass::kForward ? kWork : kAct;
-  auto name = [&](const char* label) { return compute_range(pass, mb, L, label); };
+  auto name = [&](OpLabel label) { return compute_range(pass, mb, L, label); };
   cudaStream_t s = r_.compute;
 
   {
-    NvtxRange range(r_.nvtx, name("attn.norm"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnNorm));
     a.ln1 = buffer(keep, Tl * h * 2);
     a.ln1_mean = buffer(keep, Tl * 4);
     a.ln1_rstd = buffer(keep, Tl * 4);
@@ -285,23 +289,23 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   DeviceBuffer gathered;
   const bf16* ln1 = a.ln1.as<bf16>();
   if (sp_) {
-    gathered = gather_sequence(pass, mb, L, "attn.allgather", ln1);
+    gathered = gather_sequence(pass, mb, L, OpLabel::kAttnAllGather, ln1);
     ln1 = gathered.as<bf16>();
   }
   {
-    NvtxRange range(r_.nvtx, name("attn.qkv"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnQkv));
     a.qkv = buffer(keep, T * qkv_local_ * 2);
     r_.gemm->linear_forward(ln1, w.qkv_w, a.qkv.as<bf16>(), T, h, qkv_local_);
     if (w.qkv_b != nullptr) kernels::bias_add(a.qkv.as<bf16>(), w.qkv_b, T, qkv_local_, s);
   }
   gathered.reset();
   if (rotary_) {
-    NvtxRange range(r_.nvtx, name("attn.rope"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnRope));
     kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, false,
                     s);
   }
   {
-    NvtxRange range(r_.nvtx, name("attn.core"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnCore));
     const bool keep_probs = keep == kAct && recompute_ != spec::RECOMPUTE_SELECTIVE;
     attention_probs(pass, a.qkv.as<bf16>(), a.probs, keep_probs ? kAct : kWork);
     a.ctx = buffer(keep, T * heads_local_ * head_dim_ * 2);
@@ -310,21 +314,21 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   }
   DeviceBuffer proj = buffer(kWork, T * h * 2);
   {
-    NvtxRange range(r_.nvtx, name("attn.proj"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnProj));
     r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T,
                             heads_local_ * head_dim_, h);
   }
-  proj =
-      reduce_sequence(pass, mb, L, sp_ ? "attn.reducescatter" : "attn.allreduce", std::move(proj));
+  proj = reduce_sequence(pass, mb, L, sp_ ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce,
+                         std::move(proj));
   {
-    NvtxRange range(r_.nvtx, name("attn.residual"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnResidual));
     a.x_mid = buffer(keep, Tl * h * 2);
     kernels::bias_residual_forward(proj.as<bf16>(), w.proj_b, a.x_in.as<bf16>(), a.x_mid.as<bf16>(),
                                    Tl, h, s);
   }
   proj.reset();
   {
-    NvtxRange range(r_.nvtx, name("mlp.norm"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpNorm));
     a.ln2 = buffer(keep, Tl * h * 2);
     a.ln2_mean = buffer(keep, Tl * 4);
     a.ln2_rstd = buffer(keep, Tl * 4);
@@ -333,17 +337,17 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   }
   const bf16* ln2 = a.ln2.as<bf16>();
   if (sp_) {
-    gathered = gather_sequence(pass, mb, L, "mlp.allgather", ln2);
+    gathered = gather_sequence(pass, mb, L, OpLabel::kMlpAllGather, ln2);
     ln2 = gathered.as<bf16>();
   }
   {
-    NvtxRange range(r_.nvtx, name("mlp.fc1"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc1));
     a.h1 = buffer(keep, T * fc1_local_ * 2);
     r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, fc1_local_);
   }
   gathered.reset();
   {
-    NvtxRange range(r_.nvtx, name("mlp.act"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpAct));
     a.act = buffer(keep, T * ffn_local_ * 2);
     if (swiglu_) {
       kernels::swiglu_forward(a.h1.as<bf16>(), w.fc1_b, a.act.as<bf16>(), T, ffn_local_, s);
@@ -353,13 +357,14 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   }
   DeviceBuffer fc2 = buffer(kWork, T * h * 2);
   {
-    NvtxRange range(r_.nvtx, name("mlp.fc2"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc2));
     r_.gemm->linear_forward(a.act.as<bf16>(), w.fc2_w, fc2.as<bf16>(), T, ffn_local_, h);
   }
-  fc2 = reduce_sequence(pass, mb, L, sp_ ? "mlp.reducescatter" : "mlp.allreduce", std::move(fc2));
+  fc2 = reduce_sequence(pass, mb, L, sp_ ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce,
+                        std::move(fc2));
   DeviceBuffer out;
   {
-    NvtxRange range(r_.nvtx, name("mlp.residual"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpResidual));
     out = buffer(kAct, Tl * h * 2);
     kernels::bias_residual_forward(fc2.as<bf16>(), w.fc2_b, a.x_mid.as<bf16>(), out.as<bf16>(), Tl,
                                    h, s);
@@ -372,49 +377,47 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
   return out;
 }
 
-DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const std::string& block,
-                                             const std::string& linear, const bf16* grad,
-                                             const bf16* weight, float* weight_grad,
-                                             const bf16* input, int64_t in) {
+DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const LinearLabels& labels,
+                                             const bf16* grad, const bf16* weight,
+                                             float* weight_grad, const bf16* input, int64_t in) {
   const RangePass bwd = RangePass::kBackward;
   DeviceBuffer gathered;
   const bf16* dy = grad;
   if (sp_) {
-    gathered = gather_sequence(bwd, mb, layer, (block + ".allgather").c_str(), grad);
+    gathered = gather_sequence(bwd, mb, layer, labels.gather, grad);
     dy = gathered.as<bf16>();
   }
   DeviceBuffer dx = buffer(kWork, tokens_ * in * 2);
   {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".dgrad"));
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.dgrad));
     r_.gemm->linear_dgrad(dy, weight, dx.as<bf16>(), tokens_, in, hidden_);
   }
   {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".wgrad"));
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.wgrad));
     r_.gemm->linear_wgrad(dy, input, weight_grad, tokens_, in, hidden_);
   }
   return dx;
 }
 
-DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const std::string& block,
-                                                const std::string& linear, const bf16* grad,
-                                                const bf16* weight, float* weight_grad,
-                                                float* bias_grad, const bf16* norm_out,
-                                                int64_t out) {
+DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const LinearLabels& labels,
+                                                const bf16* grad, const bf16* weight,
+                                                float* weight_grad, float* bias_grad,
+                                                const bf16* norm_out, int64_t out) {
   const RangePass bwd = RangePass::kBackward;
   DeviceBuffer gathered;  // under SP the weight gradient needs the whole sequence again
   const bf16* input = norm_out;
   if (sp_) {
-    gathered = gather_sequence(bwd, mb, layer, (block + ".input.allgather").c_str(), norm_out);
+    gathered = gather_sequence(bwd, mb, layer, labels.gather, norm_out);
     input = gathered.as<bf16>();
   }
   DeviceBuffer dx = buffer(kWork, tokens_ * hidden_ * 2);
   {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".dgrad"));
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.dgrad));
     r_.gemm->linear_dgrad(grad, weight, dx.as<bf16>(), tokens_, hidden_, out);
   }
-  const std::string reduction = block + (sp_ ? ".reducescatter" : ".allreduce");
-  return reduce_overlapped(bwd, mb, layer, reduction.c_str(), std::move(dx), [&] {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, linear + ".wgrad"));
+  const OpLabel reduction = sp_ ? labels.reduce_scatter : labels.all_reduce;
+  return reduce_overlapped(bwd, mb, layer, reduction, std::move(dx), [&] {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.wgrad));
     r_.gemm->linear_wgrad(grad, input, weight_grad, tokens_, hidden_, out);
     if (bias_grad != nullptr) kernels::bias_grad(grad, bias_grad, tokens_, out, r_.compute);
   });
@@ -426,20 +429,21 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   const LayerWeights& w = weights_[layer];
   const int L = static_cast<int>(layer);
   const int64_t T = tokens_, Tl = tokens_local_, h = hidden_, attn_width = heads_local_ * head_dim_;
-  auto name = [&](const char* label) { return compute_range(RangePass::kBackward, mb, L, label); };
+  auto name = [&](OpLabel label) { return compute_range(RangePass::kBackward, mb, L, label); };
   cudaStream_t s = r_.compute;
 
   // MLP block: out = x_mid + fc2(gelu(fc1(norm(x_mid)))) + b2
   {
-    NvtxRange range(r_.nvtx, name("mlp.residual"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpResidual));
     if (w.fc2_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.fc2_bg, Tl, h, s);
   }
-  DeviceBuffer dact = row_parallel_backward(mb, L, "mlp", "mlp.fc2", grad.as<bf16>(), w.fc2_w,
-                                            w.fc2_wg, a.act.as<bf16>(), ffn_local_);
+  DeviceBuffer dact = row_parallel_backward(
+      mb, L, {OpLabel::kMlpFc2Dgrad, OpLabel::kMlpFc2Wgrad, OpLabel::kMlpAllGather},
+      grad.as<bf16>(), w.fc2_w, w.fc2_wg, a.act.as<bf16>(), ffn_local_);
   a.act.reset();
   DeviceBuffer dh1;  // gradient of fc1's output; GeLU's is computed in place
   {
-    NvtxRange range(r_.nvtx, name("mlp.act"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpAct));
     if (swiglu_) {
       dh1 = buffer(kWork, T * fc1_local_ * 2);
       kernels::swiglu_backward(dact.as<bf16>(), a.h1.as<bf16>(), w.fc1_b, dh1.as<bf16>(), T,
@@ -454,11 +458,14 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   }
   a.h1.reset();
   // fc1's bias gradient came with the activation's backward above.
-  DeviceBuffer dln2 = column_parallel_backward(mb, L, "mlp", "mlp.fc1", dh1.as<bf16>(), w.fc1_w,
-                                               w.fc1_wg, nullptr, a.ln2.as<bf16>(), fc1_local_);
+  DeviceBuffer dln2 = column_parallel_backward(
+      mb, L,
+      {OpLabel::kMlpFc1Dgrad, OpLabel::kMlpFc1Wgrad, OpLabel::kMlpInputAllGather,
+       OpLabel::kMlpAllReduce, OpLabel::kMlpReduceScatter},
+      dh1.as<bf16>(), w.fc1_w, w.fc1_wg, nullptr, a.ln2.as<bf16>(), fc1_local_);
   dh1.reset();
   {
-    NvtxRange range(r_.nvtx, name("mlp.norm"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpNorm));
     // grad <- grad (residual path) + d norm2
     kernels::norm_backward(dln2.as<bf16>(), a.x_mid.as<bf16>(), w.ln2_w, a.ln2_mean.as<float>(),
                            a.ln2_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln2_wg,
@@ -470,33 +477,37 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
 
   // Attention block: x_mid = x_in + proj(attn(qkv(norm(x_in)))) + b_proj
   {
-    NvtxRange range(r_.nvtx, name("attn.residual"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnResidual));
     if (w.proj_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.proj_bg, Tl, h, s);
   }
-  DeviceBuffer dctx = row_parallel_backward(mb, L, "attn", "attn.proj", grad.as<bf16>(), w.proj_w,
-                                            w.proj_wg, a.ctx.as<bf16>(), attn_width);
+  DeviceBuffer dctx = row_parallel_backward(
+      mb, L, {OpLabel::kAttnProjDgrad, OpLabel::kAttnProjWgrad, OpLabel::kAttnAllGather},
+      grad.as<bf16>(), w.proj_w, w.proj_wg, a.ctx.as<bf16>(), attn_width);
   a.ctx.reset();
   if (!a.probs) {  // selective recomputation
-    NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, "attn.core"));
+    NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, OpLabel::kAttnCore));
     attention_probs(RangePass::kRecompute, a.qkv.as<bf16>(), a.probs, kWork);
   }
   DeviceBuffer dqkv = buffer(kWork, T * qkv_local_ * 2);
   {
-    NvtxRange range(r_.nvtx, name("attn.core"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnCore));
     attention_backward(a, a.probs.as<bf16>(), dctx.as<bf16>(), dqkv.as<bf16>());
   }
   a.probs.reset();
   dctx.reset();
   a.qkv.reset();
   if (rotary_) {
-    NvtxRange range(r_.nvtx, name("attn.rope"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnRope));
     kernels::rotary(dqkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, true, s);
   }
-  DeviceBuffer dln1 = column_parallel_backward(mb, L, "attn", "attn.qkv", dqkv.as<bf16>(), w.qkv_w,
-                                               w.qkv_wg, w.qkv_bg, a.ln1.as<bf16>(), qkv_local_);
+  DeviceBuffer dln1 = column_parallel_backward(
+      mb, L,
+      {OpLabel::kAttnQkvDgrad, OpLabel::kAttnQkvWgrad, OpLabel::kAttnInputAllGather,
+       OpLabel::kAttnAllReduce, OpLabel::kAttnReduceScatter},
+      dqkv.as<bf16>(), w.qkv_w, w.qkv_wg, w.qkv_bg, a.ln1.as<bf16>(), qkv_local_);
   dqkv.reset();
   {
-    NvtxRange range(r_.nvtx, name("attn.norm"));
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnNorm));
     kernels::norm_backward(dln1.as<bf16>(), a.x_in.as<bf16>(), w.ln1_w, a.ln1_mean.as<float>(),
                            a.ln1_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln1_wg,
                            w.ln1_bg, Tl, h, rms_, s);
@@ -514,7 +525,7 @@ void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets,
   const RangePass fwd = RangePass::kForward;
   hd.targets = targets;
   {
-    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "norm"));
+    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, OpLabel::kNorm));
     hd.y = buffer(kAct, Tl * h * 2);
     hd.mean = buffer(kAct, Tl * 4);
     hd.rstd = buffer(kAct, Tl * 4);
@@ -523,7 +534,7 @@ void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets,
                           hd.mean.as<float>(), hd.rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
   if (sp_) {
-    hd.y_full = gather_sequence(fwd, mb, kHeadSite, "allgather", hd.y.as<bf16>(), kAct);
+    hd.y_full = gather_sequence(fwd, mb, kHeadSite, OpLabel::kAllGather, hd.y.as<bf16>(), kAct);
     hd.y.reset();
   } else {
     hd.y_full = std::move(hd.y);
@@ -531,19 +542,19 @@ void GptStage::head_forward(int mb, HeadActivations& hd, const int32_t* targets,
   const bf16* word =
       p.has("head.logits.weight") ? p.weight("head.logits.weight") : p.weight("embed.word");
   {
-    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "logits"));
+    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, OpLabel::kLogits));
     hd.logits = buffer(kAct, T * vocab_local_ * 2);
     r_.gemm->linear_forward(hd.y_full.as<bf16>(), word, hd.logits.as<bf16>(), T, h, vocab_local_);
   }
   DeviceBuffer partial = buffer(kWork, 3 * T * 4 * tp_);
   float* mine = partial.as<float>() + 3 * T * r_.layout->tp_rank;
   {
-    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, "loss"));
+    NvtxRange range(r_.nvtx, compute_range(fwd, mb, kHeadSite, OpLabel::kLoss));
     kernels::cross_entropy_partial(hd.logits.as<bf16>(), targets, mine, T, vocab_local_,
                                    vocab_start_, vocab_, s);
   }
   if (tp_ > 1) {
-    NvtxRange range(r_.nvtx, tp_range(fwd, mb, kHeadSite, "loss.allgather"));
+    NvtxRange range(r_.nvtx, tp_range(fwd, mb, kHeadSite, OpLabel::kLossAllGather));
     r_.comm->tp.all_gather(mine, partial.get(), 3 * T, ncclFloat32, s);
   }
   hd.row_max = buffer(kAct, T * 4);
@@ -561,19 +572,19 @@ DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_sca
   const bf16* word = untied ? p.weight("head.logits.weight") : p.weight("embed.word");
   float* word_grad = untied ? p.grad("head.logits.weight") : p.grad("embed.word");
   {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "loss"));
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, OpLabel::kLoss));
     kernels::cross_entropy_backward(hd.logits.as<bf16>(), hd.targets, hd.row_max.as<float>(),
                                     hd.sums.as<float>(), T, vocab_local_, vocab_start_, vocab_,
                                     grad_scale, s);
   }
   DeviceBuffer dy = buffer(kWork, T * h * 2);
   {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.dgrad"));
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, OpLabel::kLogitsDgrad));
     r_.gemm->linear_dgrad(hd.logits.as<bf16>(), word, dy.as<bf16>(), T, h, vocab_local_);
   }
   dy = reduce_overlapped(
-      bwd, mb, kHeadSite, sp_ ? "reducescatter" : "allreduce", std::move(dy), [&] {
-        NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "logits.wgrad"));
+      bwd, mb, kHeadSite, sp_ ? OpLabel::kReduceScatter : OpLabel::kAllReduce, std::move(dy), [&] {
+        NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, OpLabel::kLogitsWgrad));
         r_.gemm->linear_wgrad(hd.logits.as<bf16>(), hd.y_full.as<bf16>(), word_grad, T, h,
                               vocab_local_);
       });
@@ -581,7 +592,7 @@ DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_sca
   hd.y_full.reset();
   DeviceBuffer dx = buffer(kWork, Tl * h * 2);
   {
-    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, "norm"));
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, kHeadSite, OpLabel::kNorm));
     kernels::norm_backward(dy.as<bf16>(), hd.x_in.as<bf16>(), p.weight("head.norm.weight"),
                            hd.mean.as<float>(), hd.rstd.as<float>(), nullptr, dx.as<bf16>(),
                            p.grad("head.norm.weight"), rms_ ? nullptr : p.grad("head.norm.bias"),

@@ -32,6 +32,7 @@
 #include "executor/cuda/device_memory.h"
 #include "executor/cuda/gemm.h"
 #include "executor/cuda/param_store.h"
+#include "simulator/graph/op_label.h"
 #include "simulator/spec/parallel_config.pb.h"
 
 namespace mpsim::executor {
@@ -96,31 +97,37 @@ class GptStage {
                           const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
   void head_forward(int micro_batch, HeadActivations& h, const int32_t* targets, float* loss_sum);
   DeviceBuffer head_backward(int micro_batch, HeadActivations& h, float grad_scale);
+  // The range labels of one linear layer's backward (simulator/graph/op_label.h).
+  struct LinearLabels {
+    graph::OpLabel dgrad, wgrad;
+    graph::OpLabel gather;  // SP: the gather of the incoming gradient (row-parallel) or the
+                            // re-gather of the input (column-parallel)
+    graph::OpLabel all_reduce = graph::OpLabel::kNone;      // column-parallel: TP reduction of
+    graph::OpLabel reduce_scatter = graph::OpLabel::kNone;  // the input gradient (SP: RS)
+  };
   // Backward of a row-parallel linear (attn.proj, mlp.fc2) from the gradient of the block's
   // output (this rank's sequence shard under SP, gathered first as `<block>.allgather`): the
   // weight gradient is accumulated, the input gradient [T, in] returned.
-  DeviceBuffer row_parallel_backward(int micro_batch, int layer, const std::string& block,
-                                     const std::string& linear, const __nv_bfloat16* grad,
-                                     const __nv_bfloat16* weight, float* weight_grad,
-                                     const __nv_bfloat16* input, int64_t in);
+  DeviceBuffer row_parallel_backward(int micro_batch, int layer, const LinearLabels& labels,
+                                     const __nv_bfloat16* grad, const __nv_bfloat16* weight,
+                                     float* weight_grad, const __nv_bfloat16* input, int64_t in);
   // Backward of a column-parallel linear (attn.qkv, mlp.fc1) whose input is a norm's output
   // (this rank's sequence shard under SP, re-gathered as `<block>.input.allgather`): the weight
   // (and, when given, bias) gradient accumulated while the input gradient is reduced over TP
   // (`<block>.allreduce`, or `.reducescatter` under SP); returns the reduced input gradient.
-  DeviceBuffer column_parallel_backward(int micro_batch, int layer, const std::string& block,
-                                        const std::string& linear, const __nv_bfloat16* grad,
-                                        const __nv_bfloat16* weight, float* weight_grad,
-                                        float* bias_grad, const __nv_bfloat16* norm_out,
-                                        int64_t out);
+  DeviceBuffer column_parallel_backward(int micro_batch, int layer, const LinearLabels& labels,
+                                        const __nv_bfloat16* grad, const __nv_bfloat16* weight,
+                                        float* weight_grad, float* bias_grad,
+                                        const __nv_bfloat16* norm_out, int64_t out);
   // Data gradient of a column-parallel linear reduced over TP (all-reduce, or reduce-scatter
   // under SP) on the TP stream while `overlap` (the weight gradient) runs.
-  DeviceBuffer reduce_overlapped(RangePass pass, int micro_batch, int layer, const char* label,
+  DeviceBuffer reduce_overlapped(RangePass pass, int micro_batch, int layer, graph::OpLabel label,
                                  DeviceBuffer partial, const std::function<void()>& overlap);
   // Blocking TP ops on the compute stream.
-  DeviceBuffer gather_sequence(RangePass pass, int micro_batch, int layer, const char* label,
+  DeviceBuffer gather_sequence(RangePass pass, int micro_batch, int layer, graph::OpLabel label,
                                const __nv_bfloat16* local,
                                MemoryCategory category = MemoryCategory::kWorkspace);
-  DeviceBuffer reduce_sequence(RangePass pass, int micro_batch, int layer, const char* label,
+  DeviceBuffer reduce_sequence(RangePass pass, int micro_batch, int layer, graph::OpLabel label,
                                DeviceBuffer partial,
                                MemoryCategory category = MemoryCategory::kWorkspace);
   void fork_tp();

@@ -158,21 +158,13 @@ constexpr std::array<SlotTables, kNumSlots> kSlotTables = {{
     {kSendTable, {}},
 }};
 
-enum class GemmLayout { kForward, kDgrad, kWgrad };
-
-// The only place the model reads an op's label: the graph's data- and weight-gradient GEMMs
-// end in ".dgrad" and ".wgrad"; every other GEMM runs in the forward layout.
-GemmLayout gemm_layout(std::string_view label) {
-  if (label.ends_with(".dgrad")) return GemmLayout::kDgrad;
-  if (label.ends_with(".wgrad")) return GemmLayout::kWgrad;
-  return GemmLayout::kForward;
-}
+using graph::GemmLayout;
 
 std::optional<Slot> slot_of(const Op& op) {
   const bool backward = op.pass == graph::Pass::kBackward;
   switch (op.kind) {
     case OpKind::kGemm:
-      switch (gemm_layout(op.label)) {
+      switch (graph::gemm_layout(op.label)) {
         case GemmLayout::kDgrad:
           return kGemmDgradSlot;
         case GemmLayout::kWgrad:
@@ -449,8 +441,8 @@ std::string exact_table_name(std::string_view base) {
   return std::string(base) + std::string(kExactTableSuffix);
 }
 
-std::string_view gemm_layout_table(std::string_view label) {
-  switch (gemm_layout(label)) {
+std::string_view gemm_layout_table(graph::OpLabel label) {
+  switch (graph::gemm_layout(label)) {
     case GemmLayout::kDgrad:
       return kGemmDgradTable;
     case GemmLayout::kWgrad:

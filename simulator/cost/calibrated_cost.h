@@ -41,9 +41,10 @@ namespace mpsim::cost {
 // ---- Table names (CalibratedTable::op) and their keys, in order --------------------------------
 
 // Compute kernels in bf16; seconds at (m, n, k) and (batch·heads, seq, head_dim). GEMMs by
-// layout (gemm_layout_table below): a GEMM whose label ends in ".dgrad" or ".wgrad" (the graph's
-// data- and weight-gradient GEMMs) is priced by the dgrad or wgrad table, any other by the fwd
-// table; where that table is absent, by kGemmTable, the default for every layout.
+// layout (gemm_layout_table below): the graph's data- and weight-gradient GEMMs (the labels
+// graph::gemm_layout calls kDgrad and kWgrad, named "*.dgrad" and "*.wgrad") are priced by the
+// dgrad or wgrad table, any other GEMM by the fwd table; where that table is absent, by
+// kGemmTable, the default for every layout.
 inline constexpr std::string_view kGemmTable = "gemm.bf16";
 inline constexpr std::string_view kGemmForwardTable = "gemm.bf16.fwd";
 inline constexpr std::string_view kGemmDgradTable = "gemm.bf16.dgrad";
@@ -88,8 +89,9 @@ std::string exact_table_name(std::string_view base);
 std::string_view calibrated_table_name(graph::OpKind kind, graph::Pass pass);
 
 // The per-layout GEMM table for a GEMM labelled `label` (graph::Op::label): kGemmDgradTable for a
-// label ending in ".dgrad", kGemmWgradTable for ".wgrad", kGemmForwardTable otherwise.
-std::string_view gemm_layout_table(std::string_view label);
+// data-gradient label (graph::gemm_layout), kGemmWgradTable for a weight-gradient one,
+// kGemmForwardTable otherwise.
+std::string_view gemm_layout_table(graph::OpLabel label);
 
 // The most specific table for `op`, the first name of its lookup chain: GEMMs by layout
 // (gemm_layout_table), norms by pass (kNormBackwardTable for kBackward, kNormForwardTable

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "simulator/graph/op_label.h"
+
 namespace mpsim::graph {
 
 enum class OpKind : uint8_t {
@@ -52,8 +54,8 @@ struct Op {
   Stream stream = Stream::kCompute;
   Site site = Site::kNone;
   Group group = Group::kNone;
-  // Static string naming the work inside its site, e.g. "attn.qkv.dgrad" (see op_name.h).
-  std::string_view label;
+  // The work inside its site, e.g. OpLabel::kAttnQkvDgrad ("attn.qkv.dgrad", see op_label.h).
+  OpLabel label = OpLabel::kNone;
   int32_t rank = 0;          // simulated rank that runs the op (index into the graph's ranks)
   int32_t micro_batch = -1;  // -1 for once-per-iteration ops
   int32_t layer = -1;        // global transformer layer index, -1 outside layers

@@ -42,7 +42,7 @@ void append_scoped(std::string& out, const Op& op) {
   out += '/';
   append_site(out, op);
   out += '/';
-  out += op.label;
+  out += label_name(op.label);
 }
 
 std::vector<std::string_view> split(std::string_view text) {

@@ -23,19 +23,24 @@
 //   before each layer's forward and backward; tied-embedding gradient all-reduce between first
 //   and last stage; the optimizer step.
 //
+// Where it is built: layer_ops.h (the ops of one layer, the embedding and the head, over the
+// op emitter of op_emitter.h), rank_program.h (each rank's schedule walk, pipeline sends, DP
+// buckets and optimizer step) and comm_groups.h (group membership, node spans, rank placement,
+// collective linking).
+//
 // build_training_graph() expects a config returned by spec::validate_parallel_config and throws
 // std::length_error if the graph would exceed kMaxOps.
 #pragma once
 
 #include <boost/graph/compressed_sparse_row_graph.hpp>
 #include <cstdint>
-#include <functional>
 #include <limits>
 #include <utility>
 #include <vector>
 
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op.h"
+#include "simulator/graph/step_folder.h"
 #include "simulator/spec/model_spec.pb.h"
 #include "simulator/spec/parallel_config.pb.h"
 
@@ -46,7 +51,7 @@ inline constexpr int64_t kMaxOps = 40'000'000;  // fits OpVertex
 // A compressed sparse row graph: built once from the op and edge lists, then read-only in its
 // structure (op fields stay writable), compact and fast to walk in both directions.
 // An edge's delay: the target may start `seconds` after the source ends (0 for a plain
-// dependency). Folded graphs use it for pipeline transfers (see StepFolding).
+// dependency). Folded graphs use it for pipeline transfers (see step_folder.h).
 struct EdgeDelay {
   double seconds = 0;
 };
@@ -67,30 +72,14 @@ struct RankCoord {
   int32_t node = 0;
 };
 
-struct TrainingGraph;
-
-// Step folding, for fast simulation (sweeps): each pipeline step's compute and TP ops are built
-// once per kind of step (first/middle/last stage, forward/backward), priced with `seconds`,
-// sized with `memory`, run on their two streams in isolation, and every occurrence of the step
-// becomes one kStepBlock op with that duration and memory profile. This is exact when nothing
-// else shares the compute and TP streams during a step, which holds with one simulated rank per
-// stage; steps whose ops other streams wait on (the last micro-batch's backward under DP, every
-// backward under ZeRO-2) stay unfolded, and ZeRO-3 or all_ranks disable folding. A rank's
-// pipeline sends become edge delays when no send can be longer than the step that produces it
-// (then no send ever waits for the previous one on its stream, so the delay is exact); the
-// breakdown then counts pipeline transfers as bubble rather than as exposed communication.
-// Otherwise the sends stay ops.
-struct StepFolding {
-  std::function<double(const Op&)> seconds;
-  std::function<void(TrainingGraph&)> memory;  // fills alloc/free of a scratch graph; may be empty
-};
-
 struct GraphOptions {
   // false: one rank per pipeline stage (TP and DP peers do the same work at the same time);
   // true: every GPU.
   bool all_ranks = false;
   int64_t gpus_per_node = 8;
-  const StepFolding* fold = nullptr;  // null: every op in the graph
+  // Step folding (step_folder.h): each foldable pipeline step becomes one op, priced by `fold`;
+  // null: every op in the graph.
+  StepFolder* fold = nullptr;
 };
 
 struct TrainingGraph {

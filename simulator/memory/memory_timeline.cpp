@@ -1,7 +1,6 @@
 #include "simulator/memory/memory_timeline.h"
 
-#include <array>
-#include <string_view>
+#include <vector>
 
 namespace mpsim::memory {
 namespace {
@@ -9,30 +8,31 @@ namespace {
 using graph::Pass;
 using graph::Site;
 
+using graph::OpLabel;
+
 struct Rule {
-  std::string_view label;
   double alloc = 0;
   double free = 0;
 };
 
-// Rules per (site, pass); an op matching none saves nothing.
+// Rules per (site, pass, label); an op matching none saves nothing.
 class Rules {
  public:
-  void add(Site site, Pass pass, std::string_view label, double alloc, double free) {
-    table_[index(site, pass)].push_back({label, alloc, free});
+  void add(Site site, Pass pass, OpLabel label, double alloc, double free) {
+    table_[index(site, pass, label)] = {alloc, free};
   }
-  const Rule* find(Site site, Pass pass, std::string_view label) const {
-    for (const Rule& r : table_[index(site, pass)])
-      if (r.label == label) return &r;
-    return nullptr;
+  const Rule& find(Site site, Pass pass, OpLabel label) const {
+    return table_[index(site, pass, label)];
   }
 
  private:
-  static size_t index(Site site, Pass pass) {
-    return static_cast<size_t>(site) * kPasses + static_cast<size_t>(pass);
+  static size_t index(Site site, Pass pass, OpLabel label) {
+    return (static_cast<size_t>(site) * kPasses + static_cast<size_t>(pass)) * graph::kNumOpLabels +
+           static_cast<size_t>(label);
   }
   static constexpr size_t kPasses = 4;
-  std::array<std::vector<Rule>, 4 * kPasses> table_;
+  static constexpr size_t kSites = 4;
+  std::vector<Rule> table_ = std::vector<Rule>(kSites * kPasses * graph::kNumOpLabels);
 };
 
 // What a layer's forward (or recomputed forward) allocates, op by op. `keep_input` is false for
@@ -40,31 +40,31 @@ class Rules {
 // `scores` false where the scores are recomputed later (selective).
 void add_layer_forward(Rules& rules, Pass pass, const LayerTensors& x, bool keep_input,
                        bool scores) {
-  rules.add(Site::kLayer, pass, "attn.norm", keep_input ? x.attn_norm_input : 0, 0);
-  rules.add(Site::kLayer, pass, "attn.qkv", x.qkv_input, 0);
-  rules.add(Site::kLayer, pass, "attn.core", x.qkv + (scores ? x.attn_scores : 0), 0);
-  rules.add(Site::kLayer, pass, "attn.proj", x.proj_input, 0);
-  rules.add(Site::kLayer, pass, "attn.residual", x.attn_dropout_mask, 0);
-  rules.add(Site::kLayer, pass, "mlp.norm", x.mlp_norm_input, 0);
-  rules.add(Site::kLayer, pass, "mlp.fc1", x.fc1_input, 0);
-  rules.add(Site::kLayer, pass, "mlp.act", x.act_input, 0);
-  rules.add(Site::kLayer, pass, "mlp.fc2", x.fc2_input, 0);
-  rules.add(Site::kLayer, pass, "mlp.residual", x.mlp_dropout_mask, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kAttnNorm, keep_input ? x.attn_norm_input : 0, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kAttnQkv, x.qkv_input, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kAttnCore, x.qkv + (scores ? x.attn_scores : 0), 0);
+  rules.add(Site::kLayer, pass, OpLabel::kAttnProj, x.proj_input, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kAttnResidual, x.attn_dropout_mask, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kMlpNorm, x.mlp_norm_input, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kMlpFc1, x.fc1_input, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kMlpAct, x.act_input, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kMlpFc2, x.fc2_input, 0);
+  rules.add(Site::kLayer, pass, OpLabel::kMlpResidual, x.mlp_dropout_mask, 0);
 }
 
 // The backward op that last reads a tensor frees it.
 void add_layer_backward(Rules& rules, const LayerTensors& x) {
   const Pass b = Pass::kBackward;
-  rules.add(Site::kLayer, b, "mlp.residual", 0, x.mlp_dropout_mask);
-  rules.add(Site::kLayer, b, "mlp.fc2.wgrad", 0, x.fc2_input);
-  rules.add(Site::kLayer, b, "mlp.act", 0, x.act_input);
-  rules.add(Site::kLayer, b, "mlp.fc1.wgrad", 0, x.fc1_input);
-  rules.add(Site::kLayer, b, "mlp.norm", 0, x.mlp_norm_input);
-  rules.add(Site::kLayer, b, "attn.residual", 0, x.attn_dropout_mask);
-  rules.add(Site::kLayer, b, "attn.proj.wgrad", 0, x.proj_input);
-  rules.add(Site::kLayer, b, "attn.core", 0, x.qkv + x.attn_scores);
-  rules.add(Site::kLayer, b, "attn.qkv.wgrad", 0, x.qkv_input);
-  rules.add(Site::kLayer, b, "attn.norm", 0, x.attn_norm_input);
+  rules.add(Site::kLayer, b, OpLabel::kMlpResidual, 0, x.mlp_dropout_mask);
+  rules.add(Site::kLayer, b, OpLabel::kMlpFc2Wgrad, 0, x.fc2_input);
+  rules.add(Site::kLayer, b, OpLabel::kMlpAct, 0, x.act_input);
+  rules.add(Site::kLayer, b, OpLabel::kMlpFc1Wgrad, 0, x.fc1_input);
+  rules.add(Site::kLayer, b, OpLabel::kMlpNorm, 0, x.mlp_norm_input);
+  rules.add(Site::kLayer, b, OpLabel::kAttnResidual, 0, x.attn_dropout_mask);
+  rules.add(Site::kLayer, b, OpLabel::kAttnProjWgrad, 0, x.proj_input);
+  rules.add(Site::kLayer, b, OpLabel::kAttnCore, 0, x.qkv + x.attn_scores);
+  rules.add(Site::kLayer, b, OpLabel::kAttnQkvWgrad, 0, x.qkv_input);
+  rules.add(Site::kLayer, b, OpLabel::kAttnNorm, 0, x.attn_norm_input);
 }
 
 Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& config,
@@ -73,12 +73,12 @@ Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& conf
   Rules rules;
   switch (config.recompute()) {
     case spec::RECOMPUTE_FULL:
-      rules.add(Site::kLayer, Pass::kForward, "attn.norm", x.attn_norm_input, 0);
+      rules.add(Site::kLayer, Pass::kForward, OpLabel::kAttnNorm, x.attn_norm_input, 0);
       add_layer_forward(rules, Pass::kRecompute, x, /*keep_input=*/false, /*scores=*/true);
       break;
     case spec::RECOMPUTE_SELECTIVE:
       add_layer_forward(rules, Pass::kForward, x, true, /*scores=*/false);
-      rules.add(Site::kLayer, Pass::kRecompute, "attn.core", x.attn_scores, 0);
+      rules.add(Site::kLayer, Pass::kRecompute, OpLabel::kAttnCore, x.attn_scores, 0);
       break;
     default:
       add_layer_forward(rules, Pass::kForward, x, true, true);
@@ -87,15 +87,15 @@ Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& conf
   add_layer_backward(rules, x);
 
   const double embedding = embedding_activation_bytes(g.dims, config);
-  rules.add(Site::kEmbedding, Pass::kForward, "lookup", embedding, 0);
-  rules.add(Site::kEmbedding, Pass::kBackward, "lookup", 0, embedding);
+  rules.add(Site::kEmbedding, Pass::kForward, OpLabel::kLookup, embedding, 0);
+  rules.add(Site::kEmbedding, Pass::kBackward, OpLabel::kLookup, 0, embedding);
   // head_activation_bytes = two hidden-state inputs + what the loss keeps.
   const double input = x.attn_norm_input;  // a hidden state between TP regions, like the layer's
   const double logits_and_input = head_activation_bytes(g.dims, config, loss) - input;
-  rules.add(Site::kHead, Pass::kForward, "norm", input, 0);
-  rules.add(Site::kHead, Pass::kForward, "logits", logits_and_input, 0);
-  rules.add(Site::kHead, Pass::kBackward, "logits.wgrad", 0, logits_and_input);
-  rules.add(Site::kHead, Pass::kBackward, "norm", 0, input);
+  rules.add(Site::kHead, Pass::kForward, OpLabel::kNorm, input, 0);
+  rules.add(Site::kHead, Pass::kForward, OpLabel::kLogits, logits_and_input, 0);
+  rules.add(Site::kHead, Pass::kBackward, OpLabel::kLogitsWgrad, 0, logits_and_input);
+  rules.add(Site::kHead, Pass::kBackward, OpLabel::kNorm, 0, input);
   return rules;
 }
 
@@ -111,10 +111,9 @@ void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config
     op.alloc_bytes = 0;
     op.free_bytes = 0;
     if (op.stream != graph::Stream::kCompute || op.site == Site::kNone) continue;
-    if (const Rule* r = rules.find(op.site, op.pass, op.label)) {
-      op.alloc_bytes = r->alloc;
-      op.free_bytes = r->free;
-    }
+    const Rule& r = rules.find(op.site, op.pass, op.label);
+    op.alloc_bytes = r.alloc;
+    op.free_bytes = r.free;
   }
 }
 

@@ -1,6 +1,6 @@
 // to_json() and to_table(): the two renderings of a SimulationResult (metrics defined in
-// simulation.h). The JSON keys are a public contract (scripts, the sweep, validation reports);
-// the config names match the `mpsim simulate` flag values.
+// simulation_result.h). The JSON keys are a public contract (scripts, the sweep, validation
+// reports); the config names match the `mpsim simulate` flag values.
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "simulator/report/simulation.h"
+#include "simulator/report/simulation_result.h"
 #include "simulator/spec/config_words.h"
 
 namespace mpsim::report {

@@ -24,7 +24,7 @@
 #include <tuple>
 #include <vector>
 
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/hardware.h"
 #include "simulator/spec/model_spec.pb.h"
 #include "simulator/spec/parallel_config.pb.h"

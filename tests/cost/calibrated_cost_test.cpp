@@ -284,7 +284,7 @@ TEST(CalibratedCost, GemmLayoutTablesByLabel) {
   };
   auto labelled = [](std::string_view label) {
     Op op = gemm(2048, 1024, 4096);
-    op.label = label;
+    op.label = graph::op_label_from_name(label).value_or(graph::OpLabel::kNone);
     return op;
   };
   const double base = gemm_closed_form({2048, 1024, 4096});
@@ -321,7 +321,7 @@ TEST(CalibratedCost, GemmLayoutTablesByLabel) {
   hw.calibrated = {scaled(kGemmTable, 1), scaled(kGemmWgradTable, 3)};
   model = make_calibrated_cost_model(hw);
   Op outside = gemm(16, 100000, 64);
-  outside.label = "mlp.fc1.wgrad";
+  outside.label = graph::OpLabel::kMlpFc1Wgrad;
   EXPECT_LE(rel_err(model->op_seconds(outside), 3 * gemm_closed_form({16, 100000, 64})), 1e-8);
 
   // Another dtype: none of the bf16 GEMM tables is used.
@@ -336,20 +336,20 @@ TEST(CalibratedCost, GemmLayoutTablesByLabel) {
 }
 
 TEST(CalibratedCost, GemmLayoutTableNames) {
-  EXPECT_EQ(gemm_layout_table("mlp.fc1"), "gemm.bf16.fwd");
-  EXPECT_EQ(gemm_layout_table("mlp.fc1.dgrad"), "gemm.bf16.dgrad");
-  EXPECT_EQ(gemm_layout_table("logits.wgrad"), "gemm.bf16.wgrad");
-  EXPECT_EQ(gemm_layout_table("wgrad"), "gemm.bf16.fwd");  // no ".wgrad" suffix
+  EXPECT_EQ(gemm_layout_table(graph::OpLabel::kMlpFc1), "gemm.bf16.fwd");
+  EXPECT_EQ(gemm_layout_table(graph::OpLabel::kMlpFc1Dgrad), "gemm.bf16.dgrad");
+  EXPECT_EQ(gemm_layout_table(graph::OpLabel::kLogitsWgrad), "gemm.bf16.wgrad");
+  EXPECT_EQ(gemm_layout_table(graph::OpLabel::kLogits), "gemm.bf16.fwd");
 }
 
 // The first table of each op's chain: GEMMs by layout, norms by pass, the rest by kind.
 TEST(CalibratedCost, OpTableNames) {
   Op fc1 = gemm(8, 8, 8);
-  fc1.label = "mlp.fc1";
+  fc1.label = graph::OpLabel::kMlpFc1;
   EXPECT_EQ(op_table_name(fc1), kGemmForwardTable);
-  fc1.label = "mlp.fc1.dgrad";
+  fc1.label = graph::OpLabel::kMlpFc1Dgrad;
   EXPECT_EQ(op_table_name(fc1), kGemmDgradTable);
-  fc1.label = "mlp.fc1.wgrad";
+  fc1.label = graph::OpLabel::kMlpFc1Wgrad;
   EXPECT_EQ(op_table_name(fc1), kGemmWgradTable);
   Op norm = memory_op(OpKind::kNorm, 1024);
   for (Pass pass : {Pass::kForward, Pass::kRecompute}) {

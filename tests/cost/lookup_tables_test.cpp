@@ -48,7 +48,7 @@ spec::CalibratedTable gemm_exact(std::string_view base,
 
 Op labelled_gemm(double m, double n, double k, std::string_view label) {
   Op op = gemm(m, n, k);
-  op.label = label;
+  op.label = graph::op_label_from_name(label).value_or(graph::OpLabel::kNone);
   return op;
 }
 

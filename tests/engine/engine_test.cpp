@@ -162,7 +162,7 @@ TEST(Engine, ReportsDeadlockNamingTheStuckOp) {
   TrainingGraph tg;
   tg.ranks.resize(1);
   Op op;
-  op.label = "attn.qkv";
+  op.label = graph::OpLabel::kAttnQkv;
   op.site = Site::kLayer;
   op.layer = 0;
   op.micro_batch = 0;

@@ -10,7 +10,7 @@
 namespace mpsim::graph {
 namespace {
 
-Op layer_op(Pass pass, int mb, int layer, std::string_view label) {
+Op layer_op(Pass pass, int mb, int layer, OpLabel label) {
   Op op;
   op.pass = pass;
   op.micro_batch = mb;
@@ -21,10 +21,10 @@ Op layer_op(Pass pass, int mb, int layer, std::string_view label) {
 }
 
 TEST(OpName, DesignExamples) {
-  EXPECT_EQ(op_name(layer_op(Pass::kForward, 3, 17, "attn.qkv")), "fwd/mb3/L17/attn.qkv");
-  EXPECT_EQ(op_name(layer_op(Pass::kBackward, 3, 17, "mlp.fc2.wgrad")),
+  EXPECT_EQ(op_name(layer_op(Pass::kForward, 3, 17, OpLabel::kAttnQkv)), "fwd/mb3/L17/attn.qkv");
+  EXPECT_EQ(op_name(layer_op(Pass::kBackward, 3, 17, OpLabel::kMlpFc2Wgrad)),
             "bwd/mb3/L17/mlp.fc2.wgrad");
-  Op tp = layer_op(Pass::kForward, 3, 17, "attn.allreduce");
+  Op tp = layer_op(Pass::kForward, 3, 17, OpLabel::kAttnAllReduce);
   tp.group = Group::kTp;
   tp.kind = OpKind::kAllReduce;
   EXPECT_EQ(op_name(tp), "comm/tp/fwd/mb3/L17/attn.allreduce");
@@ -96,7 +96,7 @@ TEST(OpName, UniqueAndRoundTripsOverAWholeGraph) {
       EXPECT_EQ(parsed->micro_batch, op.micro_batch) << name;
       EXPECT_EQ(parsed->layer, op.layer) << name;
       if (op.group != Group::kPp && op.group != Group::kDp && op.group != Group::kEmbedding) {
-        EXPECT_EQ(parsed->label, op.label) << name;
+        EXPECT_EQ(parsed->label, label_name(op.label)) << name;
       }
     }
   }

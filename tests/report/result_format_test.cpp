@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "simulator/report/simulation.h"
+#include "simulator/report/simulation_result.h"
 
 namespace mpsim::report {
 namespace {

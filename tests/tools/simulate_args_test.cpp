@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_error.h"
 
 namespace mpsim::cli {

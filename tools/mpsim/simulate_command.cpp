@@ -3,7 +3,7 @@
 
 #include <ostream>
 
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/layout_flags.h"
 #include "tools/mpsim/simulate_args.h"

@@ -13,7 +13,7 @@
 #include <ostream>
 #include <stdexcept>
 
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_loader.h"
 #include "simulator/sweep/config_space.h"
 #include "simulator/sweep/sweep.h"

@@ -157,7 +157,7 @@ TEST(CalibrateProfileTest, GemmThroughputAgreesWithTheHostTimedMedian) {
     graph::Op op;
     op.kind = graph::OpKind::kGemm;
     op.gemm = {8192, 8192, 8192};
-    op.label = "mlp.fc1.wgrad";
+    op.label = graph::OpLabel::kMlpFc1Wgrad;
     EXPECT_LE(rel_err(model->op_seconds(op),
                       seconds_at(table(f.profile, "gemm.bf16.wgrad"), {8192, 8192, 8192})),
               1e-12);
@@ -513,7 +513,7 @@ TEST(CalibrateProfileTest, ListedPointsLandInTheExactTablesAndThePricesAreExact)
   const auto model = cost::make_calibrated_cost_model(spec::to_hardware(p, "calibrated"));
   graph::Op gemm;
   gemm.kind = graph::OpKind::kGemm;
-  gemm.label = "mlp.fc2.dgrad";
+  gemm.label = graph::OpLabel::kMlpFc2Dgrad;
   gemm.gemm = {3072, 2304, 768};
   EXPECT_EQ(model->op_seconds(gemm), gemm_point);
   gemm.gemm = {2048, 2048, 2048};

@@ -51,7 +51,7 @@ std::string expected_line(const graph::Op& op) {
   const auto n = [](double v) { return std::to_string(static_cast<int64_t>(v)); };
   switch (op.kind) {
     case graph::OpKind::kGemm: {
-      const std::string_view label = op.label;
+      const std::string_view label = graph::label_name(op.label);
       const std::string layout = label.ends_with(".dgrad")   ? "dgrad"
                                  : label.ends_with(".wgrad") ? "wgrad"
                                                              : "fwd";

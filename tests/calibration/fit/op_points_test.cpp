@@ -127,7 +127,8 @@ TEST(OpPoints, SameShapeInstancesGiveTheirMedian) {
   int instances = 0;
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     const Op& op = tg.graph[v];
-    if (op.kind != OpKind::kGemm || op.label != "attn.qkv" || op.pass != graph::Pass::kForward)
+    if (op.kind != OpKind::kGemm || op.label != graph::OpLabel::kAttnQkv ||
+        op.pass != graph::Pass::kForward)
       continue;
     qkv = &op;
     ++instances;
@@ -138,7 +139,7 @@ TEST(OpPoints, SameShapeInstancesGiveTheirMedian) {
   // No other forward-layout GEMM has the qkv shape (else it would join the median).
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     const Op& op = tg.graph[v];
-    if (op.kind != OpKind::kGemm || op.label == "attn.qkv" ||
+    if (op.kind != OpKind::kGemm || op.label == graph::OpLabel::kAttnQkv ||
         cost::gemm_layout_table(op.label) != cost::kGemmForwardTable)
       continue;
     ASSERT_FALSE(op.gemm.m == qkv->gemm.m && op.gemm.n == qkv->gemm.n && op.gemm.k == qkv->gemm.k)

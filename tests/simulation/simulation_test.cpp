@@ -1,4 +1,4 @@
-#include "simulator/report/simulation.h"
+#include "simulator/simulation/simulation.h"
 
 #include <gtest/gtest.h>
 

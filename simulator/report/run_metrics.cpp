@@ -1,18 +1,14 @@
-#include "simulator/report/simulation.h"
+#include "simulator/report/run_metrics.h"
 
 #include <algorithm>
 #include <cmath>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "common/chrome_trace.h"
 #include "common/intervals.h"
-#include "simulator/engine/engine.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op_name.h"
-#include "simulator/graph/training_graph.h"
-#include "simulator/memory/memory_timeline.h"
 
 namespace mpsim::report {
 namespace {
@@ -62,50 +58,6 @@ nlohmann::json op_args(const graph::Op& op) {
 
 void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                            const engine::EngineResult& er, const std::vector<double>& state);
-
-void write_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
-                 const engine::EngineResult& er, const std::vector<double>& model_state,
-                 const SimulationResult& result) {
-  for (size_t r = 0; r < tg.ranks.size(); ++r) {
-    const graph::RankCoord& c = tg.ranks[r];
-    writer.process_name(c.global_rank, "rank " + std::to_string(c.global_rank) + " (tp " +
-                                           std::to_string(c.tp) + ", dp " + std::to_string(c.dp) +
-                                           ", pp " + std::to_string(c.pp) + ")");
-    writer.process_sort_index(c.global_rank, c.global_rank);
-    for (int s = 0; s < graph::kNumStreams; ++s) {
-      writer.thread_name(c.global_rank, s, std::string(to_string(static_cast<graph::Stream>(s))));
-      writer.thread_sort_index(c.global_rank, s, s);
-    }
-  }
-  const auto& g = tg.graph;
-  for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
-    const graph::Op& op = g[v];
-    // Start and end are rounded to whole nanoseconds before taking the duration, so slices that
-    // touch on a stream never overlap in the file.
-    const int64_t start_ns = std::llround(er.start_s[v] * 1e9);
-    const int64_t end_ns = std::llround(er.end_s[v] * 1e9);
-    writer.complete(tg.ranks[op.rank].global_rank, static_cast<int>(op.stream), graph::op_name(op),
-                    std::string(to_string(op.kind)), start_ns / 1e3, (end_ns - start_ns) / 1e3,
-                    op_args(op));
-  }
-  write_memory_counters(writer, tg, er, model_state);
-  writer.distributed_info({{"backend", "nccl"},
-                           {"rank", tg.ranks.front().global_rank},
-                           {"world_size", result.config.num_gpus()},
-                           {"simulated", true}});
-  writer.metadata("mpsim", to_json(result));
-  writer.finish();
-}
-
-// Prices every op and sets its memory; folded steps carry both already.
-void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
-              const cost::CostModel& cost_model, memory::LossMemory loss) {
-  for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
-    graph::Op& op = tg.graph[v];
-    if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model.op_seconds(op);
-  }
-  memory::annotate_memory(tg, config, memory::AttentionMemory::kStoresScores, loss);
-}
 
 void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult& er,
                       const std::vector<double>& state, const spec::Hardware& hardware,
@@ -161,43 +113,15 @@ void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph
 
 }  // namespace
 
-SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& hardware,
-                          const spec::ParallelConfig& config, const SimulateOptions& options) {
-  graph::GraphOptions graph_options;
-  graph_options.all_ranks = options.scope == RankScope::kAllRanks;
-  graph_options.gpus_per_node = hardware.gpus_per_node;
-  std::shared_ptr<const cost::CostModel> cost_model = options.cost_model;
-  if (!cost_model) {
-    // The calibrated model where the profile carries measured tables, else the roofline.
-    cost_model = cost::make_cost_model(hardware, cost::CollectiveAlgorithm::kAuto, model.dtype());
-  }
-  graph::StepFolding folding;
-  folding.seconds = [&cost_model](const graph::Op& op) { return cost_model->op_seconds(op); };
-  folding.memory = [&config, &options](graph::TrainingGraph& scratch) {
-    memory::annotate_memory(scratch, config, memory::AttentionMemory::kStoresScores,
-                            options.loss_memory);
-  };
-  if (options.fold_steps) graph_options.fold = &folding;
-  const int64_t estimate = graph::estimate_ops(model, config, graph_options);
-  if (!options.fold_steps && estimate > graph::kMaxOps) {
-    throw std::length_error(
-        "configuration too large to simulate: about " + std::to_string(estimate) + " ops, limit " +
-        std::to_string(graph::kMaxOps) + "; use fewer micro-batches or one rank per stage");
-  }
-  // Open the trace first so that an unwritable path fails before the work is done.
-  std::unique_ptr<ChromeTraceWriter> trace;
-  if (!options.trace_path.empty())
-    trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
-  graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
-
-  annotate(tg, config, *cost_model, options.loss_memory);
-  const engine::EngineResult er = engine::run_engine(tg);
-
+SimulationResult summarize_run(const graph::TrainingGraph& tg, const engine::EngineResult& er,
+                               const std::vector<double>& model_state, const spec::ModelSpec& model,
+                               const spec::Hardware& hardware, const spec::ParallelConfig& config,
+                               const std::string& cost_model) {
   SimulationResult result;
   result.config = config;
   result.model_name = model.name();
   result.hardware_name = hardware.name;
-  result.cost_model = cost_model->describe();
+  result.cost_model = cost_model;
   result.simulated_ranks = static_cast<int64_t>(tg.ranks.size());
   result.ops = static_cast<int64_t>(boost::num_vertices(tg.graph));
   result.events = er.events;
@@ -236,15 +160,42 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   result.slowest_rank = tg.ranks[slowest].global_rank;
   result.breakdown = breakdown_of(tg, er, slowest, result.iteration_time_s);
 
-  const std::vector<double> model_state = memory::model_state_bytes_per_rank(tg, config);
   summarize_memory(tg, er, model_state, hardware, result);
-  if (trace) write_trace(*trace, tg, er, model_state, result);
-  if (options.detail) {
-    options.detail->graph = std::move(tg);
-    options.detail->engine = er;
-    options.detail->model_state_bytes = model_state;
-  }
   return result;
+}
+
+void write_simulation_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+                            const engine::EngineResult& er, const std::vector<double>& model_state,
+                            const SimulationResult& result) {
+  for (size_t r = 0; r < tg.ranks.size(); ++r) {
+    const graph::RankCoord& c = tg.ranks[r];
+    writer.process_name(c.global_rank, "rank " + std::to_string(c.global_rank) + " (tp " +
+                                           std::to_string(c.tp) + ", dp " + std::to_string(c.dp) +
+                                           ", pp " + std::to_string(c.pp) + ")");
+    writer.process_sort_index(c.global_rank, c.global_rank);
+    for (int s = 0; s < graph::kNumStreams; ++s) {
+      writer.thread_name(c.global_rank, s, std::string(to_string(static_cast<graph::Stream>(s))));
+      writer.thread_sort_index(c.global_rank, s, s);
+    }
+  }
+  const auto& g = tg.graph;
+  for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
+    const graph::Op& op = g[v];
+    // Start and end are rounded to whole nanoseconds before taking the duration, so slices that
+    // touch on a stream never overlap in the file.
+    const int64_t start_ns = std::llround(er.start_s[v] * 1e9);
+    const int64_t end_ns = std::llround(er.end_s[v] * 1e9);
+    writer.complete(tg.ranks[op.rank].global_rank, static_cast<int>(op.stream), graph::op_name(op),
+                    std::string(to_string(op.kind)), start_ns / 1e3, (end_ns - start_ns) / 1e3,
+                    op_args(op));
+  }
+  write_memory_counters(writer, tg, er, model_state);
+  writer.distributed_info({{"backend", "nccl"},
+                           {"rank", tg.ranks.front().global_rank},
+                           {"world_size", result.config.num_gpus()},
+                           {"simulated", true}});
+  writer.metadata("mpsim", to_json(result));
+  writer.finish();
 }
 
 }  // namespace mpsim::report

@@ -1,12 +1,15 @@
-// Folding pipeline steps (graph::StepFolding) must not change the simulated iteration: the
+// Folding pipeline steps (folding::StepFolding) must not change the simulated iteration: the
 // folded graph gives the same iteration time as the graph of every op, for every schedule,
 // recompute mode, SP, ZeRO stage and DP overlap setting.
+#include "simulator/folding/step_folding.h"
+
 #include <gtest/gtest.h>
 
+#include "simulator/cost/cost_model.h"
 #include "simulator/engine/engine.h"
 #include "tests/test_models.h"
 
-namespace mpsim::engine {
+namespace mpsim::folding {
 namespace {
 
 using graph::Op;
@@ -19,16 +22,23 @@ double synthetic_seconds(const Op& op) {
   return 1e-6 + op.flops * 1e-15 + op.bytes * 1e-12;
 }
 
+class SyntheticCost final : public cost::CostModel {
+ public:
+  double op_seconds(const Op& op) const override { return synthetic_seconds(op); }
+  std::string describe() const override { return "synthetic"; }
+};
+
 double makespan(const spec::ModelSpec& model, const spec::ParallelConfig& c, bool fold,
                 size_t* ops = nullptr) {
-  graph::StepFolding folding{synthetic_seconds, nullptr};
+  const SyntheticCost cost;
+  folding::StepFolding folding(cost);
   graph::GraphOptions options{
       .all_ranks = false, .gpus_per_node = 8, .fold = fold ? &folding : nullptr};
   graph::TrainingGraph tg = graph::build_training_graph(model, c, options);
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v)
     tg.graph[v].duration_s = synthetic_seconds(tg.graph[v]);
   if (ops) *ops = boost::num_vertices(tg.graph);
-  return run_engine(tg).makespan_s;
+  return engine::run_engine(tg).makespan_s;
 }
 
 struct Case {
@@ -76,4 +86,4 @@ INSTANTIATE_TEST_SUITE_P(
         Case{2, 1, 4, 1, 16, spec::ONE_F_ONE_B, 1, false, spec::RECOMPUTE_FULL, 3, true}));
 
 }  // namespace
-}  // namespace mpsim::engine
+}  // namespace mpsim::folding

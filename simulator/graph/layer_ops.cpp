@@ -1,0 +1,205 @@
+#include "simulator/graph/layer_ops.h"
+
+namespace mpsim::graph {
+namespace {
+
+constexpr double kLossGatherBytes = 12;  // per token and TP rank: max, sum of exp, target logit
+
+}  // namespace
+
+LayerShapes layer_shapes(const ModelDims& d, const spec::ParallelConfig& config,
+                         int64_t padded_vocab) {
+  LayerShapes s;
+  const int64_t t = config.tensor_parallel();
+  s.micro_batch = config.micro_batch_size();
+  s.sp = config.sequence_parallel();
+  s.tokens = config.micro_batch_size() * d.seq;
+  s.tokens_sp = s.sp ? s.tokens / t : s.tokens;
+  s.h = d.hidden;
+  s.t = t;
+  s.qkv_out = (d.hidden + 2 * d.kv_heads * d.head_dim) / t;
+  s.ffn = d.ffn / t;
+  s.fc1_out = d.swiglu ? 2 * s.ffn : s.ffn;
+  s.heads = d.heads / t;
+  s.kv_dim = d.kv_heads * d.head_dim / t;
+  s.vocab = padded_vocab / t;
+  s.e = d.bytes_per_element;
+  return s;
+}
+
+OpVertex LayerOps::gemm(OpLabel label, int64_t m, int64_t n, int64_t k) {
+  Op op = emit_.make(OpKind::kGemm, label);
+  op.gemm = {m, n, k};
+  op.flops = 2.0 * m * n * k;
+  op.bytes =
+      (static_cast<double>(m) * k + static_cast<double>(k) * n + static_cast<double>(m) * n) * s_.e;
+  return emit_.compute(op);
+}
+
+OpVertex LayerOps::memory_op(OpKind kind, OpLabel label, double bytes, double flops) {
+  Op op = emit_.make(kind, label);
+  op.bytes = bytes;
+  op.flops = flops;
+  return emit_.compute(op);
+}
+
+OpVertex LayerOps::attention(bool backward) {
+  Op op = emit_.make(OpKind::kAttention, OpLabel::kAttnCore);
+  op.attn_batch_heads = s_.micro_batch * s_.heads;
+  op.attn_seq = d_.seq;
+  op.attn_head_dim = d_.head_dim;
+  const double forward =
+      4.0 * static_cast<double>(op.attn_batch_heads) * d_.seq * d_.seq * d_.head_dim;
+  // The published FLOP counts take the backward pass as twice the forward.
+  op.flops = backward ? 2 * forward : forward;
+  const double qkv = static_cast<double>(s_.tokens) * (s_.heads * d_.head_dim + 2 * s_.kv_dim);
+  const double out = static_cast<double>(s_.tokens) * s_.heads * d_.head_dim;
+  op.bytes = (backward ? 2 * (qkv + out) + out : qkv + out) * s_.e;
+  return emit_.compute(op);
+}
+
+OpVertex LayerOps::tp_async(OpKind kind, OpLabel label, double bytes) {
+  Op op = emit_.make(kind, label);
+  op.group = Group::kTp;
+  op.bytes = bytes;
+  op.group_size = static_cast<int32_t>(s_.t);
+  op.group_nodes = tp_nodes_;
+  return emit_.communicate(op, Stream::kTpComm);
+}
+
+void LayerOps::tp_blocking(OpKind kind, OpLabel label, double bytes) {
+  if (s_.t > 1) emit_.wait(tp_async(kind, label, bytes));
+}
+
+double LayerOps::residual_bytes(bool backward) const {
+  const double mask = d_.dropout > 0 ? 1.0 : 0.0;  // one byte per element
+  return static_cast<double>(s_.tokens_sp) * s_.h * ((backward ? 2 : 3) * s_.e + mask);
+}
+
+double LayerOps::rope_bytes() const {
+  return 2.0 * s_.tokens * (s_.heads * d_.head_dim + s_.kv_dim) * s_.e;
+}
+
+void LayerOps::set_layer(int64_t layer, Pass pass) {
+  Op& ctx = emit_.context();
+  ctx.site = Site::kLayer;
+  ctx.layer = static_cast<int32_t>(layer);
+  ctx.pass = pass;
+}
+
+void LayerOps::forward_layer(int64_t layer, Pass pass) {
+  set_layer(layer, pass);
+  const bool sp = s_.sp;
+  const double act = s_.activation_bytes();
+  const OpKind reduce = sp ? OpKind::kReduceScatter : OpKind::kAllReduce;
+  memory_op(OpKind::kNorm, OpLabel::kAttnNorm, norm_bytes(false));
+  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kAttnAllGather, act);
+  gemm(OpLabel::kAttnQkv, s_.tokens, s_.qkv_out, s_.h);
+  if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
+  attention(false);
+  gemm(OpLabel::kAttnProj, s_.tokens, s_.h, s_.heads * d_.head_dim);
+  tp_blocking(reduce, sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce, act);
+  memory_op(OpKind::kElementwise, OpLabel::kAttnResidual, residual_bytes(false));
+  memory_op(OpKind::kNorm, OpLabel::kMlpNorm, norm_bytes(false));
+  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kMlpAllGather, act);
+  gemm(OpLabel::kMlpFc1, s_.tokens, s_.fc1_out, s_.h);
+  memory_op(OpKind::kElementwise, OpLabel::kMlpAct,
+            static_cast<double>(s_.tokens) * (s_.fc1_out + s_.ffn) * s_.e);
+  gemm(OpLabel::kMlpFc2, s_.tokens, s_.h, s_.ffn);
+  tp_blocking(reduce, sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce, act);
+  memory_op(OpKind::kElementwise, OpLabel::kMlpResidual, residual_bytes(false));
+}
+
+// Backward of a column-parallel linear (QKV, fc1): data gradient, its TP reduction overlapped
+// with the weight gradient (Megatron's async gradient all-reduce); with SP the input is
+// re-gathered during the data-gradient GEMM.
+void LayerOps::column_parallel_backward(OpLabel dgrad, OpLabel wgrad, OpLabel input_gather,
+                                        OpLabel reduce, int64_t out_features) {
+  OpVertex gather = kNoOp;
+  if (s_.sp) gather = tp_async(OpKind::kAllGather, input_gather, s_.activation_bytes());
+  gemm(dgrad, s_.tokens, s_.h, out_features);
+  OpVertex reduction = kNoOp;
+  if (s_.t > 1) {
+    if (s_.sp) emit_.wait(gather);
+    reduction = tp_async(s_.sp ? OpKind::kReduceScatter : OpKind::kAllReduce, reduce,
+                         s_.activation_bytes());
+  }
+  gemm(wgrad, out_features, s_.h, s_.tokens);
+  if (reduction != kNoOp) emit_.wait(reduction);
+}
+
+void LayerOps::backward_layer(int64_t layer) {
+  if (recompute_ == spec::RECOMPUTE_FULL) forward_layer(layer, Pass::kRecompute);
+  set_layer(layer, Pass::kBackward);
+  const bool sp = s_.sp;
+  const double act = s_.activation_bytes();
+  memory_op(OpKind::kElementwise, OpLabel::kMlpResidual, residual_bytes(true));
+  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kMlpAllGather, act);
+  gemm(OpLabel::kMlpFc2Dgrad, s_.tokens, s_.ffn, s_.h);
+  gemm(OpLabel::kMlpFc2Wgrad, s_.h, s_.ffn, s_.tokens);
+  memory_op(OpKind::kElementwise, OpLabel::kMlpAct,
+            static_cast<double>(s_.tokens) * (2 * s_.fc1_out + s_.ffn) * s_.e);
+  column_parallel_backward(OpLabel::kMlpFc1Dgrad, OpLabel::kMlpFc1Wgrad,
+                           OpLabel::kMlpInputAllGather,
+                           sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce, s_.fc1_out);
+  memory_op(OpKind::kNorm, OpLabel::kMlpNorm, norm_bytes(true));
+  memory_op(OpKind::kElementwise, OpLabel::kAttnResidual, residual_bytes(true));
+  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kAttnAllGather, act);
+  const int64_t attn_width = s_.heads * d_.head_dim;
+  gemm(OpLabel::kAttnProjDgrad, s_.tokens, attn_width, s_.h);
+  gemm(OpLabel::kAttnProjWgrad, s_.h, attn_width, s_.tokens);
+  if (recompute_ == spec::RECOMPUTE_SELECTIVE) {
+    emit_.context().pass = Pass::kRecompute;
+    attention(false);
+    emit_.context().pass = Pass::kBackward;
+  }
+  attention(true);
+  if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
+  column_parallel_backward(OpLabel::kAttnQkvDgrad, OpLabel::kAttnQkvWgrad,
+                           OpLabel::kAttnInputAllGather,
+                           sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce, s_.qkv_out);
+  memory_op(OpKind::kNorm, OpLabel::kAttnNorm, norm_bytes(true));
+}
+
+void LayerOps::embedding(bool backward) {
+  Op& ctx = emit_.context();
+  ctx.site = Site::kEmbedding;
+  ctx.layer = -1;
+  const double positions = d_.learned_positions ? 1 : 0;
+  const double act = s_.activation_bytes();
+  if (!backward) {
+    memory_op(OpKind::kElementwise, OpLabel::kLookup, (2 + positions) * act);
+    tp_blocking(s_.sp ? OpKind::kReduceScatter : OpKind::kAllReduce,
+                s_.sp ? OpLabel::kReduceScatter : OpLabel::kAllReduce, act);
+  } else {
+    if (s_.sp) tp_blocking(OpKind::kAllGather, OpLabel::kAllGather, act);
+    memory_op(OpKind::kElementwise, OpLabel::kLookup, (3 + positions) * act);
+  }
+}
+
+void LayerOps::head(bool backward) {
+  Op& ctx = emit_.context();
+  ctx.site = Site::kHead;
+  ctx.layer = -1;
+  const double logits = static_cast<double>(s_.tokens) * s_.vocab;
+  const double act = s_.activation_bytes();
+  if (!backward) {
+    memory_op(OpKind::kNorm, OpLabel::kNorm, norm_bytes(false));
+    if (s_.sp) tp_blocking(OpKind::kAllGather, OpLabel::kAllGather, act);
+    gemm(OpLabel::kLogits, s_.tokens, s_.vocab, s_.h);
+    memory_op(OpKind::kLoss, OpLabel::kLoss, logits * s_.e + s_.tokens * 4.0, 4 * logits);
+    tp_blocking(OpKind::kAllGather, OpLabel::kLossAllGather, s_.tokens * kLossGatherBytes * s_.t);
+    return;
+  }
+  memory_op(OpKind::kLoss, OpLabel::kLoss, 2 * logits * s_.e, 2 * logits);
+  gemm(OpLabel::kLogitsDgrad, s_.tokens, s_.h, s_.vocab);
+  OpVertex reduction = kNoOp;
+  if (s_.t > 1)
+    reduction = tp_async(s_.sp ? OpKind::kReduceScatter : OpKind::kAllReduce,
+                         s_.sp ? OpLabel::kReduceScatter : OpLabel::kAllReduce, act);
+  gemm(OpLabel::kLogitsWgrad, s_.vocab, s_.h, s_.tokens);
+  if (reduction != kNoOp) emit_.wait(reduction);
+  memory_op(OpKind::kNorm, OpLabel::kNorm, norm_bytes(true));
+}
+
+}  // namespace mpsim::graph
