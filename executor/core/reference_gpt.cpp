@@ -342,10 +342,9 @@ void mlp_activation_backward(bool swiglu, const Vec& u, const Vec& dg, Vec* du) 
   }
 }
 
-// Forward (and, with grads, backward) of the whole model; returns the per-token losses.
-Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<int32_t>& tokens,
-        int64_t batch, Tensors* grads) {
-  const graph::ModelDims& dims = catalogue.dims;
+// The model's dimensions as the loops below index them, checked: at least one sequence, heads a
+// multiple of kv heads, an even head size for rotary embeddings.
+Shape checked_shape(const graph::ModelDims& dims, int64_t batch) {
   Shape sh;
   sh.B = batch;
   sh.s = dims.seq;
@@ -368,11 +367,15 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
   sh.r = sh.heads / sh.kv;
   sh.W = (sh.heads + 2 * sh.kv) * sh.d;
   sh.A = sh.heads * sh.d;
-  const int64_t fc1_rows = dims.swiglu ? 2 * sh.f : sh.f;
-  const auto expected_tokens = static_cast<size_t>(batch * (sh.s + 1));
+  return sh;
+}
+
+// Throws unless `tokens` holds B sequences of seq + 1 ids, each in [0, vocab).
+void check_tokens(const Shape& sh, const std::vector<int32_t>& tokens) {
+  const auto expected_tokens = static_cast<size_t>(sh.B * (sh.s + 1));
   if (tokens.size() != expected_tokens) {
     throw std::invalid_argument("reference gpt: expected " + std::to_string(expected_tokens) +
-                                " tokens (" + std::to_string(batch) +
+                                " tokens (" + std::to_string(sh.B) +
                                 " sequences of seq + 1 = " + std::to_string(sh.s + 1) + "), got " +
                                 std::to_string(tokens.size()));
   }
@@ -383,137 +386,225 @@ Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<
                                   std::to_string(sh.V) + ")");
     }
   }
-  const ParamView P(catalogue, params);
-  // The loops below index by the dimensions: the catalogue's matrices must have their shapes.
-  for (int l = 0; l < dims.layers; ++l) {
-    const LayerNames n(l);
-    P.expect_shape(n.qkv_w, sh.W, sh.h);
-    P.expect_shape(n.proj_w, sh.h, sh.A);
-    P.expect_shape(n.fc1_w, fc1_rows, sh.h);
-    P.expect_shape(n.fc2_w, sh.h, sh.f);
-  }
-  const int64_t T = sh.T, h = sh.h;
-  auto input = [&](int64_t t) { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s]; };
-  auto target = [&](int64_t t) { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s + 1]; };
+}
 
-  // Embedding.
+// What one pass reads: the checked dimensions, the parameters and the token ids.
+struct Model {
+  const graph::ModelDims& dims;
+  Shape sh;
+  int64_t fc1_rows;  // fc1 output width: f, or 2f with SwiGLU (gate and up)
+  const ParamView& P;
+  const std::vector<int32_t>& tokens;
+
+  // The input and the target id of token t (of the B * seq tokens the model sees).
+  int32_t input(int64_t t) const { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s]; }
+  int32_t target(int64_t t) const { return tokens[(t / sh.s) * (sh.s + 1) + t % sh.s + 1]; }
+};
+
+// The loops index by the dimensions: throws unless the catalogue's layer matrices have their
+// shapes.
+void check_layer_shapes(const Model& m) {
+  const Shape& sh = m.sh;
+  for (int l = 0; l < m.dims.layers; ++l) {
+    const LayerNames n(l);
+    m.P.expect_shape(n.qkv_w, sh.W, sh.h);
+    m.P.expect_shape(n.proj_w, sh.h, sh.A);
+    m.P.expect_shape(n.fc1_w, m.fc1_rows, sh.h);
+    m.P.expect_shape(n.fc2_w, sh.h, sh.f);
+  }
+}
+
+// x [T, h]: each input token's word embedding, plus its position's with learned positions.
+Vec embed(const Model& m) {
+  const ParamView& P = m.P;
+  const int64_t T = m.sh.T, h = m.sh.h;
   Vec x(static_cast<size_t>(T * h));
   for (int64_t t = 0; t < T; ++t) {
-    const double* w = P("embed.word") + input(t) * h;
+    const double* w = P("embed.word") + m.input(t) * h;
     for (int64_t i = 0; i < h; ++i) x[t * h + i] = w[i];
   }
-  if (dims.learned_positions) {
+  if (m.dims.learned_positions) {
     for (int64_t t = 0; t < T; ++t) {
-      const double* p = P("embed.position") + (t % sh.s) * h;
+      const double* p = P("embed.position") + (t % m.sh.s) * h;
       for (int64_t i = 0; i < h; ++i) x[t * h + i] += p[i];
     }
   }
+  return x;
+}
 
-  // Layers. Optional tensors (biases, norm biases) are null when absent from the catalogue.
-  std::vector<LayerCache> caches(static_cast<size_t>(dims.layers));
-  for (int l = 0; l < dims.layers; ++l) {
-    const LayerNames n(l);
-    LayerCache& c = caches[l];
-    c.a.resize(static_cast<size_t>(T * h));
-    norm_forward(dims.layer_norm, x.data(), P(n.norm1_w), P.optional(n.norm1_b), T, h, c.a.data(),
-                 &c.norm1);
-    c.qkv.resize(static_cast<size_t>(T * sh.W));
-    linear(c.a.data(), P(n.qkv_w), P.optional(n.qkv_b), T, h, sh.W, c.qkv.data());
-    if (dims.rotary) rotate_queries_and_keys(sh, dims.rotary_base, false, &c.qkv);
-    attention_forward(sh, &c);
-    Vec proj(static_cast<size_t>(T * h));
-    linear(c.ctx.data(), P(n.proj_w), P.optional(n.proj_b), T, sh.A, h, proj.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += proj[i];
-    c.m.resize(static_cast<size_t>(T * h));
-    norm_forward(dims.layer_norm, x.data(), P(n.norm2_w), P.optional(n.norm2_b), T, h, c.m.data(),
-                 &c.norm2);
-    c.u.resize(static_cast<size_t>(T * fc1_rows));
-    linear(c.m.data(), P(n.fc1_w), P.optional(n.fc1_b), T, h, fc1_rows, c.u.data());
-    mlp_activation(dims.swiglu, c.u, &c.g);
-    Vec mlp(static_cast<size_t>(T * h));
-    linear(c.g.data(), P(n.fc2_w), P.optional(n.fc2_b), T, sh.f, h, mlp.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += mlp[i];
-  }
+// Forward of layer l: attention and MLP add to the residual stream x [T, h]; `c` keeps what the
+// backward pass needs. Optional tensors (biases, norm biases) are null when absent from the
+// catalogue.
+void layer_forward(const Model& m, int l, Vec* x, LayerCache* c) {
+  const graph::ModelDims& dims = m.dims;
+  const Shape& sh = m.sh;
+  const ParamView& P = m.P;
+  const int64_t T = sh.T, h = sh.h, fc1_rows = m.fc1_rows;
+  const LayerNames n(l);
+  c->a.resize(static_cast<size_t>(T * h));
+  norm_forward(dims.layer_norm, x->data(), P(n.norm1_w), P.optional(n.norm1_b), T, h, c->a.data(),
+               &c->norm1);
+  c->qkv.resize(static_cast<size_t>(T * sh.W));
+  linear(c->a.data(), P(n.qkv_w), P.optional(n.qkv_b), T, h, sh.W, c->qkv.data());
+  if (dims.rotary) rotate_queries_and_keys(sh, dims.rotary_base, false, &c->qkv);
+  attention_forward(sh, c);
+  Vec proj(static_cast<size_t>(T * h));
+  linear(c->ctx.data(), P(n.proj_w), P.optional(n.proj_b), T, sh.A, h, proj.data());
+  for (size_t i = 0; i < x->size(); ++i) (*x)[i] += proj[i];
+  c->m.resize(static_cast<size_t>(T * h));
+  norm_forward(dims.layer_norm, x->data(), P(n.norm2_w), P.optional(n.norm2_b), T, h, c->m.data(),
+               &c->norm2);
+  c->u.resize(static_cast<size_t>(T * fc1_rows));
+  linear(c->m.data(), P(n.fc1_w), P.optional(n.fc1_b), T, h, fc1_rows, c->u.data());
+  mlp_activation(dims.swiglu, c->u, &c->g);
+  Vec mlp(static_cast<size_t>(T * h));
+  linear(c->g.data(), P(n.fc2_w), P.optional(n.fc2_b), T, sh.f, h, mlp.data());
+  for (size_t i = 0; i < x->size(); ++i) (*x)[i] += mlp[i];
+}
 
-  // Head: final norm, logits over the real vocabulary, cross-entropy.
-  NormCache head_norm;
-  Vec y(static_cast<size_t>(T * h));
+// The head's forward results, and what its backward pass needs.
+struct HeadPass {
+  NormCache norm;
+  Vec y;                      // [T, h] final norm output
+  std::string logits_name;    // the logits matrix: embed.word when tied, else head.logits.weight
+  const double* E = nullptr;  // its rows [0, V) are the first V * h elements
+  Vec losses;                 // [T] per-token cross-entropy
+  Vec dlogits;                // [T, V] dMeanLoss/dlogits
+};
+
+// Head: final norm, logits over the real vocabulary, cross-entropy.
+HeadPass head_forward(const Model& m, const Vec& x) {
+  const graph::ModelDims& dims = m.dims;
+  const Shape& sh = m.sh;
+  const ParamView& P = m.P;
+  const int64_t T = sh.T, h = sh.h;
+  HeadPass head;
+  head.y.resize(static_cast<size_t>(T * h));
   norm_forward(dims.layer_norm, x.data(), P("head.norm.weight"), P.optional("head.norm.bias"), T, h,
-               y.data(), &head_norm);
-  const std::string logits_name = dims.tied ? "embed.word" : "head.logits.weight";
-  const double* E = P(logits_name);  // rows [0, V) are the first V * h elements
+               head.y.data(), &head.norm);
+  head.logits_name = dims.tied ? "embed.word" : "head.logits.weight";
+  head.E = P(head.logits_name);
   Vec logits(static_cast<size_t>(T * sh.V));
-  linear(y.data(), E, nullptr, T, h, sh.V, logits.data());
-  Vec losses(static_cast<size_t>(T));
-  Vec dlogits(static_cast<size_t>(T * sh.V));
+  linear(head.y.data(), head.E, nullptr, T, h, sh.V, logits.data());
+  head.losses.resize(static_cast<size_t>(T));
+  head.dlogits.resize(static_cast<size_t>(T * sh.V));
   for (int64_t t = 0; t < T; ++t) {
     const double* z = logits.data() + t * sh.V;
     const double zmax = *std::max_element(z, z + sh.V);
     double sum = 0;
     for (int64_t v = 0; v < sh.V; ++v) sum += std::exp(z[v] - zmax);
     const double log_sum = zmax + std::log(sum);
-    losses[t] = log_sum - z[target(t)];
+    head.losses[t] = log_sum - z[m.target(t)];
     for (int64_t v = 0; v < sh.V; ++v) {
-      dlogits[t * sh.V + v] =
-          (std::exp(z[v] - log_sum) - (v == target(t) ? 1.0 : 0.0)) / static_cast<double>(T);
+      head.dlogits[t * sh.V + v] =
+          (std::exp(z[v] - log_sum) - (v == m.target(t) ? 1.0 : 0.0)) / static_cast<double>(T);
     }
   }
-  if (grads == nullptr) return losses;
+  return head;
+}
 
-  // Backward. Gradients start at zero for every tensor, padding rows included.
-  grads->clear();
-  for (const ParamSpec* p : all_params(catalogue)) {
-    (*grads)[p->name].assign(static_cast<size_t>(p->rows * p->cols), 0.0);
+// Gradients by name. Construction overwrites `grads` with every catalogue tensor at zero, padding
+// rows included.
+class GradView {
+ public:
+  GradView(const GptCatalogue& c, Tensors* grads) : grads_(grads) {
+    grads_->clear();
+    for (const ParamSpec* p : all_params(c)) {
+      (*grads_)[p->name].assign(static_cast<size_t>(p->rows * p->cols), 0.0);
+    }
   }
-  auto G = [&](const std::string& name) { return grads->at(name).data(); };
-  auto G_optional = [&](const std::string& name) -> double* {
-    auto it = grads->find(name);
-    return it == grads->end() ? nullptr : it->second.data();
-  };
+  double* operator()(const std::string& name) const { return grads_->at(name).data(); }
+  // Null when the catalogue has no such tensor.
+  double* optional(const std::string& name) const {
+    auto it = grads_->find(name);
+    return it == grads_->end() ? nullptr : it->second.data();
+  }
 
+ private:
+  Tensors* grads_;
+};
+
+// Backward of the head: returns dLoss/dx [T, h] at the last layer's output.
+Vec head_backward(const Model& m, const GradView& G, const HeadPass& head) {
+  const Shape& sh = m.sh;
+  const int64_t T = sh.T, h = sh.h;
   Vec dy(static_cast<size_t>(T * h), 0.0);
-  linear_backward(y.data(), E, dlogits.data(), T, h, sh.V, dy.data(), G(logits_name), nullptr);
+  linear_backward(head.y.data(), head.E, head.dlogits.data(), T, h, sh.V, dy.data(),
+                  G(head.logits_name), nullptr);
   Vec dx(static_cast<size_t>(T * h), 0.0);
-  norm_backward(dims.layer_norm, head_norm, P("head.norm.weight"), dy.data(), T, h, dx.data(),
-                G("head.norm.weight"), G_optional("head.norm.bias"));
+  norm_backward(m.dims.layer_norm, head.norm, m.P("head.norm.weight"), dy.data(), T, h, dx.data(),
+                G("head.norm.weight"), G.optional("head.norm.bias"));
+  return dx;
+}
 
-  for (int l = dims.layers - 1; l >= 0; --l) {
-    const LayerNames n(l);
-    const LayerCache& c = caches[l];
-    // MLP: x_out = x_mid + fc2(act(fc1(norm2(x_mid)))); dx holds dLoss/dx_out.
-    Vec dg(static_cast<size_t>(T * sh.f), 0.0);
-    linear_backward(c.g.data(), P(n.fc2_w), dx.data(), T, sh.f, h, dg.data(), G(n.fc2_w),
-                    G_optional(n.fc2_b));
-    Vec du;
-    mlp_activation_backward(dims.swiglu, c.u, dg, &du);
-    Vec dm(static_cast<size_t>(T * h), 0.0);
-    linear_backward(c.m.data(), P(n.fc1_w), du.data(), T, h, fc1_rows, dm.data(), G(n.fc1_w),
-                    G_optional(n.fc1_b));
-    norm_backward(dims.layer_norm, c.norm2, P(n.norm2_w), dm.data(), T, h, dx.data(), G(n.norm2_w),
-                  G_optional(n.norm2_b));
-    // Attention: x_mid = x_in + proj(attn(rotary(qkv(norm1(x_in))))); dx now holds dLoss/dx_mid.
-    Vec dctx(static_cast<size_t>(T * sh.A), 0.0);
-    linear_backward(c.ctx.data(), P(n.proj_w), dx.data(), T, sh.A, h, dctx.data(), G(n.proj_w),
-                    G_optional(n.proj_b));
-    Vec dqkv;
-    attention_backward(sh, c, dctx, &dqkv);
-    if (dims.rotary) rotate_queries_and_keys(sh, dims.rotary_base, true, &dqkv);
-    Vec da(static_cast<size_t>(T * h), 0.0);
-    linear_backward(c.a.data(), P(n.qkv_w), dqkv.data(), T, h, sh.W, da.data(), G(n.qkv_w),
-                    G_optional(n.qkv_b));
-    norm_backward(dims.layer_norm, c.norm1, P(n.norm1_w), da.data(), T, h, dx.data(), G(n.norm1_w),
-                  G_optional(n.norm1_b));
-  }
+// Backward of layer l: dx holds dLoss/d(the layer's output) on entry and dLoss/d(its input) on
+// return; the layer's gradients accumulate.
+void layer_backward(const Model& m, const GradView& G, int l, const LayerCache& c, Vec* dx) {
+  const graph::ModelDims& dims = m.dims;
+  const Shape& sh = m.sh;
+  const ParamView& P = m.P;
+  const int64_t T = sh.T, h = sh.h, fc1_rows = m.fc1_rows;
+  const LayerNames n(l);
+  // MLP: x_out = x_mid + fc2(act(fc1(norm2(x_mid)))); dx holds dLoss/dx_out.
+  Vec dg(static_cast<size_t>(T * sh.f), 0.0);
+  linear_backward(c.g.data(), P(n.fc2_w), dx->data(), T, sh.f, h, dg.data(), G(n.fc2_w),
+                  G.optional(n.fc2_b));
+  Vec du;
+  mlp_activation_backward(dims.swiglu, c.u, dg, &du);
+  Vec dm(static_cast<size_t>(T * h), 0.0);
+  linear_backward(c.m.data(), P(n.fc1_w), du.data(), T, h, fc1_rows, dm.data(), G(n.fc1_w),
+                  G.optional(n.fc1_b));
+  norm_backward(dims.layer_norm, c.norm2, P(n.norm2_w), dm.data(), T, h, dx->data(), G(n.norm2_w),
+                G.optional(n.norm2_b));
+  // Attention: x_mid = x_in + proj(attn(rotary(qkv(norm1(x_in))))); dx now holds dLoss/dx_mid.
+  Vec dctx(static_cast<size_t>(T * sh.A), 0.0);
+  linear_backward(c.ctx.data(), P(n.proj_w), dx->data(), T, sh.A, h, dctx.data(), G(n.proj_w),
+                  G.optional(n.proj_b));
+  Vec dqkv;
+  attention_backward(sh, c, dctx, &dqkv);
+  if (dims.rotary) rotate_queries_and_keys(sh, dims.rotary_base, true, &dqkv);
+  Vec da(static_cast<size_t>(T * h), 0.0);
+  linear_backward(c.a.data(), P(n.qkv_w), dqkv.data(), T, h, sh.W, da.data(), G(n.qkv_w),
+                  G.optional(n.qkv_b));
+  norm_backward(dims.layer_norm, c.norm1, P(n.norm1_w), da.data(), T, h, dx->data(), G(n.norm1_w),
+                G.optional(n.norm1_b));
+}
 
+// Backward of the embedding: dx (dLoss/d the first layer's input) accumulates into the rows of
+// the input tokens and, with learned positions, of their positions.
+void embedding_backward(const Model& m, const GradView& G, const Vec& dx) {
+  const int64_t T = m.sh.T, h = m.sh.h;
   double* dword = G("embed.word");
-  double* dpos = dims.learned_positions ? G("embed.position") : nullptr;
+  double* dpos = m.dims.learned_positions ? G("embed.position") : nullptr;
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t i = 0; i < h; ++i) {
-      dword[input(t) * h + i] += dx[t * h + i];
-      if (dpos != nullptr) dpos[(t % sh.s) * h + i] += dx[t * h + i];
+      dword[m.input(t) * h + i] += dx[t * h + i];
+      if (dpos != nullptr) dpos[(t % m.sh.s) * h + i] += dx[t * h + i];
     }
   }
-  return losses;
+}
+
+// Forward (and, with grads, backward) of the whole model; returns the per-token losses.
+Vec run(const GptCatalogue& catalogue, const Tensors& params, const std::vector<int32_t>& tokens,
+        int64_t batch, Tensors* grads) {
+  const graph::ModelDims& dims = catalogue.dims;
+  const Shape sh = checked_shape(dims, batch);
+  check_tokens(sh, tokens);
+  const ParamView P(catalogue, params);
+  const Model m{dims, sh, dims.swiglu ? 2 * sh.f : sh.f, P, tokens};
+  check_layer_shapes(m);
+
+  Vec x = embed(m);
+  std::vector<LayerCache> caches(static_cast<size_t>(dims.layers));
+  for (int l = 0; l < dims.layers; ++l) layer_forward(m, l, &x, &caches[l]);
+  HeadPass head = head_forward(m, x);
+  if (grads == nullptr) return std::move(head.losses);
+
+  const GradView G(catalogue, grads);
+  Vec dx = head_backward(m, G, head);
+  for (int l = dims.layers - 1; l >= 0; --l) layer_backward(m, G, l, caches[l], &dx);
+  embedding_backward(m, G, dx);
+  return std::move(head.losses);
 }
 
 }  // namespace

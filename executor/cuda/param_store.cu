@@ -44,6 +44,14 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
       dp_rank_(layout.dp_rank),
       tp_(layout.tp),
       tp_rank_(layout.tp_rank) {
+  add_units(catalogue, layout, schedule);
+  form_buckets(bucket_params);
+  allocate(memory, stream);
+  initialise(seed, memory, stream);
+}
+
+void ParamStore::add_units(const GptCatalogue& catalogue, const RankLayout& layout,
+                           const schedule::PipelineSchedule& schedule) {
   const bool word_over_pp = !layout.embedding_group.empty();
   const ParamSpec* word = &catalogue.embedding[0];
   // Units in the order their gradients become final: the last micro-batch's backward steps.
@@ -76,7 +84,9 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
     add_unit({word}, layout);
     if (!layout.holds_embedding()) entries_.back().norm_owner = false;  // the first stage counts it
   }
+}
 
+void ParamStore::form_buckets(int64_t bucket_params) {
   // Buckets: whole units, greedily, at least bucket_params each.
   int64_t begin = 0, accumulated = 0, shard_offset = 0;
   const int64_t bucket_align = kAlign * dp_;
@@ -105,16 +115,20 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
     accumulated = 0;
   }
   size_ = buckets_.empty() ? 0 : buckets_.back().end;
+}
 
-  // Buffers and initialisation.
+int64_t ParamStore::optimizer_elements() const { return sharded_ ? size_ / dp_ : size_; }
+
+void ParamStore::allocate(DeviceMemory& memory, cudaStream_t stream) {
   model_ = DeviceBuffer(memory, MemoryCategory::kWeights, size_ * 2, stream);
   grads_ = DeviceBuffer(memory, MemoryCategory::kGradients, size_ * 4, stream);
-  const int64_t optimizer_elements = sharded_ ? size_ / dp_ : size_;
-  master_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements * 4, stream);
-  adam_m_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements * 4, stream);
-  adam_v_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements * 4, stream);
+  master_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements() * 4, stream);
+  adam_m_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements() * 4, stream);
+  adam_v_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements() * 4, stream);
   decay_mask_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, size_, stream);
+}
 
+void ParamStore::initialise(uint64_t seed, DeviceMemory& memory, cudaStream_t stream) {
   // With a sharded optimizer the whole tensor set is initialised in a temporary and each rank
   // keeps its shards' master weights; otherwise straight into the master weights.
   DeviceBuffer full;
@@ -122,8 +136,8 @@ ParamStore::ParamStore(const GptCatalogue& catalogue, const RankLayout& layout,
   float* init = sharded_ ? full.as<float>() : master();
   kernels::fill_fp32(init, 0.0f, size_, stream);
   kernels::fill_fp32(grads(), 0.0f, size_, stream);
-  kernels::fill_fp32(adam_m(), 0.0f, optimizer_elements, stream);
-  kernels::fill_fp32(adam_v(), 0.0f, optimizer_elements, stream);
+  kernels::fill_fp32(adam_m(), 0.0f, optimizer_elements(), stream);
+  kernels::fill_fp32(adam_v(), 0.0f, optimizer_elements(), stream);
   std::vector<uint8_t> mask(static_cast<size_t>(size_), 0);
   for (const ParamEntry& e : entries_) {
     const ParamSpec& p = *e.spec;

@@ -85,6 +85,20 @@ class ParamStore {
 
  private:
   void add_unit(const std::vector<const ParamSpec*>& specs, const RankLayout& layout);
+  // The constructor's steps, in order. The units of this rank, in the order their gradients
+  // become final (entries, index and unit numbers).
+  void add_units(const GptCatalogue& catalogue, const RankLayout& layout,
+                 const schedule::PipelineSchedule& schedule);
+  // The DP buckets over the units, with the padding that aligns them moved into the layout; sets
+  // size_.
+  void form_buckets(int64_t bucket_params);
+  // The device buffers, by memory category.
+  void allocate(DeviceMemory& memory, cudaStream_t stream);
+  // Zero gradients and moments, initialised master and bf16 weights, the weight-decay mask;
+  // returns with `stream` synchronised.
+  void initialise(uint64_t seed, DeviceMemory& memory, cudaStream_t stream);
+  // Elements of each optimizer buffer: this rank's shards, or the whole layout.
+  int64_t optimizer_elements() const;
 
   std::vector<ParamEntry> entries_;
   std::unordered_map<std::string, size_t> index_;

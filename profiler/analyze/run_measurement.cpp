@@ -37,81 +37,101 @@ struct RankWork {
   std::map<int64_t, double> iteration_by_step;  // every iteration seen
 };
 
-RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
-  const RecordBatch& records = trace.records;
-  const std::string who = "rank " + std::to_string(trace.process.rank);
+// Where each kernel ran: its iteration and its innermost op range.
+struct KernelPlaces {
+  std::vector<int64_t> step;  // per kernel: the step of its iteration/<N> range, or -1
+  std::vector<int64_t> op;    // per kernel: index into records.nvtx of its op range, or -1
+  std::map<int64_t, const NvtxRecord*> iterations;  // the iteration ranges by step
+};
+
+// Each kernel's iteration (the range's step) and innermost op range (latest start wins).
+KernelPlaces place_kernels(const RecordBatch& records) {
   const auto projection = project_kernels_to_ranges(records);
   const size_t kernels = records.kernels.size();
-
-  // Each kernel's iteration (the range's step) and innermost op range (latest start wins).
-  std::vector<int64_t> kernel_step(kernels, -1);
-  std::vector<int64_t> kernel_op(kernels, -1);  // index into records.nvtx
+  KernelPlaces places;
+  places.step.assign(kernels, -1);
+  places.op.assign(kernels, -1);
   std::vector<int64_t> op_start(kernels, 0);
-  std::map<int64_t, const NvtxRecord*> iteration_ranges;
   for (size_t i = 0; i < records.nvtx.size(); ++i) {
     const NvtxRecord& r = records.nvtx[i];
     if (!is_nvtx_range(r)) continue;
     if (const int64_t step = iteration_step(r.text); step >= 0) {
-      iteration_ranges[step] = &r;
-      for (size_t k : projection[i]) kernel_step[k] = step;
+      places.iterations[step] = &r;
+      for (size_t k : projection[i]) places.step[k] = step;
       continue;
     }
     if (projection[i].empty() || !is_op_range(r.text)) continue;
     for (size_t k : projection[i]) {
-      if (kernel_op[k] < 0 || r.start > op_start[k]) {
-        kernel_op[k] = static_cast<int64_t>(i);
+      if (places.op[k] < 0 || r.start > op_start[k]) {
+        places.op[k] = static_cast<int64_t>(i);
         op_start[k] = r.start;
       }
     }
   }
-  if (iteration_ranges.empty())
-    throw std::invalid_argument(
-        who + ": no iteration/<N> range (was this a profiled `mpsim train` run?)");
-  if (static_cast<int64_t>(iteration_ranges.size()) <= warmup)
-    throw std::invalid_argument(who + ": " + std::to_string(iteration_ranges.size()) +
-                                " iterations recorded, need more than the " +
-                                std::to_string(warmup) + " warm-up iterations");
+  return places;
+}
 
-  RankWork work;
-  RankRun& run = work.run;
-  // A process without a rank variable (a one-GPU run) is rank 0; the profiler named it by pid.
-  run.rank = trace.process.rank_source == "pid" ? 0 : trace.process.rank;
+// Every iteration's time, and the measured ones (after `warmup`): their steps and times, and the
+// timeline iteration, the measured one whose time is the median (the lower middle).
+void measure_iterations(const std::map<int64_t, const NvtxRecord*>& iterations, int64_t warmup,
+                        RankWork* work) {
+  RankRun& run = work->run;
   int64_t index = 0;
-  for (const auto& [step, range] : iteration_ranges) {
+  for (const auto& [step, range] : iterations) {
     const double seconds = (range->end - range->start) * 1e-9;
-    work.iteration_by_step[step] = seconds;
+    work->iteration_by_step[step] = seconds;
     if (index++ < warmup) continue;
     run.steps.push_back(step);
     run.iteration_s.push_back(seconds);
   }
-  const std::set<int64_t> measured(run.steps.begin(), run.steps.end());
-  // The timeline iteration: the measured one whose time is the median (the lower middle).
   std::vector<std::pair<double, int64_t>> by_time;
   for (size_t i = 0; i < run.steps.size(); ++i)
     by_time.push_back({run.iteration_s[i], run.steps[i]});
   std::sort(by_time.begin(), by_time.end());
   run.timeline_step = by_time[(by_time.size() - 1) / 2].second;
   run.timeline_iteration_s = by_time[(by_time.size() - 1) / 2].first;
-  const int64_t timeline_start = iteration_ranges[run.timeline_step]->start;
+}
 
+// The timeline iteration's kernels, each with the name of its op range (empty when none), into
+// run->timeline in order of start then end, each naming its op by index into run->op_names.
+void set_timeline(std::vector<std::pair<MeasuredKernel, std::string>> timeline, RankRun* run) {
+  std::sort(timeline.begin(), timeline.end(), [](const auto& a, const auto& b) {
+    return a.first.start_s != b.first.start_s ? a.first.start_s < b.first.start_s
+                                              : a.first.end_s < b.first.end_s;
+  });
+  for (auto& [kernel, name] : timeline) {
+    if (!name.empty()) {
+      const auto it = std::lower_bound(run->op_names.begin(), run->op_names.end(), name);
+      kernel.op = static_cast<int32_t>(it - run->op_names.begin());
+    }
+    run->timeline.push_back(kernel);
+  }
+}
+
+// Over the measured iterations of run->steps: each op's issue-slot seconds and the unattributed
+// ones, per iteration; and the kernels of the timeline iteration, which starts at
+// `timeline_start` (ns).
+void measure_kernels(const RecordBatch& records, const KernelPlaces& places, int64_t timeline_start,
+                     RankRun* run) {
+  const size_t kernels = records.kernels.size();
+  const std::set<int64_t> measured(run->steps.begin(), run->steps.end());
   std::vector<std::size_t> all(kernels);
   for (size_t k = 0; k < kernels; ++k) all[k] = k;
   const std::vector<int64_t> gaps = launch_gaps(records.kernels, all);
   std::map<std::string, double> op_total;
-  std::map<std::string, int32_t> timeline_ops;
   double unattributed = 0;
   std::vector<std::pair<MeasuredKernel, std::string>> timeline;
   for (size_t k = 0; k < kernels; ++k) {
-    if (!measured.count(kernel_step[k])) continue;
+    if (!measured.count(places.step[k])) continue;
     const KernelRecord& kr = records.kernels[k];
     const double seconds = (kr.end - kr.start + gaps[k]) * 1e-9;  // the issue slot
-    const std::string* name = kernel_op[k] >= 0 ? &records.nvtx[kernel_op[k]].text : nullptr;
+    const std::string* name = places.op[k] >= 0 ? &records.nvtx[places.op[k]].text : nullptr;
     if (name) {
       op_total[*name] += seconds;
     } else {
       unattributed += seconds;
     }
-    if (kernel_step[k] == run.timeline_step) {
+    if (places.step[k] == run->timeline_step) {
       MeasuredKernel mk;
       mk.start_s = (kr.start - gaps[k] - timeline_start) * 1e-9;
       mk.end_s = (kr.end - timeline_start) * 1e-9;
@@ -120,23 +140,33 @@ RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
       timeline.push_back({mk, name ? *name : std::string()});
     }
   }
-  const double count = static_cast<double>(run.steps.size());
+  const double count = static_cast<double>(run->steps.size());
   for (const auto& [name, total] : op_total) {
-    run.op_names.push_back(name);
-    run.op_seconds.push_back(total / count);
+    run->op_names.push_back(name);
+    run->op_seconds.push_back(total / count);
   }
-  run.unattributed_s = unattributed / count;
-  std::sort(timeline.begin(), timeline.end(), [](const auto& a, const auto& b) {
-    return a.first.start_s != b.first.start_s ? a.first.start_s < b.first.start_s
-                                              : a.first.end_s < b.first.end_s;
-  });
-  for (auto& [kernel, name] : timeline) {
-    if (!name.empty()) {
-      const auto it = std::lower_bound(run.op_names.begin(), run.op_names.end(), name);
-      kernel.op = static_cast<int32_t>(it - run.op_names.begin());
-    }
-    run.timeline.push_back(kernel);
-  }
+  run->unattributed_s = unattributed / count;
+  set_timeline(std::move(timeline), run);
+}
+
+RankWork measure_rank(const RankTrace& trace, int64_t warmup) {
+  const RecordBatch& records = trace.records;
+  const std::string who = "rank " + std::to_string(trace.process.rank);
+  const KernelPlaces places = place_kernels(records);
+  if (places.iterations.empty())
+    throw std::invalid_argument(
+        who + ": no iteration/<N> range (was this a profiled `mpsim train` run?)");
+  if (static_cast<int64_t>(places.iterations.size()) <= warmup)
+    throw std::invalid_argument(who + ": " + std::to_string(places.iterations.size()) +
+                                " iterations recorded, need more than the " +
+                                std::to_string(warmup) + " warm-up iterations");
+
+  RankWork work;
+  // A process without a rank variable (a one-GPU run) is rank 0; the profiler named it by pid.
+  work.run.rank = trace.process.rank_source == "pid" ? 0 : trace.process.rank;
+  measure_iterations(places.iterations, warmup, &work);
+  const int64_t timeline_start = places.iterations.at(work.run.timeline_step)->start;
+  measure_kernels(records, places, timeline_start, &work.run);
   return work;
 }
 
