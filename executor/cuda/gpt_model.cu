@@ -269,15 +269,28 @@ void GptStage::attention_backward(const LayerActivations& a, const bf16* probs, 
 // ---- transformer layer
 // ---------------------------------------------------------------------------
 DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, LayerActivations& a) {
-  const LayerWeights& w = weights_[layer];
-  const int L = static_cast<int>(layer);
-  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
   // Under full recomputation the first forward keeps nothing but the layer input.
   const MemoryCategory keep =
       recompute_ == spec::RECOMPUTE_FULL && pass == RangePass::kForward ? kWork : kAct;
+  attention_block_forward(layer, pass, mb, keep, a);
+  DeviceBuffer out = mlp_block_forward(layer, pass, mb, keep, a);
+  if (keep == kWork) {  // full recomputation: keep the input only
+    DeviceBuffer x_in = std::move(a.x_in);
+    a = LayerActivations{};
+    a.x_in = std::move(x_in);
+  }
+  return out;
+}
+
+// x_mid = x_in + proj(attn(rotary(qkv(norm(x_in))))) + b_proj, keeping in `keep` what the
+// backward pass needs.
+void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, MemoryCategory keep,
+                                       LayerActivations& a) {
+  const LayerWeights& w = weights_[layer];
+  const int L = static_cast<int>(layer);
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
   auto name = [&](OpLabel label) { return compute_range(pass, mb, L, label); };
   cudaStream_t s = r_.compute;
-
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnNorm));
     a.ln1 = buffer(keep, Tl * h * 2);
@@ -327,6 +340,16 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
                                    Tl, h, s);
   }
   proj.reset();
+}
+
+// The layer's output x_mid + fc2(act(fc1(norm(x_mid)))) + b2, in kAct memory.
+DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, MemoryCategory keep,
+                                         LayerActivations& a) {
+  const LayerWeights& w = weights_[layer];
+  const int L = static_cast<int>(layer);
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
+  auto name = [&](OpLabel label) { return compute_range(pass, mb, L, label); };
+  cudaStream_t s = r_.compute;
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpNorm));
     a.ln2 = buffer(keep, Tl * h * 2);
@@ -335,6 +358,7 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     kernels::norm_forward(a.x_mid.as<bf16>(), w.ln2_w, w.ln2_b, a.ln2.as<bf16>(),
                           a.ln2_mean.as<float>(), a.ln2_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
   }
+  DeviceBuffer gathered;
   const bf16* ln2 = a.ln2.as<bf16>();
   if (sp_) {
     gathered = gather_sequence(pass, mb, L, OpLabel::kMlpAllGather, ln2);
@@ -368,11 +392,6 @@ DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, Laye
     out = buffer(kAct, Tl * h * 2);
     kernels::bias_residual_forward(fc2.as<bf16>(), w.fc2_b, a.x_mid.as<bf16>(), out.as<bf16>(), Tl,
                                    h, s);
-  }
-  if (keep == kWork) {  // full recomputation: keep the input only
-    DeviceBuffer x_in = std::move(a.x_in);
-    a = LayerActivations{};
-    a.x_in = std::move(x_in);
   }
   return out;
 }
@@ -426,12 +445,19 @@ DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const LinearL
 DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a,
                                       DeviceBuffer grad) {
   if (recompute_ == spec::RECOMPUTE_FULL) layer_forward(layer, RangePass::kRecompute, mb, a);
+  mlp_block_backward(layer, mb, a, grad);
+  attention_block_backward(layer, mb, a, grad);
+  a = LayerActivations{};
+  return grad;
+}
+
+// The MLP block's backward; `grad` holds dLoss/d out and becomes dLoss/d x_mid (in place).
+void GptStage::mlp_block_backward(int64_t layer, int mb, LayerActivations& a, DeviceBuffer& grad) {
   const LayerWeights& w = weights_[layer];
   const int L = static_cast<int>(layer);
-  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_, attn_width = heads_local_ * head_dim_;
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
   auto name = [&](OpLabel label) { return compute_range(RangePass::kBackward, mb, L, label); };
   cudaStream_t s = r_.compute;
-
   // MLP block: out = x_mid + fc2(gelu(fc1(norm(x_mid)))) + b2
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpResidual));
@@ -474,7 +500,16 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
   dln2.reset();
   a.ln2.reset();
   a.x_mid.reset();
+}
 
+// The attention block's backward; `grad` holds dLoss/d x_mid and becomes dLoss/d x_in (in place).
+void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations& a,
+                                        DeviceBuffer& grad) {
+  const LayerWeights& w = weights_[layer];
+  const int L = static_cast<int>(layer);
+  const int64_t T = tokens_, Tl = tokens_local_, h = hidden_, attn_width = heads_local_ * head_dim_;
+  auto name = [&](OpLabel label) { return compute_range(RangePass::kBackward, mb, L, label); };
+  cudaStream_t s = r_.compute;
   // Attention block: x_mid = x_in + proj(attn(qkv(norm(x_in)))) + b_proj
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnResidual));
@@ -512,8 +547,6 @@ DeviceBuffer GptStage::layer_backward(int64_t layer, int mb, LayerActivations& a
                            a.ln1_rstd.as<float>(), grad.as<bf16>(), grad.as<bf16>(), w.ln1_wg,
                            w.ln1_bg, Tl, h, rms_, s);
   }
-  a = LayerActivations{};
-  return grad;
 }
 
 // ---- head: final norm, logits, vocabulary-parallel cross-entropy

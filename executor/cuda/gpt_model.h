@@ -90,6 +90,14 @@ class GptStage {
   DeviceBuffer layer_forward(int64_t layer, RangePass pass, int micro_batch, LayerActivations& a);
   DeviceBuffer layer_backward(int64_t layer, int micro_batch, LayerActivations& a,
                               DeviceBuffer grad);
+  // The two halves of a layer, forward and backward (layer_forward and layer_backward call them).
+  void attention_block_forward(int64_t layer, RangePass pass, int micro_batch, MemoryCategory keep,
+                               LayerActivations& a);
+  DeviceBuffer mlp_block_forward(int64_t layer, RangePass pass, int micro_batch,
+                                 MemoryCategory keep, LayerActivations& a);
+  void mlp_block_backward(int64_t layer, int micro_batch, LayerActivations& a, DeviceBuffer& grad);
+  void attention_block_backward(int64_t layer, int micro_batch, LayerActivations& a,
+                                DeviceBuffer& grad);
   void attention_probs(RangePass pass, const __nv_bfloat16* qkv, DeviceBuffer& probs,
                        MemoryCategory category);
   void attention_context(const __nv_bfloat16* probs, const __nv_bfloat16* qkv, __nv_bfloat16* ctx);

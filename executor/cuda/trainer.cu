@@ -128,6 +128,14 @@ struct Trainer::State {
   void finish_gradients();
   double gradient_norm_and_loss(double* loss);
   void optimizer_step(int64_t step, double grad_norm);
+  // This DP rank's share of the global batch for `step`, on the GPU: the inputs of every
+  // micro-batch ([micro-batch][position][sequence]), then their targets.
+  DeviceBuffer load_tokens(int64_t step);
+  // The pipeline schedule's steps of one iteration on this rank, with their transfers.
+  void run_pipeline(const int32_t* inputs, const int32_t* targets, float grad_scale);
+  // Every rank's memory peaks, gathered: the largest per category into `report`, and each
+  // rank's total.
+  void gather_peak_memory(IterationReport& report);
 };
 
 void Trainer::State::post(const P2pGroup& group) {
@@ -352,22 +360,12 @@ Trainer::~Trainer() {
   if (state_) cudaDeviceSynchronize();
 }
 
-IterationReport Trainer::run_iteration(int64_t step, bool update) {
-  State& s = *state_;
-  const Clock::time_point start = Clock::now();
-  const RankLayout& l = s.layout;
-  cudaStream_t c = s.compute.get();
-  NvtxRange iteration_range(s.nvtx(), "iteration/" + std::to_string(step));
-  s.memory->reset_peaks();
-  kernels::fill_fp32(s.params->grads(), 0.0f, s.params->size(), c);
-  kernels::fill_fp32(s.stats.as<float>(), 0.0f, 2, c);
-  s.buckets_launched = 0;
-
-  // Tokens of this DP rank's share of the global batch: [micro-batch][position][sequence].
-  const int64_t m = s.micro_batches, b = s.options.config.micro_batch_size(),
-                seq = s.catalogue.dims.seq;
+DeviceBuffer Trainer::State::load_tokens(int64_t step) {
+  const RankLayout& l = layout;
+  cudaStream_t c = compute.get();
+  const int64_t m = micro_batches, b = options.config.micro_batch_size(), seq = catalogue.dims.seq;
   std::vector<int32_t> raw(static_cast<size_t>(m * b * (seq + 1)));
-  s.data->fill(step - 1, l.dp_rank * m * b, m * b, raw.data());
+  data->fill(step - 1, l.dp_rank * m * b, m * b, raw.data());
   std::vector<int32_t> host(static_cast<size_t>(2 * m * b * seq));
   for (int64_t mb = 0; mb < m; ++mb)
     for (int64_t i = 0; i < b; ++i)
@@ -376,64 +374,57 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
         host[static_cast<size_t>(mb * seq * b + p * b + i)] = sequence[p];
         host[static_cast<size_t>(m * seq * b + mb * seq * b + p * b + i)] = sequence[p + 1];
       }
-  DeviceBuffer tokens(*s.memory, MemoryCategory::kWorkspace, static_cast<int64_t>(host.size()) * 4,
+  DeviceBuffer tokens(*memory, MemoryCategory::kWorkspace, static_cast<int64_t>(host.size()) * 4,
                       c);
   CUDA_CHECK(
       cudaMemcpyAsync(tokens.get(), host.data(), host.size() * 4, cudaMemcpyHostToDevice, c));
-  const int32_t* inputs = tokens.as<int32_t>();
-  const int32_t* targets = inputs + m * seq * b;
-  const float grad_scale = 1.0f / static_cast<float>(s.tokens * m * l.dp);
+  return tokens;
+}
 
-  const std::vector<schedule::PipelineStep> steps = s.schedule->steps(l.pp_rank);
-  auto unit_done = [&](int unit) { s.unit_done(unit); };
+void Trainer::State::run_pipeline(const int32_t* inputs, const int32_t* targets, float grad_scale) {
+  const RankLayout& l = layout;
+  const int64_t m = micro_batches;
+  const std::vector<schedule::PipelineStep> steps = schedule->steps(l.pp_rank);
+  auto done = [&](int unit) { unit_done(unit); };
   for (size_t i = 0; i < steps.size(); ++i) {
-    s.post(s.plan.before[i]);
+    post(plan.before[i]);
     const schedule::PipelineStep& st = steps[i];
-    NvtxRange range(s.nvtx(),
+    NvtxRange range(nvtx(),
                     pipeline_range(st.forward, st.micro_batch, l.chunks > 1 ? st.chunk : -1));
     const auto key = std::make_tuple(st.forward, st.micro_batch, st.chunk);
     DeviceBuffer in;
-    if (auto it = s.incoming.find(key); it != s.incoming.end()) {
+    if (auto it = incoming.find(key); it != incoming.end()) {
       in = std::move(it->second);
-      s.incoming.erase(it);
+      incoming.erase(it);
     }
     if (st.forward) {
-      DeviceBuffer out = s.stage->forward(
-          st.micro_batch, st.chunk, std::move(in), inputs + st.micro_batch * s.tokens,
-          targets + st.micro_batch * s.tokens, s.stats.as<float>(), grad_scale);
-      if (!l.last_virtual_stage(st.chunk)) s.outgoing[key] = std::move(out);
+      DeviceBuffer out =
+          stage->forward(st.micro_batch, st.chunk, std::move(in), inputs + st.micro_batch * tokens,
+                         targets + st.micro_batch * tokens, stats.as<float>(), grad_scale);
+      if (!l.last_virtual_stage(st.chunk)) outgoing[key] = std::move(out);
     } else {
-      DeviceBuffer grad = s.stage->backward(st.micro_batch, st.chunk, std::move(in),
-                                            st.micro_batch == m - 1, unit_done);
-      if (!l.first_virtual_stage(st.chunk)) s.outgoing[key] = std::move(grad);
+      DeviceBuffer grad =
+          stage->backward(st.micro_batch, st.chunk, std::move(in), st.micro_batch == m - 1, done);
+      if (!l.first_virtual_stage(st.chunk)) outgoing[key] = std::move(grad);
     }
   }
-  s.post(s.plan.after);
-  if (!s.incoming.empty() || !s.outgoing.empty() || s.stage->held() != 0)
-    throw std::logic_error("pipeline tensors left over at the end of the iteration");
-  s.finish_gradients();
+  post(plan.after);
+}
 
-  IterationReport report;
-  report.iteration = step;
-  report.grad_norm = s.gradient_norm_and_loss(&report.loss);
-  report.lr = learning_rate(s.options, step);
-  if (update) s.optimizer_step(step, report.grad_norm);
-  tokens.reset();
-  CUDA_CHECK(cudaStreamSynchronize(c));
-  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-
-  // Memory peaks: every rank's, gathered, then the largest per category.
-  const MemoryUsage& u = s.memory->usage();
+void Trainer::State::gather_peak_memory(IterationReport& report) {
+  const RankLayout& l = layout;
+  cudaStream_t c = compute.get();
+  const MemoryUsage& u = memory->usage();
   std::vector<double> peaks(u.peak.begin(), u.peak.end());
   peaks.push_back(static_cast<double>(u.peak_total));
-  peaks.push_back(static_cast<double>(s.memory->pool_reserved_high()));
+  peaks.push_back(static_cast<double>(memory->pool_reserved_high()));
   const int64_t per_rank = static_cast<int64_t>(peaks.size());
   std::vector<double> gathered(static_cast<size_t>(per_rank * l.world));
-  DeviceBuffer peak_buffer(*s.memory, MemoryCategory::kWorkspace, per_rank * (1 + l.world) * 8, c);
+  DeviceBuffer peak_buffer(*memory, MemoryCategory::kWorkspace, per_rank * (1 + l.world) * 8, c);
   double* mine = peak_buffer.as<double>();
   double* all = mine + per_rank;
   CUDA_CHECK(cudaMemcpyAsync(mine, peaks.data(), per_rank * 8, cudaMemcpyHostToDevice, c));
-  s.comm.world.all_gather(mine, all, per_rank, ncclFloat64, c);
+  comm.world.all_gather(mine, all, per_rank, ncclFloat64, c);
   CUDA_CHECK(cudaMemcpyAsync(gathered.data(), all, gathered.size() * 8, cudaMemcpyDeviceToHost, c));
   CUDA_CHECK(cudaStreamSynchronize(c));
   for (int64_t r = 0; r < l.world; ++r)
@@ -446,6 +437,38 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
   for (int64_t r = 0; r < l.world; ++r)
     report.rank_peak_memory_total.push_back(
         static_cast<int64_t>(gathered[static_cast<size_t>(r * per_rank + kMemoryCategories)]));
+}
+
+IterationReport Trainer::run_iteration(int64_t step, bool update) {
+  State& s = *state_;
+  const Clock::time_point start = Clock::now();
+  const RankLayout& l = s.layout;
+  cudaStream_t c = s.compute.get();
+  NvtxRange iteration_range(s.nvtx(), "iteration/" + std::to_string(step));
+  s.memory->reset_peaks();
+  kernels::fill_fp32(s.params->grads(), 0.0f, s.params->size(), c);
+  kernels::fill_fp32(s.stats.as<float>(), 0.0f, 2, c);
+  s.buckets_launched = 0;
+
+  const int64_t m = s.micro_batches, seq = s.catalogue.dims.seq;
+  DeviceBuffer tokens = s.load_tokens(step);
+  const int32_t* inputs = tokens.as<int32_t>();
+  const int32_t* targets = inputs + m * seq * s.options.config.micro_batch_size();
+  const float grad_scale = 1.0f / static_cast<float>(s.tokens * m * l.dp);
+  s.run_pipeline(inputs, targets, grad_scale);
+  if (!s.incoming.empty() || !s.outgoing.empty() || s.stage->held() != 0)
+    throw std::logic_error("pipeline tensors left over at the end of the iteration");
+  s.finish_gradients();
+
+  IterationReport report;
+  report.iteration = step;
+  report.grad_norm = s.gradient_norm_and_loss(&report.loss);
+  report.lr = learning_rate(s.options, step);
+  if (update) s.optimizer_step(step, report.grad_norm);
+  tokens.reset();
+  CUDA_CHECK(cudaStreamSynchronize(c));
+  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  s.gather_peak_memory(report);
 
   const double global_tokens = static_cast<double>(s.options.config.global_batch_size()) * seq;
   report.tokens_per_s = global_tokens / report.seconds;
