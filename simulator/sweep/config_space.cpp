@@ -24,6 +24,65 @@ bool allowed(const std::optional<int64_t>& fixed, const std::optional<int64_t>& 
   return (!fixed || *fixed == v) && (!max || v <= *max);
 }
 
+// (schedule, vpp) pairs for pp stages in a fixed order: gpipe and 1f1b with vpp 1, then
+// interleaved with vpp 2, 3, ... where pp x vpp divides the layers; validate_parallel_config()
+// rejects the pairs that do not fit the split.
+std::vector<std::pair<spec::Schedule, int64_t>> schedules_for(int64_t pp, int64_t layers) {
+  std::vector<std::pair<spec::Schedule, int64_t>> schedules;
+  for (spec::Schedule s : {spec::GPIPE, spec::ONE_F_ONE_B}) schedules.emplace_back(s, 1);
+  if (pp >= 2 && layers > 0) {
+    for (int64_t vpp = 2; vpp * pp <= layers; ++vpp) {
+      if (layers % (pp * vpp) == 0) schedules.emplace_back(spec::INTERLEAVED_1F1B, vpp);
+    }
+  }
+  return schedules;
+}
+
+// Appends to `out`, in a fixed order, every valid configuration with the TP, PP and DP of
+// `split` that the constraints allow: each micro-batch size, schedule, SP, recompute and ZeRO.
+void add_configs_of_split(const spec::ParallelConfig& split, const spec::ModelSpec& model,
+                          const spec::Hardware& hardware, const Constraints& c,
+                          std::vector<spec::ParallelConfig>& out) {
+  const int64_t tp = split.tensor_parallel(), pp = split.pipeline_parallel(),
+                dp = split.data_parallel(), gbs = split.global_batch_size();
+  const spec::Recompute recomputes[] = {spec::RECOMPUTE_NONE, spec::RECOMPUTE_SELECTIVE,
+                                        spec::RECOMPUTE_FULL};
+  const int64_t max_zero = c.allow_zero23 ? 3 : 1;
+  const auto schedules = schedules_for(pp, model.num_layers());
+  for (int64_t mbs : divisors(gbs / dp)) {
+    if (!allowed(c.mbs, c.max_mbs, mbs)) continue;
+    for (const auto& [schedule, vpp] : schedules) {
+      if (c.schedule && *c.schedule != schedule) continue;
+      if (c.vpp && *c.vpp != vpp) continue;
+      // The interleaved schedule needs the micro-batches to be a multiple of pp.
+      if (schedule == spec::INTERLEAVED_1F1B && (gbs / (mbs * dp)) % pp != 0) continue;
+      for (bool sp : {false, true}) {
+        if (c.sp && *c.sp != sp) continue;
+        if (sp && (tp < 2 || model.seq_length() % tp != 0)) continue;
+        for (spec::Recompute recompute : recomputes) {
+          if (c.recompute && *c.recompute != recompute) continue;
+          for (int64_t zero = 0; zero <= max_zero; ++zero) {
+            if (c.zero && *c.zero != zero) continue;
+            if (zero >= 2 && pp > 1) continue;  // ZeRO-2/3 only without pipelining
+            spec::ParallelConfig config = split;
+            config.set_micro_batch_size(mbs);
+            config.set_virtual_pipeline_stages(vpp);
+            config.set_schedule(schedule);
+            config.set_sequence_parallel(sp);
+            config.set_recompute(recompute);
+            config.set_zero_stage(zero);
+            try {
+              out.push_back(spec::validate_parallel_config(config, model, hardware));
+            } catch (const spec::FieldError&) {
+              // Not a valid configuration: validate_parallel_config() is the judge.
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model,
@@ -42,13 +101,6 @@ std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model
     return heads > 0 && heads % tp == 0 && kv_heads % tp == 0 && ffn % tp == 0;
   };
 
-  // (schedule, vpp) pairs in a fixed order: gpipe and 1f1b with vpp 1, then interleaved with
-  // vpp 2, 3, ...; validate_parallel_config() rejects the pairs that do not fit the split.
-  const spec::Schedule plain[] = {spec::GPIPE, spec::ONE_F_ONE_B};
-  const spec::Recompute recomputes[] = {spec::RECOMPUTE_NONE, spec::RECOMPUTE_SELECTIVE,
-                                        spec::RECOMPUTE_FULL};
-  const int64_t max_zero = c.allow_zero23 ? 3 : 1;
-
   spec::ParallelConfig base;
   base.set_num_gpus(gpus);
   base.set_global_batch_size(gbs);
@@ -64,49 +116,11 @@ std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model
       const int64_t dp = gpus / (tp * pp);
       if (c.dp && *c.dp != dp) continue;
       if (gbs % dp != 0) continue;
-      // The interleaved schedule's vpp values for this pp: pp x vpp divides the layers.
-      std::vector<std::pair<spec::Schedule, int64_t>> schedules;
-      for (spec::Schedule s : plain) schedules.emplace_back(s, 1);
-      if (pp >= 2 && layers > 0) {
-        for (int64_t vpp = 2; vpp * pp <= layers; ++vpp) {
-          if (layers % (pp * vpp) == 0) schedules.emplace_back(spec::INTERLEAVED_1F1B, vpp);
-        }
-      }
-      for (int64_t mbs : divisors(gbs / dp)) {
-        if (!allowed(c.mbs, c.max_mbs, mbs)) continue;
-        for (const auto& [schedule, vpp] : schedules) {
-          if (c.schedule && *c.schedule != schedule) continue;
-          if (c.vpp && *c.vpp != vpp) continue;
-          // The interleaved schedule needs the micro-batches to be a multiple of pp.
-          if (schedule == spec::INTERLEAVED_1F1B && (gbs / (mbs * dp)) % pp != 0) continue;
-          for (bool sp : {false, true}) {
-            if (c.sp && *c.sp != sp) continue;
-            if (sp && (tp < 2 || model.seq_length() % tp != 0)) continue;
-            for (spec::Recompute recompute : recomputes) {
-              if (c.recompute && *c.recompute != recompute) continue;
-              for (int64_t zero = 0; zero <= max_zero; ++zero) {
-                if (c.zero && *c.zero != zero) continue;
-                if (zero >= 2 && pp > 1) continue;  // ZeRO-2/3 only without pipelining
-                spec::ParallelConfig config = base;
-                config.set_tensor_parallel(tp);
-                config.set_pipeline_parallel(pp);
-                config.set_data_parallel(dp);
-                config.set_micro_batch_size(mbs);
-                config.set_virtual_pipeline_stages(vpp);
-                config.set_schedule(schedule);
-                config.set_sequence_parallel(sp);
-                config.set_recompute(recompute);
-                config.set_zero_stage(zero);
-                try {
-                  out.push_back(spec::validate_parallel_config(config, model, hardware));
-                } catch (const spec::FieldError&) {
-                  // Not a valid configuration: validate_parallel_config() is the judge.
-                }
-              }
-            }
-          }
-        }
-      }
+      spec::ParallelConfig split = base;
+      split.set_tensor_parallel(tp);
+      split.set_pipeline_parallel(pp);
+      split.set_data_parallel(dp);
+      add_configs_of_split(split, model, hardware, c, out);
     }
   }
   return out;

@@ -53,44 +53,14 @@ struct Outcome {
   const char* dropped = nullptr;  // a prune reason, when the config was dropped
 };
 
-}  // namespace
-
-ConfigKey config_key(const spec::ParallelConfig& c) {
-  return {c.tensor_parallel(),   c.pipeline_parallel(),           c.data_parallel(),
-          c.micro_batch_size(),  c.virtual_pipeline_stages(),     static_cast<int>(c.schedule()),
-          c.sequence_parallel(), static_cast<int>(c.recompute()), c.zero_stage()};
-}
-
-SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardware,
-                      const std::vector<spec::ParallelConfig>& configs,
-                      const SweepOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
-#if defined(__GLIBC__)
-  // Thousands of simulations allocate and free graphs of similar size; keeping freed memory in
-  // the process instead of returning it to the kernel each time saves a third of the run.
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_MMAP_THRESHOLD, 1 << 30);
-#endif
-  SweepResult out;
-  out.enumerated = static_cast<int64_t>(configs.size());
+// Simulates configs[todo[k]] for every k on a pool of threads; each worker claims the next index
+// and writes only its own slot. The cost model is the one simulate() would pick
+// (cost::make_cost_model), built once. The first exception other than std::length_error (too
+// large to simulate) stops the pool and is rethrown.
+std::vector<Outcome> simulate_all(const spec::ModelSpec& model, const spec::Hardware& hardware,
+                                  const std::vector<spec::ParallelConfig>& configs,
+                                  const std::vector<size_t>& todo, const SweepOptions& options) {
   const double capacity = hardware.hbm_capacity_bytes;
-  const graph::ModelDims dims = graph::model_dims(model);
-
-  // 1. Prune by the closed forms (cheap: done here, in order).
-  std::vector<size_t> todo;
-  for (size_t i = 0; i < configs.size(); ++i) {
-    if (capacity > 0) {
-      if (auto reason = closed_form_misfit(dims, configs[i], capacity)) {
-        ++out.pruned[*reason];
-        continue;
-      }
-    }
-    todo.push_back(i);
-  }
-  out.simulated = static_cast<int64_t>(todo.size());
-
-  // 2. Simulate on a pool; each worker claims the next index and writes only its own slot. The
-  // cost model is the one simulate() would pick (cost::make_cost_model), built once.
   const std::shared_ptr<const cost::CostModel> cost_model =
       todo.empty()
           ? nullptr
@@ -134,6 +104,47 @@ SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardwa
   worker();  // the calling thread works too
   for (std::thread& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
+  return outcomes;
+}
+
+}  // namespace
+
+ConfigKey config_key(const spec::ParallelConfig& c) {
+  return {c.tensor_parallel(),   c.pipeline_parallel(),           c.data_parallel(),
+          c.micro_batch_size(),  c.virtual_pipeline_stages(),     static_cast<int>(c.schedule()),
+          c.sequence_parallel(), static_cast<int>(c.recompute()), c.zero_stage()};
+}
+
+SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardware,
+                      const std::vector<spec::ParallelConfig>& configs,
+                      const SweepOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+#if defined(__GLIBC__)
+  // Thousands of simulations allocate and free graphs of similar size; keeping freed memory in
+  // the process instead of returning it to the kernel each time saves a third of the run.
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_MMAP_THRESHOLD, 1 << 30);
+#endif
+  SweepResult out;
+  out.enumerated = static_cast<int64_t>(configs.size());
+  const double capacity = hardware.hbm_capacity_bytes;
+  const graph::ModelDims dims = graph::model_dims(model);
+
+  // 1. Prune by the closed forms (cheap: done here, in order).
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < configs.size(); ++i) {
+    if (capacity > 0) {
+      if (auto reason = closed_form_misfit(dims, configs[i], capacity)) {
+        ++out.pruned[*reason];
+        continue;
+      }
+    }
+    todo.push_back(i);
+  }
+  out.simulated = static_cast<int64_t>(todo.size());
+
+  // 2. Simulate on a pool.
+  std::vector<Outcome> outcomes = simulate_all(model, hardware, configs, todo, options);
 
   // 3. Keep those that fit; 4. rank.
   for (size_t k = 0; k < todo.size(); ++k) {
