@@ -92,7 +92,7 @@ GemmGrid model_gemm_grid(const std::vector<spec::ModelSpec>& models, const spec:
         spec::ParallelConfig config;
         try {
           config = spec::validate_parallel_config(shape_config(tp, mbs), model, hardware);
-        } catch (const spec::FlagError& e) {
+        } catch (const spec::FieldError& e) {
           // The model's split constraints do not depend on the micro-batch: one note per TP.
           grid.notes.push_back(model.name() + " at TP " + std::to_string(tp) +
                                " left out: " + e.what());

@@ -212,7 +212,7 @@ ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec:
         spec::ParallelConfig config;
         try {
           config = spec::validate_parallel_config(config_of(layout, mbs), model, hardware);
-        } catch (const spec::FlagError& e) {
+        } catch (const spec::FieldError& e) {
           auto it = std::find_if(refused.begin(), refused.end(),
                                  [&](const auto& r) { return r.first == e.what(); });
           if (it == refused.end()) it = refused.insert(refused.end(), {e.what(), {}});

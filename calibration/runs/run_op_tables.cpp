@@ -24,8 +24,13 @@ std::vector<spec::CalibratedTable> op_tables_from_run(const profiler::RunMeasure
   spec::ModelSpec model = config.model;
   model.set_dropout(0);  // the executor trains without dropout
   // Any profile validates a layout; the graph's shapes do not depend on the hardware.
-  const spec::ParallelConfig parallel =
-      spec::validate_parallel_config(config.parallel, model, spec::load_hardware("h100-sxm"));
+  spec::ParallelConfig parallel;
+  try {
+    parallel =
+        spec::validate_parallel_config(config.parallel, model, spec::load_hardware("h100-sxm"));
+  } catch (const spec::FieldError& e) {
+    throw spec::SpecError(source, 0, e.field(), e.message());
+  }
   graph::GraphOptions options;
   options.all_ranks = true;
   const graph::TrainingGraph g = graph::build_training_graph(model, parallel, options);
