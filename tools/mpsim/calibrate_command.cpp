@@ -22,10 +22,11 @@
 #include "calibration/fit/model_gemm_grid.h"
 #include "calibration/fit/model_points.h"
 #include "calibration/fit/profile_text.h"
+#include "common/process/child_process.h"
+#include "simulator/spec/data_paths.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/calibrate_args.h"
-#include "tools/mpsim/child_process.h"
 #include "tools/mpsim/file_output.h"
 
 namespace mpsim::cli {
@@ -137,9 +138,15 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
     argv.insert(argv.end(), {"--points", points});
   }
   if (request.gpus > 0) argv.insert(argv.end(), {"--gpus", std::to_string(request.gpus)});
-  err << "mpsim calibrate: running " << command_line(argv) << " > " << output << "\n";
+  err << "mpsim calibrate: running " << common::command_line(argv) << " > " << output << "\n";
+  // The bench's stdout goes to `output` (stderr is inherited); SIGINT reaches the child and this
+  // process goes on after it (run_child).
+  common::ChildSpec bench_run;
+  bench_run.argv = argv;
+  bench_run.stdout_path = output;
+  bench_run.exec_failure = "mpsim calibrate: cannot run '" + argv.at(0) + "': ";
   const auto start = std::chrono::steady_clock::now();
-  const int status = run_with_stdout(argv, output);
+  const int status = common::run_child(bench_run);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (status != 0) {
@@ -194,15 +201,13 @@ std::string checked_bench(const std::string& path) {
 }
 
 std::string find_models_folder(const std::string& self) {
-  std::vector<fs::path> candidates;
-  if (const char* dir = std::getenv("MPSIM_DATA_DIR"); dir != nullptr && *dir != '\0') {
-    candidates.push_back(fs::path(dir) / "models");
-  }
-  candidates.emplace_back("models");
-  candidates.push_back(fs::path(self).parent_path() / "../../../models");
-#ifdef MPSIM_SOURCE_DIR
-  candidates.push_back(fs::path(MPSIM_SOURCE_DIR) / "models");
-#endif
+  // The data roots' models folders, with the one of the checkout the binary was built in
+  // (<mpsim dir>/../../../models) right after the current directory's.
+  const fs::path relative = "models";
+  std::vector<fs::path> candidates = spec::data_candidates(relative);
+  const auto current = std::find(candidates.begin(), candidates.end(), relative);
+  candidates.insert(current == candidates.end() ? current : current + 1,
+                    fs::path(self).parent_path() / "../../../models");
   std::string looked;
   for (const fs::path& candidate : candidates) {
     if (fs::is_directory(candidate)) return candidate.lexically_normal().string();
@@ -232,7 +237,7 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> words = {"mpsim", "calibrate"};
   words.insert(words.end(), args.begin(), args.end());
   info.profile_name = request.name;
-  info.command = command_line(words);
+  info.command = common::command_line(words);
   info.date = profiler::today_utc();
   profiler::CalibrationReport report;
   spec::HardwareProfile profile;
