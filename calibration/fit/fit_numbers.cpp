@@ -5,6 +5,7 @@
 
 #include "calibration/fit/fit_state.h"
 #include "simulator/cost/calibrated_tables.h"
+#include "simulator/cost/collective_traits.h"
 
 namespace mpsim::profiler::fit {
 namespace {
@@ -115,7 +116,7 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
 void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::string>& replaced) {
   const spec::CalibratedTable* t = find_table(profile, cost::kAllReduceTable);
   if (t == nullptr) return;
-  constexpr double n = 2;
+  constexpr int n = 2;
   std::vector<cost::SizeTime> samples;
   for (const auto& p : t->points()) {
     if (p.key(0) == n) samples.push_back({p.key(1), p.seconds()});
@@ -128,8 +129,11 @@ void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::st
     f.report.notes.push_back(std::string(e.what()) + "; node.nvlink_* kept from the base");
     return;
   }
-  const double bus = fit.beta_bytes_per_s * 2 * (n - 1) / n;
-  const double step = fit.alpha_s / (2 * (n - 1));
+  // The ring all-reduce's traits: share(n) = 2(n-1)/n (nccl-tests' bus-bandwidth factor) and
+  // steps(n) = 2(n-1); at n = 2 they are 1 and 2, exact in floating point.
+  const cost::CollectiveTraits& all_reduce = cost::collective_traits(graph::OpKind::kAllReduce);
+  const double bus = fit.beta_bytes_per_s * all_reduce.share(n);
+  const double step = fit.alpha_s / all_reduce.steps(n);
   std::set<int64_t> sources;
   for (const CalibrationMeasurement& m : f.data.measurements) {
     if (m.range.table == cost::kAllReduceTable && m.range.keys[0] == 2) {
