@@ -37,12 +37,9 @@ constexpr double kArtifactRatio = 1.5;
 
 // Tables written for other uses than the cost model, which lists them as ignored.
 bool ignored_by_cost_model(std::string_view name);
-// Shortest text that reads back as the same double.
-std::string num(double x);
-std::string fixed(double x, int decimals);
-// x rounded to `digits` significant digits.
+// x rounded to `digits` significant digits (the numbers written into the profile; their text
+// comes from common/text.h).
 double significant(double x, int digits);
-std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");
 std::string keys_text(const spec::CalibratedTable& table, const spec::CalibratedPoint& p);
 template <std::size_t N>
 std::vector<std::string> names(const std::array<std::string_view, N>& keys) {

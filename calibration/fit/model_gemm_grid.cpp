@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/text.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_error.h"
@@ -18,11 +19,7 @@
 namespace mpsim::profiler {
 namespace {
 
-std::string parameters_text(double parameters) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", parameters);
-  return text;
-}
+std::string parameters_text(double parameters) { return common::printf_string("%.3g", parameters); }
 
 double sum(const std::vector<int64_t>& values) {
   return std::accumulate(values.begin(), values.end(), 0.0,

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "calibration/fit/op_points.h"
+#include "common/text.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/training_graph.h"
@@ -25,11 +26,7 @@ namespace {
 // A bench measurement: its name head ("gemm.bf16/dgrad", "allreduce.nvlink") and keys.
 using Point = std::pair<std::string, std::vector<int64_t>>;
 
-std::string parameters_text(double parameters) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", parameters);
-  return text;
-}
+std::string parameters_text(double parameters) { return common::printf_string("%.3g", parameters); }
 
 // "gemm.bf16/dgrad/m=8192,n=4096,k=6144": the range name without "calib/".
 std::string line_of(const Point& p) {

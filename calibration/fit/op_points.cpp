@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-#include "profiler/analyze/trace_stats.h"
+#include "common/median.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/op_name.h"
 
@@ -142,7 +142,7 @@ std::vector<spec::CalibratedTable> learn_op_tables(
     for (const auto& [keys, instances] : by_key) {
       spec::CalibratedPoint* p = table.add_points();
       for (double k : keys) p->add_key(k);
-      p->set_seconds(median(instances));
+      p->set_seconds(common::median(instances));
     }
     const bool collective = key_names_of(name).size() == cost::kCollectiveKeys.size();
     table.set_provenance(provenance + (provenance.empty() ? "" : "; ") +
