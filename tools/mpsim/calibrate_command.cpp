@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -23,6 +22,7 @@
 #include "calibration/fit/model_points.h"
 #include "calibration/fit/profile_text.h"
 #include "common/process/child_process.h"
+#include "common/text.h"
 #include "simulator/spec/data_paths.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
@@ -42,8 +42,7 @@ std::vector<std::string> gemm_grid_flags(const std::vector<spec::ModelSpec>& spe
       specs, spec::to_hardware(base, "base profile '" + base.name() + "'"));
   std::string models;
   for (const std::string& m : grid.models) models += (models.empty() ? "" : ", ") + m;
-  char flop[32];
-  std::snprintf(flop, sizeof flop, "%.2g", 3 * grid.flop_per_layout());
+  const std::string flop = common::printf_string("%.2g", 3 * grid.flop_per_layout());
   err << "mpsim calibrate: GEMM grid from " << grid.shapes.size() << " GEMM shapes of "
       << grid.models.size() << " models in " << folder << " (" << models << ") at TP "
       << profiler::comma_list(grid.tensor_parallel) << ": m " << profiler::comma_list(grid.m)
@@ -87,9 +86,9 @@ void write_point_list(const std::vector<spec::ModelSpec>& models, const spec::Ha
   std::ofstream out(file);
   out << points.file_text();
   if (!out.flush()) throw std::runtime_error("cannot write the point list " + file);
-  char work[96];
-  std::snprintf(work, sizeof work, "%.2g GEMM FLOP, %.2g attention FLOP, %.2g collective bytes",
-                points.gemm_flop, points.attention_flop, points.collective_bytes);
+  const std::string work =
+      common::printf_string("%.2g GEMM FLOP, %.2g attention FLOP, %.2g collective bytes",
+                            points.gemm_flop, points.attention_flop, points.collective_bytes);
   err << "mpsim calibrate: " << points.size() << " exact shapes of the models' graphs on " << gpus
       << " GPU(s) (" << points.gemm.size() << " GEMM, " << points.attention.size() << " attention, "
       << points.collective.size() << " collective; from " << points.graphs << " graphs; " << work
@@ -156,10 +155,8 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
   if (!fs::exists(database)) {
     throw std::runtime_error("the calibration run left no database " + database);
   }
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f", seconds);
-  err << "mpsim calibrate: measured in " << text << " s; database and bench output kept in "
-      << dir.string() << "\n";
+  err << "mpsim calibrate: measured in " << common::fixed(seconds, 1)
+      << " s; database and bench output kept in " << dir.string() << "\n";
   Measured measured;
   measured.database = database;
   measured.listed_ranges = profiler::listed_ranges(output);
