@@ -208,14 +208,14 @@ std::vector<std::optional<double>> leave_one_out(const std::vector<Prepared>& pr
   for (const Prepared& p : prepared) {
     const std::string provenance = "learned from the run of `mpsim train " + p.stored.flags +
                                    "` (" + p.stored.run.gpu + ", " + p.stored.run.date + ")";
-    learned.push_back(profiler::learn_op_tables(
+    learned.push_back(calibration::learn_op_tables(
         p.detail->graph, calibration::measured_seconds_by_graph_rank(p.detail->graph, p.stored.run),
         provenance, nullptr));
   }
   for (size_t i = 0; i < prepared.size(); ++i) {
     spec::HardwareProfile merged = profile;
     for (size_t j = 0; j < prepared.size(); ++j)
-      if (j != i) profiler::merge_exact_tables(&merged, learned[j]);
+      if (j != i) calibration::merge_exact_tables(&merged, learned[j]);
     const spec::Hardware loo_hardware = spec::to_hardware(merged, hardware_name + " + runs");
     loo[i] = simulate_detailed(prepared[i], loo_hardware, nullptr).iteration_time_s;
   }

@@ -20,7 +20,7 @@
 #include "simulator/cost/calibrated_tables.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using namespace fit;
@@ -165,6 +165,6 @@ spec::HardwareProfile calibrate_from_traces(const std::vector<std::string>& data
   return calibrate_profile(read_calibration_data(databases), base, info, report);
 }
 
-std::string today_utc() { return utc_date(int64_t{std::time(nullptr)} * 1000000000); }
+std::string today_utc() { return profiler::utc_date(int64_t{std::time(nullptr)} * 1000000000); }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -8,7 +8,7 @@
 #include "simulator/cost/calibrated_tables.h"
 #include "simulator/cost/collective_traits.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 namespace {
 
 const spec::CalibratedTable* find_table(const spec::HardwareProfile& profile,
@@ -180,4 +180,4 @@ void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::st
   }
 }
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

@@ -7,7 +7,7 @@
 #include "calibration/fit/fit_state.h"
 #include "common/text.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 namespace {
 
 // Adds one point to one table; whether it was added.
@@ -219,4 +219,4 @@ void add_measurement(FitState& f, const CalibrationMeasurement& m) {
   }
 }
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

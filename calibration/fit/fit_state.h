@@ -20,7 +20,7 @@
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/spec/hardware.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 
 // Bytes each memory op moves per byte of the bench's tensor B (calibration/bench/memory_bench.cu,
 // and the graph's counts in simulator/graph/training_graph.cpp).
@@ -101,4 +101,4 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
 // fields set are added to `replaced`.
 void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::string>& replaced);
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

@@ -9,7 +9,7 @@
 #include "calibration/fit/grid_repair.h"
 #include "common/text.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 namespace {
 
 // The cost model's own checks (key names, grid, fits) on `table` alone; a refusal is noted.
@@ -269,4 +269,4 @@ void add_merged_norm_table(FitState& f, std::vector<spec::CalibratedTable>& tabl
   tables.insert(forward, std::move(merged));
 }
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

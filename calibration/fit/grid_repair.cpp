@@ -7,7 +7,7 @@
 
 #include "common/text.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 std::vector<std::string> complete_grid(spec::CalibratedTable& table) {
   std::vector<std::string> dropped;
   const int keys = table.key_names_size();
@@ -75,4 +75,4 @@ std::vector<std::string> complete_grid(spec::CalibratedTable& table) {
   return dropped;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

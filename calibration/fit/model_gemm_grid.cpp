@@ -16,7 +16,7 @@
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 std::string parameters_text(double parameters) { return common::printf_string("%.3g", parameters); }
@@ -142,4 +142,4 @@ std::string comma_list(const std::vector<int64_t>& values) {
   return text;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

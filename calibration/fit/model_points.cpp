@@ -20,7 +20,7 @@
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 // A bench measurement: its name head ("gemm.bf16/dgrad", "allreduce.nvlink") and keys.
@@ -241,4 +241,4 @@ ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec:
   return out;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

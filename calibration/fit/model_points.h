@@ -52,7 +52,7 @@
 #include "simulator/spec/hardware.h"
 #include "simulator/spec/model_spec.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 struct ModelPointsOptions {
   int64_t gpus = 1;             // the local GPUs: TP 1..gpus, collective groups <= gpus
@@ -84,4 +84,4 @@ struct ModelPoints {
 ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec::Hardware& hardware,
                          const ModelPointsOptions& options);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

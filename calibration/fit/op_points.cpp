@@ -19,7 +19,7 @@
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/op_name.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using graph::Op;
@@ -236,4 +236,4 @@ void merge_exact_tables(spec::HardwareProfile* profile,
   }
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -41,7 +41,7 @@
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/hardware_profile.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 // The exact table (`<base>.exact`, the list above, with the base the cost model's
 // cost::op_table_name(op)) and the key vector under which the calibrated cost model looks `op`
@@ -74,4 +74,4 @@ std::vector<spec::CalibratedTable> learn_op_tables(
 void merge_exact_tables(spec::HardwareProfile* profile,
                         const std::vector<spec::CalibratedTable>& tables);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -36,7 +36,7 @@ std::vector<spec::CalibratedTable> op_tables_from_run(const profiler::RunMeasure
   const graph::TrainingGraph g = graph::build_training_graph(model, parallel, options);
   const std::string provenance =
       "learned from " + source + " (" + run.gpu + ", " + run.date + "): `" + run.command + "`";
-  return profiler::learn_op_tables(g, measured_seconds_by_graph_rank(g, run), provenance, notes);
+  return calibration::learn_op_tables(g, measured_seconds_by_graph_rank(g, run), provenance, notes);
 }
 
 }  // namespace mpsim::calibration

@@ -38,20 +38,20 @@ namespace fs = std::filesystem;
 std::vector<std::string> gemm_grid_flags(const std::vector<spec::ModelSpec>& specs,
                                          const std::string& folder,
                                          const spec::HardwareProfile& base, std::ostream& err) {
-  const profiler::GemmGrid grid = profiler::model_gemm_grid(
+  const calibration::GemmGrid grid = calibration::model_gemm_grid(
       specs, spec::to_hardware(base, "base profile '" + base.name() + "'"));
   std::string models;
   for (const std::string& m : grid.models) models += (models.empty() ? "" : ", ") + m;
   const std::string flop = common::printf_string("%.2g", 3 * grid.flop_per_layout());
   err << "mpsim calibrate: GEMM grid from " << grid.shapes.size() << " GEMM shapes of "
       << grid.models.size() << " models in " << folder << " (" << models << ") at TP "
-      << profiler::comma_list(grid.tensor_parallel) << ": m " << profiler::comma_list(grid.m)
-      << "; n " << profiler::comma_list(grid.n) << "; k " << profiler::comma_list(grid.k) << " ("
-      << grid.m.size() * grid.n.size() * grid.k.size() << " shapes x 3 layouts, " << flop
+      << calibration::comma_list(grid.tensor_parallel) << ": m " << calibration::comma_list(grid.m)
+      << "; n " << calibration::comma_list(grid.n) << "; k " << calibration::comma_list(grid.k)
+      << " (" << grid.m.size() * grid.n.size() * grid.k.size() << " shapes x 3 layouts, " << flop
       << " FLOP a repetition)\n";
   for (const std::string& note : grid.notes) err << "mpsim calibrate: note: " << note << "\n";
-  return {"--gemm-m", profiler::comma_list(grid.m), "--gemm-n", profiler::comma_list(grid.n),
-          "--gemm-k", profiler::comma_list(grid.k)};
+  return {"--gemm-m", calibration::comma_list(grid.m), "--gemm-n", calibration::comma_list(grid.n),
+          "--gemm-k", calibration::comma_list(grid.k)};
 }
 
 // The local GPUs: the entries of $CUDA_VISIBLE_DEVICES where set, else the /dev/nvidia<N>
@@ -79,9 +79,9 @@ int64_t local_gpu_count() {
 // --points; reported.
 void write_point_list(const std::vector<spec::ModelSpec>& models, const spec::HardwareProfile& base,
                       int64_t gpus, const std::string& file, std::ostream& err) {
-  profiler::ModelPointsOptions options;
+  calibration::ModelPointsOptions options;
   options.gpus = gpus;
-  const profiler::ModelPoints points = profiler::model_points(
+  const calibration::ModelPoints points = calibration::model_points(
       models, spec::to_hardware(base, "base profile '" + base.name() + "'"), options);
   std::ofstream out(file);
   out << points.file_text();
@@ -116,7 +116,7 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
   std::vector<std::string> grid;
   if (!request.quick) {
     folder = request.models.empty() ? find_models_folder(self) : request.models;
-    models = profiler::load_model_folder(folder);
+    models = calibration::load_model_folder(folder);
     grid = gemm_grid_flags(models, folder, base, err);
   }
   std::string pattern = (fs::temp_directory_path() / "mpsim-calibrate-XXXXXX").string();
@@ -159,7 +159,7 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
       << " s; database and bench output kept in " << dir.string() << "\n";
   Measured measured;
   measured.database = database;
-  measured.listed_ranges = profiler::listed_ranges(output);
+  measured.listed_ranges = calibration::listed_ranges(output);
   if (!request.quick) {
     err << "mpsim calibrate: " << measured.listed_ranges.size()
         << " point-list measurements off the grids (their exact tables only)\n";
@@ -224,7 +224,7 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   // --from: calibration databases, and profiled executor runs whose op times are learned.
   calibration::CalibrationSources sources = calibration::classify_sources(request.from);
   const bool measured_here = request.from.empty();
-  profiler::CalibrationInfo info;
+  calibration::CalibrationInfo info;
   if (measured_here) {
     Measured measured = measure(request, base, err);
     sources.databases = {measured.database};
@@ -235,24 +235,24 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   words.insert(words.end(), args.begin(), args.end());
   info.profile_name = request.name;
   info.command = common::command_line(words);
-  info.date = profiler::today_utc();
-  profiler::CalibrationReport report;
+  info.date = calibration::today_utc();
+  calibration::CalibrationReport report;
   spec::HardwareProfile profile;
   try {
     profile =
         calibration::profile_from_sources(sources, base, info, run_config_from_command, &report);
-  } catch (const profiler::CalibrationError& e) {
+  } catch (const calibration::CalibrationError& e) {
     if (measured_here) throw;
     throw spec::FlagError("--from", e.what());
   }
   for (const std::string& note : report.notes) err << "mpsim calibrate: note: " << note << "\n";
   for (const std::string& fit : report.fitted) err << "mpsim calibrate: fitted " << fit << "\n";
 
-  const std::string text =
-      profiler::profile_file_text(profile,
-                                  profiler::profile_header(profile.name(), base.name(), info.date,
-                                                           report.sources, info.command),
-                                  request.output);
+  const std::string text = calibration::profile_file_text(
+      profile,
+      calibration::profile_header(profile.name(), base.name(), info.date, report.sources,
+                                  info.command),
+      request.output);
   write_atomically(request.output, text, "-o");
   out << "mpsim calibrate: wrote " << request.output << " (" << profile.calibrated_size()
       << " tables:";

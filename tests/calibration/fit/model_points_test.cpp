@@ -20,7 +20,7 @@
 #include "simulator/spec/spec_loader.h"
 #include "tests/test_models.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 const spec::Hardware& h100() {
@@ -210,4 +210,4 @@ TEST(ModelPointsTest, ShippedModelsOnTwoGpusStayWithinBudget) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration
