@@ -5,7 +5,7 @@
 #include <charconv>
 #include <stdexcept>
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 // "m=1024,n=768,k=768" against the names {"m", "n", "k"}; throws naming `range` on a mismatch.
@@ -155,4 +155,4 @@ std::string meta_range_name(int64_t driver, int64_t runtime, int64_t cublas, int
          ",cublas=" + std::to_string(cublas) + ",nccl=" + std::to_string(nccl);
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -49,7 +49,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 inline constexpr std::string_view kCalibrationRangePrefix = "calib/";
 
@@ -101,4 +101,4 @@ constexpr int64_t loss_forward_bytes(int64_t tokens, int64_t vocab) {
 }
 constexpr int64_t loss_backward_bytes(int64_t tokens, int64_t vocab) { return 4 * tokens * vocab; }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -22,12 +22,12 @@ CalibrationSources classify_sources(const std::vector<std::string>& paths) {
 
 spec::HardwareProfile profile_from_sources(const CalibrationSources& sources,
                                            const spec::HardwareProfile& base,
-                                           const profiler::CalibrationInfo& info,
+                                           const calibration::CalibrationInfo& info,
                                            const RunConfigFallback& fallback,
-                                           profiler::CalibrationReport* report) {
+                                           calibration::CalibrationReport* report) {
   spec::HardwareProfile profile = base;
   if (!sources.databases.empty()) {
-    profile = profiler::calibrate_from_traces(sources.databases, base, info, report);
+    profile = calibration::calibrate_from_traces(sources.databases, base, info, report);
   } else {
     profile.set_name(info.profile_name.empty() ? base.name() + "-runs" : info.profile_name);
   }
@@ -37,7 +37,7 @@ spec::HardwareProfile profile_from_sources(const CalibrationSources& sources,
     const profiler::RunMeasurement run = profiler::measure_run(traces, kRunWarmup);
     const std::optional<RunConfig> marked = run_config_from_traces(traces, run_path);
     const RunConfig config = marked ? *marked : fallback(run, run_path);
-    profiler::merge_exact_tables(&profile, op_tables_from_run(run, config, run_path, &notes));
+    calibration::merge_exact_tables(&profile, op_tables_from_run(run, config, run_path, &notes));
     for (const std::string& note : notes) report->notes.push_back(run_path + ": " + note);
     report->sources.push_back(run_path + ": executor run on " + run.gpu + " (host " + run.hostname +
                               "), recorded " + run.date + " by `" + run.command + "`");

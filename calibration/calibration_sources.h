@@ -45,8 +45,8 @@ using RunConfigFallback =
 // fitted numbers go to `report`.
 spec::HardwareProfile profile_from_sources(const CalibrationSources& sources,
                                            const spec::HardwareProfile& base,
-                                           const profiler::CalibrationInfo& info,
+                                           const calibration::CalibrationInfo& info,
                                            const RunConfigFallback& fallback,
-                                           profiler::CalibrationReport* report);
+                                           calibration::CalibrationReport* report);
 
 }  // namespace mpsim::calibration

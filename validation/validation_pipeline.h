@@ -11,7 +11,7 @@
 // simulated with every GPU twice: with the hardware profile alone (microbenchmarks only), and,
 // with `leave_one_out`, with the profile plus the exact op tables learned from the *other*
 // configurations' runs (leave one out: no measurement of a configuration enters its own
-// prediction; profiler/calibrate/op_points.h). It simulates the executor's implementation: no
+// prediction; calibration/fit/op_points.h). It simulates the executor's implementation: no
 // dropout (the model is simulated with dropout 0) and a cross entropy that keeps the bf16 logits
 // (memory::LossMemory::kBf16Logits), not Megatron's fp32 ones. The comparison
 // (validation/comparison.h) of every configuration goes to <out>/report.md, <out>/results.csv

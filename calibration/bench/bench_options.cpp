@@ -75,25 +75,25 @@ PointList read_point_list(const std::string& path) {
     if (line.empty() || line.front() == '#') continue;
     const std::string where = "--points: " + path + ":" + std::to_string(number) + ": ";
     const std::string name =
-        line.starts_with(profiler::kCalibrationRangePrefix) ? line : "calib/" + line;
-    std::optional<profiler::CalibrationRange> range;
+        line.starts_with(calibration::kCalibrationRangePrefix) ? line : "calib/" + line;
+    std::optional<calibration::CalibrationRange> range;
     try {
-      range = profiler::parse_calibration_range(name);
+      range = calibration::parse_calibration_range(name);
     } catch (const std::invalid_argument& e) {
       throw UsageError(where + e.what());
     }
     const std::vector<int64_t>& k = range->keys;
     switch (range->kind) {
-      case profiler::MeasurementKind::kGemm:
+      case calibration::MeasurementKind::kGemm:
         list.gemm.push_back(
             {range->table.substr(std::string_view("gemm.bf16.").size()), {k[0], k[1], k[2]}});
         break;
-      case profiler::MeasurementKind::kAttention: {
+      case calibration::MeasurementKind::kAttention: {
         auto& passes = list.attention[{k[0], k[1], k[2]}];
         (range->table == "attention.bwd.bf16" ? passes.second : passes.first) = true;
         break;
       }
-      case profiler::MeasurementKind::kCollective:
+      case calibration::MeasurementKind::kCollective:
         if (k[0] > 1024)
           throw UsageError(where + "g = " + std::to_string(k[0]) + ", expected at most 1024 GPUs");
         list.collective.emplace_back(range->table.substr(0, range->table.find('.')),

@@ -34,15 +34,15 @@
 namespace mpsim::calibration::bench {
 
 // The range-name formatters (calibration/calibration_range.h), by their short names.
-using profiler::attention_range_name;
-using profiler::collective_range_name;
-using profiler::gemm_range_name;
-using profiler::interference_range_name;
-using profiler::loss_backward_bytes;
-using profiler::loss_forward_bytes;
-using profiler::loss_range_name;
-using profiler::memory_range_name;
-using profiler::meta_range_name;
+using calibration::attention_range_name;
+using calibration::collective_range_name;
+using calibration::gemm_range_name;
+using calibration::interference_range_name;
+using calibration::loss_backward_bytes;
+using calibration::loss_forward_bytes;
+using calibration::loss_range_name;
+using calibration::memory_range_name;
+using calibration::meta_range_name;
 
 // The JSON field marking a measurement of the --points list.
 constexpr std::string_view kListedJson = ",\"listed\":true";

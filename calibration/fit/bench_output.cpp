@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 std::set<std::string> listed_ranges(const std::string& path) {
   std::ifstream in(path);
@@ -21,4 +21,4 @@ std::set<std::string> listed_ranges(const std::string& path) {
   return listed;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

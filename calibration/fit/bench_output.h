@@ -9,8 +9,8 @@
 #include <set>
 #include <string>
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 std::set<std::string> listed_ranges(const std::string& path);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -15,11 +15,12 @@
 #include <utility>
 
 #include "calibration/fit/fit_state.h"
+#include "common/text.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/cost/calibrated_tables.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using namespace fit;
@@ -37,7 +38,7 @@ std::string sources_text(FitState& f) {
   for (std::size_t i = 0; i < f.data.sources.size(); ++i) {
     parts.push_back(source_text(f, static_cast<int64_t>(i)));
   }
-  return join(parts, "; ");
+  return common::join(parts, "; ");
 }
 
 // The fit: every table built, checked and placed in order, the numbers fitted, the provenance
@@ -64,8 +65,9 @@ spec::HardwareProfile run_fit(FitState& f) {
     }
   }
   if (tables.empty()) {
-    throw CalibrationError("no calibrated table could be built from " + sources_text(f) +
-                           (f.report.notes.empty() ? "" : ": " + join(f.report.notes, "; ")));
+    throw CalibrationError(
+        "no calibrated table could be built from " + sources_text(f) +
+        (f.report.notes.empty() ? "" : ": " + common::join(f.report.notes, "; ")));
   }
   // gemm.bf16: the fwd table, the default for GEMMs of any layout without their own table.
   for (std::size_t i = 0; i < tables.size(); ++i) {
@@ -96,8 +98,8 @@ spec::HardwareProfile run_fit(FitState& f) {
   profile.set_provenance(
       "calibrated " + (f.info.date.empty() ? today_utc() : f.info.date) +
       (f.info.command.empty() ? "" : " by `" + f.info.command + "`") + " from measurements on " +
-      sources_text(f) + ": tables " + join(table_names) +
-      (replaced.empty() ? "" : "; fitted from them: " + join(replaced)) +
+      sources_text(f) + ": tables " + common::join(table_names, ", ") +
+      (replaced.empty() ? "" : "; fitted from them: " + common::join(replaced, ", ")) +
       ". Compute peaks, HBM bandwidth and capacity, kernel launch overhead, gemm_half_dim and "
       "the network remain the base profile's datasheet or assumed values (base '" +
       f.base.name() + "': " + f.base.provenance() + ")");
@@ -121,34 +123,16 @@ bool ignored_by_cost_model(std::string_view name) {
   return name == kInterferenceGemmTable || name == kSoftmaxTable;
 }
 
-std::string num(double x) {
-  char buf[32];
-  const auto result = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, result.ptr);
-}
-
-std::string fixed(double x, int decimals) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, x);
-  return buf;
-}
-
 double significant(double x, int digits) {
   if (!(x > 0)) return x;
   const double scale = std::pow(10.0, digits - 1 - static_cast<int>(std::floor(std::log10(x))));
   return std::round(x * scale) / scale;
 }
 
-std::string join(const std::vector<std::string>& items, const std::string& separator) {
-  std::string text;
-  for (std::size_t i = 0; i < items.size(); ++i) text += (i ? separator : "") + items[i];
-  return text;
-}
-
 std::string keys_text(const spec::CalibratedTable& table, const spec::CalibratedPoint& p) {
   std::string text;
   for (int d = 0; d < p.key_size() && d < table.key_names_size(); ++d) {
-    text += (d ? ", " : "") + table.key_names(d) + "=" + num(p.key(d));
+    text += (d ? ", " : "") + table.key_names(d) + "=" + common::shortest(p.key(d));
   }
   return text;
 }
@@ -181,6 +165,6 @@ spec::HardwareProfile calibrate_from_traces(const std::vector<std::string>& data
   return calibrate_profile(read_calibration_data(databases), base, info, report);
 }
 
-std::string today_utc() { return utc_date(int64_t{std::time(nullptr)} * 1000000000); }
+std::string today_utc() { return profiler::utc_date(int64_t{std::time(nullptr)} * 1000000000); }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

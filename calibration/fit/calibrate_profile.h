@@ -76,7 +76,7 @@
 #include "calibration/fit/calibration_measurements.h"
 #include "simulator/spec/hardware_profile.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 // Tables written for other uses than the cost model (which lists them as ignored).
 inline constexpr std::string_view kInterferenceGemmTable = "interference.gemm.bf16";
@@ -114,4 +114,4 @@ spec::HardwareProfile calibrate_profile(const CalibrationData& data,
                                         const CalibrationInfo& info,
                                         CalibrationReport* report = nullptr);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -11,10 +11,10 @@
 #include "profiler/analyze/nvtx_projection.h"
 #include "profiler/store/trace_store.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
-const std::string& kernel_name(const KernelRecord& k) {
+const std::string& kernel_name(const profiler::KernelRecord& k) {
   return k.demangled_name.empty() ? k.mangled_name : k.demangled_name;
 }
 
@@ -49,19 +49,20 @@ void add_versions(const CalibrationRange& range, const std::string& path, int32_
 
 // Adds the rank's calibration ranges to `by_text` and its versions to `versions`; returns how
 // many measurement ranges there were.
-int64_t add_rank(const RankTrace& rank, int64_t database, const std::string& path,
+int64_t add_rank(const profiler::RankTrace& rank, int64_t database, const std::string& path,
                  std::map<std::string, CalibrationMeasurement>& by_text,
                  std::optional<SoftwareVersions>& versions, std::vector<std::string>& notes) {
-  const RecordBatch& records = rank.records;
+  const profiler::RecordBatch& records = rank.records;
   int64_t found = 0;
-  const std::vector<std::vector<std::size_t>> kernels = project_kernels_to_ranges(records);
+  const std::vector<std::vector<std::size_t>> kernels =
+      profiler::project_kernels_to_ranges(records);
   const std::string meta_prefix =
       std::string(kCalibrationRangePrefix) + std::string(kMetaMeasurement) + "/";
   for (std::size_t i = 0; i < records.nvtx.size(); ++i) {
-    const NvtxRecord& nvtx = records.nvtx[i];
+    const profiler::NvtxRecord& nvtx = records.nvtx[i];
     if (!nvtx.text.starts_with(kCalibrationRangePrefix)) continue;
     // The meta record may be a range or a mark; measurements are ranges.
-    if (!is_nvtx_range(nvtx) && !nvtx.text.starts_with(meta_prefix)) continue;
+    if (!profiler::is_nvtx_range(nvtx) && !nvtx.text.starts_with(meta_prefix)) continue;
     std::optional<CalibrationRange> range;
     try {
       range = parse_calibration_range(nvtx.text);
@@ -81,14 +82,14 @@ int64_t add_rank(const RankTrace& rank, int64_t database, const std::string& pat
                       std::to_string(kDefaultRepetitions) + " repetitions");
     }
     std::map<uint32_t, GpuSums> gpus;
-    const std::vector<int64_t> gaps = launch_gaps(records.kernels, kernels[i]);
+    const std::vector<int64_t> gaps = profiler::launch_gaps(records.kernels, kernels[i]);
     for (std::size_t j = 0; j < kernels[i].size(); ++j) {
-      const KernelRecord& kernel = records.kernels[kernels[i][j]];
+      const profiler::KernelRecord& kernel = records.kernels[kernels[i][j]];
       const std::string& name = kernel_name(kernel);
       const int64_t ns = kernel.end - kernel.start + gaps[j];
       GpuSums& sums = gpus[kernel.device_id];
       sums.all += ns;
-      if (is_nccl_kernel(name)) {
+      if (profiler::is_nccl_kernel(name)) {
         sums.nccl += ns;
         ++sums.nccl_kernels;
       } else {
@@ -154,15 +155,15 @@ CalibrationData read_calibration_data(const std::vector<std::string>& databases)
   std::map<std::string, CalibrationMeasurement> by_text;
   for (std::size_t d = 0; d < databases.size(); ++d) {
     const std::string& path = databases[d];
-    std::vector<RankTrace> ranks;
+    std::vector<profiler::RankTrace> ranks;
     try {
-      ranks = TraceReader(path).read_all();
-    } catch (const StoreError& e) {
+      ranks = profiler::TraceReader(path).read_all();
+    } catch (const profiler::StoreError& e) {
       throw CalibrationError(e.what());
     }
     CalibrationSource source;
     source.path = path;
-    for (const RankTrace& rank : ranks) {
+    for (const profiler::RankTrace& rank : ranks) {
       if (source.command.empty()) {
         source.command = rank.process.command;
         source.hostname = rank.process.hostname;
@@ -171,7 +172,7 @@ CalibrationData read_calibration_data(const std::vector<std::string>& databases)
       source.gpus.insert(source.gpus.end(), rank.records.gpus.begin(), rank.records.gpus.end());
     }
     int64_t found = 0;
-    for (const RankTrace& rank : ranks) {
+    for (const profiler::RankTrace& rank : ranks) {
       found += add_rank(rank, static_cast<int64_t>(d), path, by_text, source.versions, data.notes);
     }
     if (found == 0) {
@@ -210,4 +211,4 @@ CalibrationData read_calibration_data(const std::vector<std::string>& databases)
   return data;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -47,7 +47,7 @@
 #include "profiler/analyze/issue_slots.h"
 #include "profiler/store/trace_records.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 class CalibrationError : public std::runtime_error {
  public:
@@ -104,7 +104,7 @@ struct CalibrationSource {
   std::string command;  // the profiled command line (RANKS.command)
   std::string hostname;
   std::string date;                          // UTC date of the profiling start, "YYYY-MM-DD"
-  std::vector<GpuInfo> gpus;                 // TARGET_INFO_GPU rows of every rank
+  std::vector<profiler::GpuInfo> gpus;       // TARGET_INFO_GPU rows of every rank
   std::optional<SoftwareVersions> versions;  // from the calib/meta range; none: unknown
   // "2 x NVIDIA H200": GPU names with their counts, in device order.
   std::string gpu_summary() const;
@@ -118,4 +118,4 @@ struct CalibrationData {
 
 CalibrationData read_calibration_data(const std::vector<std::string>& databases);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -4,9 +4,11 @@
 #include <cmath>
 
 #include "calibration/fit/fit_state.h"
+#include "common/text.h"
 #include "simulator/cost/calibrated_tables.h"
+#include "simulator/cost/collective_traits.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 namespace {
 
 const spec::CalibratedTable* find_table(const spec::HardwareProfile& profile,
@@ -34,8 +36,8 @@ bool set_fraction(FitState& f, spec::Quantity* q, const std::string& field, cons
                              ") exceeds " + reference_text + "; the base's value is kept");
     return false;
   }
-  f.report.fitted.push_back(field + " = " + num(fraction) + " (base " + num(q->value()) + " " +
-                            q->unit() + ")");
+  f.report.fitted.push_back(field + " = " + common::shortest(fraction) + " (base " +
+                            common::shortest(q->value()) + " " + q->unit() + ")");
   q->set_value(fraction);
   q->set_unit("fraction");
   q->set_source(measured_on(f, best.sources) + ": best " + rate_text + " (" + best.where +
@@ -69,13 +71,14 @@ Best best_throughput(FitState& f, const spec::HardwareProfile& profile,
 std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& profile) {
   std::vector<std::string> replaced;
   const double peak = f.base_hw.peak_bf16_flops;
-  const std::string peak_text = fixed(peak / 1e12, 1) + " TFLOP/s dense bf16 peak";
+  const std::string peak_text = common::fixed(peak / 1e12, 1) + " TFLOP/s dense bf16 peak";
   spec::KernelEfficiency* e = profile.mutable_efficiency();
   const Best gemm = best_throughput(
       f, profile, {cost::kGemmForwardTable, cost::kGemmDgradTable, cost::kGemmWgradTable},
       cost::gemm_flops);
   if (set_fraction(f, e->mutable_gemm_max(), "efficiency.gemm_max", gemm, peak,
-                   "GEMM " + fixed(gemm.value / 1e12, 1) + " TFLOP/s", "the " + peak_text)) {
+                   "GEMM " + common::fixed(gemm.value / 1e12, 1) + " TFLOP/s",
+                   "the " + peak_text)) {
     replaced.emplace_back("efficiency.gemm_max");
   }
   Best attention =
@@ -84,7 +87,7 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
       best_throughput(f, profile, {cost::kAttentionBackwardTable}, cost::attention_backward_flops);
   if (backward.value > attention.value) attention = backward;
   if (set_fraction(f, e->mutable_attention_max(), "efficiency.attention_max", attention, peak,
-                   "attention " + fixed(attention.value / 1e12, 1) +
+                   "attention " + common::fixed(attention.value / 1e12, 1) +
                        " TFLOP/s (4 bh s^2 d forward, twice that backward)",
                    "the " + peak_text)) {
     replaced.emplace_back("efficiency.attention_max");
@@ -101,10 +104,11 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
       if (m.range.table == cost::kElementwiseTable) memory.sources.insert(m.database);
     }
   }
-  if (set_fraction(f, e->mutable_memory_bound(), "efficiency.memory_bound", memory,
-                   f.base_hw.hbm_bytes_per_s,
-                   "element-wise streaming bandwidth " + fixed(memory.value / 1e9, 1) + " GB/s",
-                   "the " + fixed(f.base_hw.hbm_bytes_per_s / 1e9, 0) + " GB/s HBM bandwidth")) {
+  if (set_fraction(
+          f, e->mutable_memory_bound(), "efficiency.memory_bound", memory,
+          f.base_hw.hbm_bytes_per_s,
+          "element-wise streaming bandwidth " + common::fixed(memory.value / 1e9, 1) + " GB/s",
+          "the " + common::fixed(f.base_hw.hbm_bytes_per_s / 1e9, 0) + " GB/s HBM bandwidth")) {
     replaced.emplace_back("efficiency.memory_bound");
   }
   return replaced;
@@ -115,7 +119,7 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
 void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::string>& replaced) {
   const spec::CalibratedTable* t = find_table(profile, cost::kAllReduceTable);
   if (t == nullptr) return;
-  constexpr double n = 2;
+  constexpr int n = 2;
   std::vector<cost::SizeTime> samples;
   for (const auto& p : t->points()) {
     if (p.key(0) == n) samples.push_back({p.key(1), p.seconds()});
@@ -128,35 +132,40 @@ void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::st
     f.report.notes.push_back(std::string(e.what()) + "; node.nvlink_* kept from the base");
     return;
   }
-  const double bus = fit.beta_bytes_per_s * 2 * (n - 1) / n;
-  const double step = fit.alpha_s / (2 * (n - 1));
+  // The ring all-reduce's traits: share(n) = 2(n-1)/n (nccl-tests' bus-bandwidth factor) and
+  // steps(n) = 2(n-1); at n = 2 they are 1 and 2, exact in floating point.
+  const cost::CollectiveTraits& all_reduce = cost::collective_traits(graph::OpKind::kAllReduce);
+  const double bus = fit.beta_bytes_per_s * all_reduce.share(n);
+  const double step = fit.alpha_s / all_reduce.steps(n);
   std::set<int64_t> sources;
   for (const CalibrationMeasurement& m : f.data.measurements) {
     if (m.range.table == cost::kAllReduceTable && m.range.keys[0] == 2) {
       sources.insert(m.database);
     }
   }
-  const std::string how =
-      measured_on(f, sources) +
-      ": alpha-beta fit t(S) = alpha + S/beta of the 2-GPU NCCL "
-      "all-reduce over " +
-      std::to_string(samples.size()) + " sizes " + num(samples.front().bytes) + " to " +
-      num(samples.back().bytes) + " bytes (weighted by 1/t^2, rms relative residual " +
-      fixed(100 * fit.rms_relative_residual, 1) + " %): alpha = " + fixed(fit.alpha_s * 1e6, 2) +
-      " us, beta = " + fixed(fit.beta_bytes_per_s / 1e9, 1) + " GB/s";
+  const std::string how = measured_on(f, sources) +
+                          ": alpha-beta fit t(S) = alpha + S/beta of the 2-GPU NCCL "
+                          "all-reduce over " +
+                          std::to_string(samples.size()) + " sizes " +
+                          common::shortest(samples.front().bytes) + " to " +
+                          common::shortest(samples.back().bytes) +
+                          " bytes (weighted by 1/t^2, rms relative residual " +
+                          common::fixed(100 * fit.rms_relative_residual, 1) +
+                          " %): alpha = " + common::fixed(fit.alpha_s * 1e6, 2) +
+                          " us, beta = " + common::fixed(fit.beta_bytes_per_s / 1e9, 1) + " GB/s";
   spec::NodeSpec* node = profile.mutable_node();
-  f.report.fitted.push_back("node.nvlink_bandwidth = " + fixed(bus / 1e9, 1) + " GB/s (base " +
-                            num(node->nvlink_bandwidth().value()) + " " +
-                            node->nvlink_bandwidth().unit() + ")");
+  f.report.fitted.push_back("node.nvlink_bandwidth = " + common::fixed(bus / 1e9, 1) +
+                            " GB/s (base " + common::shortest(node->nvlink_bandwidth().value()) +
+                            " " + node->nvlink_bandwidth().unit() + ")");
   node->mutable_nvlink_bandwidth()->set_value(significant(bus / 1e9, 4));
   node->mutable_nvlink_bandwidth()->set_unit("GB/s");
   node->mutable_nvlink_bandwidth()->set_source(
       how + "; bus bandwidth = beta x 2(n-1)/n with n = 2 (nccl-tests' busBw)");
   replaced.emplace_back("node.nvlink_bandwidth");
   if (step > 0) {
-    f.report.fitted.push_back("node.nvlink_latency = " + fixed(step * 1e6, 2) + " us (base " +
-                              num(node->nvlink_latency().value()) + " " +
-                              node->nvlink_latency().unit() + ")");
+    f.report.fitted.push_back("node.nvlink_latency = " + common::fixed(step * 1e6, 2) +
+                              " us (base " + common::shortest(node->nvlink_latency().value()) +
+                              " " + node->nvlink_latency().unit() + ")");
     node->mutable_nvlink_latency()->set_value(significant(step * 1e6, 3));
     node->mutable_nvlink_latency()->set_unit("us");
     node->mutable_nvlink_latency()->set_source(
@@ -171,4 +180,4 @@ void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::st
   }
 }
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

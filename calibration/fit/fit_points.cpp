@@ -5,8 +5,9 @@
 #include <cmath>
 
 #include "calibration/fit/fit_state.h"
+#include "common/text.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 namespace {
 
 // Adds one point to one table; whether it was added.
@@ -179,7 +180,7 @@ void add_measurement(FitState& f, const CalibrationMeasurement& m) {
         }
         const double other = s.all - s.norm_forward - s.norm_backward;
         if (other > 1e-3 * s.all) {
-          f.report.notes.push_back("range " + m.text + ": " + num(other) +
+          f.report.notes.push_back("range " + m.text + ": " + common::shortest(other) +
                                    " s per repetition of other kernels left out of the norm "
                                    "points");
         }
@@ -218,4 +219,4 @@ void add_measurement(FitState& f, const CalibrationMeasurement& m) {
   }
 }
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

@@ -20,7 +20,7 @@
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/spec/hardware.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 
 // Bytes each memory op moves per byte of the bench's tensor B (calibration/bench/memory_bench.cu,
 // and the graph's counts in simulator/graph/training_graph.cpp).
@@ -37,12 +37,9 @@ constexpr double kArtifactRatio = 1.5;
 
 // Tables written for other uses than the cost model, which lists them as ignored.
 bool ignored_by_cost_model(std::string_view name);
-// Shortest text that reads back as the same double.
-std::string num(double x);
-std::string fixed(double x, int decimals);
-// x rounded to `digits` significant digits.
+// x rounded to `digits` significant digits (the numbers written into the profile; their text
+// comes from common/text.h).
 double significant(double x, int digits);
-std::string join(const std::vector<std::string>& items, const std::string& separator = ", ");
 std::string keys_text(const spec::CalibratedTable& table, const spec::CalibratedPoint& p);
 template <std::size_t N>
 std::vector<std::string> names(const std::array<std::string_view, N>& keys) {
@@ -104,4 +101,4 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
 // fields set are added to `replaced`.
 void fit_nvlink(FitState& f, spec::HardwareProfile& profile, std::vector<std::string>& replaced);
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

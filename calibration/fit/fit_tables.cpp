@@ -7,8 +7,9 @@
 
 #include "calibration/fit/fit_state.h"
 #include "calibration/fit/grid_repair.h"
+#include "common/text.h"
 
-namespace mpsim::profiler::fit {
+namespace mpsim::calibration::fit {
 namespace {
 
 // The cost model's own checks (key names, grid, fits) on `table` alone; a refusal is noted.
@@ -90,8 +91,9 @@ std::set<Keys> drop_artifacts(FitState& f, spec::CalibratedTable& table,
       dropped.insert(std::move(keys));
       if (!known)
         f.report.notes.push_back("table " + table.op() + ": point " + keys_text(table, p) +
-                                 " dropped: " + num(p.seconds()) + " s, more than " +
-                                 num(kArtifactRatio) + " x the " + num(fastest_larger) +
+                                 " dropped: " + common::shortest(p.seconds()) + " s, more than " +
+                                 common::shortest(kArtifactRatio) + " x the " +
+                                 common::shortest(fastest_larger) +
                                  " s of a larger size (a measurement artifact)");
     }
     fastest_larger = fastest_larger > 0 ? std::min(fastest_larger, p.seconds()) : p.seconds();
@@ -114,7 +116,7 @@ void drop_thin_groups(FitState& f, spec::CalibratedTable& table) {
   }
   for (const auto& [group, bytes] : sizes) {
     if (bytes.size() < 2) {
-      f.report.notes.push_back("table " + table.op() + ": group_size " + num(group) +
+      f.report.notes.push_back("table " + table.op() + ": group_size " + common::shortest(group) +
                                " has a single measured size; its point dropped");
     }
   }
@@ -137,7 +139,7 @@ std::string interference_detail(FitState& f) {
         std::find_if(f.data.measurements.begin(), f.data.measurements.end(),
                      [&](const CalibrationMeasurement& a) { return a.text == alone_text; });
     for (const RangeInstance& with : m->instances) {
-      text += "; " + keys_text_of(k) + ": " + fixed(with.nccl_kernels_per_repetition, 1) +
+      text += "; " + keys_text_of(k) + ": " + common::fixed(with.nccl_kernels_per_repetition, 1) +
               " all-reduce kernels per repetition beside the GEMM";
       if (alone == f.data.measurements.end()) continue;
       const RangeInstance* before = nullptr;
@@ -148,8 +150,9 @@ std::string interference_detail(FitState& f) {
         }
       }
       if (before == nullptr) continue;
-      text += ", the GEMM alone right before " + num(significant(before->seconds.all, 7)) +
-              " s, so x" + fixed(with.seconds.compute / before->seconds.all, 3) +
+      text += ", the GEMM alone right before " +
+              common::shortest(significant(before->seconds.all, 7)) + " s, so x" +
+              common::fixed(with.seconds.compute / before->seconds.all, 3) +
               " with the all-reduces";
     }
   }
@@ -166,7 +169,7 @@ std::string measured_on(FitState& f, const std::set<int64_t>& indices) {
     parts.push_back(s.gpu_summary() + " " + s.date + " (" + s.path + ") with " +
                     versions_text(s.versions));
   }
-  return "measured on " + join(parts, " and ");
+  return "measured on " + common::join(parts, " and ");
 }
 
 // Sorts, repairs and checks one table; nullopt (with notes) when it cannot be written.
@@ -188,8 +191,8 @@ std::optional<spec::CalibratedTable> finish(FitState& f, TableBuild& build) {
       for (const auto& p : table.points()) values.insert(p.key(d));
       if (values.size() < 2) {
         f.report.notes.push_back("table " + name + ": key " + table.key_names(d) +
-                                 " has a single measured value (" + num(*values.begin()) +
-                                 "); table not written");
+                                 " has a single measured value (" +
+                                 common::shortest(*values.begin()) + "); table not written");
         return std::nullopt;
       }
     }
@@ -266,4 +269,4 @@ void add_merged_norm_table(FitState& f, std::vector<spec::CalibratedTable>& tabl
   tables.insert(forward, std::move(merged));
 }
 
-}  // namespace mpsim::profiler::fit
+}  // namespace mpsim::calibration::fit

@@ -1,22 +1,13 @@
 // Completing a measured grid by dropping axis values; the rule is in grid_repair.h.
 #include "calibration/fit/grid_repair.h"
 
-#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <set>
 
-namespace mpsim::profiler {
-namespace {
+#include "common/text.h"
 
-std::string num(double x) {
-  char buf[32];
-  const auto result = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, result.ptr);
-}
-
-}  // namespace
-
+namespace mpsim::calibration {
 std::vector<std::string> complete_grid(spec::CalibratedTable& table) {
   std::vector<std::string> dropped;
   const int keys = table.key_names_size();
@@ -76,12 +67,12 @@ std::vector<std::string> complete_grid(spec::CalibratedTable& table) {
         *kept.add_points() = p;
       }
     }
-    dropped.push_back(table.key_names(best_d) + "=" + num(best_value) + " (" + num(best_missing) +
-                      " of " + num(best_slice) + " combinations missing, " +
-                      std::to_string(removed) + " points dropped)");
+    dropped.push_back(table.key_names(best_d) + "=" + common::shortest(best_value) + " (" +
+                      common::shortest(best_missing) + " of " + common::shortest(best_slice) +
+                      " combinations missing, " + std::to_string(removed) + " points dropped)");
     table = std::move(kept);
   }
   return dropped;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -16,10 +16,10 @@
 
 #include "simulator/spec/hardware_profile.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 // Repairs `table` in place; returns what was dropped, e.g.
 //   "m=16384 (3 of 36 combinations missing, 33 points dropped)".
 std::vector<std::string> complete_grid(spec::CalibratedTable& table);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -10,19 +10,16 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/text.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
-std::string parameters_text(double parameters) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", parameters);
-  return text;
-}
+std::string parameters_text(double parameters) { return common::printf_string("%.3g", parameters); }
 
 double sum(const std::vector<int64_t>& values) {
   return std::accumulate(values.begin(), values.end(), 0.0,
@@ -92,7 +89,7 @@ GemmGrid model_gemm_grid(const std::vector<spec::ModelSpec>& models, const spec:
         spec::ParallelConfig config;
         try {
           config = spec::validate_parallel_config(shape_config(tp, mbs), model, hardware);
-        } catch (const spec::FlagError& e) {
+        } catch (const spec::FieldError& e) {
           // The model's split constraints do not depend on the micro-batch: one note per TP.
           grid.notes.push_back(model.name() + " at TP " + std::to_string(tp) +
                                " left out: " + e.what());
@@ -145,4 +142,4 @@ std::string comma_list(const std::vector<int64_t>& values) {
   return text;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

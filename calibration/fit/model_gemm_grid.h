@@ -40,7 +40,7 @@
 #include "simulator/spec/hardware.h"
 #include "simulator/spec/model_spec.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 struct GemmGridOptions {
   double min_parameters = 1e8;      // below: the executor's test models (launch-bound GEMMs)
@@ -79,4 +79,4 @@ std::vector<spec::ModelSpec> load_model_folder(const std::string& folder);
 // "1024,2048,4096": a list as the bench's flags take it.
 std::string comma_list(const std::vector<int64_t>& values);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -13,23 +13,20 @@
 #include <utility>
 
 #include "calibration/fit/op_points.h"
+#include "common/text.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 // A bench measurement: its name head ("gemm.bf16/dgrad", "allreduce.nvlink") and keys.
 using Point = std::pair<std::string, std::vector<int64_t>>;
 
-std::string parameters_text(double parameters) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.3g", parameters);
-  return text;
-}
+std::string parameters_text(double parameters) { return common::printf_string("%.3g", parameters); }
 
 // "gemm.bf16/dgrad/m=8192,n=4096,k=6144": the range name without "calib/".
 std::string line_of(const Point& p) {
@@ -212,7 +209,7 @@ ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec:
         spec::ParallelConfig config;
         try {
           config = spec::validate_parallel_config(config_of(layout, mbs), model, hardware);
-        } catch (const spec::FlagError& e) {
+        } catch (const spec::FieldError& e) {
           auto it = std::find_if(refused.begin(), refused.end(),
                                  [&](const auto& r) { return r.first == e.what(); });
           if (it == refused.end()) it = refused.insert(refused.end(), {e.what(), {}});
@@ -244,4 +241,4 @@ ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec:
   return out;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -19,9 +19,9 @@
 //               each where spec::validate_parallel_config accepts it for the model (a refused
 //               layout skips its micro-batches; one note per model and refusal message, with the
 //               number of layouts it refused, e.g. "gpt2-1.5b: 12 layouts left out (e.g. TP 2
-//               PP 1 DP 1): --tp: num_attention_heads (25) is not divisible by tp (2); ..."). The
-//               graph puts
-//               every group inside one node (gpus_per_node >= TP x PP x DP).
+//               PP 1 DP 1): tensor_parallel: num_attention_heads (25) is not divisible by tp (2);
+//               ...", the refused field as the spec layer names it). The graph puts every group
+//               inside one node (gpus_per_node >= TP x PP x DP).
 // Which keys: every op's key as exact_table_key (op_points.h) gives it, i.e. as the calibrated
 // cost model looks the op up: GEMMs by layout (m, n, k), attention forward and backward
 // (batch_heads, seq, head_dim), collectives and sends inside one node (group_size, bytes) with
@@ -52,7 +52,7 @@
 #include "simulator/spec/hardware.h"
 #include "simulator/spec/model_spec.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 struct ModelPointsOptions {
   int64_t gpus = 1;             // the local GPUs: TP 1..gpus, collective groups <= gpus
@@ -84,4 +84,4 @@ struct ModelPoints {
 ModelPoints model_points(const std::vector<spec::ModelSpec>& models, const spec::Hardware& hardware,
                          const ModelPointsOptions& options);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

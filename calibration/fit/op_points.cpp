@@ -15,11 +15,11 @@
 #include <utility>
 #include <vector>
 
-#include "profiler/analyze/trace_stats.h"
+#include "common/median.h"
 #include "simulator/cost/calibrated_cost.h"
 #include "simulator/graph/op_name.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using graph::Op;
@@ -28,32 +28,31 @@ using Keys = std::vector<double>;
 
 }  // namespace
 
+// The table is the cost model's own choice for the op (cost::op_table_name: GEMMs by layout,
+// attention and norms by pass); the keys are the op's shape as that table keys it, where the
+// graph gives it one.
 std::optional<ExactKey> exact_table_key(const Op& op) {
-  const bool backward = op.pass == graph::Pass::kBackward;
+  const std::string_view base = cost::op_table_name(op);
+  if (base.empty()) return std::nullopt;
   switch (op.kind) {
     case OpKind::kGemm:
       if (op.gemm.m <= 0 || op.gemm.n <= 0 || op.gemm.k <= 0) return std::nullopt;
-      return ExactKey{cost::exact_table_name(cost::gemm_layout_table(op.label)),
+      return ExactKey{cost::exact_table_name(base),
                       {static_cast<double>(op.gemm.m), static_cast<double>(op.gemm.n),
                        static_cast<double>(op.gemm.k)}};
     case OpKind::kAttention:
       if (op.attn_batch_heads <= 0 || op.attn_seq <= 0 || op.attn_head_dim <= 0) {
         return std::nullopt;
       }
-      return ExactKey{cost::exact_table_name(cost::calibrated_table_name(op.kind, op.pass)),
+      return ExactKey{cost::exact_table_name(base),
                       {static_cast<double>(op.attn_batch_heads), static_cast<double>(op.attn_seq),
                        static_cast<double>(op.attn_head_dim)}};
     case OpKind::kNorm:
     case OpKind::kElementwise:
     case OpKind::kLoss:
-    case OpKind::kOptimizer: {
+    case OpKind::kOptimizer:
       if (!(op.bytes > 0 && std::isfinite(op.bytes))) return std::nullopt;
-      const std::string_view base = op.kind != OpKind::kNorm
-                                        ? cost::calibrated_table_name(op.kind, op.pass)
-                                    : backward ? cost::kNormBackwardTable
-                                               : cost::kNormForwardTable;
       return ExactKey{cost::exact_table_name(base), {op.bytes}};
-    }
     case OpKind::kAllReduce:
     case OpKind::kAllGather:
     case OpKind::kReduceScatter:
@@ -61,8 +60,7 @@ std::optional<ExactKey> exact_table_key(const Op& op) {
       if (op.group_nodes != 1 || op.group_size < 2 || !(op.bytes > 0 && std::isfinite(op.bytes))) {
         return std::nullopt;
       }
-      return ExactKey{cost::exact_table_name(cost::calibrated_table_name(op.kind, op.pass)),
-                      {static_cast<double>(op.group_size), op.bytes}};
+      return ExactKey{cost::exact_table_name(base), {static_cast<double>(op.group_size), op.bytes}};
     case OpKind::kStepBlock:
       break;
   }
@@ -144,7 +142,7 @@ std::vector<spec::CalibratedTable> learn_op_tables(
     for (const auto& [keys, instances] : by_key) {
       spec::CalibratedPoint* p = table.add_points();
       for (double k : keys) p->add_key(k);
-      p->set_seconds(median(instances));
+      p->set_seconds(common::median(instances));
     }
     const bool collective = key_names_of(name).size() == cost::kCollectiveKeys.size();
     table.set_provenance(provenance + (provenance.empty() ? "" : "; ") +
@@ -238,4 +236,4 @@ void merge_exact_tables(spec::HardwareProfile* profile,
   }
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

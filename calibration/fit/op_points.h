@@ -41,13 +41,14 @@
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/hardware_profile.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
-// The exact table (`<base>.exact`, the list above) and the key vector under which the calibrated
-// cost model looks `op` up, read from the op's fields as simulator/cost/calibrated_cost.cpp reads
-// them; nullopt for an op no table prices (step blocks, compute ops without a shape or bytes,
-// collectives spanning nodes or moving nothing). Shared with model_points.h, which lists the
-// keys the calibration bench should measure.
+// The exact table (`<base>.exact`, the list above, with the base the cost model's
+// cost::op_table_name(op)) and the key vector under which the calibrated cost model looks `op`
+// up, read from the op's fields as simulator/cost/calibrated_cost.cpp reads them; nullopt for an op
+// no table prices (step blocks, compute ops without a shape or bytes, collectives spanning nodes or
+// moving nothing). Shared with model_points.h, which lists the keys the calibration bench should
+// measure.
 struct ExactKey {
   std::string table;
   std::vector<double> keys;
@@ -73,4 +74,4 @@ std::vector<spec::CalibratedTable> learn_op_tables(
 void merge_exact_tables(spec::HardwareProfile* profile,
                         const std::vector<spec::CalibratedTable>& tables);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -8,7 +8,7 @@
 
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 // "# " before every line of `text`.
@@ -81,4 +81,4 @@ std::string profile_file_text(const spec::HardwareProfile& profile, const std::s
   return text;
 }
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -12,7 +12,7 @@
 
 #include "simulator/spec/hardware_profile.pb.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 
 // The header of a profile made by `command` on `date` from `sources` (one line each) on the base
 // profile `base_name`.
@@ -25,4 +25,4 @@ std::string profile_header(const std::string& profile_name, const std::string& b
 std::string profile_file_text(const spec::HardwareProfile& profile, const std::string& header,
                               const std::string& path);
 
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

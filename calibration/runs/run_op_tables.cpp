@@ -24,14 +24,19 @@ std::vector<spec::CalibratedTable> op_tables_from_run(const profiler::RunMeasure
   spec::ModelSpec model = config.model;
   model.set_dropout(0);  // the executor trains without dropout
   // Any profile validates a layout; the graph's shapes do not depend on the hardware.
-  const spec::ParallelConfig parallel =
-      spec::validate_parallel_config(config.parallel, model, spec::load_hardware("h100-sxm"));
+  spec::ParallelConfig parallel;
+  try {
+    parallel =
+        spec::validate_parallel_config(config.parallel, model, spec::load_hardware("h100-sxm"));
+  } catch (const spec::FieldError& e) {
+    throw spec::SpecError(source, 0, e.field(), e.message());
+  }
   graph::GraphOptions options;
   options.all_ranks = true;
   const graph::TrainingGraph g = graph::build_training_graph(model, parallel, options);
   const std::string provenance =
       "learned from " + source + " (" + run.gpu + ", " + run.date + "): `" + run.command + "`";
-  return profiler::learn_op_tables(g, measured_seconds_by_graph_rank(g, run), provenance, notes);
+  return calibration::learn_op_tables(g, measured_seconds_by_graph_rank(g, run), provenance, notes);
 }
 
 }  // namespace mpsim::calibration

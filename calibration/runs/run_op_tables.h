@@ -5,7 +5,8 @@
 // (calibration/fit/op_points.h). "Exact tables" are tables looked up by the exact key of an op
 // (its shape) ahead of any grid (simulator/cost/calibrated_cost.h).
 //
-// Failure: op_tables_from_run propagates spec::SpecError from validating the configuration and
+// Failure: op_tables_from_run throws spec::SpecError naming `source` and the refused field
+// ("run.sqlite: tensor_parallel: ...") when the configuration does not validate, and propagates
 // the graph's and op_points' errors.
 #pragma once
 

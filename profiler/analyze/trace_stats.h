@@ -16,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "common/median.h"
 #include "profiler/store/trace_store.h"
 
 namespace mpsim::profiler {
@@ -57,9 +56,6 @@ struct TraceStats {
 
 TraceStats compute_stats(const std::vector<RankTrace>& ranks);
 
-// Transitional: profiler/calibrate/op_points.cpp still calls median() through this header; the
-// using-declaration goes once it includes common/median.h and calls common::median.
-using common::median;
 std::string format_stats(const TraceStats& stats);  // aligned text tables
 
 }  // namespace mpsim::profiler

@@ -19,10 +19,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
+
+#include "common/atomic_file.h"
+#include "common/process/child_process.h"
 
 #define SAMPLE_CHECK(ok, call, message)                                                            \
   do {                                                                                             \
@@ -81,14 +86,17 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-// Rank 0 writes the id (write then rename, so a reader never sees half of it); others wait.
+// Rank 0 writes the id (atomically, so a reader never sees half of it); others wait.
 ncclUniqueId share_unique_id(const Options& o) {
   ncclUniqueId id{};
   if (o.rank == 0) {
     NCCL_CHECK(ncclGetUniqueId(&id));
-    const std::string tmp = o.id_file + ".tmp";
-    std::ofstream(tmp, std::ios::binary).write(id.internal, sizeof id.internal);
-    SAMPLE_CHECK(std::rename(tmp.c_str(), o.id_file.c_str()) == 0, "rename", std::strerror(errno));
+    try {
+      mpsim::common::write_file_atomically(o.id_file,
+                                           std::string_view(id.internal, sizeof id.internal));
+    } catch (const std::exception& e) {
+      SAMPLE_CHECK(false, "writing the NCCL id", e.what());
+    }
     return id;
   }
   for (int waited_ms = 0; waited_ms < 120000; waited_ms += 10) {
@@ -162,23 +170,20 @@ int launch(const Options& o, const char* self) {
   setenv("NCCL_NVLS_ENABLE", "0", 1);
   std::vector<pid_t> children;
   for (int r = 0; r < o.world; ++r) {
-    const pid_t pid = fork();
-    SAMPLE_CHECK(pid >= 0, "fork", std::strerror(errno));
-    if (pid > 0) {
-      children.push_back(pid);
-      continue;
-    }
     const std::string rank = std::to_string(r), world = std::to_string(o.world);
-    setenv("RANK", rank.c_str(), 1);
-    setenv("LOCAL_RANK", rank.c_str(), 1);
-    setenv("WORLD_SIZE", world.c_str(), 1);
-    const std::string it = std::to_string(o.iterations), gemms = std::to_string(o.gemms),
-                      size = std::to_string(o.size);
-    execl("/proc/self/exe", self, "--rank", rank.c_str(), "--world", world.c_str(), "--iterations",
-          it.c_str(), "--gemms", gemms.c_str(), "--size", size.c_str(), "--id-file",
-          id_file.c_str(), static_cast<char*>(nullptr));
-    std::perror("nccl_gemm_sample: execl");
-    _exit(127);
+    mpsim::common::ChildSpec spec;
+    spec.program = "/proc/self/exe";
+    spec.argv = {self, "--rank", rank, "--world", world};
+    spec.argv.insert(spec.argv.end(), {"--iterations", std::to_string(o.iterations), "--gemms",
+                                       std::to_string(o.gemms), "--size", std::to_string(o.size),
+                                       "--id-file", id_file});
+    spec.set = {{"RANK", rank}, {"LOCAL_RANK", rank}, {"WORLD_SIZE", world}};
+    spec.exec_failure = "nccl_gemm_sample: exec: ";
+    try {
+      children.push_back(mpsim::common::spawn_child(mpsim::common::ChildCommand(spec)));
+    } catch (const std::exception& e) {
+      SAMPLE_CHECK(false, "fork", e.what());
+    }
   }
   int failures = 0;
   for (pid_t pid : children) {

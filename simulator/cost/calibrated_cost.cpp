@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -17,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/text.h"
 #include "simulator/cost/calibrated_tables.h"
 #include "simulator/cost/lookup_tables.h"
 
@@ -251,17 +251,6 @@ struct Chain {
   const FittedTable* fitted = nullptr;
 };
 
-std::string lower(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return text;
-}
-
-std::string list(const std::vector<std::string>& names) {
-  std::string text;
-  for (std::size_t i = 0; i < names.size(); ++i) text += (i ? ", " : "") + names[i];
-  return text;
-}
-
 // ---- The model -----------------------------------------------------------------------------
 
 class CalibratedCostModel final : public CostModel {
@@ -342,8 +331,8 @@ class CalibratedCostModel final : public CostModel {
   // A bf16 compute table under another model dtype: not used, listed as ignored if given.
   static void ignore_compute_table(Reading& r, const std::string& name) {
     if (auto it = r.unread.find(name); it != r.unread.end()) {
-      r.ignored.push_back(name + " (bf16 table, model dtype " + lower(spec::DType_Name(r.dtype)) +
-                          ")");
+      r.ignored.push_back(name + " (bf16 table, model dtype " +
+                          common::lower(spec::DType_Name(r.dtype)) + ")");
       r.unread.erase(it);
     }
   }
@@ -383,11 +372,13 @@ class CalibratedCostModel final : public CostModel {
 
   void describe(Reading& r, bool fitted_used) {
     for (const auto& [name, table] : r.unread) r.ignored.push_back(name);
-    description_ = "calibrated: " + (r.used.empty() ? std::string("no tables used") : list(r.used));
+    description_ = "calibrated: " +
+                   (r.used.empty() ? std::string("no tables used") : common::join(r.used, ", "));
     if (fitted_used) description_ += ", fitted curves outside their grids";
     description_ += "; " + roofline_->describe() + ", for collectives across nodes";
-    if (!r.fallback.empty()) description_ += " and ops without a table (" + list(r.fallback) + ")";
-    if (!r.ignored.empty()) description_ += "; ignored tables: " + list(r.ignored);
+    if (!r.fallback.empty())
+      description_ += " and ops without a table (" + common::join(r.fallback, ", ") + ")";
+    if (!r.ignored.empty()) description_ += "; ignored tables: " + common::join(r.ignored, ", ");
   }
 
   // The slot's table in `tables`, else its default table's, else null.

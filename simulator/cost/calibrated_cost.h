@@ -10,7 +10,7 @@
 //
 // Exact tables. A table named `<base>` + kExactTableSuffix ("gemm.bf16.dgrad.exact"), for any
 // base name below, holds op times measured at the exact shapes a profiled run's graph produced
-// (profiler/calibrate/op_points.h): the base's key_names, scattered points (no grid). An op whose
+// (calibration/fit/op_points.h): the base's key_names, scattered points (no grid). An op whose
 // keys equal a point of the exact table that applies to it is priced by that point's seconds;
 // any other op as without the exact table (grid, fitted curve, roofline). Exact tables resolve by
 // layout and pass as the base tables do, table by table: a dgrad GEMM looks in

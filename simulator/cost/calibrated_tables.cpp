@@ -4,7 +4,6 @@
 #include "simulator/cost/calibrated_tables.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -12,17 +11,14 @@
 #include <stdexcept>
 #include <utility>
 
+#include "common/text.h"
+
 namespace mpsim::cost {
 namespace {
 
-// Shortest text that reads back as the same double ("4096", "0.001", "nan").
-std::string num(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  char buf[32];
-  const auto result = std::to_chars(buf, buf + sizeof buf, x);
-  return std::string(buf, result.ptr);
-}
+// Shortest text that reads back as the same double ("4096", "0.001", "inf"); any NaN, whatever
+// its sign, reads "nan".
+std::string num(double x) { return std::isnan(x) ? "nan" : common::shortest(x); }
 
 bool positive_finite(double x) { return x > 0 && std::isfinite(x); }
 

@@ -3,11 +3,11 @@
 // change (for a model or hardware that cannot be used at all, the ModelSpec field or the
 // HardwareProfile field path at fault).
 #include <algorithm>
-#include <cctype>
 #include <cstdint>
 #include <string>
 #include <utility>
 
+#include "common/text.h"
 #include "simulator/spec/spec_loader.h"
 #include "simulator/spec/text_format.h"
 
@@ -216,11 +216,7 @@ void check_choices(const ParallelConfig& c) {
 }
 
 // The HardwareProfile field holding the peak of `dtype`: "gpu.peak_fp8".
-std::string peak_field(DType dtype) {
-  std::string name = DType_Name(dtype);
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return "gpu.peak_" + name;
-}
+std::string peak_field(DType dtype) { return "gpu.peak_" + common::lower(DType_Name(dtype)); }
 
 void check_dtype(const ModelSpec& m, const Hardware& hw) {
   if (m.dtype() == DTYPE_UNSPECIFIED) {

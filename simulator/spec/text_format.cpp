@@ -4,11 +4,12 @@
 #include <google/protobuf/io/tokenizer.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string_view>
 #include <vector>
+
+#include "common/text.h"
 
 namespace mpsim::spec {
 namespace {
@@ -151,10 +152,6 @@ std::string enum_choices(const pb::EnumDescriptor* type) {
 
 std::string number_text(int64_t v) { return std::to_string(v); }
 
-std::string number_text(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
+std::string number_text(double v) { return common::printf_string("%g", v); }
 
 }  // namespace mpsim::spec

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using Keys = std::vector<int64_t>;
@@ -175,4 +175,4 @@ TEST(CalibrationRangeTest, FormattedNamesParseBack) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

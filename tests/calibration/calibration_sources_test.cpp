@@ -72,7 +72,7 @@ class CalibrationSourcesTest : public ::testing::Test {
 
   fs::path dir_;
   spec::HardwareProfile base_;
-  profiler::CalibrationInfo info_;
+  calibration::CalibrationInfo info_;
 };
 
 TEST_F(CalibrationSourcesTest, RunsAndDatabasesAreToldApart) {
@@ -92,7 +92,7 @@ TEST_F(CalibrationSourcesTest, TheRunMarkReplacesTheCommandLine) {
     EXPECT_NE(run.command.find("--tp 2 --sp"), std::string::npos);
     return config;
   };
-  profiler::CalibrationReport unmarked_report;
+  calibration::CalibrationReport unmarked_report;
   const spec::HardwareProfile unmarked =
       profile_from_sources({{}, {kRun}}, base_, info_, from_command, &unmarked_report);
   EXPECT_EQ(asked, 1);
@@ -105,7 +105,7 @@ TEST_F(CalibrationSourcesTest, TheRunMarkReplacesTheCommandLine) {
                                       const std::string& source) -> RunConfig {
     throw std::logic_error(source + ": the fallback was asked although the run has its mark");
   };
-  profiler::CalibrationReport marked_report;
+  calibration::CalibrationReport marked_report;
   const spec::HardwareProfile marked =
       profile_from_sources({{}, {marked_run}}, base_, info_, refuse, &marked_report);
   ASSERT_EQ(marked.calibrated_size(), unmarked.calibrated_size());

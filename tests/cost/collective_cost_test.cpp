@@ -222,8 +222,8 @@ TEST(CollectiveCost, BusBandwidthFollowsNcclTests) {
       EXPECT_NEAR(bus_bandwidth(kind, s, t, n), kNvlB, 1e-6 * kNvlB);
     }
   }
-  // Measured on the project's 2xH100 machine (DESIGN.md): 1 GiB fp32 all-reduce in 3.32 ms is a
-  // bus bandwidth of about 323 GB/s.
+  // Measured on the project's 2xH100 machine (docs/design.md, "Facts measured on the project's
+  // GPU machines"): 1 GiB fp32 all-reduce in 3.32 ms is a bus bandwidth of about 323 GB/s.
   EXPECT_NEAR(bus_bandwidth(OpKind::kAllReduce, 1024.0 * 1024 * 1024, 3.32e-3, 2), 323e9, 1e9);
 }
 

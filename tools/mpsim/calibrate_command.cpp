@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -22,10 +21,12 @@
 #include "calibration/fit/model_gemm_grid.h"
 #include "calibration/fit/model_points.h"
 #include "calibration/fit/profile_text.h"
+#include "common/process/child_process.h"
+#include "common/text.h"
+#include "simulator/spec/data_paths.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/calibrate_args.h"
-#include "tools/mpsim/child_process.h"
 #include "tools/mpsim/file_output.h"
 
 namespace mpsim::cli {
@@ -37,21 +38,20 @@ namespace fs = std::filesystem;
 std::vector<std::string> gemm_grid_flags(const std::vector<spec::ModelSpec>& specs,
                                          const std::string& folder,
                                          const spec::HardwareProfile& base, std::ostream& err) {
-  const profiler::GemmGrid grid = profiler::model_gemm_grid(
+  const calibration::GemmGrid grid = calibration::model_gemm_grid(
       specs, spec::to_hardware(base, "base profile '" + base.name() + "'"));
   std::string models;
   for (const std::string& m : grid.models) models += (models.empty() ? "" : ", ") + m;
-  char flop[32];
-  std::snprintf(flop, sizeof flop, "%.2g", 3 * grid.flop_per_layout());
+  const std::string flop = common::printf_string("%.2g", 3 * grid.flop_per_layout());
   err << "mpsim calibrate: GEMM grid from " << grid.shapes.size() << " GEMM shapes of "
       << grid.models.size() << " models in " << folder << " (" << models << ") at TP "
-      << profiler::comma_list(grid.tensor_parallel) << ": m " << profiler::comma_list(grid.m)
-      << "; n " << profiler::comma_list(grid.n) << "; k " << profiler::comma_list(grid.k) << " ("
-      << grid.m.size() * grid.n.size() * grid.k.size() << " shapes x 3 layouts, " << flop
+      << calibration::comma_list(grid.tensor_parallel) << ": m " << calibration::comma_list(grid.m)
+      << "; n " << calibration::comma_list(grid.n) << "; k " << calibration::comma_list(grid.k)
+      << " (" << grid.m.size() * grid.n.size() * grid.k.size() << " shapes x 3 layouts, " << flop
       << " FLOP a repetition)\n";
   for (const std::string& note : grid.notes) err << "mpsim calibrate: note: " << note << "\n";
-  return {"--gemm-m", profiler::comma_list(grid.m), "--gemm-n", profiler::comma_list(grid.n),
-          "--gemm-k", profiler::comma_list(grid.k)};
+  return {"--gemm-m", calibration::comma_list(grid.m), "--gemm-n", calibration::comma_list(grid.n),
+          "--gemm-k", calibration::comma_list(grid.k)};
 }
 
 // The local GPUs: the entries of $CUDA_VISIBLE_DEVICES where set, else the /dev/nvidia<N>
@@ -79,16 +79,16 @@ int64_t local_gpu_count() {
 // --points; reported.
 void write_point_list(const std::vector<spec::ModelSpec>& models, const spec::HardwareProfile& base,
                       int64_t gpus, const std::string& file, std::ostream& err) {
-  profiler::ModelPointsOptions options;
+  calibration::ModelPointsOptions options;
   options.gpus = gpus;
-  const profiler::ModelPoints points = profiler::model_points(
+  const calibration::ModelPoints points = calibration::model_points(
       models, spec::to_hardware(base, "base profile '" + base.name() + "'"), options);
   std::ofstream out(file);
   out << points.file_text();
   if (!out.flush()) throw std::runtime_error("cannot write the point list " + file);
-  char work[96];
-  std::snprintf(work, sizeof work, "%.2g GEMM FLOP, %.2g attention FLOP, %.2g collective bytes",
-                points.gemm_flop, points.attention_flop, points.collective_bytes);
+  const std::string work =
+      common::printf_string("%.2g GEMM FLOP, %.2g attention FLOP, %.2g collective bytes",
+                            points.gemm_flop, points.attention_flop, points.collective_bytes);
   err << "mpsim calibrate: " << points.size() << " exact shapes of the models' graphs on " << gpus
       << " GPU(s) (" << points.gemm.size() << " GEMM, " << points.attention.size() << " attention, "
       << points.collective.size() << " collective; from " << points.graphs << " graphs; " << work
@@ -116,7 +116,7 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
   std::vector<std::string> grid;
   if (!request.quick) {
     folder = request.models.empty() ? find_models_folder(self) : request.models;
-    models = profiler::load_model_folder(folder);
+    models = calibration::load_model_folder(folder);
     grid = gemm_grid_flags(models, folder, base, err);
   }
   std::string pattern = (fs::temp_directory_path() / "mpsim-calibrate-XXXXXX").string();
@@ -137,9 +137,15 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
     argv.insert(argv.end(), {"--points", points});
   }
   if (request.gpus > 0) argv.insert(argv.end(), {"--gpus", std::to_string(request.gpus)});
-  err << "mpsim calibrate: running " << command_line(argv) << " > " << output << "\n";
+  err << "mpsim calibrate: running " << common::command_line(argv) << " > " << output << "\n";
+  // The bench's stdout goes to `output` (stderr is inherited); SIGINT reaches the child and this
+  // process goes on after it (run_child).
+  common::ChildSpec bench_run;
+  bench_run.argv = argv;
+  bench_run.stdout_path = output;
+  bench_run.exec_failure = "mpsim calibrate: cannot run '" + argv.at(0) + "': ";
   const auto start = std::chrono::steady_clock::now();
-  const int status = run_with_stdout(argv, output);
+  const int status = common::run_child(bench_run);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (status != 0) {
@@ -149,13 +155,11 @@ Measured measure(const CalibrateRequest& request, const spec::HardwareProfile& b
   if (!fs::exists(database)) {
     throw std::runtime_error("the calibration run left no database " + database);
   }
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f", seconds);
-  err << "mpsim calibrate: measured in " << text << " s; database and bench output kept in "
-      << dir.string() << "\n";
+  err << "mpsim calibrate: measured in " << common::fixed(seconds, 1)
+      << " s; database and bench output kept in " << dir.string() << "\n";
   Measured measured;
   measured.database = database;
-  measured.listed_ranges = profiler::listed_ranges(output);
+  measured.listed_ranges = calibration::listed_ranges(output);
   if (!request.quick) {
     err << "mpsim calibrate: " << measured.listed_ranges.size()
         << " point-list measurements off the grids (their exact tables only)\n";
@@ -194,15 +198,13 @@ std::string checked_bench(const std::string& path) {
 }
 
 std::string find_models_folder(const std::string& self) {
-  std::vector<fs::path> candidates;
-  if (const char* dir = std::getenv("MPSIM_DATA_DIR"); dir != nullptr && *dir != '\0') {
-    candidates.push_back(fs::path(dir) / "models");
-  }
-  candidates.emplace_back("models");
-  candidates.push_back(fs::path(self).parent_path() / "../../../models");
-#ifdef MPSIM_SOURCE_DIR
-  candidates.push_back(fs::path(MPSIM_SOURCE_DIR) / "models");
-#endif
+  // The data roots' models folders, with the one of the checkout the binary was built in
+  // (<mpsim dir>/../../../models) right after the current directory's.
+  const fs::path relative = "models";
+  std::vector<fs::path> candidates = spec::data_candidates(relative);
+  const auto current = std::find(candidates.begin(), candidates.end(), relative);
+  candidates.insert(current == candidates.end() ? current : current + 1,
+                    fs::path(self).parent_path() / "../../../models");
   std::string looked;
   for (const fs::path& candidate : candidates) {
     if (fs::is_directory(candidate)) return candidate.lexically_normal().string();
@@ -222,7 +224,7 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   // --from: calibration databases, and profiled executor runs whose op times are learned.
   calibration::CalibrationSources sources = calibration::classify_sources(request.from);
   const bool measured_here = request.from.empty();
-  profiler::CalibrationInfo info;
+  calibration::CalibrationInfo info;
   if (measured_here) {
     Measured measured = measure(request, base, err);
     sources.databases = {measured.database};
@@ -232,25 +234,25 @@ int run_calibrate(const std::vector<std::string>& args, std::ostream& out, std::
   std::vector<std::string> words = {"mpsim", "calibrate"};
   words.insert(words.end(), args.begin(), args.end());
   info.profile_name = request.name;
-  info.command = command_line(words);
-  info.date = profiler::today_utc();
-  profiler::CalibrationReport report;
+  info.command = common::command_line(words);
+  info.date = calibration::today_utc();
+  calibration::CalibrationReport report;
   spec::HardwareProfile profile;
   try {
     profile =
         calibration::profile_from_sources(sources, base, info, run_config_from_command, &report);
-  } catch (const profiler::CalibrationError& e) {
+  } catch (const calibration::CalibrationError& e) {
     if (measured_here) throw;
     throw spec::FlagError("--from", e.what());
   }
   for (const std::string& note : report.notes) err << "mpsim calibrate: note: " << note << "\n";
   for (const std::string& fit : report.fitted) err << "mpsim calibrate: fitted " << fit << "\n";
 
-  const std::string text =
-      profiler::profile_file_text(profile,
-                                  profiler::profile_header(profile.name(), base.name(), info.date,
-                                                           report.sources, info.command),
-                                  request.output);
+  const std::string text = calibration::profile_file_text(
+      profile,
+      calibration::profile_header(profile.name(), base.name(), info.date, report.sources,
+                                  info.command),
+      request.output);
   write_atomically(request.output, text, "-o");
   out << "mpsim calibrate: wrote " << request.output << " (" << profile.calibrated_size()
       << " tables:";

@@ -4,7 +4,8 @@
 // executor's `iteration/<N>` ranges (a profiled `mpsim train` run, given as one of its per-rank
 // files or as the -o stem it was recorded with) is not fitted but learned from: its op times
 // after the first iteration (profiler/analyze/run_measurement.h), joined by name with the graph
-// of the configuration its command line states (run_op_tables.h), become exact-shape tables
+// of the configuration its run mark states, or for an older database its command line
+// (calibration/runs/run_op_tables.h), become exact-shape tables
 // (calibration/fit/op_points.h) merged into the profile. Without --from it first records
 // the measurements on this machine: `<mpsim> profile -o <tmp>/calib.sqlite --merge --
 // <bench> --gemm-m M --gemm-n N --gemm-k K --points <tmp>/points.txt [--gpus N]` (or

@@ -7,10 +7,10 @@
 #include <boost/program_options.hpp>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
 #include <limits>
 #include <sstream>
 
+#include "common/text.h"
 #include "simulator/spec/spec_error.h"
 #include "tools/mpsim/flag_parsing.h"
 #include "tools/mpsim/layout_flags.h"
@@ -22,11 +22,7 @@ namespace po = boost::program_options;
 using spec::FlagError;
 
 // Shortest readable form of a double ("0.0006", "6e-05").
-std::string str(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
+std::string str(double v) { return common::printf_string("%g", v); }
 
 // A whole-string finite decimal number, at least `min` (above it when `exclusive`).
 double parse_real(const std::string& flag, const std::string& text, double min, bool exclusive) {

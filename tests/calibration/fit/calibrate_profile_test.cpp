@@ -2,7 +2,8 @@
 // h100.rank0.sqlite (1 x H100: GEMM, attention, memory ops) and h200x2.rank0.sqlite (2 x H200:
 // also NCCL collectives and interference). The fitted profile is checked against numbers measured
 // independently of the fit: the bench's own host-side cudaEvent medians (*.jsonl beside the
-// databases), DESIGN.md's all-reduce time, and the datasheet's HBM bandwidth.
+// databases), the all-reduce time measured on the project's 2-GPU machine (docs/design.md, "Facts
+// measured on the project's GPU machines"), and the datasheet's HBM bandwidth.
 #include "calibration/fit/calibrate_profile.h"
 
 #include <gtest/gtest.h>
@@ -19,8 +20,9 @@
 #include "simulator/graph/training_graph.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
+using profiler::GpuInfo;
 
 const std::string kH100 = "traces/calibration/h100.rank0.sqlite";
 const std::string kH200 = "traces/calibration/h200x2.rank0.sqlite";
@@ -164,7 +166,8 @@ TEST(CalibrateProfileTest, GemmThroughputAgreesWithTheHostTimedMedian) {
   }
 }
 
-// DESIGN.md: NCCL all-reduce of 1 GiB on the 2-GPU machine ≈ 3.32 ms (measured on 2 x H100).
+// docs/design.md, "Facts measured on the project's GPU machines": NCCL all-reduce of 1 GiB on the
+// 2-GPU machine ≈ 3.32 ms (measured on 2 x H100).
 TEST(CalibrateProfileTest, AllReduceOfOneGibOnTwoGpus) {
   const Fitted& f = fitted(kH200);
   const double seconds = seconds_at(table(f.profile, "allreduce.nvlink"), {2, 1073741824});
@@ -579,4 +582,4 @@ TEST(CalibrateProfileTest, TheGridSurvivesScatteredListedPoints) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

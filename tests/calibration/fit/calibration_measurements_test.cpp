@@ -11,10 +11,17 @@
 
 #include "profiler/store/trace_store.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 namespace fs = std::filesystem;
+using profiler::ApiRecord;
+using profiler::GpuInfo;
+using profiler::KernelRecord;
+using profiler::NvtxRecord;
+using profiler::ProcessInfo;
+using profiler::RecordBatch;
+using profiler::TraceWriter;
 
 const std::string kMeta = "calib/meta/driver=13000,runtime=13000,cublas=130100,nccl=22803";
 const SoftwareVersions kVersions{13000, 13000, 130100, 22803};
@@ -162,4 +169,4 @@ TEST(SoftwareVersionsTest, NcclBefore29CountsThousands) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

@@ -7,7 +7,7 @@
 #include <set>
 #include <vector>
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using Keys = std::vector<double>;
@@ -80,4 +80,4 @@ TEST(GridRepairTest, PointsWithTheWrongKeyCountGo) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

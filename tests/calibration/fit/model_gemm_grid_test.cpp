@@ -14,7 +14,7 @@
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using Values = std::vector<int64_t>;
@@ -128,4 +128,4 @@ TEST(ModelGemmGridTest, BadOptionsAndEmptySelectionsAreRefused) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

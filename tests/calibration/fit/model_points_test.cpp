@@ -20,7 +20,7 @@
 #include "simulator/spec/spec_loader.h"
 #include "tests/test_models.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 const spec::Hardware& h100() {
@@ -152,7 +152,7 @@ TEST(ModelPointsTest, GroupsStayWithinTheLocalGpus) {
   // TP 3 is refused (8 heads), so groups of 2 and 4 (TP 4, and DP 2 at every TP).
   EXPECT_EQ(groups, (std::set<int64_t>{2, 4}));
   EXPECT_TRUE(std::any_of(four.notes.begin(), four.notes.end(), [](const std::string& n) {
-    return n.starts_with("test-gpt: 12 layouts left out (e.g. TP 3 PP 1 DP 1): --tp: ");
+    return n.starts_with("test-gpt: 12 layouts left out (e.g. TP 3 PP 1 DP 1): tensor_parallel: ");
   })) << four.notes.front();
   EXPECT_GT(four.size(), model_points({small_model()}, h100(), small_options(2)).size());
 }
@@ -210,4 +210,4 @@ TEST(ModelPointsTest, ShippedModelsOnTwoGpusStayWithinBudget) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration

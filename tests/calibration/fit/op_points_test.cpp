@@ -21,7 +21,7 @@
 #include "simulator/spec/spec_loader.h"
 #include "tests/test_models.h"
 
-namespace mpsim::profiler {
+namespace mpsim::calibration {
 namespace {
 
 using graph::Op;
@@ -320,4 +320,4 @@ TEST(OpPoints, MergeKeepsTheMeanOfAKeyFromTwoRuns) {
 }
 
 }  // namespace
-}  // namespace mpsim::profiler
+}  // namespace mpsim::calibration
