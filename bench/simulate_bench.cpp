@@ -24,9 +24,9 @@ void simulate_gpt3_175b(benchmark::State& state, bool fold_steps) {
   int64_t events = 0, ops = 0;
   double iteration = 0;
   for (auto _ : state) {
-    mpsim::report::SimulateOptions options;
+    mpsim::simulation::SimulateOptions options;
     options.fold_steps = fold_steps;
-    const auto result = mpsim::report::simulate(model, hardware, config, options);
+    const auto result = mpsim::simulation::simulate(model, hardware, config, options);
     events = result.events;
     ops = result.ops;
     iteration = result.iteration_time_s;

@@ -82,9 +82,3 @@ class ChromeTraceWriter {
 };
 
 }  // namespace mpsim::common
-
-// Transitional: simulator/report/simulation.cpp and validation/side_by_side_trace.cpp still name
-// the writer report::ChromeTraceWriter; this alias goes once they name common::ChromeTraceWriter.
-namespace mpsim::report {
-using common::ChromeTraceWriter;
-}  // namespace mpsim::report

@@ -74,12 +74,3 @@ std::vector<BasicInterval<T>> clipped(std::vector<BasicInterval<T>> intervals, T
 }
 
 }  // namespace mpsim::common
-
-// Transitional: simulator/report/simulation.cpp and validation/comparison.cpp still name these
-// report::Interval, report::merged, ...; the aliases go once they name common::.
-namespace mpsim::report {
-using common::difference_length;
-using common::Interval;
-using common::merged;
-using common::total_length;
-}  // namespace mpsim::report

@@ -11,15 +11,11 @@
 namespace mpsim::validation {
 namespace {
 
-using report::Interval;
+using common::Interval;
 
 // The union of `spans` clipped to [0, limit].
 std::vector<Interval> clipped_union(std::vector<Interval> spans, double limit) {
-  for (Interval& s : spans) {
-    s.start = std::max(s.start, 0.0);
-    s.end = std::min(s.end, limit);
-  }
-  return report::merged(std::move(spans));
+  return common::merged(common::clipped(std::move(spans), 0.0, limit));
 }
 
 bool is_work(OpCategory c) {
@@ -48,7 +44,7 @@ OpCategory communication_range_category(const std::string& name) {
 
 }  // namespace
 
-int32_t graph_rank_of(const report::SimulationDetail& detail, int32_t global_rank) {
+int32_t graph_rank_of(const simulation::SimulationDetail& detail, int32_t global_rank) {
   for (size_t r = 0; r < detail.graph.ranks.size(); ++r)
     if (detail.graph.ranks[r].global_rank == global_rank) return static_cast<int32_t>(r);
   return -1;
@@ -143,14 +139,15 @@ CategorySeconds category_seconds(std::vector<TimedWork> work, double iteration_s
     if (w.pipeline_compute) pipeline_end = std::max(pipeline_end, w.end_s);
   }
   out[static_cast<int>(OpCategory::kIdle)] =
-      std::max(0.0, iteration_s - report::total_length(clipped_union(std::move(all), iteration_s)));
+      std::max(0.0, iteration_s - common::total_length(clipped_union(std::move(all), iteration_s)));
   const double limit = std::min(pipeline_end, iteration_s);
   out[static_cast<int>(OpCategory::kBubble)] =
-      std::max(0.0, limit - report::total_length(clipped_union(std::move(busy), limit)));
+      std::max(0.0, limit - common::total_length(clipped_union(std::move(busy), limit)));
   return out;
 }
 
-std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, int32_t global_rank) {
+std::vector<TimedWork> simulated_work(const simulation::SimulationDetail& detail,
+                                      int32_t global_rank) {
   const int32_t rank = graph_rank_of(detail, global_rank);
   std::vector<TimedWork> work;
   const auto& g = detail.graph.graph;
@@ -170,7 +167,7 @@ std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, in
 
 std::vector<TimedWork> measured_work(const profiler::RunMeasurement& run,
                                      const profiler::RankRun& rank,
-                                     const report::SimulationDetail& detail) {
+                                     const simulation::SimulationDetail& detail) {
   const int32_t graph_rank = graph_rank_of(detail, rank.rank);
   std::unordered_map<std::string, const graph::Op*> ops;
   const auto& g = detail.graph.graph;
@@ -262,7 +259,7 @@ ConfigComparison compare_configuration(const std::string& name, const std::strin
                                        const profiler::RunMeasurement& measured,
                                        const std::vector<int64_t>& measured_peak_memory_bytes,
                                        const report::SimulationResult& predicted,
-                                       const report::SimulationDetail& detail) {
+                                       const simulation::SimulationDetail& detail) {
   const int64_t gpus = predicted.config.num_gpus();
   if (static_cast<int64_t>(measured.ranks.size()) != gpus ||
       static_cast<int64_t>(detail.graph.ranks.size()) != gpus)

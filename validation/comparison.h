@@ -1,7 +1,7 @@
 // One configuration, measured against predicted: what a row of the validation report holds.
 // The measured side is a profiled executor run (profiler/analyze/run_measurement.h) with the
 // executor's own peak-memory log; the predicted side is the simulator's detailed result
-// (report::SimulationDetail) of the same model and layout, with every GPU simulated.
+// (simulation::SimulationDetail) of the same model and layout, with every GPU simulated.
 //
 // Op kinds (the report's rows), defined once here, for both sides alike. Each op is put in one
 // kind by the simulator graph's op of the same name (graph::op_name): GEMM (kGemm), attention
@@ -81,17 +81,18 @@ struct TimedWork {
 CategorySeconds category_seconds(std::vector<TimedWork> work, double iteration_s);
 
 // The index into detail.graph.ranks of global rank `global_rank`; -1 when it is not simulated.
-int32_t graph_rank_of(const report::SimulationDetail& detail, int32_t global_rank);
+int32_t graph_rank_of(const simulation::SimulationDetail& detail, int32_t global_rank);
 
 // The simulated rank `global_rank`'s work in `detail`.
-std::vector<TimedWork> simulated_work(const report::SimulationDetail& detail, int32_t global_rank);
+std::vector<TimedWork> simulated_work(const simulation::SimulationDetail& detail,
+                                      int32_t global_rank);
 
 // The measured timeline of `rank` (one of `run`'s), each kernel put in the kind of the graph op
 // of its range's name on that rank (names the graph lacks: by their prefix, else kOther), and
 // each communication op's kernels cut to its transfer (file comment).
 std::vector<TimedWork> measured_work(const profiler::RunMeasurement& run,
                                      const profiler::RankRun& rank,
-                                     const report::SimulationDetail& detail);
+                                     const simulation::SimulationDetail& detail);
 
 struct ConfigComparison {
   std::string name;
@@ -122,7 +123,7 @@ ConfigComparison compare_configuration(const std::string& name, const std::strin
                                        const profiler::RunMeasurement& measured,
                                        const std::vector<int64_t>& measured_peak_memory_bytes,
                                        const report::SimulationResult& predicted,
-                                       const report::SimulationDetail& detail);
+                                       const simulation::SimulationDetail& detail);
 
 double relative_error(double predicted, double measured);
 

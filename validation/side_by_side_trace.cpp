@@ -22,8 +22,8 @@ nlohmann::json kinds_json(const CategorySeconds& seconds) {
 
 void write_side_by_side_trace(const std::string& path, const ConfigComparison& c,
                               const profiler::RunMeasurement& measured,
-                              const report::SimulationDetail& detail) {
-  report::ChromeTraceWriter writer(path, 0);
+                              const simulation::SimulationDetail& detail) {
+  common::ChromeTraceWriter writer(path, 0);
   const int32_t rank = c.compared_rank;
   const std::string suffix = "rank " + std::to_string(rank);
   writer.process_name(0, "measured " + suffix);

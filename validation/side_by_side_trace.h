@@ -5,7 +5,7 @@
 // category is its op kind (comparison.h), so both sides can be filtered alike. Metadata: the
 // configuration, the iteration times and the per-kind seconds of both sides.
 //
-// Failure: as report::ChromeTraceWriter (std::runtime_error naming the path; no half-written file).
+// Failure: as common::ChromeTraceWriter (std::runtime_error naming the path; no half-written file).
 #pragma once
 
 #include <string>
@@ -16,6 +16,6 @@ namespace mpsim::validation {
 
 void write_side_by_side_trace(const std::string& path, const ConfigComparison& comparison,
                               const profiler::RunMeasurement& measured,
-                              const report::SimulationDetail& detail);
+                              const simulation::SimulationDetail& detail);
 
 }  // namespace mpsim::validation

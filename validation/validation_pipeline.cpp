@@ -147,16 +147,16 @@ struct Prepared {
   spec::ModelSpec model;
   spec::ParallelConfig parallel;
   report::SimulationResult result;  // with the profile alone
-  std::unique_ptr<report::SimulationDetail> detail;
+  std::unique_ptr<simulation::SimulationDetail> detail;
 };
 
 report::SimulationResult simulate_detailed(const Prepared& p, const spec::Hardware& hardware,
-                                           report::SimulationDetail* detail) {
-  report::SimulateOptions options;
-  options.scope = report::RankScope::kAllRanks;
+                                           simulation::SimulationDetail* detail) {
+  simulation::SimulateOptions options;
+  options.scope = simulation::RankScope::kAllRanks;
   options.loss_memory = memory::LossMemory::kBf16Logits;  // what the executor's loss keeps
   options.detail = detail;
-  return report::simulate(p.model, hardware, p.parallel, options);
+  return simulation::simulate(p.model, hardware, p.parallel, options);
 }
 
 // Every configuration with a measurement of its flags, simulated with the profile alone.
@@ -190,7 +190,7 @@ std::vector<Prepared> predict(const std::vector<ValidationCase>& cases,
     p.model = spec::load_model_spec(c.model);
     p.model.set_dropout(0);  // the executor has no dropout
     p.parallel = spec::validate_parallel_config(c.parallel, p.model, hardware);
-    p.detail = std::make_unique<report::SimulationDetail>();
+    p.detail = std::make_unique<simulation::SimulationDetail>();
     p.result = simulate_detailed(p, hardware, p.detail.get());
     prepared.push_back(std::move(p));
   }

@@ -1,36 +1,22 @@
 #include "validation/validation_report.h"
 
 #include <cmath>
-#include <cstdio>
 #include <sstream>
 
+#include "common/text.h"
 #include "simulator/spec/config_words.h"
 
 namespace mpsim::validation {
 namespace {
 
-std::string percent(double error) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%+.1f %%", 100 * error);
-  return text;
-}
+std::string percent(double error) { return common::printf_string("%+.1f %%", 100 * error); }
 
-std::string plain_percent(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f %%", 100 * value);
-  return text;
-}
+std::string plain_percent(double value) { return common::printf_string("%.1f %%", 100 * value); }
 
-std::string ms(double seconds) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f", seconds * 1e3);
-  return text;
-}
+std::string ms(double seconds) { return common::printf_string("%.2f", seconds * 1e3); }
 
 std::string gib(int64_t bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f", static_cast<double>(bytes) / (1ull << 30));
-  return text;
+  return common::printf_string("%.2f", static_cast<double>(bytes) / (1ull << 30));
 }
 
 std::string layout(const ConfigComparison& c) {

@@ -15,18 +15,18 @@ namespace {
 
 Breakdown breakdown_of(const graph::TrainingGraph& tg, const engine::EngineResult& er, int rank,
                        double iteration_s) {
-  std::vector<Interval> compute, comm;
+  std::vector<common::Interval> compute, comm;
   const auto& g = tg.graph;
   for (graph::OpVertex v = 0; v < boost::num_vertices(g); ++v) {
     if (g[v].rank != rank) continue;
     (g[v].stream == graph::Stream::kCompute ? compute : comm)
         .push_back({er.start_s[v], er.end_s[v]});
   }
-  const auto compute_union = merged(std::move(compute));
-  const auto comm_union = merged(std::move(comm));
+  const auto compute_union = common::merged(std::move(compute));
+  const auto comm_union = common::merged(std::move(comm));
   Breakdown b;
-  b.compute_s = total_length(compute_union);
-  b.exposed_comm_s = difference_length(comm_union, compute_union);
+  b.compute_s = common::total_length(compute_union);
+  b.exposed_comm_s = common::difference_length(comm_union, compute_union);
   b.bubble_s = std::max(0.0, iteration_s - b.compute_s - b.exposed_comm_s);
   return b;
 }
@@ -56,7 +56,7 @@ nlohmann::json op_args(const graph::Op& op) {
   return args;
 }
 
-void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+void write_memory_counters(common::ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                            const engine::EngineResult& er, const std::vector<double>& state);
 
 void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult& er,
@@ -82,7 +82,7 @@ void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult
 // Memory counters per rank: model state plus the timeline, one point whenever the level has
 // moved by more than 0.5 % of the rank's peak since the last point (and at the peak itself), so
 // the counter track stays small next to the slices.
-void write_memory_counters(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+void write_memory_counters(common::ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                            const engine::EngineResult& er, const std::vector<double>& state) {
   std::vector<std::vector<std::pair<double, double>>> changes(tg.ranks.size());
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
@@ -164,7 +164,7 @@ SimulationResult summarize_run(const graph::TrainingGraph& tg, const engine::Eng
   return result;
 }
 
-void write_simulation_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+void write_simulation_trace(common::ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                             const engine::EngineResult& er, const std::vector<double>& model_state,
                             const SimulationResult& result) {
   for (size_t r = 0; r < tg.ranks.size(); ++r) {

@@ -26,7 +26,7 @@ SimulationResult summarize_run(const graph::TrainingGraph& tg, const engine::Eng
                                const spec::Hardware& hardware, const spec::ParallelConfig& config,
                                const std::string& cost_model);
 
-void write_simulation_trace(ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
+void write_simulation_trace(common::ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                             const engine::EngineResult& er, const std::vector<double>& model_state,
                             const SimulationResult& result);
 

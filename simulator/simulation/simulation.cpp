@@ -11,7 +11,7 @@
 #include "simulator/memory/memory_timeline.h"
 #include "simulator/report/run_metrics.h"
 
-namespace mpsim::report {
+namespace mpsim::simulation {
 namespace {
 
 // Prices every op and sets its memory; folded steps carry both already.
@@ -45,9 +45,9 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
         std::to_string(graph::kMaxOps) + "; use fewer micro-batches or one rank per stage");
   }
   // Open the trace first so that an unwritable path fails before the work is done.
-  std::unique_ptr<ChromeTraceWriter> trace;
+  std::unique_ptr<common::ChromeTraceWriter> trace;
   if (!options.trace_path.empty())
-    trace = std::make_unique<ChromeTraceWriter>(options.trace_path, 0);
+    trace = std::make_unique<common::ChromeTraceWriter>(options.trace_path, 0);
   graph::TrainingGraph tg = graph::build_training_graph(model, config, graph_options);
 
   annotate(tg, config, *cost_model, options.loss_memory);
@@ -55,8 +55,8 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
 
   const std::vector<double> model_state = memory::model_state_bytes_per_rank(tg, config);
   const SimulationResult result =
-      summarize_run(tg, er, model_state, model, hardware, config, cost_model->describe());
-  if (trace) write_simulation_trace(*trace, tg, er, model_state, result);
+      report::summarize_run(tg, er, model_state, model, hardware, config, cost_model->describe());
+  if (trace) report::write_simulation_trace(*trace, tg, er, model_state, result);
   if (options.detail) {
     options.detail->graph = std::move(tg);
     options.detail->engine = er;
@@ -65,4 +65,4 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
   return result;
 }
 
-}  // namespace mpsim::report
+}  // namespace mpsim::simulation

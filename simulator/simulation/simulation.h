@@ -6,9 +6,6 @@
 // simulate() throws std::length_error, before building anything, for a configuration of more
 // than graph::kMaxOps ops (unless steps are folded), and std::runtime_error for a trace path it
 // cannot write (before simulating); errors of the cost model and the engine propagate.
-//
-// The declarations stay in namespace mpsim::report, where the callers (tools, sweep, validation)
-// name them.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +22,9 @@
 #include "simulator/spec/model_spec.pb.h"
 #include "simulator/spec/parallel_config.pb.h"
 
-namespace mpsim::report {
+namespace mpsim::simulation {
+
+using report::SimulationResult;
 
 enum class RankScope {
   // One "representative rank" per pipeline stage: TP and DP peers run the same program at the
@@ -63,4 +62,4 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
                           const spec::ParallelConfig& validated_config,
                           const SimulateOptions& options = {});
 
-}  // namespace mpsim::report
+}  // namespace mpsim::simulation

@@ -29,10 +29,10 @@ namespace {
 report::SimulationResult simulate_one(const spec::ModelSpec& model, const spec::Hardware& hardware,
                                       const spec::ParallelConfig& config,
                                       const std::shared_ptr<const cost::CostModel>& cost_model) {
-  report::SimulateOptions options;
+  simulation::SimulateOptions options;
   options.fold_steps = true;  // the same iteration time and peak memory, far fewer ops
   options.cost_model = cost_model;
-  return report::simulate(model, hardware, config, options);
+  return simulation::simulate(model, hardware, config, options);
 }
 
 // Why a config does not fit by the closed forms, or nullopt when it does.

@@ -5,7 +5,7 @@
 //      HBM capacity, with the reason "model state exceeds memory" when weights, gradients and
 //      optimizer state alone do not fit on the most loaded stage, else "activations exceed
 //      memory";
-//   2. simulate the rest (report::simulate) on a pool of threads pulling configs from a shared
+//   2. simulate the rest (simulation::simulate) on a pool of threads pulling configs from a shared
 //      index; results are stored by index, so nothing depends on thread timing;
 //   3. drop those whose simulated peak_memory_bytes exceeds the capacity ("simulated peak exceeds
 //      memory"); an unknown peak (std::nullopt) is kept;

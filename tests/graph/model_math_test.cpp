@@ -13,7 +13,8 @@ double narayanan_parameters(double l, double h, double v, double s) {
   return 12 * l * h * h * (1 + 13 / (12 * h) + (v + s) / (12 * l * h));
 }
 
-// DESIGN.md / Narayanan et al. 2021: F = 72 B s l h^2 (1 + s/(6h) + V/(12 h l)).
+// docs/design.md ("Model FLOPs") / Narayanan et al. 2021: F = 72 B s l h^2 (1 + s/(6h) + V/(12 h
+// l)).
 double narayanan_flops(double batch, double l, double h, double v, double s) {
   return 72 * batch * s * l * h * h * (1 + s / (6 * h) + v / (12 * h * l));
 }

@@ -12,7 +12,7 @@
 #include "simulator/memory/memory_model.h"
 #include "tests/test_models.h"
 
-namespace mpsim::report {
+namespace mpsim::simulation {
 namespace {
 
 spec::Hardware test_hardware() {
@@ -51,7 +51,7 @@ SimulationResult run(const spec::ParallelConfig& c, double comm_bw, const std::s
 TEST(Simulation, BreakdownAddsUpToIterationTime) {
   spec::ParallelConfig c = testing::config(2, 2, 2, 1, 16);
   const SimulationResult r = run(c, 1e10);
-  const Breakdown& b = r.breakdown;
+  const report::Breakdown& b = r.breakdown;
   EXPECT_GT(b.compute_s, 0);
   EXPECT_GT(b.exposed_comm_s, 0);
   EXPECT_GT(b.bubble_s, 0);
@@ -220,4 +220,4 @@ TEST(Simulation, DefaultCostModelFollowsTheProfilesTables) {
 }
 
 }  // namespace
-}  // namespace mpsim::report
+}  // namespace mpsim::simulation

@@ -106,7 +106,7 @@ TEST(Sweep, PrunesExactlyTheConfigsThatDoNotFit) {
   int64_t checked = 0;
   for (const auto& c : configs) {
     if (kept.count(c.SerializeAsString())) continue;
-    const report::SimulationResult simulated = report::simulate(toy(), small, c);
+    const report::SimulationResult simulated = simulation::simulate(toy(), small, c);
     ASSERT_TRUE(simulated.peak_memory_bytes.has_value());
     EXPECT_GT(static_cast<double>(*simulated.peak_memory_bytes), small.hbm_capacity_bytes)
         << config_label(c);

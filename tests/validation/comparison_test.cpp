@@ -71,7 +71,7 @@ TEST(ComparisonTest, CommunicationIsChargedTheShortestMembersTime) {
   r1.op_names = {"comm/pp/recv/fwd/mb0", "comm/tp/fwd/mb0/L0/attn.allreduce"};
   r1.op_seconds = {1e-6, 1e-6};
   run.ranks = {r0, r1};
-  const report::SimulationDetail empty;
+  const simulation::SimulationDetail empty;
   const std::vector<TimedWork> w = measured_work(run, run.ranks[0], empty);
   ASSERT_EQ(w.size(), 2u);
   EXPECT_EQ(w[0].category, OpCategory::kTpComm);
@@ -87,11 +87,11 @@ TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
   spec::ModelSpec model = spec::load_model_spec("models/gpt-bytes-tiny.textproto");
   const spec::Hardware hw = spec::load_hardware("h100-sxm");
   const auto config = spec::validate_parallel_config(testing::config(1, 2, 1, 2, 4), model, hw);
-  report::SimulationDetail detail;
-  report::SimulateOptions options;
-  options.scope = report::RankScope::kAllRanks;
+  simulation::SimulationDetail detail;
+  simulation::SimulateOptions options;
+  options.scope = simulation::RankScope::kAllRanks;
   options.detail = &detail;
-  const report::SimulationResult result = report::simulate(model, hw, config, options);
+  const report::SimulationResult result = simulation::simulate(model, hw, config, options);
   ASSERT_EQ(detail.graph.ranks.size(), 2u);
   const ConfigComparison c =
       compare_configuration("pp2", "--pp 2", run, {100, 200}, result, detail);
@@ -114,7 +114,7 @@ TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
   EXPECT_LE(at(c.measured, OpCategory::kIdle), c.measured_iteration_s * 2);
   EXPECT_THROW(compare_configuration("pp2", "", run, {}, result,
                                      [] {
-                                       report::SimulationDetail one;
+                                       simulation::SimulationDetail one;
                                        return one;
                                      }()),
                std::invalid_argument);

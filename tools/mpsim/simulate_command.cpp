@@ -20,11 +20,11 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
   const spec::Hardware hardware = spec::load_hardware(request.hardware);
   const spec::ParallelConfig config = checked_layout(request.config, model, hardware);
 
-  report::SimulateOptions options;
+  simulation::SimulateOptions options;
   options.scope =
-      request.all_ranks ? report::RankScope::kAllRanks : report::RankScope::kRepresentative;
+      request.all_ranks ? simulation::RankScope::kAllRanks : simulation::RankScope::kRepresentative;
   options.trace_path = request.trace_path;
-  const report::SimulationResult result = report::simulate(model, hardware, config, options);
+  const report::SimulationResult result = simulation::simulate(model, hardware, config, options);
 
   const bool json = request.format == OutputFormat::kJson;
   if (json) {

@@ -129,9 +129,9 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (result.rows.empty()) {
       err << "no configuration fits; no trace written\n";
     } else {
-      report::SimulateOptions trace_options;
+      simulation::SimulateOptions trace_options;
       trace_options.trace_path = request.trace_best_path;
-      report::simulate(model, hardware, result.rows.front().config, trace_options);
+      simulation::simulate(model, hardware, result.rows.front().config, trace_options);
       err << "trace of the fastest configuration written to " << request.trace_best_path << "\n";
     }
   }
