@@ -12,31 +12,17 @@
 #include <stdexcept>
 #include <string>
 
+#include "tests/common/scratch_dir_test.h"
+
 namespace mpsim::common {
 namespace {
 
 namespace fs = std::filesystem;
 
-class AtomicFileTest : public ::testing::Test {
+class AtomicFileTest : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("mpsim_atomic_file_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  static std::string read(const fs::path& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
+  AtomicFileTest() : ScratchDirTest("mpsim_atomic_file_") {}
   int entries() const { return static_cast<int>(std::distance(fs::directory_iterator(dir_), {})); }
-
-  fs::path dir_;
 };
 
 TEST_F(AtomicFileTest, WriteReplacesTheTargetWholeAndLeavesNothingElse) {

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "tests/common/scratch_dir_test.h"
+
 namespace mpsim::common {
 namespace {
 
@@ -18,23 +20,9 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 // A fresh folder per test, removed afterwards.
-class ChromeTraceTest : public ::testing::Test {
+class ChromeTraceTest : public testing::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("mpsim_chrome_trace_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  static std::string read(const fs::path& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
+  ChromeTraceTest() : ScratchDirTest("mpsim_chrome_trace_") {}
   static json parse(const fs::path& path) { return json::parse(read(path)); }
 
   // The events of `trace` with phase `ph`.
@@ -45,8 +33,6 @@ class ChromeTraceTest : public ::testing::Test {
     }
     return out;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(ChromeTraceTest, EmptyTraceIsValidJsonWithTopLevelKeys) {
