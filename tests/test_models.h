@@ -61,6 +61,13 @@ inline spec::ParallelConfig config(int64_t tp, int64_t pp, int64_t dp, int64_t m
   c.set_rank_order(spec::TP_DP_PP);
   c.set_overlap_dp_comm(true);
   c.set_dp_bucket_params(40'000'000);
+  c.set_attention(spec::ATTENTION_FLASH);
+  return c;
+}
+
+// `c` with the reference executor's attention core (unfused), for graphs joined to its runs.
+inline spec::ParallelConfig executor_attention(spec::ParallelConfig c) {
+  c.set_attention(spec::ATTENTION_UNFUSED);
   return c;
 }
 

@@ -189,7 +189,9 @@ std::vector<Prepared> predict(const std::vector<ValidationCase>& cases,
     }
     p.model = spec::load_model_spec(c.model);
     p.model.set_dropout(0);  // the executor has no dropout
-    p.parallel = spec::validate_parallel_config(c.parallel, p.model, hardware);
+    spec::ParallelConfig parallel = c.parallel;
+    parallel.set_attention(spec::ATTENTION_UNFUSED);  // the kind the executor runs
+    p.parallel = spec::validate_parallel_config(parallel, p.model, hardware);
     p.detail = std::make_unique<simulation::SimulationDetail>();
     p.result = simulate_detailed(p, hardware, p.detail.get());
     prepared.push_back(std::move(p));

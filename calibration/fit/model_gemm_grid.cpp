@@ -34,6 +34,7 @@ spec::ParallelConfig shape_config(int64_t tp, int64_t mbs) {
   c.set_pipeline_parallel(1);
   c.set_micro_batch_size(mbs);
   c.set_global_batch_size(mbs);
+  c.set_attention(spec::ATTENTION_UNFUSED);  // any kind: only the GEMM shapes are read
   return c;
 }
 

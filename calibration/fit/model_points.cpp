@@ -78,6 +78,7 @@ spec::ParallelConfig config_of(const Layout& l, int64_t mbs) {
   c.set_zero_stage(l.zero);
   c.set_micro_batch_size(mbs);
   c.set_global_batch_size(mbs * l.dp);
+  c.set_attention(spec::ATTENTION_UNFUSED);  // the bench measures the executor's attention core
   return c;
 }
 

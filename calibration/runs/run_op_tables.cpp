@@ -25,9 +25,12 @@ std::vector<spec::CalibratedTable> op_tables_from_run(const profiler::RunMeasure
   model.set_dropout(0);  // the executor trains without dropout
   // Any profile validates a layout; the graph's shapes do not depend on the hardware.
   spec::ParallelConfig parallel;
+  spec::ParallelConfig recorded = config.parallel;
+  // Runs marked before the field existed ran the executor's only attention core: unfused.
+  if (recorded.attention() == spec::ATTENTION_UNSPECIFIED)
+    recorded.set_attention(spec::ATTENTION_UNFUSED);
   try {
-    parallel =
-        spec::validate_parallel_config(config.parallel, model, spec::load_hardware("h100-sxm"));
+    parallel = spec::validate_parallel_config(recorded, model, spec::load_hardware("h100-sxm"));
   } catch (const spec::FieldError& e) {
     throw spec::SpecError(source, 0, e.field(), e.message());
   }

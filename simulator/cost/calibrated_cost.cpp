@@ -29,7 +29,15 @@ using graph::OpKind;
 // ---- The tables the model reads ------------------------------------------------------------
 
 // What a table's keys are, hence how it is built and which keys an op gives it.
-enum class Family { kGemm, kAttentionForward, kAttentionBackward, kMemory, kCollective };
+enum class Family {
+  kGemm,
+  kAttentionForward,
+  kAttentionBackward,
+  kFlashForward,
+  kFlashBackward,
+  kMemory,
+  kCollective
+};
 
 struct TableSpec {
   std::string_view name;
@@ -42,13 +50,15 @@ struct TableSpec {
 
 // Every table name, in the order the model reads them (which is the order describe() lists the
 // grid tables in, and the order their errors are found in).
-constexpr std::array<TableSpec, 16> kTableSpecs = {{
+constexpr std::array<TableSpec, 18> kTableSpecs = {{
     {kGemmTable, Family::kGemm},
     {kGemmForwardTable, Family::kGemm, true},
     {kGemmDgradTable, Family::kGemm, true},
     {kGemmWgradTable, Family::kGemm, true},
     {kAttentionForwardTable, Family::kAttentionForward},
     {kAttentionBackwardTable, Family::kAttentionBackward},
+    {kFlashForwardTable, Family::kFlashForward},
+    {kFlashBackwardTable, Family::kFlashBackward},
     {kNormTable, Family::kMemory},
     {kNormForwardTable, Family::kMemory, true},
     {kNormBackwardTable, Family::kMemory, true},
@@ -63,13 +73,24 @@ constexpr std::array<TableSpec, 16> kTableSpecs = {{
 
 // The bases whose exact tables (`<base>.exact`) the model reads, in the order describe() lists
 // them: as kTableSpecs, but the per-pass norm tables after the other memory tables.
-constexpr std::array<std::string_view, 16> kExactTableOrder = {
-    kGemmTable,      kGemmForwardTable,      kGemmDgradTable,
-    kGemmWgradTable, kAttentionForwardTable, kAttentionBackwardTable,
-    kNormTable,      kElementwiseTable,      kLossTable,
-    kOptimizerTable, kNormForwardTable,      kNormBackwardTable,
-    kAllReduceTable, kAllGatherTable,        kReduceScatterTable,
-    kSendTable};
+constexpr std::array<std::string_view, 18> kExactTableOrder = {kGemmTable,
+                                                               kGemmForwardTable,
+                                                               kGemmDgradTable,
+                                                               kGemmWgradTable,
+                                                               kAttentionForwardTable,
+                                                               kAttentionBackwardTable,
+                                                               kFlashForwardTable,
+                                                               kFlashBackwardTable,
+                                                               kNormTable,
+                                                               kElementwiseTable,
+                                                               kLossTable,
+                                                               kOptimizerTable,
+                                                               kNormForwardTable,
+                                                               kNormBackwardTable,
+                                                               kAllReduceTable,
+                                                               kAllGatherTable,
+                                                               kReduceScatterTable,
+                                                               kSendTable};
 
 const TableSpec& table_spec(std::string_view name) {
   return *std::find_if(kTableSpecs.begin(), kTableSpecs.end(),
@@ -86,6 +107,8 @@ std::span<const std::string_view> key_names(Family family) {
       return kGemmKeys;
     case Family::kAttentionForward:
     case Family::kAttentionBackward:
+    case Family::kFlashForward:
+    case Family::kFlashBackward:
       return kAttentionKeys;
     case Family::kMemory:
       return kMemoryKeys;
@@ -106,6 +129,10 @@ std::unique_ptr<FittedTable> build_fitted(const TableSpec& spec, const spec::Cal
       return std::make_unique<ComputeTable>(table, attention_forward_flops, peak);
     case Family::kAttentionBackward:
       return std::make_unique<ComputeTable>(table, attention_backward_flops, peak);
+    case Family::kFlashForward:
+      return std::make_unique<ComputeTable>(table, flash_forward_flops, peak);
+    case Family::kFlashBackward:
+      return std::make_unique<ComputeTable>(table, flash_backward_flops, peak);
     case Family::kMemory:
       return std::make_unique<BytesTable>(table);
     case Family::kCollective:
@@ -116,13 +143,16 @@ std::unique_ptr<FittedTable> build_fitted(const TableSpec& spec, const spec::Cal
 
 // ---- Which chain prices an op --------------------------------------------------------------
 
-// One chain per op variant: GEMMs by layout, attention and norms by pass, the others by kind.
+// One chain per op variant: GEMMs by layout, attention by kind and pass, norms by pass, the
+// others by kind.
 enum Slot : int {
   kGemmForwardSlot,
   kGemmDgradSlot,
   kGemmWgradSlot,
   kAttentionForwardSlot,
   kAttentionBackwardSlot,
+  kFlashForwardSlot,
+  kFlashBackwardSlot,
   kNormForwardSlot,
   kNormBackwardSlot,
   kElementwiseSlot,
@@ -147,6 +177,8 @@ constexpr std::array<SlotTables, kNumSlots> kSlotTables = {{
     {kGemmWgradTable, kGemmTable},
     {kAttentionForwardTable, {}},
     {kAttentionBackwardTable, {}},
+    {kFlashForwardTable, {}},
+    {kFlashBackwardTable, {}},
     {kNormForwardTable, kNormTable},
     {kNormBackwardTable, kNormTable},
     {kElementwiseTable, {}},
@@ -174,6 +206,8 @@ std::optional<Slot> slot_of(const Op& op) {
       }
       return kGemmForwardSlot;
     case OpKind::kAttention:
+      if (op.label == graph::OpLabel::kAttnFlash)
+        return backward ? kFlashBackwardSlot : kFlashForwardSlot;
       return backward ? kAttentionBackwardSlot : kAttentionForwardSlot;
     case OpKind::kNorm:
       return backward ? kNormBackwardSlot : kNormForwardSlot;

@@ -51,6 +51,10 @@ inline constexpr std::string_view kGemmDgradTable = "gemm.bf16.dgrad";
 inline constexpr std::string_view kGemmWgradTable = "gemm.bf16.wgrad";
 inline constexpr std::string_view kAttentionForwardTable = "attention.fwd.bf16";   // fwd and rcp
 inline constexpr std::string_view kAttentionBackwardTable = "attention.bwd.bf16";  // bwd
+// The same for the fused flash-attention core (label attn.flash); the unfused core (attn.core)
+// takes the two above.
+inline constexpr std::string_view kFlashForwardTable = "attention.flash.fwd.bf16";
+inline constexpr std::string_view kFlashBackwardTable = "attention.flash.bwd.bf16";
 inline constexpr std::array<std::string_view, 3> kGemmKeys = {"m", "n", "k"};
 inline constexpr std::array<std::string_view, 3> kAttentionKeys = {"batch_heads", "seq",
                                                                    "head_dim"};
@@ -83,9 +87,9 @@ inline constexpr std::string_view kExactTableSuffix = ".exact";
 // `base` + kExactTableSuffix.
 std::string exact_table_name(std::string_view base);
 
-// The default table that prices ops of `kind` (attention: by `pass`, backward for kBackward,
-// forward otherwise; GEMMs: kGemmTable, norms: kNormTable, which the per-layout and per-pass
-// tables override where present), or an empty view for kinds no table covers (kStepBlock).
+// The default table that prices ops of `kind` (attention, the unfused core's: by `pass`, backward
+// for kBackward, forward otherwise; GEMMs: kGemmTable, norms: kNormTable, which the per-layout and
+// per-pass tables override where present), or an empty view for kinds no table covers (kStepBlock).
 std::string_view calibrated_table_name(graph::OpKind kind, graph::Pass pass);
 
 // The per-layout GEMM table for a GEMM labelled `label` (graph::Op::label): kGemmDgradTable for a
@@ -94,7 +98,8 @@ std::string_view calibrated_table_name(graph::OpKind kind, graph::Pass pass);
 std::string_view gemm_layout_table(graph::OpLabel label);
 
 // The most specific table for `op`, the first name of its lookup chain: GEMMs by layout
-// (gemm_layout_table), norms by pass (kNormBackwardTable for kBackward, kNormForwardTable
+// (gemm_layout_table), the flash-attention core by pass (kFlashForwardTable, kFlashBackwardTable),
+// norms by pass (kNormBackwardTable for kBackward, kNormForwardTable
 // otherwise), every other kind as calibrated_table_name; empty for kStepBlock. Where that table
 // is absent the model falls back to calibrated_table_name(kind, pass) for GEMMs and norms (see
 // above); `exact_table_name(op_table_name(op))` is the exact table measured points of `op` go to.

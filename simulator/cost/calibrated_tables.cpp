@@ -77,6 +77,14 @@ double attention_backward_flops(std::span<const double> keys) {
   return 2.0 * attention_forward_flops(keys);
 }
 
+double flash_forward_flops(std::span<const double> keys) {
+  return 2.0 * keys[0] * keys[1] * (keys[1] + 1) * keys[2];
+}
+
+double flash_backward_flops(std::span<const double> keys) {
+  return 2.5 * flash_forward_flops(keys);
+}
+
 // ---------------------------------------------------------------------------------------------
 // GridTable
 

@@ -35,7 +35,8 @@
 // Note that when work is a monomial in the keys (2·m·n·k for a GEMM, 4·bh·s²·d for attention),
 // log(work) is affine in the u_d and is reproduced exactly, so interpolating log throughput and
 // interpolating log seconds give the same seconds (to rounding); the choice matters for a
-// non-monomial work and for what value() and the monotonicity guarantee refer to.
+// non-monomial work (flash attention's causal 2·bh·s·(s+1)·d) and for what value() and the
+// monotonicity guarantee refer to.
 #pragma once
 
 #include <array>
@@ -61,6 +62,10 @@ using WorkFunction = double (*)(std::span<const double> keys);
 double gemm_flops(std::span<const double> keys);                // keys m, n, k: 2·m·n·k
 double attention_forward_flops(std::span<const double> keys);   // keys bh, s, d: 4·bh·s²·d
 double attention_backward_flops(std::span<const double> keys);  // twice the forward
+// Flash attention, causal (graph::attention_core_work): 2·bh·s·(s+1)·d forward, 2.5 times that
+// backward.
+double flash_forward_flops(std::span<const double> keys);
+double flash_backward_flops(std::span<const double> keys);
 
 // What a GridTable interpolates.
 enum class Interpolant {

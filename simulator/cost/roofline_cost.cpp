@@ -54,7 +54,8 @@ class RooflineCostModel final : public CostModel {
       throw std::invalid_argument(where +
                                   "hbm bandwidth x memory-bound efficiency is not positive");
     }
-    if (!(hardware.gemm_max_efficiency > 0) || !(hardware.attention_max_efficiency > 0)) {
+    if (!(hardware.gemm_max_efficiency > 0) || !(hardware.attention_max_efficiency > 0) ||
+        !(hardware.flash_attention_max_efficiency > 0)) {
       throw std::invalid_argument(where + "gemm and attention efficiencies must be positive");
     }
   }
@@ -64,7 +65,11 @@ class RooflineCostModel final : public CostModel {
       case graph::OpKind::kGemm:
         return roofline(op.flops, peak_ * gemm_efficiency(op.gemm), op.bytes);
       case graph::OpKind::kAttention:
-        return roofline(op.flops, peak_ * hardware_.attention_max_efficiency, op.bytes);
+        return roofline(op.flops,
+                        peak_ * (op.label == graph::OpLabel::kAttnFlash
+                                     ? hardware_.flash_attention_max_efficiency
+                                     : hardware_.attention_max_efficiency),
+                        op.bytes);
       case graph::OpKind::kNorm:
       case graph::OpKind::kElementwise:
       case graph::OpKind::kLoss:

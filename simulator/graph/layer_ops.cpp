@@ -4,6 +4,11 @@ namespace mpsim::graph {
 namespace {
 
 constexpr double kLossGatherBytes = 12;  // per token and TP rank: max, sum of exp, target logit
+constexpr double kLseBytes = 4;          // flash attention's fp32 log-sum-exp per head and query
+// s x s tensors moved through HBM by the unfused core (see attention_core_work()).
+constexpr double kUnfusedForwardScorePasses = 4;
+constexpr double kUnfusedBackwardScorePasses = 7;
+constexpr double kFlashBackwardWork = 2.5;  // five products against the forward's two
 
 }  // namespace
 
@@ -27,6 +32,30 @@ LayerShapes layer_shapes(const ModelDims& d, const spec::ParallelConfig& config,
   return s;
 }
 
+OpLabel attention_core_label(spec::Attention attention) {
+  return attention == spec::ATTENTION_UNFUSED ? OpLabel::kAttnCore : OpLabel::kAttnFlash;
+}
+
+AttentionWork attention_core_work(bool flash, bool backward, int64_t batch_heads, int64_t seq,
+                                  int64_t head_dim, double qkv, double out, double e) {
+  const double bh = static_cast<double>(batch_heads), s = static_cast<double>(seq),
+               d = static_cast<double>(head_dim);
+  AttentionWork w;
+  if (flash) {
+    const double forward = 2 * bh * s * (s + 1) * d;
+    const double lse = kLseBytes * bh * s;
+    w.flops = backward ? kFlashBackwardWork * forward : forward;
+    w.bytes = backward ? (2 * qkv + 2 * out) * e + lse : (qkv + out) * e + lse;
+    return w;
+  }
+  const double forward = 4 * bh * s * s * d;
+  const double scores = bh * s * s * e;
+  w.flops = backward ? 2 * forward : forward;
+  w.bytes = backward ? (2 * (qkv + out) + out) * e + kUnfusedBackwardScorePasses * scores
+                     : (qkv + out) * e + kUnfusedForwardScorePasses * scores;
+  return w;
+}
+
 OpVertex LayerOps::gemm(OpLabel label, int64_t m, int64_t n, int64_t k) {
   Op op = emit_.make(OpKind::kGemm, label);
   op.gemm = {m, n, k};
@@ -44,17 +73,16 @@ OpVertex LayerOps::memory_op(OpKind kind, OpLabel label, double bytes, double fl
 }
 
 OpVertex LayerOps::attention(bool backward) {
-  Op op = emit_.make(OpKind::kAttention, OpLabel::kAttnCore);
+  Op op = emit_.make(OpKind::kAttention, flash_ ? OpLabel::kAttnFlash : OpLabel::kAttnCore);
   op.attn_batch_heads = s_.micro_batch * s_.heads;
   op.attn_seq = d_.seq;
   op.attn_head_dim = d_.head_dim;
-  const double forward =
-      4.0 * static_cast<double>(op.attn_batch_heads) * d_.seq * d_.seq * d_.head_dim;
-  // The published FLOP counts take the backward pass as twice the forward.
-  op.flops = backward ? 2 * forward : forward;
   const double qkv = static_cast<double>(s_.tokens) * (s_.heads * d_.head_dim + 2 * s_.kv_dim);
   const double out = static_cast<double>(s_.tokens) * s_.heads * d_.head_dim;
-  op.bytes = (backward ? 2 * (qkv + out) + out : qkv + out) * s_.e;
+  const AttentionWork work = attention_core_work(flash_, backward, op.attn_batch_heads, d_.seq,
+                                                 d_.head_dim, qkv, out, s_.e);
+  op.flops = work.flops;
+  op.bytes = work.bytes;
   return emit_.compute(op);
 }
 

@@ -36,12 +36,42 @@ struct LayerShapes {
 LayerShapes layer_shapes(const ModelDims& dims, const spec::ParallelConfig& config,
                          int64_t padded_vocab);
 
+// The label of the attention core an attention implementation runs: kAttnFlash for flash (and
+// unspecified, which means flash), kAttnCore for unfused.
+OpLabel attention_core_label(spec::Attention attention);
+
+// What one attention core does, forward or backward, for `batch_heads` = micro-batch x local
+// heads, given the elements of Q, K and V together (`qkv`) and of the output (`out`):
+//   unfused: the full s x s scores, as Megatron-LM's batched GEMMs compute them (the causal
+//     mask is applied in the softmax). FLOPs forward 4 bh s^2 d (Q K^T and P V), backward twice
+//     that (dP, dV, dQ, dK). HBM bytes: Q, K, V and the output, plus the s x s tensors, e
+//     bytes per element: forward the scores written and read by the softmax, the probabilities
+//     written and read by P V (4 e bh s^2); backward the probabilities read twice (dV and the
+//     softmax backward), dP written and read, dS written and read twice (dQ, dK) (7 e bh s^2).
+//   flash: one kernel that skips the blocks above the diagonal: FLOPs forward
+//     2 bh s (s + 1) d (the causal half of the two products, diagonal included), backward 2.5
+//     times that (five products: the scores again, dV, dP, dQ, dK; Dao 2023, FlashAttention-2,
+//     section 3.1.2). HBM bytes: forward Q, K, V read, the output written and the fp32 log-sum-exp
+//     per head and query (4 bh s); backward Q, K, V, the output, its gradient and the
+//     log-sum-exp read, dQ, dK, dV written.
+struct AttentionWork {
+  double flops = 0;
+  double bytes = 0;
+};
+AttentionWork attention_core_work(bool flash, bool backward, int64_t batch_heads, int64_t seq,
+                                  int64_t head_dim, double qkv, double out, double e);
+
 class LayerOps {
  public:
   // `tp_nodes`: distinct nodes the emitting rank's TP group spans.
   LayerOps(OpEmitter& emit, const LayerShapes& shapes, const ModelDims& dims,
-           spec::Recompute recompute, int32_t tp_nodes)
-      : emit_(emit), s_(shapes), d_(dims), recompute_(recompute), tp_nodes_(tp_nodes) {}
+           spec::Recompute recompute, spec::Attention attention, int32_t tp_nodes)
+      : emit_(emit),
+        s_(shapes),
+        d_(dims),
+        recompute_(recompute),
+        flash_(attention != spec::ATTENTION_UNFUSED),
+        tp_nodes_(tp_nodes) {}
 
   // A layer's forward, or its recomputed forward (pass kRecompute).
   void forward_layer(int64_t layer, Pass pass);
@@ -53,6 +83,7 @@ class LayerOps {
  private:
   OpVertex gemm(OpLabel label, int64_t m, int64_t n, int64_t k);
   OpVertex memory_op(OpKind kind, OpLabel label, double bytes, double flops = 0);
+  // The attention core of the configured kind (see attention_core_work()).
   OpVertex attention(bool backward);
   // TP collective, issued asynchronously: the caller waits on the vertex where it is needed.
   OpVertex tp_async(OpKind kind, OpLabel label, double bytes);
@@ -69,6 +100,7 @@ class LayerOps {
   const LayerShapes& s_;
   const ModelDims& d_;
   spec::Recompute recompute_;
+  bool flash_ = true;  // attention core: flash, else unfused
   int32_t tp_nodes_ = 1;
 };
 

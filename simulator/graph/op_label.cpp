@@ -19,6 +19,7 @@ constexpr std::array<LabelInfo, kNumOpLabels> kLabels = {{
     {OpLabel::kAttnQkv, "attn.qkv"},
     {OpLabel::kAttnRope, "attn.rope"},
     {OpLabel::kAttnCore, "attn.core"},
+    {OpLabel::kAttnFlash, "attn.flash"},
     {OpLabel::kAttnProj, "attn.proj"},
     {OpLabel::kAttnAllReduce, "attn.allreduce"},
     {OpLabel::kAttnReduceScatter, "attn.reducescatter"},

@@ -23,7 +23,8 @@ enum class OpLabel : uint8_t {
   kAttnAllGather,  // sequence parallelism: gather the normed input before QKV
   kAttnQkv,
   kAttnRope,
-  kAttnCore,  // fused attention core; its backward keeps the label
+  kAttnCore,   // unfused attention core (QK^T, softmax, x V); its backward keeps the label
+  kAttnFlash,  // fused flash-attention core (one kernel per pass); its backward keeps the label
   kAttnProj,
   kAttnAllReduce,      // TP reduction of the attention output (backward: of the QKV input grad)
   kAttnReduceScatter,  // the same with sequence parallelism

@@ -165,7 +165,8 @@ void RankProgram::build() {
 // graph (step folding) without the DP work the step triggers.
 void RankProgram::step_body(OpEmitter& emit, const schedule::PipelineStep& step, int64_t vstage,
                             bool scratch) {
-  LayerOps ops(emit, b_.shapes, b_.out.dims, b_.config.recompute(), tp_nodes_);
+  LayerOps ops(emit, b_.shapes, b_.out.dims, b_.config.recompute(), b_.config.attention(),
+               tp_nodes_);
   const int64_t first_layer = vstage * b_.layers_per_chunk;
   const int64_t count = b_.layers_per_chunk;
   if (step.forward) {

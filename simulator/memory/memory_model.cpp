@@ -58,8 +58,7 @@ double LayerTensors::total() const {
          mlp_norm_input + fc1_input + act_input + fc2_input + mlp_dropout_mask;
 }
 
-LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                           AttentionMemory attention) {
+LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig& config) {
   const double t = static_cast<double>(config.tensor_parallel());
   const double sp = config.sequence_parallel() ? t : 1;  // divides what lies outside TP regions
   const double tokens = static_cast<double>(config.micro_batch_size() * d.seq);
@@ -77,7 +76,7 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
   x.attn_norm_input = e * tokens * h / sp;
   x.qkv_input = e * tokens * h / sp;
   x.qkv = e * tokens * (q_width + 2 * kv_width) / t;
-  if (attention == AttentionMemory::kFlash) {
+  if (config.attention() != spec::ATTENTION_UNFUSED) {
     x.attn_scores = kLseBytes * heads_tokens / t;
   } else {
     // softmax output; with dropout also its mask and output (attention over V reads the latter).
@@ -93,9 +92,8 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
   return x;
 }
 
-double layer_activation_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                              AttentionMemory attention) {
-  const LayerTensors x = layer_tensors(d, config, attention);
+double layer_activation_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config) {
+  const LayerTensors x = layer_tensors(d, config);
   switch (config.recompute()) {
     case spec::RECOMPUTE_FULL:
       return x.attn_norm_input;
@@ -106,9 +104,8 @@ double layer_activation_bytes(const graph::ModelDims& d, const spec::ParallelCon
   }
 }
 
-double recompute_working_set_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                                   AttentionMemory attention) {
-  const LayerTensors x = layer_tensors(d, config, attention);
+double recompute_working_set_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config) {
+  const LayerTensors x = layer_tensors(d, config);
   switch (config.recompute()) {
     case spec::RECOMPUTE_FULL:
       return x.total() - x.attn_norm_input;
@@ -209,25 +206,25 @@ double in_flight_micro_batches(const spec::ParallelConfig& config, int64_t stage
 }
 
 RankMemory closed_form_memory(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                              int64_t stage, AttentionMemory attention, LossMemory loss) {
+                              int64_t stage, LossMemory loss) {
   const int64_t p = config.pipeline_parallel();
   const int64_t m = micro_batches(config);
   RankMemory r;
   r.model_state = model_state_bytes(stage_parameters(d, config, stage), config);
   r.activations = in_flight_micro_batches(config, stage, m) * static_cast<double>(d.layers / p) *
-                  layer_activation_bytes(d, config, attention);
+                  layer_activation_bytes(d, config);
   r.extra =
       peak_extras(stage_order(config, stage, m), stage == 0, stage == p - 1,
                   embedding_activation_bytes(d, config), head_activation_bytes(d, config, loss),
-                  recompute_working_set_bytes(d, config, attention));
+                  recompute_working_set_bytes(d, config));
   return r;
 }
 
 double closed_form_peak_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config,
-                              AttentionMemory attention, LossMemory loss) {
+                              LossMemory loss) {
   double peak = 0;
   for (int64_t stage = 0; stage < config.pipeline_parallel(); ++stage)
-    peak = std::max(peak, closed_form_memory(d, config, stage, attention, loss).total());
+    peak = std::max(peak, closed_form_memory(d, config, stage, loss).total());
   return peak;
 }
 

@@ -11,12 +11,14 @@
 // 6 + 12/DP; ZeRO-2 shards the gradients too (2 + 16/DP); ZeRO-3 also the weights (18/DP).
 //
 // Activations: each tensor a layer saves for its backward pass is counted once (see
-// LayerTensors), at the model's element size, dropout masks at 1 B per element. With
-// AttentionMemory::kStoresScores (the default; Korthikanti's accounting) the attention core saves
-// its softmax output, the softmax dropout mask and the dropout output (5 a s^2 b bytes in bf16).
-// With kFlash (a fused flash-attention kernel, as the executor's attention) no a s^2 tensor
-// exists: the kernel saves its output (which is already counted as the output projection's
-// input) and the fp32 log-sum-exp per head and query (4 a s b bytes) instead.
+// LayerTensors), at the model's element size, dropout masks at 1 B per element. The attention
+// core is the config's (ParallelConfig.attention): the unfused core (Korthikanti's accounting)
+// saves its softmax output, the softmax dropout mask and the dropout output (5 a s^2 b bytes in
+// bf16); flash attention (the default) has no a s^2 tensor: the kernel saves its output (already
+// counted as the output projection's input) and the fp32 log-sum-exp per head and query
+// (4 a s b bytes) instead. Selective recompute keeps Megatron's meaning for both: the core's
+// forward is recomputed in backward, so what it alone saves (the scores, or the log-sum-exp) is
+// not kept.
 //
 // Not modelled (approximate against a real run): activation gradients and other transient
 // buffers of the backward pass, ZeRO-3's gathered weights, communication buffers, the caching
@@ -30,12 +32,6 @@
 #include "simulator/spec/parallel_config.pb.h"
 
 namespace mpsim::memory {
-
-// What the attention core keeps for its backward pass.
-enum class AttentionMemory : uint8_t {
-  kStoresScores,  // unfused: softmax output, its dropout mask and output (Korthikanti et al.)
-  kFlash,         // fused kernel: output and log-sum-exp only
-};
 
 // What the cross entropy keeps for its backward pass, per micro-batch on the last stage.
 enum class LossMemory : uint8_t {
@@ -78,25 +74,24 @@ struct LayerTensors {
   double mlp_dropout_mask = 0;
   double total() const;
 };
-LayerTensors layer_tensors(const graph::ModelDims& dims, const spec::ParallelConfig& config,
-                           AttentionMemory attention = AttentionMemory::kStoresScores);
+LayerTensors layer_tensors(const graph::ModelDims& dims, const spec::ParallelConfig& config);
 
 // Activation bytes one transformer layer keeps for the backward pass, per micro-batch, on one
-// rank. For a GPT with dropout and bf16 (Korthikanti et al. eq. (1)-(5)):
+// rank. For a GPT with dropout and bf16 with the unfused core (Korthikanti et al. eq. (1)-(5)):
 //   no parallelism  s b h (34 + 5 a s / h)
 //   TP              s b h (10 + 24/t + 5 a s / (h t))
 //   TP + SP         s b h (34/t + 5 a s / (h t))
-// Selective recompute drops the a s terms (the attention scores); full recompute keeps only the
-// layer input 2 s b h (2 s b h / t with SP).
-double layer_activation_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config,
-                              AttentionMemory attention = AttentionMemory::kStoresScores);
+// Flash attention replaces each 5 a s / h term by 4 a / h (the fp32 log-sum-exp, / t with TP).
+// Selective recompute drops those terms; full recompute keeps only the layer input 2 s b h
+// (2 s b h / t with SP).
+double layer_activation_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config);
 
 // What the backward pass of one layer holds at most above layer_activation_bytes, at the moment
 // it recomputes: full recompute, the whole layer's saved tensors except the input already held;
 // selective, the attention scores less what the layer's backward freed before recomputing them
 // (MLP tensors, the projection input, the dropout mask); 0 without recompute.
-double recompute_working_set_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config,
-                                   AttentionMemory attention = AttentionMemory::kStoresScores);
+double recompute_working_set_bytes(const graph::ModelDims& dims,
+                                   const spec::ParallelConfig& config);
 
 // Per micro-batch, on the first stage: the embedding's dropout mask (1 B per element; / t with
 // SP; 0 without dropout). The embedding output itself is layer 0's input, counted there.
@@ -133,12 +128,9 @@ struct RankMemory {
 // buffers backward j frees before recomputing (last stage, last chunk). This is the peak of the
 // engine's timeline exactly (same tensors, same schedule) for GPipe, 1F1B and interleaved 1F1B.
 RankMemory closed_form_memory(const graph::ModelDims& dims, const spec::ParallelConfig& config,
-                              int64_t stage,
-                              AttentionMemory attention = AttentionMemory::kStoresScores,
-                              LossMemory loss = LossMemory::kFp32Logits);
+                              int64_t stage, LossMemory loss = LossMemory::kFp32Logits);
 // Max over stages.
 double closed_form_peak_bytes(const graph::ModelDims& dims, const spec::ParallelConfig& config,
-                              AttentionMemory attention = AttentionMemory::kStoresScores,
                               LossMemory loss = LossMemory::kFp32Logits);
 
 }  // namespace mpsim::memory

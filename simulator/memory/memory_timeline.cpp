@@ -2,6 +2,8 @@
 
 #include <vector>
 
+#include "simulator/graph/layer_ops.h"
+
 namespace mpsim::memory {
 namespace {
 
@@ -38,11 +40,11 @@ class Rules {
 // What a layer's forward (or recomputed forward) allocates, op by op. `keep_input` is false for
 // the recomputed forward of full recompute, whose input is the checkpoint already held;
 // `scores` false where the scores are recomputed later (selective).
-void add_layer_forward(Rules& rules, Pass pass, const LayerTensors& x, bool keep_input,
-                       bool scores) {
+void add_layer_forward(Rules& rules, Pass pass, const LayerTensors& x, OpLabel core,
+                       bool keep_input, bool scores) {
   rules.add(Site::kLayer, pass, OpLabel::kAttnNorm, keep_input ? x.attn_norm_input : 0, 0);
   rules.add(Site::kLayer, pass, OpLabel::kAttnQkv, x.qkv_input, 0);
-  rules.add(Site::kLayer, pass, OpLabel::kAttnCore, x.qkv + (scores ? x.attn_scores : 0), 0);
+  rules.add(Site::kLayer, pass, core, x.qkv + (scores ? x.attn_scores : 0), 0);
   rules.add(Site::kLayer, pass, OpLabel::kAttnProj, x.proj_input, 0);
   rules.add(Site::kLayer, pass, OpLabel::kAttnResidual, x.attn_dropout_mask, 0);
   rules.add(Site::kLayer, pass, OpLabel::kMlpNorm, x.mlp_norm_input, 0);
@@ -53,7 +55,7 @@ void add_layer_forward(Rules& rules, Pass pass, const LayerTensors& x, bool keep
 }
 
 // The backward op that last reads a tensor frees it.
-void add_layer_backward(Rules& rules, const LayerTensors& x) {
+void add_layer_backward(Rules& rules, const LayerTensors& x, OpLabel core) {
   const Pass b = Pass::kBackward;
   rules.add(Site::kLayer, b, OpLabel::kMlpResidual, 0, x.mlp_dropout_mask);
   rules.add(Site::kLayer, b, OpLabel::kMlpFc2Wgrad, 0, x.fc2_input);
@@ -62,29 +64,31 @@ void add_layer_backward(Rules& rules, const LayerTensors& x) {
   rules.add(Site::kLayer, b, OpLabel::kMlpNorm, 0, x.mlp_norm_input);
   rules.add(Site::kLayer, b, OpLabel::kAttnResidual, 0, x.attn_dropout_mask);
   rules.add(Site::kLayer, b, OpLabel::kAttnProjWgrad, 0, x.proj_input);
-  rules.add(Site::kLayer, b, OpLabel::kAttnCore, 0, x.qkv + x.attn_scores);
+  rules.add(Site::kLayer, b, core, 0, x.qkv + x.attn_scores);
   rules.add(Site::kLayer, b, OpLabel::kAttnQkvWgrad, 0, x.qkv_input);
   rules.add(Site::kLayer, b, OpLabel::kAttnNorm, 0, x.attn_norm_input);
 }
 
 Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& config,
-                 AttentionMemory attention, LossMemory loss) {
-  const LayerTensors x = layer_tensors(g.dims, config, attention);
+                 LossMemory loss) {
+  const LayerTensors x = layer_tensors(g.dims, config);
+  // The attention core's ops carry the label of their kind (graph::attention_core_label).
+  const OpLabel core = graph::attention_core_label(config.attention());
   Rules rules;
   switch (config.recompute()) {
     case spec::RECOMPUTE_FULL:
       rules.add(Site::kLayer, Pass::kForward, OpLabel::kAttnNorm, x.attn_norm_input, 0);
-      add_layer_forward(rules, Pass::kRecompute, x, /*keep_input=*/false, /*scores=*/true);
+      add_layer_forward(rules, Pass::kRecompute, x, core, /*keep_input=*/false, /*scores=*/true);
       break;
     case spec::RECOMPUTE_SELECTIVE:
-      add_layer_forward(rules, Pass::kForward, x, true, /*scores=*/false);
-      rules.add(Site::kLayer, Pass::kRecompute, OpLabel::kAttnCore, x.attn_scores, 0);
+      add_layer_forward(rules, Pass::kForward, x, core, true, /*scores=*/false);
+      rules.add(Site::kLayer, Pass::kRecompute, core, x.attn_scores, 0);
       break;
     default:
-      add_layer_forward(rules, Pass::kForward, x, true, true);
+      add_layer_forward(rules, Pass::kForward, x, core, true, true);
       break;
   }
-  add_layer_backward(rules, x);
+  add_layer_backward(rules, x, core);
 
   const double embedding = embedding_activation_bytes(g.dims, config);
   rules.add(Site::kEmbedding, Pass::kForward, OpLabel::kLookup, embedding, 0);
@@ -101,9 +105,8 @@ Rules make_rules(const graph::TrainingGraph& g, const spec::ParallelConfig& conf
 
 }  // namespace
 
-void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config,
-                     AttentionMemory attention, LossMemory loss) {
-  const Rules rules = make_rules(g, config, attention, loss);
+void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config, LossMemory loss) {
+  const Rules rules = make_rules(g, config, loss);
   const size_t n = boost::num_vertices(g.graph);
   for (graph::OpVertex v = 0; v < n; ++v) {
     graph::Op& op = g.graph[v];

@@ -40,7 +40,6 @@ namespace mpsim::memory {
 // pipeline steps (OpKind::kStepBlock), which carry theirs from folding. `config` must be the one
 // the graph was built from.
 void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config,
-                     AttentionMemory attention = AttentionMemory::kStoresScores,
                      LossMemory loss = LossMemory::kFp32Logits);
 
 // Static bytes (weights, gradients, optimizer state) per simulated rank, from each rank's stage.

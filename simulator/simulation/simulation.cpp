@@ -21,7 +21,7 @@ void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
     graph::Op& op = tg.graph[v];
     if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model.op_seconds(op);
   }
-  memory::annotate_memory(tg, config, memory::AttentionMemory::kStoresScores, loss);
+  memory::annotate_memory(tg, config, loss);
 }
 
 }  // namespace

@@ -39,4 +39,15 @@ const char* rank_order_word(RankOrder order) {
   }
 }
 
+const char* attention_word(Attention attention) {
+  switch (attention) {
+    case ATTENTION_FLASH:
+      return "flash";
+    case ATTENTION_UNFUSED:
+      return "unfused";
+    default:
+      return "unspecified";
+  }
+}
+
 }  // namespace mpsim::spec

@@ -1,5 +1,5 @@
 // The words for ParallelConfig's enums, as the `mpsim` flags spell them ("1f1b", "selective",
-// "tp-dp-pp"); used in every output so that a printed config can be typed back as flags.
+// "tp-dp-pp", "flash"); used in every output so that a printed config can be typed back as flags.
 // Unspecified or unknown values give "unspecified".
 #pragma once
 
@@ -10,5 +10,6 @@ namespace mpsim::spec {
 const char* schedule_word(Schedule schedule);
 const char* recompute_word(Recompute recompute);
 const char* rank_order_word(RankOrder order);
+const char* attention_word(Attention attention);
 
 }  // namespace mpsim::spec

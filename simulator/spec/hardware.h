@@ -26,8 +26,9 @@ struct Hardware {
   double kernel_launch_s = 0;
   // Kernel efficiency relative to the peaks above (fractions in (0, 1]).
   double gemm_max_efficiency = 0;
-  double gemm_half_dim = 0;  // elements
-  double attention_max_efficiency = 0;
+  double gemm_half_dim = 0;                   // elements
+  double attention_max_efficiency = 0;        // the unfused attention core
+  double flash_attention_max_efficiency = 0;  // a fused flash-attention kernel
   double memory_bound_efficiency = 0;
   int64_t gpus_per_node = 0;
   double nvlink_bytes_per_s = 0;  // per GPU, one direction

@@ -136,6 +136,9 @@ void convert_efficiency(const KernelEfficiency& e, const Locator& at, Hardware& 
                                          e.attention_max(), D::kFraction);
   hw.memory_bound_efficiency =
       required(at, "efficiency.memory_bound", e.has_memory_bound(), e.memory_bound(), D::kFraction);
+  hw.flash_attention_max_efficiency =
+      required(at, "efficiency.flash_attention_max", e.has_flash_attention_max(),
+               e.flash_attention_max(), D::kFraction);
 }
 
 void convert_node_and_network(const HardwareProfile& p, const Locator& at, Hardware& hw) {

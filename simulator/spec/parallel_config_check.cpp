@@ -209,9 +209,31 @@ void check_choices(const ParallelConfig& c) {
     field_fail("recompute", "unknown recompute mode (" + number_text(int64_t{c.recompute()}) +
                                 "); expected none, selective or full");
   }
+  if (!Attention_IsValid(c.attention())) {
+    field_fail("attention", "unknown attention implementation (" +
+                                number_text(int64_t{c.attention()}) +
+                                "); expected flash or unfused");
+  }
   if (!RankOrder_IsValid(c.rank_order())) {
     field_fail("rank_order", "unknown rank order (" + number_text(int64_t{c.rank_order()}) +
                                  "); expected tp-dp-pp or tp-pp-dp");
+  }
+}
+
+// Fused (flash) attention kernels take head sizes that are multiples of 8 up to 256
+// (FlashAttention-2; cuDNN's fused attention on Hopper); the unfused path takes any.
+constexpr int64_t kFlashMaxHeadDim = 256;
+constexpr int64_t kFlashHeadDimMultiple = 8;
+
+void check_attention(const ParallelConfig& c, const ModelSpec& m) {
+  if (c.attention() != ATTENTION_FLASH) return;
+  const int64_t head_dim = m.hidden_size() / m.num_attention_heads();
+  if (head_dim % kFlashHeadDimMultiple != 0 || head_dim > kFlashMaxHeadDim) {
+    field_fail("attention",
+               "flash attention needs a head size (hidden_size / "
+               "num_attention_heads) that is a multiple of 8 and at most 256; '" +
+                   m.name() + "' has " + number_text(head_dim) +
+                   "; expected unfused attention for this model");
   }
 }
 
@@ -248,6 +270,8 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   check_sequence_parallel(out, model);
   check_zero(out);
   check_choices(out);
+  if (out.attention() == ATTENTION_UNSPECIFIED) out.set_attention(ATTENTION_FLASH);
+  check_attention(out, model);
   check_dtype(model, hardware);
   if (out.recompute() == RECOMPUTE_UNSPECIFIED) out.set_recompute(RECOMPUTE_NONE);
   if (out.rank_order() == RANK_ORDER_UNSPECIFIED) out.set_rank_order(TP_DP_PP);

@@ -106,6 +106,7 @@ std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model
   base.set_global_batch_size(gbs);
   base.set_overlap_dp_comm(true);
   base.set_rank_order(spec::TP_DP_PP);
+  base.set_attention(c.attention);
 
   for (int64_t tp : divisors(gpus)) {
     if (!allowed(c.tp, c.max_tp, tp)) continue;

@@ -1,8 +1,8 @@
 // The space of parallel configurations a sweep explores. enumerate_configs() returns every
 // ParallelConfig that spec::validate_parallel_config() accepts for a model, hardware, GPU count
 // and global batch (TP, PP, DP, sequence parallelism, virtual stages, micro-batch size, recompute
-// mode, ZeRO stage, pipeline schedule), narrowed by Constraints. DP gradient overlap is always on
-// and the rank order is TP_DP_PP.
+// mode, ZeRO stage, pipeline schedule), narrowed by Constraints. DP gradient overlap is always on,
+// the rank order is TP_DP_PP and the attention core is the constraints' (flash by default).
 //
 // Contract: every returned config is in the normalized form validate_parallel_config() returns;
 // there are no duplicates; the order is deterministic (TP, then PP, micro-batch size, schedule
@@ -36,6 +36,8 @@ struct Constraints {
   std::optional<int64_t> zero;
   std::optional<int64_t> max_tp, max_pp, max_mbs;
   bool allow_zero23 = true;  // false: ZeRO stages 0 and 1 only
+  // The attention core of every configuration: the training stack's choice, not swept.
+  spec::Attention attention = spec::ATTENTION_FLASH;
 };
 
 std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model,

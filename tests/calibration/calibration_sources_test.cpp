@@ -35,6 +35,7 @@ RunConfig tp2sp_config() {
   c.parallel.set_sequence_parallel(true);
   c.parallel.set_micro_batch_size(2);
   c.parallel.set_global_batch_size(4);
+  c.parallel.set_attention(spec::ATTENTION_UNFUSED);  // the executor's (its flags' default)
   return c;
 }
 

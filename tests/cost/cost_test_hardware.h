@@ -19,6 +19,7 @@ inline spec::Hardware cost_test_hardware() {
   hw.gemm_max_efficiency = 0.8;
   hw.gemm_half_dim = 256;
   hw.attention_max_efficiency = 0.6;
+  hw.flash_attention_max_efficiency = 0.5;
   hw.memory_bound_efficiency = 0.85;
   hw.gpus_per_node = 8;
   hw.nvlink_bytes_per_s = 450e9;

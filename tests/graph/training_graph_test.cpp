@@ -65,6 +65,10 @@ TEST(TrainingGraph, MegatronTpCommunicationPerLayer) {
 
 // The GEMM and attention FLOPs of the graph add up to the closed-form model FLOPs (computed with
 // the padded vocabulary the graph uses), for every parallel layout: no work is lost or doubled.
+// The unfused core computes the full s x s scores, as the model-FLOP formula counts them; flash
+// attention does the causal half (s (s + 1) / 2 of the s^2 dot products) and five products
+// backward instead of four, so per layer and sequence its 3 x 4 s^2 h become
+// (1 + 2.5) x 2 s (s + 1) h.
 TEST(TrainingGraph, GraphFlopsEqualModelFlopsTimesRanks) {
   const spec::ModelSpec model = testing::gpt(8, 512, 8, 256, 1000);
   struct Layout {
@@ -76,17 +80,25 @@ TEST(TrainingGraph, GraphFlopsEqualModelFlopsTimesRanks) {
        {Layout{1, 1, 1, spec::ONE_F_ONE_B, 1}, Layout{2, 2, 2, spec::ONE_F_ONE_B, 1},
         Layout{4, 2, 1, spec::GPIPE, 1}, Layout{2, 2, 1, spec::INTERLEAVED_1F1B, 2}}) {
     const int gbs = 16;
-    const auto tg =
-        build(model, testing::config(l.tp, l.pp, l.dp, 2, gbs, l.schedule, l.vpp), true);
-    double flops = 0;
-    for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
-      const Op& op = tg.graph[v];
-      if (op.kind == OpKind::kGemm || op.kind == OpKind::kAttention) flops += op.flops;
+    for (spec::Attention attention : {spec::ATTENTION_UNFUSED, spec::ATTENTION_FLASH}) {
+      spec::ParallelConfig c = testing::config(l.tp, l.pp, l.dp, 2, gbs, l.schedule, l.vpp);
+      c.set_attention(attention);
+      const auto tg = build(model, c, true);
+      double flops = 0;
+      for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+        const Op& op = tg.graph[v];
+        if (op.kind == OpKind::kGemm || op.kind == OpKind::kAttention) flops += op.flops;
+      }
+      ModelDims d = model_dims(model);
+      d.vocab = padded_vocab(d.vocab, l.tp);
+      double expected = model_flops_per_iteration(d, gbs);
+      if (attention == spec::ATTENTION_FLASH) {
+        const double s = 256, h = 512, per_layer = gbs * 8.0;  // sequences x layers
+        expected += per_layer * (3.5 * 2 * s * (s + 1) * h - 3 * 4 * s * s * h);
+      }
+      EXPECT_NEAR(flops, expected, 1e-9 * expected)
+          << l.tp << "x" << l.pp << "x" << l.dp << " attention " << attention;
     }
-    ModelDims d = model_dims(model);
-    d.vocab = padded_vocab(d.vocab, l.tp);
-    const double expected = model_flops_per_iteration(d, gbs);
-    EXPECT_NEAR(flops, expected, 1e-9 * expected) << l.tp << "x" << l.pp << "x" << l.dp;
   }
 }
 

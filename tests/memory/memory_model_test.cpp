@@ -29,6 +29,7 @@ spec::ParallelConfig korthikanti_config(const Published& m, int64_t tp, bool sp,
   spec::ParallelConfig c = testing::config(tp, m.pp, 1, 1, m.pp);
   c.set_sequence_parallel(sp);
   c.set_recompute(recompute);
+  c.set_attention(spec::ATTENTION_UNFUSED);  // the paper's attention keeps the scores
   return c;
 }
 
@@ -37,11 +38,13 @@ graph::ModelDims korthikanti_dims(const Published& m) {
 }
 
 // The paper's per-layer formulas, in bytes, written out independently (s b h and a s^2 b are
-// integers, and every division below is exact for these sizes).
-int64_t paper_bytes(const Published& m, int64_t t, bool sp, spec::Recompute recompute) {
+// integers, and every division below is exact for these sizes). With flash attention the
+// 5 a s / h term is gone and the fp32 log-sum-exp, 4 a s b bytes (/ t), is kept instead.
+int64_t paper_bytes(const Published& m, int64_t t, bool sp, spec::Recompute recompute,
+                    bool flash = false) {
   const int64_t s = kSeq, b = 1, h = m.hidden, a = m.heads;
   const int64_t sbh = s * b * h;
-  const int64_t scores = 5 * a * s * s * b / t;  // s b h * 5 a s / (h t)
+  const int64_t scores = flash ? 4 * a * s * b / t : 5 * a * s * s * b / t;
   if (recompute == spec::RECOMPUTE_FULL) return sp ? 2 * sbh / t : 2 * sbh;
   const int64_t keep_scores = recompute == spec::RECOMPUTE_SELECTIVE ? 0 : 1;
   if (t == 1) return 34 * sbh + keep_scores * scores;
@@ -60,9 +63,14 @@ TEST(LayerActivationBytes, MatchesKorthikantiFormulasToTheByte) {
         bool sp;
       };
       for (Case c : {Case{1, false}, Case{kTp, false}, Case{kTp, true}}) {
-        const double got = layer_activation_bytes(d, korthikanti_config(m, c.t, c.sp, mode));
-        EXPECT_EQ(got, static_cast<double>(paper_bytes(m, c.t, c.sp, mode)))
+        spec::ParallelConfig config = korthikanti_config(m, c.t, c.sp, mode);
+        EXPECT_EQ(layer_activation_bytes(d, config),
+                  static_cast<double>(paper_bytes(m, c.t, c.sp, mode)))
             << m.name << " t=" << c.t << " sp=" << c.sp << " recompute=" << mode;
+        config.set_attention(spec::ATTENTION_FLASH);
+        EXPECT_EQ(layer_activation_bytes(d, config),
+                  static_cast<double>(paper_bytes(m, c.t, c.sp, mode, /*flash=*/true)))
+            << "flash " << m.name << " t=" << c.t << " sp=" << c.sp << " recompute=" << mode;
       }
     }
   }
@@ -84,6 +92,7 @@ TEST(LayerActivationBytes, GeneralisesToGqaSwigluWithoutDropout) {
   const graph::ModelDims d = graph::model_dims(testing::llama(32, h, ffn, a, kv, s, 32000));
   spec::ParallelConfig c = testing::config(t, 1, 1, b, b);
   c.set_sequence_parallel(true);
+  c.set_attention(spec::ATTENTION_UNFUSED);
   const double tokens = static_cast<double>(s * b);
   const double between_regions = 4 * 2 * tokens * h / t;  // 2 norm inputs, qkv and fc1 inputs
   const double qkv = 2 * tokens * (h + 2 * kv * hd) / t;
@@ -92,8 +101,9 @@ TEST(LayerActivationBytes, GeneralisesToGqaSwigluWithoutDropout) {
   const double softmax = 2.0 * a * s * s * b / t;
   EXPECT_EQ(layer_activation_bytes(d, c), between_regions + qkv + proj + mlp + softmax);
   const double lse = 4.0 * a * s * b / t;
-  EXPECT_EQ(layer_activation_bytes(d, c, AttentionMemory::kFlash),
-            between_regions + qkv + proj + mlp + lse);
+  spec::ParallelConfig flash = c;
+  flash.set_attention(spec::ATTENTION_FLASH);
+  EXPECT_EQ(layer_activation_bytes(d, flash), between_regions + qkv + proj + mlp + lse);
   c.set_recompute(spec::RECOMPUTE_SELECTIVE);
   EXPECT_EQ(layer_activation_bytes(d, c), between_regions + qkv + proj + mlp);
   c.set_recompute(spec::RECOMPUTE_FULL);

@@ -20,18 +20,19 @@ void set_costs(TrainingGraph& tg) {
   }
 }
 
+constexpr spec::Attention kUnfused = spec::ATTENTION_UNFUSED;
+constexpr spec::Attention kFlash = spec::ATTENTION_FLASH;
+
 struct Simulated {
   TrainingGraph graph;
   engine::EngineResult result;
 };
 
 Simulated simulate(const spec::ModelSpec& model, const spec::ParallelConfig& config,
-                   graph::GraphOptions options = {},
-                   AttentionMemory attention = AttentionMemory::kStoresScores,
-                   LossMemory loss = LossMemory::kFp32Logits) {
+                   graph::GraphOptions options = {}, LossMemory loss = LossMemory::kFp32Logits) {
   Simulated run{graph::build_training_graph(model, config, options), {}};
   set_costs(run.graph);
-  annotate_memory(run.graph, config, attention, loss);
+  annotate_memory(run.graph, config, loss);
   run.result = engine::run_engine(run.graph);
   return run;
 }
@@ -47,11 +48,13 @@ const spec::ModelSpec kLlama = testing::llama(8, 256, 688, 8, 2, 128, 1000);  //
 
 // Every simulated rank's engine peak equals the closed form and everything is freed again.
 void expect_matches_closed_form(const spec::ModelSpec& model, const spec::ParallelConfig& config,
-                                AttentionMemory attention = AttentionMemory::kStoresScores) {
-  const Simulated run = simulate(model, config, {}, attention);
+                                spec::Attention attention = kUnfused) {
+  spec::ParallelConfig c = config;
+  c.set_attention(attention);
+  const Simulated run = simulate(model, c, {});
   const graph::ModelDims d = graph::model_dims(model);
   for (size_t r = 0; r < run.graph.ranks.size(); ++r) {
-    const RankMemory closed = closed_form_memory(d, config, run.graph.ranks[r].pp, attention);
+    const RankMemory closed = closed_form_memory(d, c, run.graph.ranks[r].pp);
     EXPECT_EQ(run.result.peak_bytes[r], closed.activations + closed.extra)
         << "stage " << run.graph.ranks[r].pp;
     EXPECT_EQ(run.result.final_bytes[r], 0) << "stage " << run.graph.ranks[r].pp;
@@ -82,16 +85,14 @@ TEST(MemoryTimeline, Bf16LossLogitsKeepHalfTheLogits) {
   const spec::ParallelConfig c = testing::config(1, p, 1, 1, m, spec::GPIPE);
   const graph::ModelDims d = graph::model_dims(kGpt);
   const Simulated fp32 = simulate(kGpt, c);
-  const Simulated bf16 =
-      simulate(kGpt, c, {}, AttentionMemory::kStoresScores, LossMemory::kBf16Logits);
+  const Simulated bf16 = simulate(kGpt, c, {}, LossMemory::kBf16Logits);
   const double tokens = 128, columns = 1024;
   EXPECT_EQ(head_activation_bytes(d, c) - head_activation_bytes(d, c, LossMemory::kBf16Logits),
             2 * tokens * columns - 8 * tokens);
   EXPECT_EQ(fp32.result.peak_bytes[p - 1] - bf16.result.peak_bytes[p - 1],
             m * (2 * tokens * columns - 8 * tokens));
   EXPECT_EQ(bf16.result.peak_bytes[p - 1],
-            closed_form_memory(d, c, p - 1, AttentionMemory::kStoresScores, LossMemory::kBf16Logits)
-                    .total() -
+            closed_form_memory(d, c, p - 1, LossMemory::kBf16Logits).total() -
                 closed_form_memory(d, c, p - 1).model_state.total());
 }
 
@@ -122,8 +123,7 @@ TEST(MemoryTimeline, MatchesClosedFormForEverySchedule) {
       expect_matches_closed_form(kGpt, with(testing::config(1, 1, 1, 1, 3), mode, sp));
       expect_matches_closed_form(kGpt, with(testing::config(1, 4, 1, 1, 2), mode, sp));  // m < p
       expect_matches_closed_form(kLlama, with(testing::config(2, 4, 1, 1, 8), mode, sp));
-      expect_matches_closed_form(kLlama, with(testing::config(2, 4, 1, 1, 8), mode, sp),
-                                 AttentionMemory::kFlash);
+      expect_matches_closed_form(kLlama, with(testing::config(2, 4, 1, 1, 8), mode, sp), kFlash);
     }
   }
 }
@@ -153,9 +153,12 @@ TEST(MemoryTimeline, RecomputeAndSequenceParallelReduceThePeak) {
 }
 
 TEST(MemoryTimeline, FlashAttentionNeedsLessThanStoredScores) {
-  const spec::ParallelConfig c = testing::config(1, 2, 1, 1, 4);
-  EXPECT_LT(simulate(kLlama, c, {}, AttentionMemory::kFlash).result.peak_bytes[0],
-            simulate(kLlama, c).result.peak_bytes[0]);
+  spec::ParallelConfig flash = testing::config(1, 2, 1, 1, 4);
+  flash.set_attention(kFlash);
+  spec::ParallelConfig unfused = flash;
+  unfused.set_attention(kUnfused);
+  EXPECT_LT(simulate(kLlama, flash).result.peak_bytes[0],
+            simulate(kLlama, unfused).result.peak_bytes[0]);
 }
 
 // Every GPU simulated, with DP and ZeRO-3: every rank of a stage has the same timeline.

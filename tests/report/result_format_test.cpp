@@ -40,6 +40,7 @@ SimulationResult sample() {
   c.set_global_batch_size(1536);
   c.set_schedule(spec::INTERLEAVED_1F1B);
   c.set_recompute(spec::RECOMPUTE_SELECTIVE);
+  c.set_attention(spec::ATTENTION_UNFUSED);
   c.set_zero_stage(1);
   c.set_overlap_dp_comm(true);
   c.set_rank_order(spec::TP_PP_DP);
@@ -125,6 +126,7 @@ TEST(ResultJson, ConfigUsesFlagSpellings) {
                      {"global_batch_size", 1536},
                      {"schedule", "interleaved"},
                      {"recompute", "selective"},
+                     {"attention", "unfused"},
                      {"zero_stage", 1},
                      {"overlap_dp_comm", true},
                      {"rank_order", "tp-pp-dp"}}));
@@ -150,6 +152,8 @@ TEST(ResultJson, EverySpellingOfTheConfigEnums) {
   }
   r.config.set_rank_order(spec::TP_DP_PP);
   EXPECT_EQ(to_json(r)["config"]["rank_order"], "tp-dp-pp");
+  r.config.set_attention(spec::ATTENTION_FLASH);
+  EXPECT_EQ(to_json(r)["config"]["attention"], "flash");
 }
 
 TEST(ResultTable, ShowsMetricsInTheirUnits) {

@@ -177,6 +177,7 @@ TEST(Simulation, DefaultCostModelFollowsTheProfilesTables) {
   hw.gemm_max_efficiency = 0.8;
   hw.gemm_half_dim = 64;
   hw.attention_max_efficiency = 0.5;
+  hw.flash_attention_max_efficiency = 0.45;
   hw.memory_bound_efficiency = 0.8;
   hw.nvlink_bytes_per_s = 4e11;
   hw.nvlink_latency_s = 2e-6;

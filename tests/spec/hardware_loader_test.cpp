@@ -96,8 +96,8 @@ TEST(HardwareChecks, UnitMustBeKnownForTheDimension) {
   e = hw_error("value: 64 unit: \"elements\"", "value: 64 unit: \"\"",
                "efficiency.gemm_half_dim.unit", line_containing(text, "gemm_half_dim"));
   expect_words(e.what(), {"unknown unit \"\"", "elements"});
-  e = hw_error("value: 0.55 unit: \"fraction\"", "value: 0.55 unit: \"ratio\"",
-               "efficiency.attention_max.unit", line_containing(text, "attention_max"));
+  e = hw_error("value: 0.3 unit: \"fraction\"", "value: 0.3 unit: \"ratio\"",
+               "efficiency.attention_max.unit", line_containing(text, "  attention_max"));
   expect_words(e.what(), {"fraction, %"});
 }
 

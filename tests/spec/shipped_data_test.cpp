@@ -123,7 +123,8 @@ TEST(ShippedData, A100HasNoFp8) {
 TEST(ShippedData, EveryProfileQuantityHasASource) {
   const HardwareProfile p = load_hardware_profile("h100-sxm");
   EXPECT_EQ(p.efficiency().gemm_max().source().rfind("measured on", 0), 0u);
-  EXPECT_EQ(p.efficiency().attention_max().source().rfind("assumed: ", 0), 0u);
+  EXPECT_EQ(p.efficiency().attention_max().source().rfind("measured on", 0), 0u);
+  EXPECT_EQ(p.efficiency().flash_attention_max().source().rfind("assumed: ", 0), 0u);
   EXPECT_EQ(p.node().nvlink_latency().source().rfind("assumed: ", 0), 0u);
 }
 

@@ -86,7 +86,8 @@ TEST(ComparisonTest, ProfiledPipelineRunAgainstItsSimulation) {
       profiler::measure_run(profiler::read_run_traces("traces/executor/pp2.sqlite"), 1);
   spec::ModelSpec model = spec::load_model_spec("models/gpt-bytes-tiny.textproto");
   const spec::Hardware hw = spec::load_hardware("h100-sxm");
-  const auto config = spec::validate_parallel_config(testing::config(1, 2, 1, 2, 4), model, hw);
+  const auto config = spec::validate_parallel_config(
+      testing::executor_attention(testing::config(1, 2, 1, 2, 4)), model, hw);
   simulation::SimulationDetail detail;
   simulation::SimulateOptions options;
   options.scope = simulation::RankScope::kAllRanks;

@@ -14,6 +14,8 @@ const Choices<spec::Recompute> kRecomputeChoices = {{"none", spec::RECOMPUTE_NON
                                                     {"full", spec::RECOMPUTE_FULL}};
 const Choices<spec::RankOrder> kRankOrderChoices = {{"tp-dp-pp", spec::TP_DP_PP},
                                                     {"tp-pp-dp", spec::TP_PP_DP}};
+const Choices<spec::Attention> kAttentionChoices = {{"flash", spec::ATTENTION_FLASH},
+                                                    {"unfused", spec::ATTENTION_UNFUSED}};
 const Choices<int64_t> kZeroChoices = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
 const Choices<bool> kOnOffChoices = {{"on", true}, {"off", false}};
 

@@ -22,6 +22,7 @@ using Choices = std::vector<std::pair<std::string, Value>>;
 extern const Choices<spec::Schedule> kScheduleChoices;    // gpipe, 1f1b, interleaved
 extern const Choices<spec::Recompute> kRecomputeChoices;  // none, selective, full
 extern const Choices<spec::RankOrder> kRankOrderChoices;  // tp-dp-pp, tp-pp-dp
+extern const Choices<spec::Attention> kAttentionChoices;  // flash, unfused
 extern const Choices<int64_t> kZeroChoices;               // 0, 1, 2, 3
 extern const Choices<bool> kOnOffChoices;                 // on, off
 

@@ -40,6 +40,9 @@ const LayoutFlagInfo kLayoutFlags[] = {
      "do not overlap DP gradient reduction with the backward pass"},
     {LayoutFlag::kRankOrder, "rank-order", "rank_order", "tp-dp-pp|tp-pp-dp",
      "how parallel dimensions map to global ranks, innermost first"},
+    {LayoutFlag::kAttention, "attention", "attention", "flash|unfused",
+     "attention core: flash (fused, no s x s tensor; Megatron-Core with Transformer Engine) or "
+     "unfused (batched GEMMs around a fused softmax; Megatron-LM 2020-22)"},
     // No command takes it yet; the spec layer's errors about the field name it so.
     {LayoutFlag::kDpBucketParams, "dp-bucket-params", "dp_bucket_params", "N",
      "parameters per DP gradient bucket; 0 = Megatron's 40M"},
@@ -88,6 +91,8 @@ void read_layout_flags(const po::variables_map& vm, spec::ParallelConfig& c) {
     c.set_schedule(c.virtual_pipeline_stages() > 1 ? spec::INTERLEAVED_1F1B : spec::ONE_F_ONE_B);
   }
   c.set_recompute(choose("--recompute", text(LayoutFlag::kRecompute), kRecomputeChoices));
+  if (vm.count("attention"))
+    c.set_attention(choose("--attention", text(LayoutFlag::kAttention), kAttentionChoices));
 }
 
 std::string flag_of_field(const std::string& field) {

@@ -1,7 +1,7 @@
 // The layout flags (--model --hw --gpus --tp --pp --dp --mbs --gbs --sp --no-sp --vpp --schedule
-// --recompute --zero --no-overlap-dp --rank-order), declared once: each with the ModelSpec or
-// ParallelConfig field it sets, its value name and its help. A command declares the ones it
-// takes, with its own defaults, through add_layout_flags(), and reads them back with
+// --recompute --zero --no-overlap-dp --rank-order --attention), declared once: each with the
+// ModelSpec or ParallelConfig field it sets, its value name and its help. A command declares the
+// ones it takes, with its own defaults, through add_layout_flags(), and reads them back with
 // read_layout_flags().
 //
 // The same table turns the spec layer's errors, which name fields (spec::FieldError
@@ -44,6 +44,7 @@ enum class LayoutFlag {
   kZero,
   kNoOverlapDp,
   kRankOrder,
+  kAttention,
   kDpBucketParams,
 };
 
@@ -72,7 +73,8 @@ void add_layout_flags(boost::program_options::options_description& d,
                       const std::vector<LayoutFlagUse>& uses);
 
 // Reads --gpus --tp --pp --dp --mbs --gbs --vpp --schedule (default 1f1b, or interleaved with
-// --vpp > 1) --recompute into `config`, as simulate and train declare them (all with defaults);
+// --vpp > 1) --recompute (and --attention where declared) into `config`, as simulate and train
+// declare them (all with defaults);
 // --sp and --no-sp may not both be given. sequence_parallel is left to the caller, whose defaults
 // differ.
 void read_layout_flags(const boost::program_options::variables_map& vm,

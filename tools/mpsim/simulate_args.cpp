@@ -45,6 +45,7 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kVpp, "1"},
           {LayoutFlag::kSchedule},
           {LayoutFlag::kRecompute, "selective"},
+          {LayoutFlag::kAttention, "flash"},
           {LayoutFlag::kZero, "0"},
           {LayoutFlag::kNoOverlapDp},
           {LayoutFlag::kRankOrder, "tp-dp-pp"}});

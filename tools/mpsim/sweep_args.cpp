@@ -35,7 +35,10 @@ po::options_description flag_descriptions() {
   add_layout_flags(d, {{LayoutFlag::kModel, "gpt3-175b"},
                        {LayoutFlag::kHw, "h100-sxm"},
                        {LayoutFlag::kGpus, "1024"},
-                       {LayoutFlag::kGbs, "1536"}});
+                       {LayoutFlag::kGbs, "1536"},
+                       {LayoutFlag::kAttention, "flash",
+                        "attention core of every configuration: flash or unfused (the training "
+                        "stack's, not swept)"}});
   d.add_options()
       ("top", text("10", "K"), "configurations shown in the table")
       ("format", text("table", "table|json|csv"),
@@ -116,6 +119,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   if (vm.count("recompute"))
     c.recompute = choose("--recompute", text("recompute"), kRecomputeChoices);
   if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroChoices);
+  c.attention = choose("--attention", text("attention"), kAttentionChoices);
   return request;
 }
 

@@ -32,7 +32,7 @@ double rel_err(double got, double want) { return std::abs(got - want) / std::abs
 
 graph::TrainingGraph small_graph(int64_t gpus_per_node = 8) {
   return graph::build_training_graph(testing::gpt(4, 256, 4, 128, 3000),
-                                     testing::config(2, 2, 1, 1, 4),
+                                     testing::executor_attention(testing::config(2, 2, 1, 1, 4)),
                                      {.all_ranks = true, .gpus_per_node = gpus_per_node});
 }
 

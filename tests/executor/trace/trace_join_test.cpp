@@ -56,6 +56,7 @@ spec::ParallelConfig two_gpus(int tp, int pp, bool sp) {
   c.set_recompute(spec::RECOMPUTE_NONE);
   c.set_virtual_pipeline_stages(1);
   c.set_rank_order(spec::TP_DP_PP);
+  c.set_attention(spec::ATTENTION_UNFUSED);  // the executor's attention core
   return c;
 }
 

@@ -174,7 +174,8 @@ TEST(RunMeasurementTest, ProfiledPipelineRunCoversEveryComputeOp) {
   ASSERT_EQ(traces.size(), 2u);
   const RunMeasurement run = measure_run(traces, 1);
   EXPECT_EQ(run.ranks[0].steps, (std::vector<int64_t>{2}));
-  const spec::ParallelConfig c = mpsim::testing::config(1, 2, 1, 2, 4);
+  const spec::ParallelConfig c =
+      mpsim::testing::executor_attention(mpsim::testing::config(1, 2, 1, 2, 4));
   const spec::ModelSpec model = spec::load_model_spec("models/gpt-bytes-tiny.textproto");
   const auto valid = spec::validate_parallel_config(c, model, spec::load_hardware("h100-sxm"));
   graph::GraphOptions options;
