@@ -92,6 +92,31 @@ TEST(CalibratedCost, AttentionForwardAndRecomputeUseFwdBackwardUsesBwd) {
   }
 }
 
+// The flash core is priced by the flash tables, the unfused core by the unfused ones; without
+// flash tables the flash core takes the roofline at the flash efficiency.
+TEST(CalibratedCost, FlashCoreUsesTheFlashTablesOnly) {
+  spec::Hardware hw = calibrated_hardware();
+  const auto unfused_only = make_calibrated_cost_model(hw);
+  hw.calibrated.push_back(flash_table(false));
+  hw.calibrated.push_back(flash_table(true));
+  const auto model = make_calibrated_cost_model(hw);
+  const auto roofline = make_roofline_cost_model(hw);
+  for (const Keys& x : std::vector<Keys>{{8, 512, 32}, {32, 2048, 64}, {64, 4096, 128}}) {
+    Op fwd = attention(x, Pass::kForward), bwd = attention(x, Pass::kBackward);
+    EXPECT_LE(rel_err(model->op_seconds(fwd), attention_forward_closed_form(x)), 1e-12);
+    fwd.label = bwd.label = graph::OpLabel::kAttnFlash;
+    EXPECT_LE(rel_err(model->op_seconds(fwd), flash_forward_closed_form(x)), 1e-12);
+    EXPECT_LE(rel_err(model->op_seconds(bwd), flash_backward_closed_form(x)), 1e-12);
+    EXPECT_EQ(unfused_only->op_seconds(fwd), roofline->op_seconds(fwd));
+    EXPECT_EQ(unfused_only->op_seconds(bwd), roofline->op_seconds(bwd));
+  }
+  Op op = attention({8, 512, 32}, Pass::kRecompute);
+  op.label = graph::OpLabel::kAttnFlash;
+  EXPECT_EQ(op_table_name(op), kFlashForwardTable);
+  op.pass = Pass::kBackward;
+  EXPECT_EQ(op_table_name(op), kFlashBackwardTable);
+}
+
 // ---- memory-bound
 // ---------------------------------------------------------------------------------
 

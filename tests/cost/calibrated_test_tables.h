@@ -86,6 +86,13 @@ inline double attention_forward_closed_form(const Keys& x) {
 inline double attention_backward_closed_form(const Keys& x) {
   return 8 * x[0] * x[1] * x[1] * x[2] / (kPeak * attention_eff(x, 0.45));
 }
+// Flash attention: the causal work 2 bh s (s + 1) d forward, 2.5 times that backward.
+inline double flash_forward_closed_form(const Keys& x) {
+  return 2 * x[0] * x[1] * (x[1] + 1) * x[2] / (kPeak * attention_eff(x, 0.7));
+}
+inline double flash_backward_closed_form(const Keys& x) {
+  return 5 * x[0] * x[1] * (x[1] + 1) * x[2] / (kPeak * attention_eff(x, 0.55));
+}
 
 // α-β times of memory-bound kernels and collectives.
 struct AlphaBetaForm {
@@ -113,6 +120,13 @@ inline spec::CalibratedTable attention_table(bool backward) {
                     {"batch_heads", "seq", "head_dim"},
                     {{8, 16, 32, 64}, {512, 1024, 2048, 4096}, {32, 64, 128}},
                     backward ? attention_backward_closed_form : attention_forward_closed_form);
+}
+
+inline spec::CalibratedTable flash_table(bool backward) {
+  return grid_table(backward ? kFlashBackwardTable : kFlashForwardTable,
+                    {"batch_heads", "seq", "head_dim"},
+                    {{8, 16, 32, 64}, {512, 1024, 2048, 4096}, {32, 64, 128}},
+                    backward ? flash_backward_closed_form : flash_forward_closed_form);
 }
 
 inline spec::CalibratedTable memory_table(std::string_view op,

@@ -105,6 +105,25 @@ TEST(RooflineCost, Attention) {
   EXPECT_NEAR(model->op_seconds(op), expected, rel(expected));
 }
 
+// The flash core (label attn.flash) runs at the profile's flash efficiency, counting its own
+// (causal) work; the unfused core at attention_max.
+TEST(RooflineCost, FlashAttentionAtItsOwnEfficiency) {
+  const auto model = make_roofline_cost_model(test_hardware());
+  Op op;
+  op.kind = OpKind::kAttention;
+  op.label = graph::OpLabel::kAttnFlash;
+  op.attn_batch_heads = 32;
+  op.attn_seq = 4096;
+  op.attn_head_dim = 128;
+  op.flops = 2.0 * 32 * 4096.0 * 4097 * 128;
+  op.bytes = 4.0 * 32 * 4096 * 128 * 2 + 4.0 * 32 * 4096;
+  const double flash = op.flops / (989e12 * 0.5) + 4e-6;
+  EXPECT_NEAR(model->op_seconds(op), flash, rel(flash));
+  op.label = graph::OpLabel::kAttnCore;
+  const double unfused = op.flops / (989e12 * 0.6) + 4e-6;
+  EXPECT_NEAR(model->op_seconds(op), unfused, rel(unfused));
+}
+
 TEST(RooflineCost, ComputeDtypeSelectsThePeak) {
   const spec::Hardware hw = test_hardware();
   const Op op = gemm(8192, 8192, 8192);

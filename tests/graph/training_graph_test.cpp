@@ -118,6 +118,47 @@ TEST(TrainingGraph, RecomputeAddsForwardWork) {
   EXPECT_EQ(rcp_ops[spec::RECOMPUTE_FULL], 12 * 4 * 2);
 }
 
+// Each attention kind's core, forward and backward, against the work written out by hand for a
+// GQA model (h 256, 8 heads of 32, 2 KV heads, s 128, micro-batch 2, TP 2 so 4 local heads):
+// unfused full s^2 scores and their HBM passes, flash the causal half and no s x s traffic.
+TEST(TrainingGraph, AttentionCoresOfEachKind) {
+  const spec::ModelSpec model = testing::llama(2, 256, 688, 8, 2, 128, 1000);
+  const double bh = 2 * 4, s = 128, d = 32, e = 2, tokens = 2 * 128;
+  const double qkv = tokens * (4 * d + 2 * 1 * d), out = tokens * 4 * d;
+  for (spec::Attention attention : {spec::ATTENTION_UNFUSED, spec::ATTENTION_FLASH}) {
+    spec::ParallelConfig c = testing::config(2, 1, 1, 2, 2);
+    c.set_attention(attention);
+    c.set_recompute(spec::RECOMPUTE_SELECTIVE);
+    const auto tg = build(model, c);
+    const bool flash = attention == spec::ATTENTION_FLASH;
+    const OpLabel core = flash ? OpLabel::kAttnFlash : OpLabel::kAttnCore;
+    std::map<Pass, int> count;
+    for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+      const Op& op = tg.graph[v];
+      if (op.kind != OpKind::kAttention) continue;
+      EXPECT_EQ(op.label, core);
+      const std::string name = op_name(op);  // e.g. rcp/mb0/L1/attn.flash
+      EXPECT_EQ(name.substr(name.rfind('/') + 1), flash ? "attn.flash" : "attn.core");
+      ++count[op.pass];
+      const bool backward = op.pass == Pass::kBackward;
+      double flops, bytes;
+      if (flash) {
+        flops = 2 * bh * s * (s + 1) * d * (backward ? 2.5 : 1);
+        bytes = (backward ? 2 * qkv + 2 * out : qkv + out) * e + 4 * bh * s;
+      } else {
+        flops = 4 * bh * s * s * d * (backward ? 2 : 1);
+        bytes = (backward ? 2 * qkv + 3 * out : qkv + out) * e + (backward ? 7 : 4) * e * bh * s * s;
+      }
+      EXPECT_DOUBLE_EQ(op.flops, flops) << label_name(core) << " pass " << int(op.pass);
+      EXPECT_DOUBLE_EQ(op.bytes, bytes) << label_name(core) << " pass " << int(op.pass);
+    }
+    // Selective recompute keeps its meaning for both kinds: the core's forward again in backward.
+    EXPECT_EQ(count[Pass::kForward], 2);
+    EXPECT_EQ(count[Pass::kRecompute], 2);
+    EXPECT_EQ(count[Pass::kBackward], 2);
+  }
+}
+
 TEST(TrainingGraph, DpBucketsCarryEveryGradientOnce) {
   const spec::ModelSpec model = testing::gpt(8, 512, 8, 256, 1000);
   for (int zero : {0, 1}) {

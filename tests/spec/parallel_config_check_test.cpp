@@ -57,6 +57,28 @@ TEST_F(ParallelTest, DefaultsFilled) {
   EXPECT_EQ(c.recompute(), RECOMPUTE_NONE);
   EXPECT_EQ(c.rank_order(), TP_DP_PP);
   EXPECT_EQ(c.dp_bucket_params(), 40'000'000);
+  EXPECT_EQ(c.attention(), ATTENTION_FLASH);
+}
+
+// Flash kernels take head sizes that are multiples of 8 up to 256; the unfused core any.
+TEST_F(ParallelTest, FlashAttentionNeedsASupportedHeadSize) {
+  const ParallelConfig c = raw(1, 1, 1, 1, 1);
+  for (int64_t head_dim : {8, 80, 128, 256}) {
+    const ModelSpec m = gpt(2, 4 * head_dim, 4, 128, 1000);
+    EXPECT_EQ(validate_parallel_config(c, m, h100_).attention(), ATTENTION_FLASH) << head_dim;
+  }
+  for (int64_t head_dim : {12, 100, 264, 512}) {
+    const ModelSpec m = gpt(2, 4 * head_dim, 4, 128, 1000);
+    expect_field(c, "attention", {"flash attention", "multiple of 8", "at most 256",
+                                  std::to_string(head_dim).c_str(), "unfused"},
+                 &m);
+    ParallelConfig unfused = c;
+    unfused.set_attention(ATTENTION_UNFUSED);
+    EXPECT_EQ(validate_parallel_config(unfused, m, h100_).attention(), ATTENTION_UNFUSED);
+  }
+  ParallelConfig unknown = c;
+  unknown.set_attention(static_cast<Attention>(7));
+  expect_field(unknown, "attention", {"unknown attention implementation (7)", "flash or unfused"});
 }
 
 TEST_F(ParallelTest, BucketGrowsWithDp) {

@@ -65,6 +65,36 @@ TEST(Sweep, RankingIsSortedAndIndependentOfThreads) {
   EXPECT_EQ(a.enumerated, static_cast<int64_t>(a.rows.size()) + pruned_total(a));
 }
 
+// Flash attention keeps no s x s scores: at a capacity that splits the unfused space, every layout
+// the unfused core fits also fits with flash, and some only fit with flash.
+TEST(Sweep, FlashAttentionFitsWhatTheUnfusedCoreFitsAndMore) {
+  Constraints flash_space;
+  flash_space.recompute = spec::RECOMPUTE_NONE;
+  flash_space.max_mbs = 4;
+  Constraints unfused_space = flash_space;
+  unfused_space.attention = spec::ATTENTION_UNFUSED;
+  const auto flash = enumerate_configs(toy(), h100(), 8, 16, flash_space);
+  const auto unfused = enumerate_configs(toy(), h100(), 8, 16, unfused_space);
+  ASSERT_EQ(flash.size(), unfused.size());
+  const graph::ModelDims dims = graph::model_dims(toy());
+  double lo = 1e300, hi = 0;
+  for (const auto& c : unfused) {
+    lo = std::min(lo, memory::closed_form_peak_bytes(dims, c));
+    hi = std::max(hi, memory::closed_form_peak_bytes(dims, c));
+  }
+  spec::Hardware small = h100();
+  small.hbm_capacity_bytes = (lo + hi) / 2;
+  auto kept = [&](const std::vector<spec::ParallelConfig>& configs) {
+    std::set<std::string> labels;
+    for (const SweepRow& row : run_sweep(toy(), small, configs, {}).rows)
+      labels.insert(config_label(row.config));
+    return labels;
+  };
+  const std::set<std::string> with_flash = kept(flash), with_unfused = kept(unfused);
+  for (const std::string& label : with_unfused) EXPECT_EQ(with_flash.count(label), 1u) << label;
+  EXPECT_GT(with_flash.size(), with_unfused.size());
+}
+
 TEST(Sweep, PrunesExactlyTheConfigsThatDoNotFit) {
   const auto configs = small_space();
   const graph::ModelDims dims = graph::model_dims(toy());

@@ -126,6 +126,9 @@ TEST(SimulateArgs, EveryEnumValue) {
   for (int stage = 0; stage <= 3; ++stage) {
     EXPECT_EQ(config({"--zero", std::to_string(stage)}).zero_stage(), stage);
   }
+  EXPECT_EQ(config({}).attention(), spec::ATTENTION_FLASH);
+  EXPECT_EQ(config({"--attention", "flash"}).attention(), spec::ATTENTION_FLASH);
+  EXPECT_EQ(config({"--attention", "unfused"}).attention(), spec::ATTENTION_UNFUSED);
   EXPECT_EQ(config({"--rank-order", "tp-dp-pp"}).rank_order(), spec::TP_DP_PP);
   EXPECT_EQ(config({"--rank-order", "tp-pp-dp"}).rank_order(), spec::TP_PP_DP);
   EXPECT_EQ(parse_simulate_args({"--format", "table"}).format, OutputFormat::kTable);
@@ -157,6 +160,7 @@ TEST(SimulateArgs, Help) {
        {"--model M (=gpt3-175b)", "--hw H (=h100-sxm)", "--gpus N (=1024)", "--tp T (=8)",
         "--pp P (=16)", "--dp D (=0)", "--mbs B (=1)", "--gbs G (=1536)", "--sp", "--vpp V (=1)",
         "--schedule gpipe|1f1b|interleaved", "--recompute none|selective|full (=selective)",
+        "--attention flash|unfused (=flash)",
         "--zero 0|1|2|3 (=0)", "--no-sp", "--no-overlap-dp",
         "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)", "--all-ranks", "--trace FILE",
         "--format table|json (=table)"}) {
@@ -170,6 +174,8 @@ TEST(SimulateArgs, BadEnumValuesListTheAllowedOnes) {
   EXPECT_EQ(error_of({"--recompute", "some"}),
             "--recompute: 'some' is not one of none, selective, full");
   EXPECT_EQ(error_of({"--zero", "4"}), "--zero: '4' is not one of 0, 1, 2, 3");
+  EXPECT_EQ(error_of({"--attention", "fused"}),
+            "--attention: 'fused' is not one of flash, unfused");
   EXPECT_EQ(error_of({"--rank-order", "pp-dp-tp"}),
             "--rank-order: 'pp-dp-tp' is not one of tp-dp-pp, tp-pp-dp");
   EXPECT_EQ(error_of({"--format", "csv"}), "--format: 'csv' is not one of table, json");
