@@ -9,6 +9,7 @@
 #include "common/intervals.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/graph/op_name.h"
+#include "simulator/memory/device_memory.h"
 
 namespace mpsim::report {
 namespace {
@@ -59,24 +60,32 @@ nlohmann::json op_args(const graph::Op& op) {
 void write_memory_counters(common::ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                            const engine::EngineResult& er, const std::vector<double>& state);
 
+// The rank whose device bytes (memory/device_memory.h) peak highest.
 void summarize_memory(const graph::TrainingGraph& tg, const engine::EngineResult& er,
                       const std::vector<double>& state, const spec::Hardware& hardware,
+                      const spec::ParallelConfig& config, bool tied_embeddings, double headroom,
                       SimulationResult& result) {
   size_t peak_rank = 0;
   double peak = -1;
   for (size_t r = 0; r < tg.ranks.size(); ++r) {
-    const double total = state[r] + er.peak_bytes[r];
+    const double total = memory::device_bytes(hardware, config, tied_embeddings, tg.ranks[r].pp,
+                                              state[r] + er.peak_bytes[r]);
     if (total > peak) {
       peak = total;
       peak_rank = r;
     }
   }
+  const double tensors = state[peak_rank] + er.peak_bytes[peak_rank];
   result.peak_memory_bytes = static_cast<int64_t>(std::llround(peak));
   result.peak_memory_rank = tg.ranks[peak_rank].global_rank;
   result.peak_model_state_bytes = state[peak_rank];
   result.peak_activation_bytes = er.peak_bytes[peak_rank];
-  result.memory_capacity_bytes = hardware.hbm_capacity_bytes;
-  result.fits_memory = peak <= hardware.hbm_capacity_bytes;
+  result.peak_fragmentation_bytes = memory::fragmentation_bytes(hardware, tensors);
+  result.peak_runtime_bytes =
+      memory::runtime_memory(hardware, config, tied_embeddings, tg.ranks[peak_rank].pp).total();
+  result.memory_headroom = headroom;
+  result.memory_capacity_bytes = memory::usable_bytes(hardware, headroom);
+  result.fits_memory = peak <= result.memory_capacity_bytes;
 }
 
 // Memory counters per rank: model state plus the timeline, one point whenever the level has
@@ -116,7 +125,7 @@ void write_memory_counters(common::ChromeTraceWriter& writer, const graph::Train
 SimulationResult summarize_run(const graph::TrainingGraph& tg, const engine::EngineResult& er,
                                const std::vector<double>& model_state, const spec::ModelSpec& model,
                                const spec::Hardware& hardware, const spec::ParallelConfig& config,
-                               const std::string& cost_model) {
+                               const std::string& cost_model, double memory_headroom) {
   SimulationResult result;
   result.config = config;
   result.model_name = model.name();
@@ -160,7 +169,8 @@ SimulationResult summarize_run(const graph::TrainingGraph& tg, const engine::Eng
   result.slowest_rank = tg.ranks[slowest].global_rank;
   result.breakdown = breakdown_of(tg, er, slowest, result.iteration_time_s);
 
-  summarize_memory(tg, er, model_state, hardware, result);
+  summarize_memory(tg, er, model_state, hardware, config, model.tied_embeddings(), memory_headroom,
+                   result);
   return result;
 }
 

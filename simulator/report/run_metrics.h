@@ -20,11 +20,11 @@
 namespace mpsim::report {
 
 // `model_state`: per simulated rank; `cost_model`: CostModel::describe() of the model that priced
-// the graph.
+// the graph; `memory_headroom`: the fraction of usable memory kept free when judging the fit.
 SimulationResult summarize_run(const graph::TrainingGraph& tg, const engine::EngineResult& er,
                                const std::vector<double>& model_state, const spec::ModelSpec& model,
                                const spec::Hardware& hardware, const spec::ParallelConfig& config,
-                               const std::string& cost_model);
+                               const std::string& cost_model, double memory_headroom = 0);
 
 void write_simulation_trace(common::ChromeTraceWriter& writer, const graph::TrainingGraph& tg,
                             const engine::EngineResult& er, const std::vector<double>& model_state,

@@ -44,15 +44,20 @@ struct SimulationResult {
   int64_t simulated_ranks = 0;
   int64_t ops = 0;
   int64_t events = 0;
-  // Peak memory: the largest, over simulated ranks, of model state (weights, gradients,
-  // optimizer state by ZeRO stage) plus the activation peak of the engine's memory timeline
-  // (simulator/memory). nullopt only for results built by hand.
+  // Peak memory as the GPU sees it (simulator/memory/device_memory.h), on the rank whose tensors
+  // peak highest: model state (weights, gradients, optimizer state by ZeRO stage) plus the
+  // activation peak of the engine's memory timeline, the allocator's fragmentation over those
+  // tensors, and the runtime (CUDA context, library workspace, NCCL communicators). nullopt only
+  // for results built by hand.
   std::optional<int64_t> peak_memory_bytes;
-  int peak_memory_rank = 0;           // global rank holding the peak
-  double peak_model_state_bytes = 0;  // on that rank
-  double peak_activation_bytes = 0;   // on that rank, at its peak
-  double memory_capacity_bytes = 0;   // the GPU's HBM
-  bool fits_memory = true;            // peak_memory_bytes <= memory_capacity_bytes
+  int peak_memory_rank = 0;              // global rank holding the peak
+  double peak_model_state_bytes = 0;     // on that rank
+  double peak_activation_bytes = 0;      // on that rank, at its peak
+  double peak_fragmentation_bytes = 0;   // the allocator's reserve above those tensors
+  double peak_runtime_bytes = 0;         // context, library workspace, NCCL on that rank
+  double memory_capacity_bytes = 0;      // usable memory less the headroom asked for
+  double memory_headroom = 0;            // the fraction of usable memory kept free
+  bool fits_memory = true;               // peak_memory_bytes <= memory_capacity_bytes
   spec::ParallelConfig config;
   std::string model_name, hardware_name, cost_model;
 };

@@ -55,7 +55,8 @@ SimulationResult simulate(const spec::ModelSpec& model, const spec::Hardware& ha
 
   const std::vector<double> model_state = memory::model_state_bytes_per_rank(tg, config);
   const SimulationResult result =
-      report::summarize_run(tg, er, model_state, model, hardware, config, cost_model->describe());
+      report::summarize_run(tg, er, model_state, model, hardware, config, cost_model->describe(),
+                            options.memory_headroom);
   if (trace) report::write_simulation_trace(*trace, tg, er, model_state, result);
   if (options.detail) {
     options.detail->graph = std::move(tg);

@@ -54,6 +54,9 @@ struct SimulateOptions {
   // What the cross entropy keeps for the backward pass: Megatron-LM's fp32 logits by default;
   // `mpsim validate` simulates the reference executor's (memory_model.h).
   memory::LossMemory loss_memory = memory::LossMemory::kFp32Logits;
+  // The fraction of the GPU's usable memory kept free when judging whether the run fits, in
+  // [0, 1) (report::SimulationResult::fits_memory).
+  double memory_headroom = 0;
   // When set, receives the graph, the engine result and the model state (moved, not copied).
   SimulationDetail* detail = nullptr;
 };

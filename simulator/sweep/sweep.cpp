@@ -18,6 +18,7 @@
 
 #include "simulator/cost/cost_model.h"
 #include "simulator/graph/model_math.h"
+#include "simulator/memory/device_memory.h"
 #include "simulator/memory/memory_model.h"
 
 namespace mpsim::sweep {
@@ -28,23 +29,30 @@ namespace {
 // workers: op_seconds is const and stateless.
 report::SimulationResult simulate_one(const spec::ModelSpec& model, const spec::Hardware& hardware,
                                       const spec::ParallelConfig& config,
-                                      const std::shared_ptr<const cost::CostModel>& cost_model) {
+                                      const std::shared_ptr<const cost::CostModel>& cost_model,
+                                      double memory_headroom) {
   simulation::SimulateOptions options;
   options.fold_steps = true;  // the same iteration time and peak memory, far fewer ops
   options.cost_model = cost_model;
+  options.memory_headroom = memory_headroom;
   return simulation::simulate(model, hardware, config, options);
 }
 
-// Why a config does not fit by the closed forms, or nullopt when it does.
-std::optional<const char*> closed_form_misfit(const graph::ModelDims& dims,
+// Why a config does not fit by the closed forms, or nullopt when it does: each stage's tensors
+// as the GPU holds them (memory/device_memory.h) against `capacity`.
+std::optional<const char*> closed_form_misfit(const graph::ModelDims& dims, bool tied_embeddings,
+                                              const spec::Hardware& hardware,
                                               const spec::ParallelConfig& config, double capacity) {
-  if (memory::closed_form_peak_bytes(dims, config) <= capacity) return std::nullopt;
+  bool over = false;
   for (int64_t stage = 0; stage < config.pipeline_parallel(); ++stage) {
-    if (memory::closed_form_memory(dims, config, stage).model_state.total() > capacity) {
-      return kModelStateExceedsMemory;
-    }
+    const memory::RankMemory m = memory::closed_form_memory(dims, config, stage);
+    auto device = [&](double tensors) {
+      return memory::device_bytes(hardware, config, tied_embeddings, stage, tensors);
+    };
+    if (device(m.model_state.total()) > capacity) return kModelStateExceedsMemory;
+    if (device(m.total()) > capacity) over = true;
   }
-  return kActivationsExceedMemory;
+  return over ? std::optional<const char*>(kActivationsExceedMemory) : std::nullopt;
 }
 
 // What happened to one simulated config.
@@ -60,7 +68,7 @@ struct Outcome {
 std::vector<Outcome> simulate_all(const spec::ModelSpec& model, const spec::Hardware& hardware,
                                   const std::vector<spec::ParallelConfig>& configs,
                                   const std::vector<size_t>& todo, const SweepOptions& options) {
-  const double capacity = hardware.hbm_capacity_bytes;
+  const double capacity = memory::usable_bytes(hardware, options.memory_headroom);
   const std::shared_ptr<const cost::CostModel> cost_model =
       todo.empty()
           ? nullptr
@@ -76,11 +84,10 @@ std::vector<Outcome> simulate_all(const spec::ModelSpec& model, const spec::Hard
     for (size_t k = next++; k < todo.size() && !failed; k = next++) {
       Outcome& o = outcomes[k];
       try {
-        o.result = simulate_one(model, hardware, configs[todo[k]], cost_model);
-        const std::optional<int64_t>& peak = o.result->peak_memory_bytes;
-        if (capacity > 0 && peak && static_cast<double>(*peak) > capacity) {
+        o.result =
+            simulate_one(model, hardware, configs[todo[k]], cost_model, options.memory_headroom);
+        if (capacity > 0 && o.result->peak_memory_bytes && !o.result->fits_memory)
           o.dropped = kSimulatedPeakExceedsMemory;
-        }
       } catch (const std::length_error&) {
         o.dropped = kTooLargeToSimulate;
       } catch (...) {
@@ -127,14 +134,15 @@ SweepResult run_sweep(const spec::ModelSpec& model, const spec::Hardware& hardwa
 #endif
   SweepResult out;
   out.enumerated = static_cast<int64_t>(configs.size());
-  const double capacity = hardware.hbm_capacity_bytes;
+  const double capacity = memory::usable_bytes(hardware, options.memory_headroom);
   const graph::ModelDims dims = graph::model_dims(model);
 
   // 1. Prune by the closed forms (cheap: done here, in order).
   std::vector<size_t> todo;
   for (size_t i = 0; i < configs.size(); ++i) {
     if (capacity > 0) {
-      if (auto reason = closed_form_misfit(dims, configs[i], capacity)) {
+      if (auto reason =
+              closed_form_misfit(dims, model.tied_embeddings(), hardware, configs[i], capacity)) {
         ++out.pruned[*reason];
         continue;
       }

@@ -40,6 +40,8 @@ inline constexpr const char* kTooLargeToSimulate = "too large to simulate";
 struct SweepOptions {
   int threads = 0;  // 0 = std::thread::hardware_concurrency()
   int top_k = 10;   // how many rows a caller shows; rows holds every fitting config regardless
+  // The fraction of the GPU's usable memory kept free: configs must fit in the rest.
+  double memory_headroom = 0;
   // Called after each simulation with (done, total simulations); from worker threads, one call at
   // a time (serialized by a mutex). May be empty.
   std::function<void(int64_t done, int64_t total)> progress;

@@ -101,6 +101,32 @@ TEST(HardwareChecks, UnitMustBeKnownForTheDimension) {
   expect_words(e.what(), {"fraction, %"});
 }
 
+// MemoryOverheads: each given field replaces its default; a wrong unit names the field and line.
+TEST(HardwareChecks, MemoryOverheadsOverrideTheDefaults) {
+  const std::string tail = "provenance:";
+  const std::string text = read(kH100Path);
+  ASSERT_NE(text.find(tail), std::string::npos);
+  const std::string block =
+      "memory_overheads {\n"
+      "  cuda_context { value: 1 unit: \"GiB\" source: \"assumed: test\" }\n"
+      "  fragmentation { value: 10 unit: \"%\" source: \"assumed: test\" }\n"
+      "}\n";
+  const Hardware hw = to_hardware(
+      parse_hardware_profile(replace_once(text, tail, block + tail), "p"), "p");
+  EXPECT_DOUBLE_EQ(hw.cuda_context_bytes, 1 << 30);
+  EXPECT_DOUBLE_EQ(hw.allocator_fragmentation, 0.1);
+  EXPECT_DOUBLE_EQ(hw.library_workspace_bytes, kDefaultLibraryWorkspaceBytes);
+  EXPECT_DOUBLE_EQ(hw.nccl_communicator_bytes, kDefaultNcclCommunicatorBytes);
+  const std::string bad = replace_once(text, tail,
+                                       "memory_overheads {\n  nccl_per_communicator { value: 1 "
+                                       "unit: \"GB/s\" source: \"assumed: test\" }\n}\n" +
+                                           tail);
+  const SpecError e = spec_error([&] { parse_hardware_profile(bad, "hw/p.textproto"); });
+  EXPECT_EQ(e.field(), "memory_overheads.nccl_per_communicator.unit") << e.what();
+  EXPECT_EQ(e.line(), line_containing(bad, "nccl_per_communicator"));
+  expect_words(e.what(), {"for a capacity", "GiB"});
+}
+
 TEST(HardwareChecks, SourceRequired) {
   const std::string text = read(kH100Path);
   const std::string from = text.substr(text.find("source:", text.find("hbm_bandwidth")));

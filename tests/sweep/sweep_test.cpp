@@ -23,6 +23,16 @@ const spec::Hardware& h100() {
   return hw;
 }
 
+// h100 with `bytes` usable and nothing held besides the tensors, so that the closed forms alone
+// decide what fits.
+spec::Hardware tensors_only(double bytes) {
+  spec::Hardware hw = h100();
+  hw.usable_memory_bytes = hw.hbm_capacity_bytes = bytes;
+  hw.cuda_context_bytes = hw.library_workspace_bytes = hw.nccl_communicator_bytes = 0;
+  hw.allocator_fragmentation = 0;
+  return hw;
+}
+
 // A few hundred configs of the toy model: enough to exercise threads, quick to simulate.
 std::vector<spec::ParallelConfig> small_space() {
   Constraints c;
@@ -82,8 +92,7 @@ TEST(Sweep, FlashAttentionFitsWhatTheUnfusedCoreFitsAndMore) {
     lo = std::min(lo, memory::closed_form_peak_bytes(dims, c));
     hi = std::max(hi, memory::closed_form_peak_bytes(dims, c));
   }
-  spec::Hardware small = h100();
-  small.hbm_capacity_bytes = (lo + hi) / 2;
+  const spec::Hardware small = tensors_only((lo + hi) / 2);
   auto kept = [&](const std::vector<spec::ParallelConfig>& configs) {
     std::set<std::string> labels;
     for (const SweepRow& row : run_sweep(toy(), small, configs, {}).rows)
@@ -106,8 +115,7 @@ TEST(Sweep, PrunesExactlyTheConfigsThatDoNotFit) {
     hi = std::max(hi, peak);
   }
   ASSERT_LT(lo, hi);
-  spec::Hardware small = h100();
-  small.hbm_capacity_bytes = (lo + hi) / 2;
+  const spec::Hardware small = tensors_only((lo + hi) / 2);
   const SweepResult r = run_sweep(toy(), small, configs, {});
   std::set<std::string> kept;
   for (const SweepRow& row : r.rows) {
@@ -146,9 +154,31 @@ TEST(Sweep, PrunesExactlyTheConfigsThatDoNotFit) {
   EXPECT_EQ(checked, over);
 }
 
+// What the GPU holds besides the tensors counts: at a capacity just above a config's tensors it
+// fits with no overheads, and not with the runtime and fragmentation; a headroom does the same.
+TEST(Sweep, RuntimeMemoryFragmentationAndHeadroomCount) {
+  Constraints one;
+  one.tp = 2, one.pp = 2, one.mbs = 1, one.sp = false, one.zero = 0, one.vpp = 1;
+  one.schedule = spec::ONE_F_ONE_B, one.recompute = spec::RECOMPUTE_NONE;
+  const auto configs = enumerate_configs(toy(), h100(), 8, 16, one);
+  ASSERT_EQ(configs.size(), 1u);
+  const double tensors = memory::closed_form_peak_bytes(graph::model_dims(toy()), configs[0]);
+  spec::Hardware hw = tensors_only(tensors * 1.01);
+  EXPECT_EQ(run_sweep(toy(), hw, configs, {}).rows.size(), 1u);
+  SweepOptions headroom;
+  headroom.memory_headroom = 0.02;
+  EXPECT_EQ(run_sweep(toy(), hw, configs, headroom).rows.size(), 0u);
+  hw.allocator_fragmentation = 0.02;
+  EXPECT_EQ(run_sweep(toy(), hw, configs, {}).rows.size(), 0u);
+  hw.allocator_fragmentation = 0;
+  hw.cuda_context_bytes = 0.02 * tensors;
+  const SweepResult r = run_sweep(toy(), hw, configs, {});
+  EXPECT_EQ(r.rows.size(), 0u);
+  EXPECT_EQ(r.pruned.at(kActivationsExceedMemory), 1);
+}
+
 TEST(Sweep, ModelStateReasonWhenNothingFits) {
-  spec::Hardware tiny = h100();
-  tiny.hbm_capacity_bytes = 1024;  // smaller than any model state
+  const spec::Hardware tiny = tensors_only(1024);  // smaller than any model state
   const auto configs = small_space();
   const SweepResult r = run_sweep(toy(), tiny, configs, {});
   EXPECT_TRUE(r.rows.empty());

@@ -127,6 +127,10 @@ TEST(SimulateArgs, EveryEnumValue) {
     EXPECT_EQ(config({"--zero", std::to_string(stage)}).zero_stage(), stage);
   }
   EXPECT_EQ(config({}).attention(), spec::ATTENTION_FLASH);
+  EXPECT_EQ(parse_simulate_args({}).memory_headroom, 0);
+  EXPECT_FALSE(parse_simulate_args({}).ignore_memory);
+  EXPECT_EQ(parse_simulate_args({"--memory-headroom", "0.05"}).memory_headroom, 0.05);
+  EXPECT_TRUE(parse_simulate_args({"--ignore-memory"}).ignore_memory);
   EXPECT_EQ(config({"--attention", "flash"}).attention(), spec::ATTENTION_FLASH);
   EXPECT_EQ(config({"--attention", "unfused"}).attention(), spec::ATTENTION_UNFUSED);
   EXPECT_EQ(config({"--rank-order", "tp-dp-pp"}).rank_order(), spec::TP_DP_PP);
@@ -163,7 +167,7 @@ TEST(SimulateArgs, Help) {
         "--attention flash|unfused (=flash)",
         "--zero 0|1|2|3 (=0)", "--no-sp", "--no-overlap-dp",
         "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)", "--all-ranks", "--trace FILE",
-        "--format table|json (=table)"}) {
+        "--format table|json (=table)", "--memory-headroom F (=0)", "--ignore-memory"}) {
     EXPECT_NE(help.find(text), std::string::npos) << text << "\n" << help;
   }
 }
@@ -174,6 +178,11 @@ TEST(SimulateArgs, BadEnumValuesListTheAllowedOnes) {
   EXPECT_EQ(error_of({"--recompute", "some"}),
             "--recompute: 'some' is not one of none, selective, full");
   EXPECT_EQ(error_of({"--zero", "4"}), "--zero: '4' is not one of 0, 1, 2, 3");
+  EXPECT_EQ(error_of({"--memory-headroom", "1"}),
+            "--memory-headroom: '1' must be below 1: the fraction of the GPU's usable memory kept "
+            "free, e.g. 0.05");
+  EXPECT_EQ(error_of({"--memory-headroom", "-0.1"}), "--memory-headroom: '-0.1' must be at least 0");
+  EXPECT_EQ(error_of({"--memory-headroom", "5%"}), "--memory-headroom: '5%' is not a number");
   EXPECT_EQ(error_of({"--attention", "fused"}),
             "--attention: 'fused' is not one of flash, unfused");
   EXPECT_EQ(error_of({"--rank-order", "pp-dp-tp"}),

@@ -44,5 +44,34 @@ TEST(SimulateCommand, ProfileWithTablesUsesTheCalibratedModel) {
             roofline.at("iteration_time_s").get<double>());
 }
 
+// A run that does not fit prints its result, says by how much it is over and exits with
+// kDoesNotFit; --ignore-memory exits 0; a headroom can turn a fitting run into one that does not.
+TEST(SimulateCommand, ARunThatDoesNotFitExitsWithItsOwnStatus) {
+  // GPT-3 175B on 8 GPUs, TP 8: 175e9 x 18 B / 8 of model state alone is far over 80 GB.
+  const std::vector<std::string> big = {"--gpus", "8", "--tp", "8", "--pp", "1", "--gbs", "8"};
+  std::ostringstream out, err;
+  EXPECT_EQ(run_simulate(big, out, err), kDoesNotFit);
+  EXPECT_NE(out.str().find("DOES NOT FIT"), std::string::npos) << out.str();
+  EXPECT_NE(err.str().find("does not fit in GPU memory: rank 0 needs"), std::string::npos)
+      << err.str();
+  EXPECT_NE(err.str().find("GiB over (--ignore-memory exits 0 anyway)"), std::string::npos);
+  std::vector<std::string> ignored = big;
+  ignored.push_back("--ignore-memory");
+  std::ostringstream out2, err2;
+  EXPECT_EQ(run_simulate(ignored, out2, err2), 0);
+  EXPECT_EQ(out2.str(), out.str());
+
+  // gpt2-124m on one GPU fits in 79 GiB, not with 99.9 % kept free.
+  const std::vector<std::string> small = {"--model", "gpt2-124m", "--gpus", "1", "--tp", "1",
+                                          "--pp",    "1",         "--gbs",  "1"};
+  std::ostringstream out3, err3;
+  EXPECT_EQ(run_simulate(small, out3, err3), 0);
+  std::vector<std::string> no_room = small;
+  no_room.insert(no_room.end(), {"--memory-headroom", "0.999"});
+  std::ostringstream out4, err4;
+  EXPECT_EQ(run_simulate(no_room, out4, err4), kDoesNotFit);
+  EXPECT_NE(out4.str().find("(100 % headroom kept)"), std::string::npos) << out4.str();
+}
+
 }  // namespace
 }  // namespace mpsim::cli

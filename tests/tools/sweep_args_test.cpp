@@ -40,6 +40,7 @@ TEST(SweepArgs, Defaults) {
                c.zero || c.max_tp || c.max_pp || c.max_mbs);
   EXPECT_TRUE(c.allow_zero23);
   EXPECT_EQ(c.attention, spec::ATTENTION_FLASH);
+  EXPECT_EQ(r.memory_headroom, 0);
 }
 
 TEST(SweepArgs, EveryFlagSetsItsField) {
@@ -117,6 +118,7 @@ TEST(SweepArgs, EnumValues) {
   EXPECT_EQ(parse_sweep_args({"--recompute", "none"}).constraints.recompute, spec::RECOMPUTE_NONE);
   EXPECT_EQ(parse_sweep_args({"--recompute", "full"}).constraints.recompute, spec::RECOMPUTE_FULL);
   EXPECT_EQ(parse_sweep_args({"--zero", "3"}).constraints.zero, 3);
+  EXPECT_EQ(parse_sweep_args({"--memory-headroom", "0.1"}).memory_headroom, 0.1);
   EXPECT_EQ(parse_sweep_args({"--attention", "unfused"}).constraints.attention,
             spec::ATTENTION_UNFUSED);
   EXPECT_EQ(parse_sweep_args({"--threads", "0"}).threads, 0);

@@ -1,6 +1,9 @@
 #include "tools/mpsim/flag_parsing.h"
 
 #include <charconv>
+#include <cmath>
+
+#include "common/text.h"
 
 namespace mpsim::cli {
 
@@ -18,6 +21,30 @@ const Choices<spec::Attention> kAttentionChoices = {{"flash", spec::ATTENTION_FL
                                                     {"unfused", spec::ATTENTION_UNFUSED}};
 const Choices<int64_t> kZeroChoices = {{"0", 0}, {"1", 1}, {"2", 2}, {"3", 3}};
 const Choices<bool> kOnOffChoices = {{"on", true}, {"off", false}};
+
+double parse_real(const std::string& flag, const std::string& text, double min, bool exclusive) {
+  double result = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, error] = std::from_chars(text.data(), end, result);
+  if (text.empty() || error != std::errc() || ptr != end || !std::isfinite(result)) {
+    throw FlagError(flag, "'" + text + "' is not a number");
+  }
+  if (exclusive ? result <= min : result < min) {
+    throw FlagError(flag, "'" + text + "' must be " + (exclusive ? "above " : "at least ") +
+                              common::shortest(min));
+  }
+  return result;
+}
+
+double parse_memory_headroom(const std::string& flag, const std::string& text) {
+  const double headroom = parse_real(flag, text, 0, false);
+  if (headroom >= 1) {
+    throw FlagError(flag, "'" + text +
+                              "' must be below 1: the fraction of the GPU's usable memory kept "
+                              "free, e.g. 0.05");
+  }
+  return headroom;
+}
 
 int64_t parse_integer(const std::string& flag, const std::string& text, int64_t min, int64_t max) {
   int64_t result = 0;

@@ -40,6 +40,12 @@ Value choose(const std::string& flag, const std::string& word, const Choices<Val
 int64_t parse_integer(const std::string& flag, const std::string& text, int64_t min,
                       int64_t max = std::numeric_limits<int64_t>::max());
 
+// A whole-string finite decimal number, at least `min` (above it when `exclusive`).
+double parse_real(const std::string& flag, const std::string& text, double min, bool exclusive);
+
+// A fraction of the GPU's usable memory to keep free: a number in [0, 1).
+double parse_memory_headroom(const std::string& flag, const std::string& text);
+
 // Parses `args` (the words after the subcommand) against `options`; words that are not flags
 // are errors. `command` names the subcommand in messages ("simulate").
 boost::program_options::variables_map parse_flags(

@@ -1,6 +1,7 @@
 // The `mpsim` command: `mpsim <subcommand> [flags]`. Dispatches to one function per subcommand
 // and maps failures to exit statuses: 0 success, 1 a failure that is not the user's input
-// (I/O, internal error), 2 bad input (unknown subcommand or flag, bad value, bad spec file).
+// (I/O, internal error), 2 bad input (unknown subcommand or flag, bad value, bad spec file),
+// 3 `simulate` of a configuration that does not fit in GPU memory (simulate_command.h).
 #include <algorithm>
 #include <exception>
 #include <iostream>

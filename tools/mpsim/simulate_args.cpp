@@ -52,7 +52,12 @@ po::options_description flag_descriptions() {
   d.add_options()("all-ranks", "simulate every rank, not one representative per pipeline stage")(
       "trace", po::value<std::string>()->value_name("FILE"),
       "write a Chrome trace (JSON, times in us) of the iteration to FILE")(
-      "format", text("table", "table|json"), "output format");
+      "format", text("table", "table|json"), "output format")(
+      "memory-headroom", text("0", "F"),
+      "fraction of the GPU's usable memory to keep free; the run must fit in the rest")(
+      "ignore-memory",
+      "print the simulation and exit 0 even when it does not fit in GPU memory (otherwise the "
+      "status is 3)");
   return d;
 }
 
@@ -92,6 +97,8 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
     if (request.trace_path.empty()) throw FlagError("--trace", "needs a file name");
   }
   request.format = choose("--format", text("format"), kFormats);
+  request.memory_headroom = parse_memory_headroom("--memory-headroom", text("memory-headroom"));
+  request.ignore_memory = vm.count("ignore-memory") > 0;
   return request;
 }
 

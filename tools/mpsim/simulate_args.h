@@ -24,6 +24,8 @@ struct SimulateRequest {
   bool all_ranks = false;
   std::string trace_path;  // empty: no trace
   OutputFormat format = OutputFormat::kTable;
+  double memory_headroom = 0;  // --memory-headroom: fraction of usable memory kept free
+  bool ignore_memory = false;  // --ignore-memory: exit 0 even when the run does not fit
 };
 
 // `args` are the words after "simulate", e.g. {"--tp", "4", "--sp"}.

@@ -3,6 +3,7 @@
 
 #include <ostream>
 
+#include "common/text.h"
 #include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/layout_flags.h"
@@ -24,6 +25,7 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
   options.scope =
       request.all_ranks ? simulation::RankScope::kAllRanks : simulation::RankScope::kRepresentative;
   options.trace_path = request.trace_path;
+  options.memory_headroom = request.memory_headroom;
   const report::SimulationResult result = simulation::simulate(model, hardware, config, options);
 
   const bool json = request.format == OutputFormat::kJson;
@@ -34,6 +36,20 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   if (!request.trace_path.empty()) {
     (json ? err : out) << "trace written to " << request.trace_path << "\n";
+  }
+  if (result.peak_memory_bytes && !result.fits_memory) {
+    constexpr double kGiB = 1 << 30;
+    err << "mpsim simulate: the configuration does not fit in GPU memory: rank "
+        << result.peak_memory_rank << " needs "
+        << common::fixed(static_cast<double>(*result.peak_memory_bytes) / kGiB, 2) << " GiB of "
+        << common::fixed(result.memory_capacity_bytes / kGiB, 2) << " GiB usable, "
+        << common::fixed(
+               (static_cast<double>(*result.peak_memory_bytes) - result.memory_capacity_bytes) /
+                   kGiB,
+               2)
+        << " GiB over" << (request.ignore_memory ? "" : " (--ignore-memory exits 0 anyway)")
+        << "\n";
+    if (!request.ignore_memory) return kDoesNotFit;
   }
   return 0;
 }

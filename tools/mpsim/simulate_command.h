@@ -10,8 +10,13 @@
 
 namespace mpsim::cli {
 
-// Returns the exit status (0). Results go to `out`; the note naming a written trace goes to
-// `out` after a table and to `err` with --format json, so stdout stays one JSON object.
+// The exit status of a simulation that does not fit in GPU memory (without --ignore-memory).
+inline constexpr int kDoesNotFit = 3;
+
+// Returns the exit status: 0, or kDoesNotFit after printing the result when the peak memory
+// exceeds the usable memory less the headroom (a line on `err` says by how much). Results go to
+// `out`; the note naming a written trace goes to `out` after a table and to `err` with --format
+// json, so stdout stays one JSON object.
 int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace mpsim::cli

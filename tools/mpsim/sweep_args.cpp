@@ -45,6 +45,8 @@ po::options_description flag_descriptions() {
        "output: the top K as a table, or every fitting configuration as JSON or CSV")
       ("out", optional("FILE"), "also write every result to an SQLite database FILE")
       ("threads", text("0", "N"), "simulation threads; 0 = all cores")
+      ("memory-headroom", text("0", "F"),
+       "fraction of the GPU's usable memory to keep free; configurations must fit in the rest")
       ("trace-best", optional("FILE"),
        "write a Chrome trace (JSON, times in us) of the fastest configuration to FILE");
   // clang-format on
@@ -101,6 +103,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   if (vm.count("out")) request.out_path = file("out");
   request.threads = static_cast<int>(count("threads", 0, kIntMax));
   if (vm.count("trace-best")) request.trace_best_path = file("trace-best");
+  request.memory_headroom = parse_memory_headroom("--memory-headroom", text("memory-headroom"));
 
   sweep::Constraints& c = request.constraints;
   auto fixed = [&](const char* flag, std::optional<int64_t>& field) {

@@ -29,6 +29,7 @@ struct SweepRequest {
   int threads = 0;              // 0 = all cores
   std::string trace_best_path;  // --trace-best: Chrome trace of the winner; empty = none
   sweep::Constraints constraints;
+  double memory_headroom = 0;  // --memory-headroom: fraction of usable memory kept free
 };
 
 // `args` are the words after "sweep", e.g. {"--gpus", "64", "--max-tp", "8"}.

@@ -96,6 +96,7 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
   sweep::SweepOptions options;
   options.threads = request.threads;
   options.top_k = request.top;
+  options.memory_headroom = request.memory_headroom;
   ProgressBar bar(err);
   if (isatty(STDERR_FILENO)) {
     options.progress = [&bar](int64_t done, int64_t total) { bar.update(done, total); };
@@ -131,6 +132,7 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
     } else {
       simulation::SimulateOptions trace_options;
       trace_options.trace_path = request.trace_best_path;
+      trace_options.memory_headroom = request.memory_headroom;
       simulation::simulate(model, hardware, result.rows.front().config, trace_options);
       err << "trace of the fastest configuration written to " << request.trace_best_path << "\n";
     }

@@ -24,20 +24,6 @@ using spec::FlagError;
 // Shortest readable form of a double ("0.0006", "6e-05").
 std::string str(double v) { return common::printf_string("%g", v); }
 
-// A whole-string finite decimal number, at least `min` (above it when `exclusive`).
-double parse_real(const std::string& flag, const std::string& text, double min, bool exclusive) {
-  double result = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, error] = std::from_chars(text.data(), end, result);
-  if (text.empty() || error != std::errc() || ptr != end || !std::isfinite(result)) {
-    throw FlagError(flag, "'" + text + "' is not a number");
-  }
-  if (exclusive ? result <= min : result < min) {
-    throw FlagError(flag,
-                    "'" + text + "' must be " + (exclusive ? "above " : "at least ") + str(min));
-  }
-  return result;
-}
 
 po::options_description flag_descriptions() {
   const executor::TrainOptions defaults;
