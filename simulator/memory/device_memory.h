@@ -9,8 +9,8 @@
 // simulator/spec/hardware.h). NCCL communicators: one per parallel group of more than one rank
 // that a rank uses for collectives or transfers: TP, DP, PP (the pipeline's sends), and on the
 // first and last stage, with PP and tied embeddings, the embedding group (Megatron-LM's
-// word-embedding all-reduce between them). Peers' buffers are not counted (the default was measured with one
-// rank). All functions are pure; none throws.
+// word-embedding all-reduce between them). Peers' buffers are not counted (the default was measured
+// with one rank). All functions are pure; none throws.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +30,7 @@ struct RuntimeMemory {
 };
 
 // NCCL communicators a rank of pipeline stage `stage` holds (see above).
-int64_t nccl_communicators(const spec::ParallelConfig& config, bool tied_embeddings,
-                           int64_t stage);
+int64_t nccl_communicators(const spec::ParallelConfig& config, bool tied_embeddings, int64_t stage);
 
 RuntimeMemory runtime_memory(const spec::Hardware& hardware, const spec::ParallelConfig& config,
                              bool tied_embeddings, int64_t stage);

@@ -59,12 +59,12 @@ std::string part(double seconds, double iteration_s) {
 std::string memory_line(const SimulationResult& r) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   const double peak = static_cast<double>(*r.peak_memory_bytes);
-  std::string line =
-      format("%.2f GiB on rank %d (model state %.2f, activations %.2f, fragmentation %.2f, "
-             "runtime %.2f) of %.2f GiB usable",
-             peak / kGiB, r.peak_memory_rank, r.peak_model_state_bytes / kGiB,
-             r.peak_activation_bytes / kGiB, r.peak_fragmentation_bytes / kGiB,
-             r.peak_runtime_bytes / kGiB, r.memory_capacity_bytes / kGiB);
+  std::string line = format(
+      "%.2f GiB on rank %d (model state %.2f, activations %.2f, fragmentation %.2f, "
+      "runtime %.2f) of %.2f GiB usable",
+      peak / kGiB, r.peak_memory_rank, r.peak_model_state_bytes / kGiB,
+      r.peak_activation_bytes / kGiB, r.peak_fragmentation_bytes / kGiB,
+      r.peak_runtime_bytes / kGiB, r.memory_capacity_bytes / kGiB);
   if (r.memory_headroom > 0) line += format(" (%.0f %% headroom kept)", 100 * r.memory_headroom);
   return line + (r.fits_memory ? ": fits"
                                : format(": DOES NOT FIT, %.2f GiB over",

@@ -50,14 +50,14 @@ struct SimulationResult {
   // tensors, and the runtime (CUDA context, library workspace, NCCL communicators). nullopt only
   // for results built by hand.
   std::optional<int64_t> peak_memory_bytes;
-  int peak_memory_rank = 0;              // global rank holding the peak
-  double peak_model_state_bytes = 0;     // on that rank
-  double peak_activation_bytes = 0;      // on that rank, at its peak
-  double peak_fragmentation_bytes = 0;   // the allocator's reserve above those tensors
-  double peak_runtime_bytes = 0;         // context, library workspace, NCCL on that rank
-  double memory_capacity_bytes = 0;      // usable memory less the headroom asked for
-  double memory_headroom = 0;            // the fraction of usable memory kept free
-  bool fits_memory = true;               // peak_memory_bytes <= memory_capacity_bytes
+  int peak_memory_rank = 0;             // global rank holding the peak
+  double peak_model_state_bytes = 0;    // on that rank
+  double peak_activation_bytes = 0;     // on that rank, at its peak
+  double peak_fragmentation_bytes = 0;  // the allocator's reserve above those tensors
+  double peak_runtime_bytes = 0;        // context, library workspace, NCCL on that rank
+  double memory_capacity_bytes = 0;     // usable memory less the headroom asked for
+  double memory_headroom = 0;           // the fraction of usable memory kept free
+  bool fits_memory = true;              // peak_memory_bytes <= memory_capacity_bytes
   spec::ParallelConfig config;
   std::string model_name, hardware_name, cost_model;
 };

@@ -124,9 +124,9 @@ void convert_gpu(const GpuSpec& g, const Locator& at, Hardware& hw) {
       required(at, "gpu.hbm_capacity", g.has_hbm_capacity(), g.hbm_capacity(), D::kCapacity);
   hw.kernel_launch_s = required(at, "gpu.kernel_launch_overhead", g.has_kernel_launch_overhead(),
                                 g.kernel_launch_overhead(), D::kTime);
-  hw.usable_memory_bytes = g.has_usable_memory() ? to_si(at, "gpu.usable_memory", g.usable_memory(),
-                                                         D::kCapacity)
-                                                 : hw.hbm_capacity_bytes;
+  hw.usable_memory_bytes = g.has_usable_memory()
+                               ? to_si(at, "gpu.usable_memory", g.usable_memory(), D::kCapacity)
+                               : hw.hbm_capacity_bytes;
 }
 
 void convert_efficiency(const KernelEfficiency& e, const Locator& at, Hardware& hw) {
@@ -148,17 +148,17 @@ void convert_efficiency(const KernelEfficiency& e, const Locator& at, Hardware& 
 void convert_memory_overheads(const MemoryOverheads& m, const Locator& at, Hardware& hw) {
   using D = Dimension;
   if (m.has_cuda_context())
-    hw.cuda_context_bytes = to_si(at, "memory_overheads.cuda_context", m.cuda_context(),
-                                  D::kCapacity);
+    hw.cuda_context_bytes =
+        to_si(at, "memory_overheads.cuda_context", m.cuda_context(), D::kCapacity);
   if (m.has_library_workspace())
-    hw.library_workspace_bytes = to_si(at, "memory_overheads.library_workspace",
-                                       m.library_workspace(), D::kCapacity);
+    hw.library_workspace_bytes =
+        to_si(at, "memory_overheads.library_workspace", m.library_workspace(), D::kCapacity);
   if (m.has_nccl_per_communicator())
     hw.nccl_communicator_bytes = to_si(at, "memory_overheads.nccl_per_communicator",
                                        m.nccl_per_communicator(), D::kCapacity);
   if (m.has_fragmentation())
-    hw.allocator_fragmentation = to_si(at, "memory_overheads.fragmentation", m.fragmentation(),
-                                       D::kFraction);
+    hw.allocator_fragmentation =
+        to_si(at, "memory_overheads.fragmentation", m.fragmentation(), D::kFraction);
 }
 
 void convert_node_and_network(const HardwareProfile& p, const Locator& at, Hardware& hw) {

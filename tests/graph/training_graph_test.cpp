@@ -147,7 +147,8 @@ TEST(TrainingGraph, AttentionCoresOfEachKind) {
         bytes = (backward ? 2 * qkv + 2 * out : qkv + out) * e + 4 * bh * s;
       } else {
         flops = 4 * bh * s * s * d * (backward ? 2 : 1);
-        bytes = (backward ? 2 * qkv + 3 * out : qkv + out) * e + (backward ? 7 : 4) * e * bh * s * s;
+        bytes =
+            (backward ? 2 * qkv + 3 * out : qkv + out) * e + (backward ? 7 : 4) * e * bh * s * s;
       }
       EXPECT_DOUBLE_EQ(op.flops, flops) << label_name(core) << " pass " << int(op.pass);
       EXPECT_DOUBLE_EQ(op.bytes, bytes) << label_name(core) << " pass " << int(op.pass);

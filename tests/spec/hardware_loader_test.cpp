@@ -111,8 +111,8 @@ TEST(HardwareChecks, MemoryOverheadsOverrideTheDefaults) {
       "  cuda_context { value: 1 unit: \"GiB\" source: \"assumed: test\" }\n"
       "  fragmentation { value: 10 unit: \"%\" source: \"assumed: test\" }\n"
       "}\n";
-  const Hardware hw = to_hardware(
-      parse_hardware_profile(replace_once(text, tail, block + tail), "p"), "p");
+  const Hardware hw =
+      to_hardware(parse_hardware_profile(replace_once(text, tail, block + tail), "p"), "p");
   EXPECT_DOUBLE_EQ(hw.cuda_context_bytes, 1 << 30);
   EXPECT_DOUBLE_EQ(hw.allocator_fragmentation, 0.1);
   EXPECT_DOUBLE_EQ(hw.library_workspace_bytes, kDefaultLibraryWorkspaceBytes);

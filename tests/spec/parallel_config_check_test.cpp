@@ -69,8 +69,9 @@ TEST_F(ParallelTest, FlashAttentionNeedsASupportedHeadSize) {
   }
   for (int64_t head_dim : {12, 100, 264, 512}) {
     const ModelSpec m = gpt(2, 4 * head_dim, 4, 128, 1000);
-    expect_field(c, "attention", {"flash attention", "multiple of 8", "at most 256",
-                                  std::to_string(head_dim).c_str(), "unfused"},
+    expect_field(c, "attention",
+                 {"flash attention", "multiple of 8", "at most 256",
+                  std::to_string(head_dim).c_str(), "unfused"},
                  &m);
     ParallelConfig unfused = c;
     unfused.set_attention(ATTENTION_UNFUSED);

@@ -160,14 +160,28 @@ TEST(SimulateArgs, Help) {
   EXPECT_TRUE(parse_simulate_args({"--help"}).help);
   EXPECT_TRUE(parse_simulate_args({"-h"}).help);
   const std::string help = simulate_help();
-  for (const char* text :
-       {"--model M (=gpt3-175b)", "--hw H (=h100-sxm)", "--gpus N (=1024)", "--tp T (=8)",
-        "--pp P (=16)", "--dp D (=0)", "--mbs B (=1)", "--gbs G (=1536)", "--sp", "--vpp V (=1)",
-        "--schedule gpipe|1f1b|interleaved", "--recompute none|selective|full (=selective)",
-        "--attention flash|unfused (=flash)",
-        "--zero 0|1|2|3 (=0)", "--no-sp", "--no-overlap-dp",
-        "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)", "--all-ranks", "--trace FILE",
-        "--format table|json (=table)", "--memory-headroom F (=0)", "--ignore-memory"}) {
+  for (const char* text : {"--model M (=gpt3-175b)",
+                           "--hw H (=h100-sxm)",
+                           "--gpus N (=1024)",
+                           "--tp T (=8)",
+                           "--pp P (=16)",
+                           "--dp D (=0)",
+                           "--mbs B (=1)",
+                           "--gbs G (=1536)",
+                           "--sp",
+                           "--vpp V (=1)",
+                           "--schedule gpipe|1f1b|interleaved",
+                           "--recompute none|selective|full (=selective)",
+                           "--attention flash|unfused (=flash)",
+                           "--zero 0|1|2|3 (=0)",
+                           "--no-sp",
+                           "--no-overlap-dp",
+                           "--rank-order tp-dp-pp|tp-pp-dp (=tp-dp-pp)",
+                           "--all-ranks",
+                           "--trace FILE",
+                           "--format table|json (=table)",
+                           "--memory-headroom F (=0)",
+                           "--ignore-memory"}) {
     EXPECT_NE(help.find(text), std::string::npos) << text << "\n" << help;
   }
 }
@@ -181,7 +195,8 @@ TEST(SimulateArgs, BadEnumValuesListTheAllowedOnes) {
   EXPECT_EQ(error_of({"--memory-headroom", "1"}),
             "--memory-headroom: '1' must be below 1: the fraction of the GPU's usable memory kept "
             "free, e.g. 0.05");
-  EXPECT_EQ(error_of({"--memory-headroom", "-0.1"}), "--memory-headroom: '-0.1' must be at least 0");
+  EXPECT_EQ(error_of({"--memory-headroom", "-0.1"}),
+            "--memory-headroom: '-0.1' must be at least 0");
   EXPECT_EQ(error_of({"--memory-headroom", "5%"}), "--memory-headroom: '5%' is not a number");
   EXPECT_EQ(error_of({"--attention", "fused"}),
             "--attention: 'fused' is not one of flash, unfused");

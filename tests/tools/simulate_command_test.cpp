@@ -62,8 +62,8 @@ TEST(SimulateCommand, ARunThatDoesNotFitExitsWithItsOwnStatus) {
   EXPECT_EQ(out2.str(), out.str());
 
   // gpt2-124m on one GPU fits in 79 GiB, not with 99.9 % kept free.
-  const std::vector<std::string> small = {"--model", "gpt2-124m", "--gpus", "1", "--tp", "1",
-                                          "--pp",    "1",         "--gbs",  "1"};
+  const std::vector<std::string> small = {"--model", "gpt2-124m", "--gpus", "1",     "--tp",
+                                          "1",       "--pp",      "1",      "--gbs", "1"};
   std::ostringstream out3, err3;
   EXPECT_EQ(run_simulate(small, out3, err3), 0);
   std::vector<std::string> no_room = small;

@@ -24,7 +24,6 @@ using spec::FlagError;
 // Shortest readable form of a double ("0.0006", "6e-05").
 std::string str(double v) { return common::printf_string("%g", v); }
 
-
 po::options_description flag_descriptions() {
   const executor::TrainOptions defaults;
   po::options_description d("mpsim train flags");
