@@ -350,14 +350,12 @@ void read_model(const Reader& r, MegatronNotes& notes, ModelSpec& m) {
                "Megatron-LM ignores the query groups without it; expected both or neither");
   }
   if (r.has("group-query-attention")) {
-    if (!r.has("num-query-groups"))
-      r.fail("group-query-attention", "needs --num-query-groups");
+    if (!r.has("num-query-groups")) r.fail("group-query-attention", "needs --num-query-groups");
     m.set_num_kv_heads(r.count("num-query-groups"));
   } else {
     m.set_num_kv_heads(m.num_attention_heads());
   }
-  if (r.has("kv-channels") &&
-      r.count("kv-channels") * m.num_attention_heads() != m.hidden_size()) {
+  if (r.has("kv-channels") && r.count("kv-channels") * m.num_attention_heads() != m.hidden_size()) {
     r.fail("kv-channels", "'" + r.text("kv-channels") +
                               "' is not hidden size / heads; mpsim's head size is hidden size / "
                               "heads (expected " +
@@ -375,9 +373,8 @@ void read_model(const Reader& r, MegatronNotes& notes, ModelSpec& m) {
     int64_t vocab = r.count("vocab-size");
     if (tokenizer == "NullTokenizer") {
       ++vocab;
-      notes.adjusted.push_back("--vocab-size " + r.text("vocab-size") +
-                               " with NullTokenizer: " + number_text(vocab) +
-                               " tokens (it adds the end-of-document token)");
+      notes.adjusted.push_back("--vocab-size " + r.text("vocab-size") + " with NullTokenizer: " +
+                               number_text(vocab) + " tokens (it adds the end-of-document token)");
     }
     m.set_vocab_size(vocab);
   } else if (tokenizer == "GPT2BPETokenizer") {
@@ -403,13 +400,14 @@ void read_model(const Reader& r, MegatronNotes& notes, ModelSpec& m) {
   }
 
   m.set_activation(r.has("swiglu") ? SWIGLU : GELU);
-  m.set_norm(r.has("normalization") && r.word("normalization", {"LayerNorm", "RMSNorm"}) ==
-                                           "RMSNorm"
+  m.set_norm(r.has("normalization") &&
+                     r.word("normalization", {"LayerNorm", "RMSNorm"}) == "RMSNorm"
                  ? RMS_NORM
                  : LAYER_NORM);
-  std::string position = r.has("position-embedding-type")
-                             ? r.word("position-embedding-type", {"learned_absolute", "rope", "none"})
-                             : "learned_absolute";
+  std::string position =
+      r.has("position-embedding-type")
+          ? r.word("position-embedding-type", {"learned_absolute", "rope", "none"})
+          : "learned_absolute";
   if (r.has("use-rotary-position-embeddings")) {
     if (r.has("position-embedding-type") && position != "rope") {
       r.conflict("use-rotary-position-embeddings", "position-embedding-type",
@@ -431,7 +429,8 @@ void read_model(const Reader& r, MegatronNotes& notes, ModelSpec& m) {
 
   const double attention_dropout =
       r.has("attention-dropout") ? r.real("attention-dropout") : kMegatronDropout;
-  const double hidden_dropout = r.has("hidden-dropout") ? r.real("hidden-dropout") : kMegatronDropout;
+  const double hidden_dropout =
+      r.has("hidden-dropout") ? r.real("hidden-dropout") : kMegatronDropout;
   if (attention_dropout != hidden_dropout) {
     r.conflict(r.has("attention-dropout") ? "attention-dropout" : "hidden-dropout",
                r.has("attention-dropout") ? "hidden-dropout" : "attention-dropout",
@@ -487,8 +486,8 @@ Recompute read_recompute(const Reader& r, const ParallelConfig& c, int64_t layer
     r.fail("recompute-num-layers",
            "'" + number_text(n) + "' with --recompute-method " + method +
                " recomputes layers in groups or some layers only, which mpsim cannot represent; "
-               "expected uniform with 1 (or block with " + number_text(chunk_layers) +
-               ", every layer of a model chunk)");
+               "expected uniform with 1 (or block with " +
+               number_text(chunk_layers) + ", every layer of a model chunk)");
   }
   return RECOMPUTE_FULL;
 }
@@ -571,8 +570,7 @@ int64_t launcher_gpus(const Reader& r) {
 
 }  // namespace
 
-MegatronRun parse_megatron_args(const std::string& text, const std::string& source,
-                                int64_t gpus) {
+MegatronRun parse_megatron_args(const std::string& text, const std::string& source, int64_t gpus) {
   const std::vector<Word> words = split_words(text, source);
   std::map<std::string, Given> given;
   MegatronRun run;
@@ -593,9 +591,9 @@ MegatronRun parse_megatron_args(const std::string& text, const std::string& sour
       has_inline = true;
     }
     if (given.count(name)) {
-      throw SpecError(source, w.line, w.text,
-                      "given twice (also on line " + std::to_string(given[name].line) +
-                          "); expected it once");
+      throw SpecError(
+          source, w.line, w.text,
+          "given twice (also on line " + std::to_string(given[name].line) + "); expected it once");
     }
     const FlagInfo* info = find_flag(name);
     Given g;
@@ -627,7 +625,8 @@ MegatronRun parse_megatron_args(const std::string& text, const std::string& sour
   const Reader r(std::move(given), source);
   for (const FlagInfo& f : kFlags) {
     if (f.kind != Kind::kLauncher || !r.has(std::string(f.name))) continue;
-    if (gpus > 0) notes.no_effect.push_back("--" + std::string(f.name) + " (the GPU count is given)");
+    if (gpus > 0)
+      notes.no_effect.push_back("--" + std::string(f.name) + " (the GPU count is given)");
   }
   if (gpus <= 0) {
     gpus = launcher_gpus(r);

@@ -36,6 +36,8 @@ struct Constraints {
   std::optional<int64_t> zero;
   std::optional<int64_t> max_tp, max_pp, max_mbs;
   bool allow_zero23 = true;  // false: ZeRO stages 0 and 1 only
+  // Only what Megatron-LM runs (spec::framework_for): no ZeRO-2/3, no GPipe schedule.
+  bool megatron_only = false;
   // The attention core of every configuration: the training stack's choice, not swept.
   spec::Attention attention = spec::ATTENTION_FLASH;
 };

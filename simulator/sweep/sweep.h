@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -50,6 +51,10 @@ struct SweepOptions {
 struct SweepRow {
   spec::ParallelConfig config;
   report::SimulationResult result;
+  // How to reproduce the row, filled by the caller that knows its command lines (`mpsim sweep`:
+  // {"mpsim": the simulate flags, "megatron": Megatron-LM's flags or null, "framework": ...});
+  // null leaves it out of the outputs.
+  nlohmann::json command;
 };
 
 struct SweepResult {

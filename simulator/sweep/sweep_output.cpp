@@ -168,6 +168,7 @@ json rows_json(const SweepResult& result) {
   for (const SweepRow& row : result.rows) {
     json r = report::to_json(row.result);
     r["rank"] = ++rank;
+    if (!row.command.is_null()) r["command"] = row.command;
     rows.push_back(std::move(r));
   }
   return rows;

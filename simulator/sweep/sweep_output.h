@@ -26,7 +26,8 @@
 
 namespace mpsim::sweep {
 
-// One object per row, in rank order: {"rank": 1, ...report::to_json(result)}.
+// One object per row, in rank order: {"rank": 1, ...report::to_json(result)}, with the row's
+// "command" where the caller set one (SweepRow::command).
 nlohmann::json rows_json(const SweepResult& result);
 
 // The whole sweep: {"enumerated", "simulated", "pruned": {reason: count}, "seconds",

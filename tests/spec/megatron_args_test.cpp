@@ -137,8 +137,9 @@ TEST(MegatronArgs, BadValuesAndContradictionsNameTheFlags) {
   expect_words(e.what(), {"--num-query-groups", "contradicts --group-query-attention"});
   e = megatron_error(base + "--use-flash-attn --attention-backend unfused");
   expect_words(e.what(), {"--use-flash-attn", "contradicts --attention-backend"});
-  e = megatron_error(base + "--recompute-granularity full --recompute-method uniform "
-                            "--recompute-num-layers 2");
+  e = megatron_error(base +
+                     "--recompute-granularity full --recompute-method uniform "
+                     "--recompute-num-layers 2");
   expect_words(e.what(), {"--recompute-num-layers", "cannot represent", "uniform with 1"});
   e = megatron_error(base + "--recompute-method block");
   expect_words(e.what(), {"--recompute-method", "contradicts --recompute-granularity"});

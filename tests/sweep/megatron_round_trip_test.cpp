@@ -39,15 +39,17 @@ TEST(MegatronArgs, EveryConfigurationOfASweepRoundTrips) {
         const MegatronRun back = parse_megatron_args(*args, "round trip", gpus);
         EXPECT_TRUE(back.notes.unknown.empty() && back.notes.not_modelled.empty()) << *args;
         const ParallelConfig again = validate_parallel_config(back.config, back.model, hw);
-        EXPECT_TRUE(MessageDifferencer::Equals(again, c))
-            << *args << "\n" << again.DebugString() << "\nagainst\n" << c.DebugString();
+        EXPECT_TRUE(MessageDifferencer::Equals(again, c)) << *args << "\n"
+                                                          << again.DebugString() << "\nagainst\n"
+                                                          << c.DebugString();
         ModelSpec expected = model;
         expected.set_name(back.model.name());
         expected.set_source(back.model.source());
         if (expected.ffn_hidden_size() == 0) expected.set_ffn_hidden_size(4 * model.hidden_size());
         if (expected.num_kv_heads() == 0) expected.set_num_kv_heads(model.num_attention_heads());
         EXPECT_TRUE(MessageDifferencer::Equals(back.model, expected))
-            << back.model.DebugString() << "\nagainst\n" << expected.DebugString();
+            << back.model.DebugString() << "\nagainst\n"
+            << expected.DebugString();
       }
       EXPECT_GT(megatron, 0);
       EXPECT_GT(other, 0);  // ZeRO-2/3 and GPipe rows

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "simulator/spec/spec_error.h"
+
 namespace mpsim::cli {
 namespace {
 
@@ -71,6 +73,37 @@ TEST(SimulateCommand, ARunThatDoesNotFitExitsWithItsOwnStatus) {
   std::ostringstream out4, err4;
   EXPECT_EQ(run_simulate(no_room, out4, err4), kDoesNotFit);
   EXPECT_NE(out4.str().find("(100 % headroom kept)"), std::string::npos) << out4.str();
+}
+
+// --megatron-args: Megatron-LM's example arguments simulated; the layout flags may not be given
+// beside them; a layout the hardware refuses is named by its Megatron flag.
+TEST(SimulateCommand, MegatronArgumentsSetTheModelAndLayout) {
+  std::ostringstream out, err;
+  EXPECT_EQ(run_simulate({"--megatron-args", "tests/spec/data/megatron/gpt3-175b.args", "--gpus",
+                          "1024", "--format", "json"},
+                         out, err),
+            0);
+  const nlohmann::json j = nlohmann::json::parse(out.str());
+  EXPECT_EQ(j.at("config").at("tp"), 8);
+  EXPECT_EQ(j.at("config").at("pp"), 16);
+  EXPECT_EQ(j.at("config").at("dp"), 8);
+  EXPECT_EQ(j.at("config").at("attention"), "flash");
+  EXPECT_EQ(j.at("model"), "gpt3-175b");
+  EXPECT_NE(err.str().find("not modelled (the prediction ignores them): --rampup-batch-size"),
+            std::string::npos)
+      << err.str();
+  EXPECT_THROW(run_simulate({"--megatron-args", "--num-layers 2", "--tp", "2"}, out, err),
+               spec::FlagError);
+  try {
+    run_simulate({"--megatron-args",
+                  "--num-layers 2 --hidden-size 64 --num-attention-heads 4 --seq-length 128 "
+                  "--vocab-size 100 --micro-batch-size 1 --tensor-model-parallel-size 3",
+                  "--gpus", "6"},
+                 out, err);
+    ADD_FAILURE() << "expected an error";
+  } catch (const spec::SpecError& e) {
+    EXPECT_EQ(e.field(), "--tensor-model-parallel-size") << e.what();
+  }
 }
 
 }  // namespace

@@ -119,13 +119,19 @@ TEST(SweepArgs, EnumValues) {
   EXPECT_EQ(parse_sweep_args({"--recompute", "full"}).constraints.recompute, spec::RECOMPUTE_FULL);
   EXPECT_EQ(parse_sweep_args({"--zero", "3"}).constraints.zero, 3);
   EXPECT_EQ(parse_sweep_args({"--memory-headroom", "0.1"}).memory_headroom, 0.1);
+  EXPECT_EQ(parse_sweep_args({"--format", "megatron"}).format, SweepFormat::kMegatron);
+  EXPECT_TRUE(parse_sweep_args({"--framework", "megatron"}).constraints.megatron_only);
+  EXPECT_FALSE(parse_sweep_args({}).constraints.megatron_only);
   EXPECT_EQ(parse_sweep_args({"--attention", "unfused"}).constraints.attention,
             spec::ATTENTION_UNFUSED);
   EXPECT_EQ(parse_sweep_args({"--threads", "0"}).threads, 0);
 }
 
 TEST(SweepArgs, BadValues) {
-  EXPECT_EQ(error_of({"--format", "xml"}), "--format: 'xml' is not one of table, json, csv");
+  EXPECT_EQ(error_of({"--format", "xml"}),
+            "--format: 'xml' is not one of table, json, csv, megatron");
+  EXPECT_EQ(error_of({"--framework", "deepspeed"}),
+            "--framework: 'deepspeed' is not one of any, megatron");
   EXPECT_EQ(error_of({"--sp", "yes"}), "--sp: 'yes' is not one of on, off");
   EXPECT_EQ(error_of({"--schedule", "foo"}),
             "--schedule: 'foo' is not one of gpipe, 1f1b, interleaved");

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "simulator/spec/config_words.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/flag_parsing.h"
 
@@ -93,6 +94,31 @@ void read_layout_flags(const po::variables_map& vm, spec::ParallelConfig& c) {
   c.set_recompute(choose("--recompute", text(LayoutFlag::kRecompute), kRecomputeChoices));
   if (vm.count("attention"))
     c.set_attention(choose("--attention", text(LayoutFlag::kAttention), kAttentionChoices));
+}
+
+std::string simulate_command(const std::string& model, const std::string& hardware,
+                             const spec::ParallelConfig& c) {
+  std::string s = "mpsim simulate";
+  auto add = [&](LayoutFlag id, const std::string& value) {
+    s += std::string(" --") + layout_flag(id).name;
+    if (!value.empty()) s += " " + value;
+  };
+  add(LayoutFlag::kModel, model);
+  add(LayoutFlag::kHw, hardware);
+  add(LayoutFlag::kGpus, std::to_string(c.num_gpus()));
+  add(LayoutFlag::kTp, std::to_string(c.tensor_parallel()));
+  add(LayoutFlag::kPp, std::to_string(c.pipeline_parallel()));
+  add(LayoutFlag::kMbs, std::to_string(c.micro_batch_size()));
+  add(LayoutFlag::kGbs, std::to_string(c.global_batch_size()));
+  add(c.sequence_parallel() ? LayoutFlag::kSp : LayoutFlag::kNoSp, "");
+  add(LayoutFlag::kVpp, std::to_string(c.virtual_pipeline_stages()));
+  add(LayoutFlag::kSchedule, spec::schedule_word(c.schedule()));
+  add(LayoutFlag::kRecompute, spec::recompute_word(c.recompute()));
+  add(LayoutFlag::kAttention, spec::attention_word(c.attention()));
+  add(LayoutFlag::kZero, std::to_string(c.zero_stage()));
+  if (!c.overlap_dp_comm()) add(LayoutFlag::kNoOverlapDp, "");
+  add(LayoutFlag::kRankOrder, spec::rank_order_word(c.rank_order()));
+  return s;
 }
 
 std::string flag_of_field(const std::string& field) {

@@ -83,6 +83,11 @@ void read_layout_flags(const boost::program_options::variables_map& vm,
 // The flag a field of the spec layer's errors was parsed from: "--tp" for "tensor_parallel",
 // "--model" for "model" and every ModelSpec field, "--hw" for the hardware's ("gpu.peak_bf16");
 // empty for a field no flag sets.
+// The `mpsim simulate` command line that simulates `config` (validated) of `model` on `hardware`
+// (names or paths as the user gave them): every layout flag written out.
+std::string simulate_command(const std::string& model, const std::string& hardware,
+                             const spec::ParallelConfig& config);
+
 std::string flag_of_field(const std::string& field);
 
 // `error` as a FlagError naming the flag of its field ("--tp: <message>"), or naming the field

@@ -20,6 +20,13 @@ namespace {
 namespace po = boost::program_options;
 using spec::FlagError;
 
+// What --megatron-args sets, so that these flags may not be given beside it.
+constexpr LayoutFlag kLayoutFlagsOfMegatronArgs[] = {
+    LayoutFlag::kModel,       LayoutFlag::kTp,        LayoutFlag::kPp,        LayoutFlag::kDp,
+    LayoutFlag::kMbs,         LayoutFlag::kGbs,       LayoutFlag::kSp,        LayoutFlag::kNoSp,
+    LayoutFlag::kVpp,         LayoutFlag::kSchedule,  LayoutFlag::kRecompute, LayoutFlag::kZero,
+    LayoutFlag::kNoOverlapDp, LayoutFlag::kRankOrder, LayoutFlag::kAttention};
+
 const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
                                         {"json", OutputFormat::kJson}};
 
@@ -55,6 +62,10 @@ po::options_description flag_descriptions() {
       "format", text("table", "table|json"), "output format")(
       "memory-headroom", text("0", "F"),
       "fraction of the GPU's usable memory to keep free; the run must fit in the rest")(
+      "megatron-args", po::value<std::string>()->value_name("ARGS|FILE"),
+      "Megatron-LM's pretrain_gpt.py arguments (or a file of them, e.g. a launch script's "
+      "argument arrays) instead of --model and the layout flags; --gpus, or torchrun's "
+      "--nproc_per_node x --nnodes among them, gives the GPU count")(
       "ignore-memory",
       "print the simulation and exit 0 even when it does not fit in GPU memory (otherwise the "
       "status is 3)");
@@ -78,6 +89,21 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   request.model = text("model");
   request.hardware = text("hw");
   if (request.model.empty()) throw FlagError("--model", "must not be empty");
+  if (vm.count("megatron-args")) {
+    request.megatron_args = text("megatron-args");
+    if (request.megatron_args.empty()) throw FlagError("--megatron-args", "must not be empty");
+    for (const auto& [name, value] : vm) {
+      if (value.defaulted() || name == "megatron-args" || name == "hw" || name == "gpus") continue;
+      for (LayoutFlag id : kLayoutFlagsOfMegatronArgs) {
+        if (name == layout_flag(id).name) {
+          throw FlagError("--" + name,
+                          "conflicts with --megatron-args, which sets the model and "
+                          "layout; expected one of the two");
+        }
+      }
+    }
+    if (vm.count("gpus") && !vm["gpus"].defaulted()) request.megatron_gpus = count("gpus", 1);
+  }
   if (request.hardware.empty()) throw FlagError("--hw", "must not be empty");
 
   spec::ParallelConfig& c = request.config;

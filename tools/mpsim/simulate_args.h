@@ -26,6 +26,10 @@ struct SimulateRequest {
   OutputFormat format = OutputFormat::kTable;
   double memory_headroom = 0;  // --memory-headroom: fraction of usable memory kept free
   bool ignore_memory = false;  // --ignore-memory: exit 0 even when the run does not fit
+  // --megatron-args: Megatron-LM's pretrain_gpt.py arguments, or a file holding them; they set
+  // the model and layout (spec/megatron_args.h). Empty: the model and layout flags do.
+  std::string megatron_args;
+  int64_t megatron_gpus = 0;  // --gpus where given with --megatron-args; 0: from torchrun's flags
 };
 
 // `args` are the words after "simulate", e.g. {"--tp", "4", "--sp"}.

@@ -7,6 +7,7 @@
 #include "simulator/simulation/simulation.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/layout_flags.h"
+#include "tools/mpsim/megatron_input.h"
 #include "tools/mpsim/simulate_args.h"
 
 namespace mpsim::cli {
@@ -17,9 +18,18 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
     out << simulate_help();
     return 0;
   }
-  const spec::ModelSpec model = spec::load_model_spec(request.model);
   const spec::Hardware hardware = spec::load_hardware(request.hardware);
-  const spec::ParallelConfig config = checked_layout(request.config, model, hardware);
+  spec::ModelSpec model;
+  spec::ParallelConfig config;
+  if (!request.megatron_args.empty()) {
+    spec::MegatronRun run = read_megatron_input(request.megatron_args, request.megatron_gpus,
+                                                hardware, err, "mpsim simulate");
+    model = std::move(run.model);
+    config = std::move(run.config);
+  } else {
+    model = spec::load_model_spec(request.model);
+    config = checked_layout(request.config, model, hardware);
+  }
 
   simulation::SimulateOptions options;
   options.scope =

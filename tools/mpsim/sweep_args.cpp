@@ -21,8 +21,11 @@ namespace {
 namespace po = boost::program_options;
 using spec::FlagError;
 
-const Choices<SweepFormat> kFormats = {
-    {"table", SweepFormat::kTable}, {"json", SweepFormat::kJson}, {"csv", SweepFormat::kCsv}};
+const Choices<SweepFormat> kFormats = {{"table", SweepFormat::kTable},
+                                       {"json", SweepFormat::kJson},
+                                       {"csv", SweepFormat::kCsv},
+                                       {"megatron", SweepFormat::kMegatron}};
+const Choices<bool> kFrameworks = {{"any", false}, {"megatron", true}};
 
 po::options_description flag_descriptions() {
   po::options_description d("mpsim sweep flags");
@@ -41,8 +44,11 @@ po::options_description flag_descriptions() {
                         "stack's, not swept)"}});
   d.add_options()
       ("top", text("10", "K"), "configurations shown in the table")
-      ("format", text("table", "table|json|csv"),
-       "output: the top K as a table, or every fitting configuration as JSON or CSV")
+      ("format", text("table", "table|json|csv|megatron"),
+       "output: the top K as a table or as Megatron-LM command lines, or every fitting "
+       "configuration as JSON or CSV (each row with the commands that reproduce it)")
+      ("framework", text("any", "any|megatron"),
+       "megatron: only configurations Megatron-LM runs (no ZeRO-2/3, no GPipe)")
       ("out", optional("FILE"), "also write every result to an SQLite database FILE")
       ("threads", text("0", "N"), "simulation threads; 0 = all cores")
       ("memory-headroom", text("0", "F"),
@@ -123,6 +129,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
     c.recompute = choose("--recompute", text("recompute"), kRecomputeChoices);
   if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroChoices);
   c.attention = choose("--attention", text("attention"), kAttentionChoices);
+  c.megatron_only = choose("--framework", text("framework"), kFrameworks);
   return request;
 }
 

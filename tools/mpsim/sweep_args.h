@@ -15,7 +15,7 @@
 
 namespace mpsim::cli {
 
-enum class SweepFormat { kTable, kJson, kCsv };
+enum class SweepFormat { kTable, kJson, kCsv, kMegatron };
 
 struct SweepRequest {
   bool help = false;  // --help: print sweep_help() and do nothing else

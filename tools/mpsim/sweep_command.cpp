@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -10,18 +11,52 @@
 #include <ctime>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 
+#include "common/text.h"
 #include "simulator/simulation/simulation.h"
+#include "simulator/spec/megatron_args.h"
 #include "simulator/spec/spec_loader.h"
 #include "simulator/sweep/config_space.h"
 #include "simulator/sweep/sweep.h"
 #include "simulator/sweep/sweep_output.h"
+#include "tools/mpsim/layout_flags.h"
 #include "tools/mpsim/sweep_args.h"
 
 namespace mpsim::cli {
 namespace {
+
+// How to reproduce a row: the simulate command, Megatron-LM's flags (null where Megatron-LM does
+// not run it) and the framework that does.
+nlohmann::json row_command(const SweepRequest& request, const spec::ModelSpec& model,
+                           const spec::ParallelConfig& config) {
+  const std::optional<std::string> megatron = spec::megatron_args(model, config);
+  return {{"mpsim", simulate_command(request.model, request.hardware, config)},
+          {"megatron", megatron ? nlohmann::json(*megatron) : nlohmann::json(nullptr)},
+          {"framework", spec::framework_for(config)}};
+}
+
+// --format megatron: per row of the top K, a comment with its result, then the flags that make
+// Megatron-LM's pretrain_gpt.py run it (or the framework that does).
+std::string megatron_listing(const sweep::SweepResult& result, int top) {
+  std::string out;
+  const size_t n = std::min(result.rows.size(), static_cast<size_t>(std::max(top, 0)));
+  for (size_t i = 0; i < n; ++i) {
+    const sweep::SweepRow& row = result.rows[i];
+    const report::SimulationResult& r = row.result;
+    out += common::printf_string("# %zu. %s: %.2f ms, %.0f tokens/s, MFU %.1f %%\n", i + 1,
+                                 sweep::config_label(row.config).c_str(), r.iteration_time_s * 1e3,
+                                 r.tokens_per_s, 100 * r.mfu);
+    const nlohmann::json& megatron = row.command.at("megatron");
+    out += megatron.is_null() ? "# not run by Megatron-LM; framework: " +
+                                    row.command.at("framework").get<std::string>() + "\n"
+                              : megatron.get<std::string>() + "\n";
+  }
+  if (n == 0) out += "# no configuration fits in memory\n";
+  return out;
+}
 
 // A one-line progress bar redrawn in place: done/total, rate and ETA.
 class ProgressBar {
@@ -101,7 +136,8 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
   if (isatty(STDERR_FILENO)) {
     options.progress = [&bar](int64_t done, int64_t total) { bar.update(done, total); };
   }
-  const sweep::SweepResult result = sweep::run_sweep(model, hardware, configs, options);
+  sweep::SweepResult result = sweep::run_sweep(model, hardware, configs, options);
+  for (sweep::SweepRow& row : result.rows) row.command = row_command(request, model, row.config);
 
   const std::map<std::string, std::string> meta = {{"model", model.name()},
                                                    {"hardware", hardware.name},
@@ -118,6 +154,9 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
       break;
     case SweepFormat::kCsv:
       out << sweep::to_csv(result);
+      break;
+    case SweepFormat::kMegatron:
+      out << megatron_listing(result, request.top);
       break;
   }
   err << sweep::summary_line(result) << "\n";
