@@ -46,8 +46,8 @@ nlohmann::json sweep_rows(std::vector<std::string> args) {
 }
 
 TEST(SweepCommand, EveryRowsCommandsReadBackIntoItsConfiguration) {
-  const std::vector<std::string> args = {"--model", "gpt2-124m", "--gpus", "16", "--gbs", "32",
-                                         "--max-mbs", "2"};
+  const std::vector<std::string> args = {"--model", "gpt2-124m", "--gpus",    "16",
+                                         "--gbs",   "32",        "--max-mbs", "2"};
   const nlohmann::json rows = sweep_rows(args);
   ASSERT_GT(rows.size(), 20u);
   const spec::ModelSpec model = spec::load_model_spec("gpt2-124m");
@@ -80,13 +80,14 @@ TEST(SweepCommand, EveryRowsCommandsReadBackIntoItsConfiguration) {
   only.insert(only.end(), {"--framework", "megatron"});
   const nlohmann::json megatron_rows = sweep_rows(only);
   EXPECT_EQ(static_cast<int>(megatron_rows.size()), megatron);
-  for (const nlohmann::json& row : megatron_rows) EXPECT_EQ(row.at("command").at("framework"), "megatron-lm");
+  for (const nlohmann::json& row : megatron_rows)
+    EXPECT_EQ(row.at("command").at("framework"), "megatron-lm");
 }
 
 TEST(SweepCommand, MegatronListing) {
   std::ostringstream out, err;
-  EXPECT_EQ(run_sweep({"--model", "gpt2-124m", "--gpus", "8", "--gbs", "16", "--format",
-                       "megatron", "--top", "2", "--framework", "megatron", "--threads", "1"},
+  EXPECT_EQ(run_sweep({"--model", "gpt2-124m", "--gpus", "8", "--gbs", "16", "--format", "megatron",
+                       "--top", "2", "--framework", "megatron", "--threads", "1"},
                       out, err),
             0);
   std::istringstream lines(out.str());

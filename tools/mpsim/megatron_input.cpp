@@ -24,7 +24,8 @@ spec::MegatronRun read_megatron_input(const std::string& value, int64_t gpus,
     source = value;
   }
   spec::MegatronRun run = spec::parse_megatron_args(text, source, gpus);
-  if (source != "--megatron-args") run.model.set_name(std::filesystem::path(source).stem().string());
+  if (source != "--megatron-args")
+    run.model.set_name(std::filesystem::path(source).stem().string());
   try {
     run.config = spec::validate_parallel_config(run.config, run.model, hardware);
   } catch (const spec::FieldError& e) {
