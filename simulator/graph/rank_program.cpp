@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <map>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "simulator/graph/comm_groups.h"
@@ -18,6 +20,9 @@ namespace {
 constexpr double kGradBytes = 4;           // Megatron reduces bf16 models' gradients in fp32
 constexpr double kAdamBytesPerParam = 30;  // grad 4 + (master, m, v) read+write 24 + bf16 param 2
 constexpr double kAdamFlopsPerParam = 12;
+// Units of parameters besides layers, for the parameter-gather overlap.
+constexpr int64_t kEmbeddingUnit = -1;
+constexpr int64_t kHeadUnit = -2;
 
 // Where a pipeline transfer's receiver waits: the send op, or (as an edge delay) the last op of
 // the producing step.
@@ -113,6 +118,14 @@ class RankProgram {
   void send(int64_t vstage, const schedule::PipelineStep& step, bool backward, size_t index);
   void emit_buckets(OpVertex backward_end);
   void step_ops(double rank_params);
+  // --overlap-param-gather (ZeRO-1 with DP): the previous optimizer step's parameter all-gathers,
+  // one per DP bucket, issued at the start in the order the forward needs them; the first forward
+  // op of a bucket's parameters (micro-batch 0) waits for its gather.
+  bool gathers_overlap() const {
+    return b_.config.overlap_param_gather() && b_.zero == 1 && b_.dp > 1;
+  }
+  void emit_param_gathers(const std::vector<schedule::PipelineStep>& steps);
+  void wait_param_gather(OpEmitter& emit, int64_t vstage, int64_t unit);
 
   Build& b_;
   const RankCoord c_;
@@ -120,9 +133,16 @@ class RankProgram {
   const int64_t last_vstage_;
   const int32_t tp_nodes_, dp_nodes_;
   OpEmitter emit_;
-  std::vector<Ready> ready_;               // last micro-batch: gradients ready, in backward order
-  std::vector<OpVertex> dp_ops_;           // DP collectives the optimizer waits for
-  std::vector<double> buckets_;            // parameters per DP bucket
+  std::vector<Ready> ready_;      // last micro-batch: gradients ready, in backward order
+  std::vector<OpVertex> dp_ops_;  // DP collectives the optimizer waits for
+  std::vector<double> buckets_;   // parameters per DP bucket
+  // With gathers_overlap(): the buckets as planned before the backward cut them, each unit's
+  // bucket ((vstage, layer, or kEmbeddingUnit / kHeadUnit) -> index), the gathers, and whether
+  // the forward has waited for each.
+  std::vector<double> planned_buckets_;
+  std::map<std::pair<int64_t, int64_t>, size_t> unit_bucket_;
+  std::vector<OpVertex> param_gathers_;
+  std::vector<bool> gather_waited_;
   std::array<bool, 2> sends_as_delays_{};  // per direction (forward, backward)
 };
 
@@ -133,7 +153,9 @@ void RankProgram::build() {
   if (b_.fold_enabled() && b_.p > 1)
     sends_as_delays_ = {sends_fit_in_steps(false), sends_fit_in_steps(true)};
   double rank_params = 0;
-  for (const schedule::PipelineStep& step : schedule->steps(static_cast<int>(c_.pp))) {
+  const auto steps = schedule->steps(static_cast<int>(c_.pp));
+  if (gathers_overlap()) emit_param_gathers(steps);
+  for (const schedule::PipelineStep& step : steps) {
     const int64_t vstage = step.chunk * b_.p + c_.pp;
     Op& ctx = emit_.context();
     ctx = Op{};
@@ -171,10 +193,18 @@ void RankProgram::step_body(OpEmitter& emit, const schedule::PipelineStep& step,
   const int64_t count = b_.layers_per_chunk;
   if (step.forward) {
     emit.context().pass = Pass::kForward;
-    if (vstage == 0) ops.embedding(false);
-    over_layers(emit, first_layer, count, false, Pass::kForward,
-                [&](int64_t layer) { ops.forward_layer(layer, Pass::kForward); });
-    if (vstage == last_vstage_) ops.head(false);
+    if (vstage == 0) {
+      wait_param_gather(emit, vstage, kEmbeddingUnit);
+      ops.embedding(false);
+    }
+    over_layers(emit, first_layer, count, false, Pass::kForward, [&](int64_t layer) {
+      wait_param_gather(emit, vstage, layer);
+      ops.forward_layer(layer, Pass::kForward);
+    });
+    if (vstage == last_vstage_) {
+      wait_param_gather(emit, vstage, kHeadUnit);
+      ops.head(false);
+    }
     return;
   }
   emit.context().pass = Pass::kBackward;
@@ -244,6 +274,8 @@ void RankProgram::grads_ready(OpEmitter& emit, double params, bool scratch) {
 
 bool RankProgram::foldable(const schedule::PipelineStep& step) const {
   if (!b_.fold_enabled()) return false;
+  // The first micro-batch's forward waits, op by op, for the parameter gathers.
+  if (gathers_overlap() && step.forward && step.micro_batch == 0) return false;
   if (step.forward || b_.dp < 2) return true;
   // Backward steps whose gradients DP waits on keep their ops.
   return b_.zero < 2 && step.micro_batch != b_.m - 1;
@@ -373,6 +405,11 @@ void RankProgram::step_ops(double rank_params) {
   optimizer.flops = sharded * kAdamFlopsPerParam;
   emit_.compute(optimizer);
   if (b_.dp < 2 || b_.zero == 0 || b_.zero == 3) return;
+  if (gathers_overlap()) {
+    // Gathered at the start, overlapped with the forward (emit_param_gathers).
+    if (buckets_ != planned_buckets_) throw std::logic_error("parameter-gather buckets differ");
+    return;
+  }
   for (size_t i = 0; i < buckets_.size(); ++i) {
     Op op = emit_.make(OpKind::kAllGather, OpLabel::kNone);
     op.group = Group::kDp;
@@ -382,6 +419,51 @@ void RankProgram::step_ops(double rank_params) {
     op.group_nodes = dp_nodes_;
     emit_.communicate(op, Stream::kDpComm);
   }
+}
+
+// The units of the rank's parameters in the order the last micro-batch's backward completes
+// their gradients (emit_buckets' order), cut into buckets as emit_buckets cuts them; the gathers
+// then go out last bucket first, the order in which the forward needs them.
+void RankProgram::emit_param_gathers(const std::vector<schedule::PipelineStep>& steps) {
+  std::vector<std::pair<std::pair<int64_t, int64_t>, double>> units;
+  for (const schedule::PipelineStep& step : steps) {
+    if (step.forward || step.micro_batch != b_.m - 1) continue;
+    const int64_t vstage = step.chunk * b_.p + c_.pp;
+    if (vstage == last_vstage_) units.push_back({{vstage, kHeadUnit}, b_.head_params()});
+    for (int64_t i = b_.layers_per_chunk - 1; i >= 0; --i)
+      units.push_back({{vstage, vstage * b_.layers_per_chunk + i}, b_.layer_params_local});
+    if (vstage == 0) units.push_back({{vstage, kEmbeddingUnit}, b_.embedding_params()});
+  }
+  const double bucket_params = static_cast<double>(b_.config.dp_bucket_params());
+  double accumulated = 0;
+  for (size_t i = 0; i < units.size(); ++i) {
+    accumulated += units[i].second;
+    unit_bucket_[units[i].first] = planned_buckets_.size();
+    if (accumulated < bucket_params && i + 1 < units.size()) continue;
+    planned_buckets_.push_back(accumulated);
+    accumulated = 0;
+  }
+  emit_.context() = Op{};
+  emit_.context().pass = Pass::kStep;
+  param_gathers_.assign(planned_buckets_.size(), kNoOp);
+  gather_waited_.assign(planned_buckets_.size(), false);
+  for (size_t k = planned_buckets_.size(); k-- > 0;) {
+    Op op = emit_.make(OpKind::kAllGather, OpLabel::kNone);
+    op.group = Group::kDp;
+    op.bucket = static_cast<int32_t>(k);
+    op.bytes = planned_buckets_[k] * b_.shapes.e;
+    op.group_size = static_cast<int32_t>(b_.dp);
+    op.group_nodes = dp_nodes_;
+    param_gathers_[k] = emit_.communicate(op, Stream::kDpComm);
+  }
+}
+
+void RankProgram::wait_param_gather(OpEmitter& emit, int64_t vstage, int64_t unit) {
+  if (!gathers_overlap() || emit.context().micro_batch != 0) return;
+  const auto it = unit_bucket_.find({vstage, unit});
+  if (it == unit_bucket_.end() || gather_waited_[it->second]) return;
+  gather_waited_[it->second] = true;
+  emit.wait(param_gathers_[it->second]);
 }
 
 }  // namespace

@@ -193,6 +193,20 @@ void check_sequence_parallel(const ParallelConfig& c, const ModelSpec& m) {
   check_divides("sequence_parallel", "seq_length", m.seq_length(), "tp", tp);
 }
 
+void check_param_gather_overlap(const ParallelConfig& c) {
+  if (!c.overlap_param_gather()) return;
+  if (c.zero_stage() != 1) {
+    field_fail("overlap_param_gather",
+               "overlaps the distributed optimizer's parameter all-gather, but zero stage is " +
+                   number_text(c.zero_stage()) + "; expected zero stage 1");
+  }
+  if (!c.overlap_dp_comm()) {
+    field_fail("overlap_param_gather",
+               "needs the gradient reduction overlapped too (as Megatron-LM asks); expected "
+               "overlap_dp_comm");
+  }
+}
+
 void check_zero(const ParallelConfig& c) {
   check_range("zero_stage", "zero stage", c.zero_stage(), 0, kMaxZeroStage);
   if (c.zero_stage() >= 2 && c.pipeline_parallel() > 1) {
@@ -269,6 +283,7 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   out.set_schedule(check_schedule(out, micro_batches));
   check_sequence_parallel(out, model);
   check_zero(out);
+  check_param_gather_overlap(out);
   check_choices(out);
   if (out.attention() == ATTENTION_UNSPECIFIED) out.set_attention(ATTENTION_FLASH);
   check_attention(out, model);

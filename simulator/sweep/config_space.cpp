@@ -72,6 +72,7 @@ void add_configs_of_split(const spec::ParallelConfig& split, const spec::ModelSp
             config.set_sequence_parallel(sp);
             config.set_recompute(recompute);
             config.set_zero_stage(zero);
+            config.set_overlap_param_gather(c.overlap_param_gather && zero == 1);
             try {
               out.push_back(spec::validate_parallel_config(config, model, hardware));
             } catch (const spec::FieldError&) {

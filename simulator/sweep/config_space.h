@@ -38,6 +38,8 @@ struct Constraints {
   bool allow_zero23 = true;  // false: ZeRO stages 0 and 1 only
   // Only what Megatron-LM runs (spec::framework_for): no ZeRO-2/3, no GPipe schedule.
   bool megatron_only = false;
+  // Megatron-Core's parameter-gather overlap in every ZeRO-1 configuration (a stack choice).
+  bool overlap_param_gather = false;
   // The attention core of every configuration: the training stack's choice, not swept.
   spec::Attention attention = spec::ATTENTION_FLASH;
 };

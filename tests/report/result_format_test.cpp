@@ -129,6 +129,7 @@ TEST(ResultJson, ConfigUsesFlagSpellings) {
                      {"attention", "unfused"},
                      {"zero_stage", 1},
                      {"overlap_dp_comm", true},
+                     {"overlap_param_gather", false},
                      {"rank_order", "tp-pp-dp"}}));
 }
 

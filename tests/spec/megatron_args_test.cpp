@@ -104,8 +104,9 @@ TEST(MegatronArgs, Llama3ExampleScript) {
   EXPECT_EQ(c.zero_stage(), 1);
   EXPECT_TRUE(c.overlap_dp_comm());
   EXPECT_EQ(c.global_batch_size(), 128);
-  for (const char* f : {"--overlap-param-gather", "--fp8-amax-history-len", "--fp8-param-gather",
-                        "--grad-reduce-in-bf16", "--cross-entropy-loss-fusion"}) {
+  EXPECT_TRUE(c.overlap_param_gather());
+  for (const char* f : {"--fp8-amax-history-len", "--fp8-param-gather", "--grad-reduce-in-bf16",
+                        "--cross-entropy-loss-fusion"}) {
     EXPECT_TRUE(listed(run.notes.not_modelled, f)) << f;
   }
   EXPECT_EQ(run.notes.stray_words,
@@ -143,6 +144,8 @@ TEST(MegatronArgs, BadValuesAndContradictionsNameTheFlags) {
   expect_words(e.what(), {"--recompute-num-layers", "cannot represent", "uniform with 1"});
   e = megatron_error(base + "--recompute-method block");
   expect_words(e.what(), {"--recompute-method", "contradicts --recompute-granularity"});
+  e = megatron_error(base + "--overlap-param-gather --overlap-grad-reduce");
+  expect_words(e.what(), {"--overlap-param-gather", "contradicts --use-distributed-optimizer"});
   e = megatron_error(base + "--rotary-percent 0.5");
   expect_words(e.what(), {"--rotary-percent", "cannot be represented"});
   e = megatron_error(base + "--kv-channels 64");

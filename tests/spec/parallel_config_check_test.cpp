@@ -60,6 +60,17 @@ TEST_F(ParallelTest, DefaultsFilled) {
   EXPECT_EQ(c.attention(), ATTENTION_FLASH);
 }
 
+TEST_F(ParallelTest, ParameterGatherOverlapNeedsTheDistributedOptimizer) {
+  ParallelConfig c = raw(1024, 8, 16, 1, 1536);
+  c.set_overlap_param_gather(true);
+  c.set_overlap_dp_comm(true);
+  expect_field(c, "overlap_param_gather", {"zero stage is 0", "expected zero stage 1"});
+  c.set_zero_stage(1);
+  EXPECT_TRUE(validate_parallel_config(c, gpt175_, h100_).overlap_param_gather());
+  c.set_overlap_dp_comm(false);
+  expect_field(c, "overlap_param_gather", {"gradient reduction overlapped"});
+}
+
 // Flash kernels take head sizes that are multiples of 8 up to 256; the unfused core any.
 TEST_F(ParallelTest, FlashAttentionNeedsASupportedHeadSize) {
   const ParallelConfig c = raw(1, 1, 1, 1, 1);

@@ -131,6 +131,8 @@ TEST(SimulateArgs, EveryEnumValue) {
   EXPECT_FALSE(parse_simulate_args({}).ignore_memory);
   EXPECT_EQ(parse_simulate_args({"--memory-headroom", "0.05"}).memory_headroom, 0.05);
   EXPECT_TRUE(parse_simulate_args({"--ignore-memory"}).ignore_memory);
+  EXPECT_FALSE(config({}).overlap_param_gather());
+  EXPECT_TRUE(config({"--overlap-param-gather"}).overlap_param_gather());
   EXPECT_EQ(config({"--attention", "flash"}).attention(), spec::ATTENTION_FLASH);
   EXPECT_EQ(config({"--attention", "unfused"}).attention(), spec::ATTENTION_UNFUSED);
   EXPECT_EQ(config({"--rank-order", "tp-dp-pp"}).rank_order(), spec::TP_DP_PP);

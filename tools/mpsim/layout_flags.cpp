@@ -44,6 +44,9 @@ const LayoutFlagInfo kLayoutFlags[] = {
     {LayoutFlag::kAttention, "attention", "attention", "flash|unfused",
      "attention core: flash (fused, no s x s tensor; Megatron-Core with Transformer Engine) or "
      "unfused (batched GEMMs around a fused softmax; Megatron-LM 2020-22)"},
+    {LayoutFlag::kOverlapParamGather, "overlap-param-gather", "overlap_param_gather", nullptr,
+     "overlap the distributed optimizer's parameter all-gather with the next forward "
+     "(Megatron-Core; needs --zero 1)"},
     // No command takes it yet; the spec layer's errors about the field name it so.
     {LayoutFlag::kDpBucketParams, "dp-bucket-params", "dp_bucket_params", "N",
      "parameters per DP gradient bucket; 0 = Megatron's 40M"},
@@ -117,6 +120,7 @@ std::string simulate_command(const std::string& model, const std::string& hardwa
   add(LayoutFlag::kAttention, spec::attention_word(c.attention()));
   add(LayoutFlag::kZero, std::to_string(c.zero_stage()));
   if (!c.overlap_dp_comm()) add(LayoutFlag::kNoOverlapDp, "");
+  if (c.overlap_param_gather()) add(LayoutFlag::kOverlapParamGather, "");
   add(LayoutFlag::kRankOrder, spec::rank_order_word(c.rank_order()));
   return s;
 }

@@ -45,6 +45,7 @@ enum class LayoutFlag {
   kNoOverlapDp,
   kRankOrder,
   kAttention,
+  kOverlapParamGather,
   kDpBucketParams,
 };
 

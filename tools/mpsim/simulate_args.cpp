@@ -22,10 +22,14 @@ using spec::FlagError;
 
 // What --megatron-args sets, so that these flags may not be given beside it.
 constexpr LayoutFlag kLayoutFlagsOfMegatronArgs[] = {
-    LayoutFlag::kModel,       LayoutFlag::kTp,        LayoutFlag::kPp,        LayoutFlag::kDp,
-    LayoutFlag::kMbs,         LayoutFlag::kGbs,       LayoutFlag::kSp,        LayoutFlag::kNoSp,
-    LayoutFlag::kVpp,         LayoutFlag::kSchedule,  LayoutFlag::kRecompute, LayoutFlag::kZero,
-    LayoutFlag::kNoOverlapDp, LayoutFlag::kRankOrder, LayoutFlag::kAttention};
+    LayoutFlag::kModel,       LayoutFlag::kTp,
+    LayoutFlag::kPp,          LayoutFlag::kDp,
+    LayoutFlag::kMbs,         LayoutFlag::kGbs,
+    LayoutFlag::kSp,          LayoutFlag::kNoSp,
+    LayoutFlag::kVpp,         LayoutFlag::kSchedule,
+    LayoutFlag::kRecompute,   LayoutFlag::kZero,
+    LayoutFlag::kNoOverlapDp, LayoutFlag::kRankOrder,
+    LayoutFlag::kAttention,   LayoutFlag::kOverlapParamGather};
 
 const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
                                         {"json", OutputFormat::kJson}};
@@ -55,6 +59,7 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kAttention, "flash"},
           {LayoutFlag::kZero, "0"},
           {LayoutFlag::kNoOverlapDp},
+          {LayoutFlag::kOverlapParamGather},
           {LayoutFlag::kRankOrder, "tp-dp-pp"}});
   d.add_options()("all-ranks", "simulate every rank, not one representative per pipeline stage")(
       "trace", po::value<std::string>()->value_name("FILE"),
@@ -115,6 +120,7 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
                                               : c.tensor_parallel() > 1);
   c.set_zero_stage(choose("--zero", text("zero"), kZeroChoices));
   c.set_overlap_dp_comm(vm.count("no-overlap-dp") == 0);
+  c.set_overlap_param_gather(vm.count("overlap-param-gather") > 0);
   c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrderChoices));
 
   request.all_ranks = vm.count("all-ranks") > 0;

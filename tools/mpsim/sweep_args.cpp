@@ -66,7 +66,9 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kSp, std::nullopt, "sequence parallelism", "on|off"},
           {LayoutFlag::kSchedule, std::nullopt, "pipeline schedule"},
           {LayoutFlag::kRecompute, std::nullopt, "activation recomputation"},
-          {LayoutFlag::kZero, std::nullopt, "ZeRO stage"}});
+          {LayoutFlag::kZero, std::nullopt, "ZeRO stage"},
+          {LayoutFlag::kOverlapParamGather, std::nullopt,
+           "overlap the parameter all-gather with the forward in every ZeRO-1 configuration"}});
   // clang-format off
   c.add_options()
       ("max-tp", optional("T"), "largest tensor-parallel size")
@@ -130,6 +132,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   if (vm.count("zero")) c.zero = choose("--zero", text("zero"), kZeroChoices);
   c.attention = choose("--attention", text("attention"), kAttentionChoices);
   c.megatron_only = choose("--framework", text("framework"), kFrameworks);
+  c.overlap_param_gather = vm.count("overlap-param-gather") > 0;
   return request;
 }
 
