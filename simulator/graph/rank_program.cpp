@@ -126,6 +126,8 @@ class RankProgram {
   }
   void emit_param_gathers(const std::vector<schedule::PipelineStep>& steps);
   void wait_param_gather(OpEmitter& emit, int64_t vstage, int64_t unit);
+  // The distributed optimizer's all-gather of one bucket's bf16 parameters, on the DP stream.
+  OpVertex param_gather(size_t bucket, double params);
 
   Build& b_;
   const RankCoord c_;
@@ -410,15 +412,17 @@ void RankProgram::step_ops(double rank_params) {
     if (buckets_ != planned_buckets_) throw std::logic_error("parameter-gather buckets differ");
     return;
   }
-  for (size_t i = 0; i < buckets_.size(); ++i) {
-    Op op = emit_.make(OpKind::kAllGather, OpLabel::kNone);
-    op.group = Group::kDp;
-    op.bucket = static_cast<int32_t>(i);
-    op.bytes = buckets_[i] * b_.shapes.e;
-    op.group_size = static_cast<int32_t>(b_.dp);
-    op.group_nodes = dp_nodes_;
-    emit_.communicate(op, Stream::kDpComm);
-  }
+  for (size_t i = 0; i < buckets_.size(); ++i) param_gather(i, buckets_[i]);
+}
+
+OpVertex RankProgram::param_gather(size_t bucket, double params) {
+  Op op = emit_.make(OpKind::kAllGather, OpLabel::kNone);
+  op.group = Group::kDp;
+  op.bucket = static_cast<int32_t>(bucket);
+  op.bytes = params * b_.shapes.e;
+  op.group_size = static_cast<int32_t>(b_.dp);
+  op.group_nodes = dp_nodes_;
+  return emit_.communicate(op, Stream::kDpComm);
 }
 
 // The units of the rank's parameters in the order the last micro-batch's backward completes
@@ -447,15 +451,8 @@ void RankProgram::emit_param_gathers(const std::vector<schedule::PipelineStep>& 
   emit_.context().pass = Pass::kStep;
   param_gathers_.assign(planned_buckets_.size(), kNoOp);
   gather_waited_.assign(planned_buckets_.size(), false);
-  for (size_t k = planned_buckets_.size(); k-- > 0;) {
-    Op op = emit_.make(OpKind::kAllGather, OpLabel::kNone);
-    op.group = Group::kDp;
-    op.bucket = static_cast<int32_t>(k);
-    op.bytes = planned_buckets_[k] * b_.shapes.e;
-    op.group_size = static_cast<int32_t>(b_.dp);
-    op.group_nodes = dp_nodes_;
-    param_gathers_[k] = emit_.communicate(op, Stream::kDpComm);
-  }
+  for (size_t k = planned_buckets_.size(); k-- > 0;)
+    param_gathers_[k] = param_gather(k, planned_buckets_[k]);
 }
 
 void RankProgram::wait_param_gather(OpEmitter& emit, int64_t vstage, int64_t unit) {
