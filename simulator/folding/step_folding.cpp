@@ -27,10 +27,7 @@ graph::FoldedStep StepFolding::evaluate(graph::TrainingGraph scratch) const {
   graph::OpGraph& g = scratch.graph;
   const graph::OpVertex n = static_cast<graph::OpVertex>(boost::num_vertices(g));
   for (graph::OpVertex v = 0; v < n; ++v) g[v].duration_s = cost_.op_seconds(g[v]);
-  if (memory_) {
-    const spec::ParallelConfig& config = *memory_->first;
-    memory::annotate_memory(scratch, config, memory_->second);
-  }
+  if (memory_) memory::annotate_memory(scratch, *memory_->first, memory_->second);
   const engine::EngineResult run = engine::run_engine(scratch);
   graph::FoldedStep out;
   out.seconds = run.makespan_s;

@@ -33,7 +33,7 @@ LayerShapes layer_shapes(const ModelDims& d, const spec::ParallelConfig& config,
 }
 
 OpLabel attention_core_label(spec::Attention attention) {
-  return attention == spec::ATTENTION_UNFUSED ? OpLabel::kAttnCore : OpLabel::kAttnFlash;
+  return is_flash(attention) ? OpLabel::kAttnFlash : OpLabel::kAttnCore;
 }
 
 AttentionWork attention_core_work(bool flash, bool backward, int64_t batch_heads, int64_t seq,
@@ -73,14 +73,14 @@ OpVertex LayerOps::memory_op(OpKind kind, OpLabel label, double bytes, double fl
 }
 
 OpVertex LayerOps::attention(bool backward) {
-  Op op = emit_.make(OpKind::kAttention, flash_ ? OpLabel::kAttnFlash : OpLabel::kAttnCore);
+  Op op = emit_.make(OpKind::kAttention, attention_core_label(attention_));
   op.attn_batch_heads = s_.micro_batch * s_.heads;
   op.attn_seq = d_.seq;
   op.attn_head_dim = d_.head_dim;
   const double qkv = static_cast<double>(s_.tokens) * (s_.heads * d_.head_dim + 2 * s_.kv_dim);
   const double out = static_cast<double>(s_.tokens) * s_.heads * d_.head_dim;
-  const AttentionWork work = attention_core_work(flash_, backward, op.attn_batch_heads, d_.seq,
-                                                 d_.head_dim, qkv, out, s_.e);
+  const AttentionWork work = attention_core_work(
+      is_flash(attention_), backward, op.attn_batch_heads, d_.seq, d_.head_dim, qkv, out, s_.e);
   op.flops = work.flops;
   op.bytes = work.bytes;
   return emit_.compute(op);

@@ -36,8 +36,9 @@ struct LayerShapes {
 LayerShapes layer_shapes(const ModelDims& dims, const spec::ParallelConfig& config,
                          int64_t padded_vocab);
 
-// The label of the attention core an attention implementation runs: kAttnFlash for flash (and
-// unspecified, which means flash), kAttnCore for unfused.
+// Whether `attention` is the flash core (unspecified means flash, as validate_parallel_config
+// fills it), and the label its core carries: kAttnFlash, else kAttnCore (unfused).
+inline bool is_flash(spec::Attention attention) { return attention != spec::ATTENTION_UNFUSED; }
 OpLabel attention_core_label(spec::Attention attention);
 
 // What one attention core does, forward or backward, for `batch_heads` = micro-batch x local
@@ -70,7 +71,7 @@ class LayerOps {
         s_(shapes),
         d_(dims),
         recompute_(recompute),
-        flash_(attention != spec::ATTENTION_UNFUSED),
+        attention_(attention),
         tp_nodes_(tp_nodes) {}
 
   // A layer's forward, or its recomputed forward (pass kRecompute).
@@ -100,7 +101,7 @@ class LayerOps {
   const LayerShapes& s_;
   const ModelDims& d_;
   spec::Recompute recompute_;
-  bool flash_ = true;  // attention core: flash, else unfused
+  spec::Attention attention_ = spec::ATTENTION_FLASH;
   int32_t tp_nodes_ = 1;
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "simulator/graph/layer_ops.h"
+
 namespace mpsim::memory {
 namespace {
 
@@ -76,7 +78,7 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
   x.attn_norm_input = e * tokens * h / sp;
   x.qkv_input = e * tokens * h / sp;
   x.qkv = e * tokens * (q_width + 2 * kv_width) / t;
-  if (config.attention() != spec::ATTENTION_UNFUSED) {
+  if (graph::is_flash(config.attention())) {
     x.attn_scores = kLseBytes * heads_tokens / t;
   } else {
     // softmax output; with dropout also its mask and output (attention over V reads the latter).

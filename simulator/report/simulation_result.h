@@ -44,8 +44,8 @@ struct SimulationResult {
   int64_t simulated_ranks = 0;
   int64_t ops = 0;
   int64_t events = 0;
-  // Peak memory as the GPU sees it (simulator/memory/device_memory.h), on the rank whose tensors
-  // peak highest: model state (weights, gradients, optimizer state by ZeRO stage) plus the
+  // Peak memory as the GPU sees it (simulator/memory/device_memory.h), on the rank where that is
+  // highest: model state (weights, gradients, optimizer state by ZeRO stage) plus the
   // activation peak of the engine's memory timeline, the allocator's fragmentation over those
   // tensors, and the runtime (CUDA context, library workspace, NCCL communicators). nullopt only
   // for results built by hand.

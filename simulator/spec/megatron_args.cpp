@@ -6,7 +6,6 @@
 #include <charconv>
 #include <cmath>
 #include <map>
-#include <set>
 #include <string_view>
 
 #include "common/text.h"
@@ -582,7 +581,6 @@ MegatronRun parse_megatron_args(const std::string& text, const std::string& sour
   std::map<std::string, Given> given;
   MegatronRun run;
   MegatronNotes& notes = run.notes;
-  std::set<std::string> listed;
   for (size_t i = 0; i < words.size();) {
     const Word& w = words[i];
     if (!is_flag(w.text)) {

@@ -2,6 +2,7 @@
 #include "simulator/sweep/config_space.h"
 
 #include "simulator/spec/config_words.h"
+#include "simulator/spec/megatron_args.h"
 #include "simulator/spec/spec_error.h"
 #include "simulator/spec/spec_loader.h"
 
@@ -47,13 +48,12 @@ void add_configs_of_split(const spec::ParallelConfig& split, const spec::ModelSp
                 dp = split.data_parallel(), gbs = split.global_batch_size();
   const spec::Recompute recomputes[] = {spec::RECOMPUTE_NONE, spec::RECOMPUTE_SELECTIVE,
                                         spec::RECOMPUTE_FULL};
-  const int64_t max_zero = c.allow_zero23 && !c.megatron_only ? 3 : 1;
+  const int64_t max_zero = c.allow_zero23 ? 3 : 1;
   const auto schedules = schedules_for(pp, model.num_layers());
   for (int64_t mbs : divisors(gbs / dp)) {
     if (!allowed(c.mbs, c.max_mbs, mbs)) continue;
     for (const auto& [schedule, vpp] : schedules) {
       if (c.schedule && *c.schedule != schedule) continue;
-      if (c.megatron_only && schedule == spec::GPIPE) continue;
       if (c.vpp && *c.vpp != vpp) continue;
       // The interleaved schedule needs the micro-batches to be a multiple of pp.
       if (schedule == spec::INTERLEAVED_1F1B && (gbs / (mbs * dp)) % pp != 0) continue;
@@ -73,6 +73,7 @@ void add_configs_of_split(const spec::ParallelConfig& split, const spec::ModelSp
             config.set_recompute(recompute);
             config.set_zero_stage(zero);
             config.set_overlap_param_gather(c.overlap_param_gather && zero == 1);
+            if (c.megatron_only && spec::framework_for(config) != "megatron-lm") continue;
             try {
               out.push_back(spec::validate_parallel_config(config, model, hardware));
             } catch (const spec::FieldError&) {

@@ -97,14 +97,12 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   if (vm.count("megatron-args")) {
     request.megatron_args = text("megatron-args");
     if (request.megatron_args.empty()) throw FlagError("--megatron-args", "must not be empty");
-    for (const auto& [name, value] : vm) {
-      if (value.defaulted() || name == "megatron-args" || name == "hw" || name == "gpus") continue;
-      for (LayoutFlag id : kLayoutFlagsOfMegatronArgs) {
-        if (name == layout_flag(id).name) {
-          throw FlagError("--" + name,
-                          "conflicts with --megatron-args, which sets the model and "
-                          "layout; expected one of the two");
-        }
+    for (LayoutFlag id : kLayoutFlagsOfMegatronArgs) {
+      const char* name = layout_flag(id).name;
+      if (vm.count(name) && !vm[name].defaulted()) {
+        throw FlagError(std::string("--") + name,
+                        "conflicts with --megatron-args, which sets the model and layout; "
+                        "expected one of the two");
       }
     }
     if (vm.count("gpus") && !vm["gpus"].defaulted()) request.megatron_gpus = count("gpus", 1);
