@@ -1,6 +1,7 @@
 // The numbers of the base profile replaced by fitted ones: kernel efficiencies from the best
 // measured GEMM, attention and streaming rates, and the NVLink bandwidth and latency from the
 // alpha-beta fit of the 2-GPU all-reduce. See calibrate_profile.h.
+#include <algorithm>
 #include <cmath>
 
 #include "calibration/fit/fit_state.h"
@@ -66,6 +67,37 @@ Best best_throughput(FitState& f, const spec::HardwareProfile& profile,
   return best;
 }
 
+// efficiency.comm_interference: the mean slowdown of the interference GEMM beside NCCL
+// all-reduces over the same GEMM alone right before it, less one.
+void fit_interference(FitState& f, spec::KernelEfficiency& e, std::vector<std::string>& replaced) {
+  double sum = 0;
+  int count = 0;
+  std::set<int64_t> sources;
+  std::string where;
+  for (const InterferencePair& pair : interference_pairs(f)) {
+    if (pair.alone == nullptr || !(pair.with->seconds.compute > 0)) continue;
+    sum += pair.slowdown();
+    ++count;
+    sources.insert(pair.with->database);
+    const std::vector<int64_t>& k = pair.measurement->range.keys;
+    where = std::to_string(k[0]) + "x" + std::to_string(k[1]) + "x" + std::to_string(k[2]);
+  }
+  if (count == 0) return;
+  const double fraction = std::max(0.0, significant(sum / count - 1, 3));
+  spec::Quantity* q = e.mutable_comm_interference();
+  f.report.fitted.push_back("efficiency.comm_interference = " + common::shortest(fraction) +
+                            (e.has_comm_interference()
+                                 ? " (base " + common::shortest(q->value()) + " " + q->unit() + ")"
+                                 : std::string(" (base: none)")));
+  q->set_value(fraction);
+  q->set_unit("fraction");
+  q->set_source(measured_on(f, sources) + ": the bf16 GEMM " + where + " (" +
+                std::string(kInterferenceGemmTable) + ") beside NCCL all-reduces on another " +
+                "stream took x" + common::fixed(sum / count, 3) + " its time alone right before (" +
+                std::to_string(count) + (count == 1 ? " pair" : " pairs") + ")");
+  replaced.emplace_back("efficiency.comm_interference");
+}
+
 }  // namespace
 
 std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& profile) {
@@ -111,6 +143,7 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
           "the " + common::fixed(f.base_hw.hbm_bytes_per_s / 1e9, 0) + " GB/s HBM bandwidth")) {
     replaced.emplace_back("efficiency.memory_bound");
   }
+  fit_interference(f, *e, replaced);
   return replaced;
 }
 

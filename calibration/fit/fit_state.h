@@ -90,12 +90,23 @@ std::optional<spec::CalibratedTable> finish_exact(FitState& f, TableBuild& build
                                                   const TableBuild& base);
 // memory.norm: the points of memory.norm.fwd and memory.norm.bwd together, before them.
 void add_merged_norm_table(FitState& f, std::vector<spec::CalibratedTable>& tables);
+// One instance of the interference GEMM (measured beside all-reduces) and the same GEMM measured
+// alone right before it on the same rank (nullptr when it was not).
+struct InterferencePair {
+  const CalibrationMeasurement* measurement;
+  const RangeInstance* with;
+  const RangeInstance* alone;
+  // How many times longer the GEMM's kernels took beside the all-reduces (alone set).
+  double slowdown() const { return with->seconds.compute / alone->seconds.all; }
+};
+std::vector<InterferencePair> interference_pairs(FitState& f);
 // "measured on 1 x NVIDIA H100 80GB HBM3 2026-11-26 (traces/...) with <versions>", for sources.
 std::string measured_on(FitState& f, const std::set<int64_t>& indices);
 
 // ---- fit_numbers.cpp: numbers of the base replaced by fitted ones -------------------------------
-// efficiency.gemm_max, attention_max and memory_bound from the best measured rates; the fields
-// set are returned.
+// efficiency.gemm_max, attention_max and memory_bound from the best measured rates, and
+// comm_interference from the interference GEMM against the same GEMM alone; the fields set are
+// returned.
 std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& profile);
 // node.nvlink_bandwidth and nvlink_latency from the 2-GPU all-reduce, where measured; the
 // fields set are added to `replaced`.

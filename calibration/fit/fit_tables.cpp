@@ -131,6 +131,22 @@ std::string keys_text_of(const std::vector<int64_t>& k) {
 // The interference measurement against the same GEMM alone, measured right before it.
 std::string interference_detail(FitState& f) {
   std::string text;
+  for (const InterferencePair& pair : interference_pairs(f)) {
+    text += "; " + keys_text_of(pair.measurement->range.keys) + ": " +
+            common::fixed(pair.with->nccl_kernels_per_repetition, 1) +
+            " all-reduce kernels per repetition beside the GEMM";
+    if (pair.alone == nullptr) continue;
+    text += ", the GEMM alone right before " +
+            common::shortest(significant(pair.alone->seconds.all, 7)) + " s, so x" +
+            common::fixed(pair.slowdown(), 3) + " with the all-reduces";
+  }
+  return text;
+}
+
+}  // namespace
+
+std::vector<InterferencePair> interference_pairs(FitState& f) {
+  std::vector<InterferencePair> pairs;
   for (const CalibrationMeasurement* m : f.interference) {
     const std::vector<int64_t>& k = m->range.keys;
     const std::string alone_text = "calib/gemm.bf16/fwd/m=" + std::to_string(k[0]) +
@@ -139,27 +155,20 @@ std::string interference_detail(FitState& f) {
         std::find_if(f.data.measurements.begin(), f.data.measurements.end(),
                      [&](const CalibrationMeasurement& a) { return a.text == alone_text; });
     for (const RangeInstance& with : m->instances) {
-      text += "; " + keys_text_of(k) + ": " + common::fixed(with.nccl_kernels_per_repetition, 1) +
-              " all-reduce kernels per repetition beside the GEMM";
-      if (alone == f.data.measurements.end()) continue;
-      const RangeInstance* before = nullptr;
-      for (const RangeInstance& a : alone->instances) {
-        if (a.database == with.database && a.rank == with.rank && a.start_ns < with.start_ns &&
-            a.seconds.all > 0 && (before == nullptr || a.start_ns > before->start_ns)) {
-          before = &a;
+      InterferencePair pair{m, &with, nullptr};
+      if (alone != f.data.measurements.end()) {
+        for (const RangeInstance& a : alone->instances) {
+          if (a.database == with.database && a.rank == with.rank && a.start_ns < with.start_ns &&
+              a.seconds.all > 0 && (pair.alone == nullptr || a.start_ns > pair.alone->start_ns)) {
+            pair.alone = &a;
+          }
         }
       }
-      if (before == nullptr) continue;
-      text += ", the GEMM alone right before " +
-              common::shortest(significant(before->seconds.all, 7)) + " s, so x" +
-              common::fixed(with.seconds.compute / before->seconds.all, 3) +
-              " with the all-reduces";
+      pairs.push_back(pair);
     }
   }
-  return text;
+  return pairs;
 }
-
-}  // namespace
 
 // "1 x NVIDIA H100 80GB HBM3 2026-11-26 (traces/calibration/h100.rank0.sqlite)", for sources.
 std::string measured_on(FitState& f, const std::set<int64_t>& indices) {

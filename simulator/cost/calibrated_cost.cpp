@@ -338,6 +338,7 @@ class CalibratedCostModel final : public CostModel {
     return roofline_->op_seconds(op);
   }
 
+  double comm_interference(const Op& op) const override { return roofline_->comm_interference(op); }
   std::string describe() const override { return description_; }
 
  private:

@@ -23,9 +23,18 @@ class CostModel {
   virtual ~CostModel() = default;
   // Seconds; never negative. Must be deterministic.
   virtual double op_seconds(const graph::Op& op) const = 0;
+  // The fraction by which the op takes longer while a communication op of its rank runs on
+  // another stream (Op::comm_interference; the engine applies it for the time they overlap).
+  // Default: none.
+  virtual double comm_interference(const graph::Op& /*op*/) const { return 0; }
   // One line saying what the model is, for reports.
   virtual std::string describe() const = 0;
 };
+
+// The profile's efficiency.comm_interference for the compute-bound kernels (GEMMs and the
+// attention core), which share the GPU's SMs and HBM with the communication kernels; 0 for the
+// rest (memory-bound kernels are short and communication ops are what interferes).
+double compute_comm_interference(const spec::Hardware& hardware, const graph::Op& op);
 
 enum class CollectiveAlgorithm {
   kAuto,  // the fastest of ring, tree and (across nodes) hierarchical, as NCCL's tuner picks

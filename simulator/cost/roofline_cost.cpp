@@ -87,6 +87,10 @@ class RooflineCostModel final : public CostModel {
     return 0;
   }
 
+  double comm_interference(const graph::Op& op) const override {
+    return compute_comm_interference(hardware_, op);
+  }
+
   std::string describe() const override {
     std::string gpu = hardware_.gpu_name.empty() ? hardware_.name : hardware_.gpu_name;
     std::string line = "roofline (" + std::string(dtype_name(dtype_)) + ") on " + gpu;
@@ -121,6 +125,12 @@ class RooflineCostModel final : public CostModel {
 };
 
 }  // namespace
+
+double compute_comm_interference(const spec::Hardware& hardware, const graph::Op& op) {
+  const bool compute_bound =
+      op.kind == graph::OpKind::kGemm || op.kind == graph::OpKind::kAttention;
+  return compute_bound ? hardware.comm_interference : 0;
+}
 
 std::unique_ptr<CostModel> make_roofline_cost_model(const spec::Hardware& hardware,
                                                     CollectiveAlgorithm algorithm,

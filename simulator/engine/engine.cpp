@@ -1,5 +1,6 @@
 #include "simulator/engine/engine.h"
 
+#include <algorithm>
 #include <queue>
 #include <stdexcept>
 
@@ -58,12 +59,20 @@ class Engine {
       h.duration = op.duration_s;
       h.alloc = op.alloc_bytes;
       h.free = op.free_bytes;
+      h.communication = op.stream != graph::Stream::kCompute;
+      // Only the compute stream's ops slow down beside communication (at most one per rank).
+      h.interference = h.communication ? 0.0F : static_cast<float>(op.comm_interference);
+      if (h.interference > 0) interference_ = true;
       pending_deps_[v] = static_cast<int32_t>(boost::in_degree(v, g_));
       ++per_stream[h.stream];
       if (op.collective >= 0) ++collectives_[op.collective].members;
     }
     for (size_t s = 0; s < streams_.size(); ++s) streams_[s].ops.reserve(per_stream[s]);
     for (OpVertex v = 0; v < n; ++v) streams_[hot_[v].stream].ops.push_back(v);
+    if (interference_) {
+      comm_running_.assign(g.ranks.size(), 0);
+      slowed_.assign(g.ranks.size(), Slowed{});
+    }
   }
 
   EngineResult run() {
@@ -73,6 +82,8 @@ class Engine {
       events_.pop();
       if (event.release) {
         release(event.vertex, event.time);
+      } else if (interference_ && stale(event)) {
+        continue;
       } else {
         finish(event.vertex, event.time);
       }
@@ -86,7 +97,19 @@ class Engine {
     uint32_t stream;
     int32_t rank;
     int32_t collective;
+    float interference;  // Op::comm_interference, compute-stream ops only
+    bool communication;  // runs on a communication stream
     double duration, alloc, free;
+  };
+
+  // A rank's compute op that slows down beside communication, while it runs: `left` seconds of
+  // its work (as timed alone) remained at `since`; `sequence` names its one valid end event.
+  static constexpr OpVertex kNoVertex = static_cast<OpVertex>(-1);
+  struct Slowed {
+    OpVertex vertex = kNoVertex;
+    double since = 0, left = 0;
+    double pace = 1;  // wall seconds per second of its work since `since`
+    int64_t sequence = -1;
   };
 
   size_t stream_of(OpVertex v) const { return hot_[v].stream; }
@@ -99,10 +122,46 @@ class Engine {
       if (level > result_.peak_bytes[op.rank]) result_.peak_bytes[op.rank] = level;
     }
     result_.start_s[v] = now;
+    ++result_.events;
+    if (interference_) {
+      if (op.communication) {
+        if (comm_running_[op.rank]++ == 0) retime(op.rank, now);
+      } else if (op.interference > 0) {
+        slowed_[op.rank] = {v, now, op.duration, 1.0, -1};
+        retime(op.rank, now);
+        return;
+      }
+    }
     const double end = now + op.duration;
     result_.end_s[v] = end;
     events_.push({end, sequence_++, v, false});
-    ++result_.events;
+  }
+
+  // The stretch of rank r's slowed op while communication runs on the rank.
+  double stretch(int32_t r) const {
+    return comm_running_[r] > 0 ? 1.0 + hot_[slowed_[r].vertex].interference : 1.0;
+  }
+
+  // Communication on rank r started or stopped at `now` (or its slowed op just started): the
+  // op's work done since `since` is counted at the pace it ran and its end re-planned at the new.
+  void retime(int32_t r, double now) {
+    Slowed& op = slowed_[r];
+    if (op.vertex == kNoVertex) return;
+    op.left = std::max(0.0, op.left - (now - op.since) / op.pace);
+    op.since = now;
+    op.pace = stretch(r);
+    op.sequence = sequence_++;
+    const double end = now + op.left * op.pace;
+    result_.end_s[op.vertex] = end;
+    events_.push({end, op.sequence, op.vertex, false});
+  }
+
+  // An end event of a slowed op that a later retime replaced.
+  bool stale(const Event& event) const {
+    const Hot& op = hot_[event.vertex];
+    if (op.interference <= 0) return false;
+    const Slowed& slowed = slowed_[op.rank];
+    return slowed.vertex != event.vertex || slowed.sequence != event.sequence;
   }
 
   // Starts the head op of stream s if the stream is idle and the op is ready.
@@ -127,7 +186,15 @@ class Engine {
 
   void finish(OpVertex v, double now) {
     ++result_.events;
-    result_.final_bytes[hot_[v].rank] -= hot_[v].free;
+    const Hot& op = hot_[v];
+    result_.final_bytes[op.rank] -= op.free;
+    if (interference_) {
+      if (op.communication) {
+        if (--comm_running_[op.rank] == 0) retime(op.rank, now);
+      } else if (op.interference > 0) {
+        slowed_[op.rank] = Slowed{};
+      }
+    }
     if (now > result_.makespan_s) result_.makespan_s = now;
     const size_t s = stream_of(v);
     streams_[s].busy = false;
@@ -167,6 +234,11 @@ class Engine {
   std::vector<Collective> collectives_;
   std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
   int64_t sequence_ = 0;
+  // Interference (only tracked when some op has Op::comm_interference > 0): per rank, the
+  // communication ops running and the compute op slowed by them.
+  bool interference_ = false;
+  std::vector<int32_t> comm_running_;
+  std::vector<Slowed> slowed_;
 };
 
 }  // namespace

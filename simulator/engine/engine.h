@@ -8,6 +8,10 @@
 // at once, when the last member is ready; all members end together. Events are processed in
 // (time, sequence) order, so a simulation is deterministic: same graph, same event log.
 //
+// Interference: a compute op with Op::comm_interference f > 0 runs (1 + f) times slower for the
+// part of it that overlaps communication ops of its rank (any op on a communication stream that
+// has started and not ended); its end is re-planned each time communication starts or stops.
+//
 // Memory: each op's alloc_bytes are taken when it starts and its free_bytes returned when it ends;
 // the engine records each rank's peak (the memory timeline of simulator/memory).
 //

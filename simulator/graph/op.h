@@ -73,6 +73,10 @@ struct Op {
   int32_t group_nodes = 1;  // distinct nodes the group spans
   int32_t collective = -1;  // links the member ops of one collective across simulated ranks
   double duration_s = 0;    // filled by the cost model
+  // The fraction by which the op takes longer while a communication op of its rank runs on
+  // another stream (filled by the cost model, CostModel::comm_interference; for a folded step,
+  // by folding); the engine stretches the op for the time they overlap.
+  double comm_interference = 0;
   // Memory on the op's rank (filled by simulator/memory): allocated when the op starts, released
   // when it ends. A forward op allocates what it saves for the backward pass; the backward op that
   // consumes it frees it; an op's own workspace is allocated and freed by the op itself.

@@ -312,6 +312,7 @@ void RankProgram::emit_folded(const schedule::PipelineStep& step, int64_t vstage
   op.free_bytes = folded.free;
   op.flops = folded.flops;
   op.bytes = folded.bytes;
+  op.comm_interference = folded.comm_interference;
   emit_.compute(op);
 }
 

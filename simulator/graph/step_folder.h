@@ -44,6 +44,8 @@ struct FoldedStep {
   double free = 0;     // bytes returned at its end (alloc minus what the step keeps)
   double flops = 0;    // the step's compute FLOPs
   double bytes = 0;    // the step's compute HBM bytes
+  // How much longer the block takes beside the rank's other communication (Op::comm_interference).
+  double comm_interference = 0;
 };
 
 class StepFolder {

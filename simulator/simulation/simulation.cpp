@@ -19,7 +19,9 @@ void annotate(graph::TrainingGraph& tg, const spec::ParallelConfig& config,
               const cost::CostModel& cost_model, memory::LossMemory loss) {
   for (graph::OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
     graph::Op& op = tg.graph[v];
-    if (op.kind != graph::OpKind::kStepBlock) op.duration_s = cost_model.op_seconds(op);
+    if (op.kind == graph::OpKind::kStepBlock) continue;
+    op.duration_s = cost_model.op_seconds(op);
+    op.comm_interference = cost_model.comm_interference(op);
   }
   memory::annotate_memory(tg, config, loss);
 }

@@ -50,6 +50,8 @@ struct Hardware {
   double attention_max_efficiency = 0;        // the unfused attention core
   double flash_attention_max_efficiency = 0;  // a fused flash-attention kernel
   double memory_bound_efficiency = 0;
+  // The fraction a GEMM or attention kernel slows down by while communication runs beside it.
+  double comm_interference = 0;
   int64_t gpus_per_node = 0;
   double nvlink_bytes_per_s = 0;  // per GPU, one direction
   double nvlink_latency_s = 0;

@@ -158,6 +158,46 @@ TEST(Engine, TracksMemoryPerRank) {
   EXPECT_DOUBLE_EQ(r.final_bytes[0], 0.0);
 }
 
+// A compute op with interference f runs (1 + f) times slower only while communication runs: a
+// GEMM of d seconds alone, beside a collective of c seconds started with it, does c / (1 + f) of
+// its work in those c seconds and ends at c + (d - c / (1 + f)).
+TEST(Engine, ComputeSlowsDownOnlyWhileCommunicationRuns) {
+  const double d = 4.0, c = 1.5, f = 0.25;
+  TrainingGraph tg;
+  tg.ranks.resize(1);
+  Op gemm;
+  gemm.kind = OpKind::kGemm;
+  gemm.duration_s = d;
+  gemm.comm_interference = f;
+  Op comm;
+  comm.kind = OpKind::kAllReduce;
+  comm.stream = graph::Stream::kDpComm;
+  comm.duration_s = c;
+  Op late = comm;  // starts after the first one, when 2 s of the GEMM remain alone
+  tg.graph = graph::make_op_graph({gemm, comm}, {});
+  EngineResult r = run_engine(tg);
+  EXPECT_DOUBLE_EQ(r.end_s[1], c);
+  EXPECT_DOUBLE_EQ(r.end_s[0], c + (d - c / (1 + f)));
+  // A collective longer than the GEMM stretches all of it.
+  tg.graph[1].duration_s = 2 * d;
+  r = run_engine(tg);
+  EXPECT_DOUBLE_EQ(r.end_s[0], d * (1 + f));
+  // Communication starting mid-op, after a delayed edge: the GEMM runs alone for 1 s, then
+  // beside the collective for the rest (no collective ends before it).
+  tg.graph = graph::make_op_graph({gemm, Op{}, late}, {{1, 2}}, {{1.0}});
+  tg.graph[1].duration_s = 0;
+  tg.graph[1].stream = graph::Stream::kTpComm;
+  tg.graph[2].duration_s = 10;
+  r = run_engine(tg);
+  EXPECT_DOUBLE_EQ(r.start_s[2], 1.0);
+  EXPECT_DOUBLE_EQ(r.end_s[0], 1.0 + (d - 1.0) * (1 + f));
+  // Without interference nothing changes.
+  tg.graph[0].comm_interference = 0;
+  r = run_engine(tg);
+  EXPECT_DOUBLE_EQ(r.end_s[0], d);
+  EXPECT_EQ(r.events, 7);  // three starts, three ends, one delayed release
+}
+
 TEST(Engine, ReportsDeadlockNamingTheStuckOp) {
   TrainingGraph tg;
   tg.ranks.resize(1);

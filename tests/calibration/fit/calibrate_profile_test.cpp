@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -244,6 +245,38 @@ TEST(CalibrateProfileTest, ProvenanceNamesMachineDatabaseAndDate) {
             std::vector<std::string>{kH200 + ": 2 x NVIDIA H200 (host vm), recorded 2026-11-26 by "
                                              "`build-lead/profiler/bench/calibration_bench`; "
                                              "software versions unknown (not recorded)"});
+}
+
+// efficiency.comm_interference is the interference GEMM's CUPTI time over the same GEMM's alone
+// right before, less one; the bench's host-timed medians of the two ranges (cudaEvents around
+// the GEMM's stream, independent of CUPTI) give the same slowdown within 3 points. The H100
+// database has no interference range, so its profile keeps the base's number.
+TEST(CalibrateProfileTest, CommInterferenceIsTheGemmsSlowdownBesideAllReduces) {
+  const Fitted& f = fitted(kH200);
+  const spec::Quantity& q = f.profile.efficiency().comm_interference();
+  // The host-timed medians of the interference range and of the same GEMM alone right before.
+  const std::string shape = "m=8192,n=8192,k=8192";
+  std::ifstream in("traces/calibration/h200x2.jsonl");
+  double alone = 0, host = -1;
+  for (std::string line; std::getline(in, line);) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    const std::string range = j.at("range").get<std::string>();
+    if (range == "calib/gemm.bf16/fwd/" + shape) alone = j.at("median_s").get<double>();
+    if (range == "calib/interference/gemm.bf16/" + shape && alone > 0) {
+      host = j.at("median_s").get<double>() / alone - 1;
+    }
+  }
+  ASSERT_GE(host, 0) << "no interference range after its GEMM alone in h200x2.jsonl";
+  EXPECT_NEAR(q.value(), host, 0.03) << q.source();
+  EXPECT_GT(q.value(), 0);
+  EXPECT_EQ(q.source().rfind("measured on 2 x NVIDIA H200 2026-11-26 (" + kH200 + ")", 0), 0u)
+      << q.source();
+  const std::string fitted_line = "efficiency.comm_interference = ";
+  EXPECT_TRUE(std::any_of(f.report.fitted.begin(), f.report.fitted.end(),
+                          [&](const auto& line) { return line.rfind(fitted_line, 0) == 0; }));
+  const Fitted& h100 = fitted(kH100);
+  EXPECT_EQ(h100.profile.efficiency().comm_interference().SerializeAsString(),
+            h100.base.efficiency().comm_interference().SerializeAsString());
 }
 
 // The first collective after NCCL's set-up (1 KiB all-reduce) ran 7x slower than 4 KiB: dropped
