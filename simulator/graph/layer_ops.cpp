@@ -9,6 +9,8 @@ constexpr double kLseBytes = 4;          // flash attention's fp32 log-sum-exp p
 constexpr double kUnfusedForwardScorePasses = 4;
 constexpr double kUnfusedBackwardScorePasses = 7;
 constexpr double kFlashBackwardWork = 2.5;  // five products against the forward's two
+// Transformer Engine's userbuffers default for the pipelined GEMM + reduce-scatter (num_splits).
+constexpr int64_t kReduceScatterSplits = 4;
 
 }  // namespace
 
@@ -18,6 +20,7 @@ LayerShapes layer_shapes(const ModelDims& d, const spec::ParallelConfig& config,
   const int64_t t = config.tensor_parallel();
   s.micro_batch = config.micro_batch_size();
   s.sp = config.sequence_parallel();
+  s.tp_comm_overlap = config.tp_comm_overlap() && s.sp && t > 1;
   s.tokens = config.micro_batch_size() * d.seq;
   s.tokens_sp = s.sp ? s.tokens / t : s.tokens;
   s.h = d.hidden;
@@ -56,8 +59,10 @@ AttentionWork attention_core_work(bool flash, bool backward, int64_t batch_heads
   return w;
 }
 
-OpVertex LayerOps::gemm(OpLabel label, int64_t m, int64_t n, int64_t k) {
+OpVertex LayerOps::gemm(OpLabel label, int64_t m, int64_t n, int64_t k, int part, int parts) {
   Op op = emit_.make(OpKind::kGemm, label);
+  op.part = static_cast<uint8_t>(part);
+  op.parts = static_cast<uint8_t>(parts);
   op.gemm = {m, n, k};
   op.flops = 2.0 * m * n * k;
   op.bytes =
@@ -86,13 +91,59 @@ OpVertex LayerOps::attention(bool backward) {
   return emit_.compute(op);
 }
 
-OpVertex LayerOps::tp_async(OpKind kind, OpLabel label, double bytes) {
+OpVertex LayerOps::tp_async(OpKind kind, OpLabel label, double bytes, int part, int parts) {
   Op op = emit_.make(kind, label);
   op.group = Group::kTp;
   op.bytes = bytes;
-  op.group_size = static_cast<int32_t>(s_.t);
+  // A ring step is a transfer to one neighbour; the TP group still links it across its ranks.
+  op.group_size = kind == OpKind::kSend ? 2 : static_cast<int32_t>(s_.t);
   op.group_nodes = tp_nodes_;
+  op.part = static_cast<uint8_t>(part);
+  op.parts = static_cast<uint8_t>(parts);
   return emit_.communicate(op, Stream::kTpComm);
+}
+
+void LayerOps::gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n, int64_t k) {
+  if (!s_.tp_comm_overlap) {
+    if (s_.sp) tp_blocking(OpKind::kAllGather, gather, s_.activation_bytes());
+    gemm(label, m, n, k);
+    return;
+  }
+  const int t = static_cast<int>(s_.t);
+  // Every step is issued with the first chunk, not after the chunk before it has run.
+  const OpVertex issued_after = emit_.last_compute();
+  OpVertex arrived = kNoOp;
+  for (int i = 0; i < t; ++i) {
+    OpVertex sent = kNoOp;
+    if (i + 1 < t) {
+      const OpVertex computed = emit_.last_compute();
+      emit_.set_last_compute(issued_after);
+      sent = tp_async(OpKind::kSend, gather, s_.activation_bytes() / t, i, t - 1);
+      emit_.set_last_compute(computed);
+    }
+    if (arrived != kNoOp) emit_.wait(arrived);
+    gemm(label, m / t, n, k, i, t);
+    arrived = sent;
+  }
+}
+
+void LayerOps::reduced_gemm(OpLabel label, int64_t m, int64_t n, int64_t k, OpLabel reduce) {
+  const OpKind kind = s_.sp ? OpKind::kReduceScatter : OpKind::kAllReduce;
+  if (!s_.tp_comm_overlap) {
+    gemm(label, m, n, k);
+    tp_blocking(kind, reduce, s_.activation_bytes());
+    return;
+  }
+  // Each chunk's rows must split evenly over the TP group.
+  int64_t splits = kReduceScatterSplits;
+  while (splits > 1 && m % (splits * s_.t) != 0) splits /= 2;
+  const int parts = static_cast<int>(splits);
+  OpVertex reduced = kNoOp;
+  for (int j = 0; j < parts; ++j) {
+    gemm(label, m / splits, n, k, j, parts);
+    reduced = tp_async(kind, reduce, s_.activation_bytes() / parts, j, parts);
+  }
+  emit_.wait(reduced);
 }
 
 void LayerOps::tp_blocking(OpKind kind, OpLabel label, double bytes) {
@@ -118,23 +169,19 @@ void LayerOps::set_layer(int64_t layer, Pass pass) {
 void LayerOps::forward_layer(int64_t layer, Pass pass) {
   set_layer(layer, pass);
   const bool sp = s_.sp;
-  const double act = s_.activation_bytes();
-  const OpKind reduce = sp ? OpKind::kReduceScatter : OpKind::kAllReduce;
   memory_op(OpKind::kNorm, OpLabel::kAttnNorm, norm_bytes(false));
-  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kAttnAllGather, act);
-  gemm(OpLabel::kAttnQkv, s_.tokens, s_.qkv_out, s_.h);
+  gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnQkv, s_.tokens, s_.qkv_out, s_.h);
   if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
   attention(false);
-  gemm(OpLabel::kAttnProj, s_.tokens, s_.h, s_.heads * d_.head_dim);
-  tp_blocking(reduce, sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce, act);
+  reduced_gemm(OpLabel::kAttnProj, s_.tokens, s_.h, s_.heads * d_.head_dim,
+               sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce);
   memory_op(OpKind::kElementwise, OpLabel::kAttnResidual, residual_bytes(false));
   memory_op(OpKind::kNorm, OpLabel::kMlpNorm, norm_bytes(false));
-  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kMlpAllGather, act);
-  gemm(OpLabel::kMlpFc1, s_.tokens, s_.fc1_out, s_.h);
+  gathered_gemm(OpLabel::kMlpAllGather, OpLabel::kMlpFc1, s_.tokens, s_.fc1_out, s_.h);
   memory_op(OpKind::kElementwise, OpLabel::kMlpAct,
             static_cast<double>(s_.tokens) * (s_.fc1_out + s_.ffn) * s_.e);
-  gemm(OpLabel::kMlpFc2, s_.tokens, s_.h, s_.ffn);
-  tp_blocking(reduce, sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce, act);
+  reduced_gemm(OpLabel::kMlpFc2, s_.tokens, s_.h, s_.ffn,
+               sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce);
   memory_op(OpKind::kElementwise, OpLabel::kMlpResidual, residual_bytes(false));
 }
 
@@ -160,10 +207,8 @@ void LayerOps::backward_layer(int64_t layer) {
   if (recompute_ == spec::RECOMPUTE_FULL) forward_layer(layer, Pass::kRecompute);
   set_layer(layer, Pass::kBackward);
   const bool sp = s_.sp;
-  const double act = s_.activation_bytes();
   memory_op(OpKind::kElementwise, OpLabel::kMlpResidual, residual_bytes(true));
-  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kMlpAllGather, act);
-  gemm(OpLabel::kMlpFc2Dgrad, s_.tokens, s_.ffn, s_.h);
+  gathered_gemm(OpLabel::kMlpAllGather, OpLabel::kMlpFc2Dgrad, s_.tokens, s_.ffn, s_.h);
   gemm(OpLabel::kMlpFc2Wgrad, s_.h, s_.ffn, s_.tokens);
   memory_op(OpKind::kElementwise, OpLabel::kMlpAct,
             static_cast<double>(s_.tokens) * (2 * s_.fc1_out + s_.ffn) * s_.e);
@@ -172,9 +217,8 @@ void LayerOps::backward_layer(int64_t layer) {
                            sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce, s_.fc1_out);
   memory_op(OpKind::kNorm, OpLabel::kMlpNorm, norm_bytes(true));
   memory_op(OpKind::kElementwise, OpLabel::kAttnResidual, residual_bytes(true));
-  if (sp) tp_blocking(OpKind::kAllGather, OpLabel::kAttnAllGather, act);
   const int64_t attn_width = s_.heads * d_.head_dim;
-  gemm(OpLabel::kAttnProjDgrad, s_.tokens, attn_width, s_.h);
+  gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnProjDgrad, s_.tokens, attn_width, s_.h);
   gemm(OpLabel::kAttnProjWgrad, s_.h, attn_width, s_.tokens);
   if (recompute_ == spec::RECOMPUTE_SELECTIVE) {
     emit_.context().pass = Pass::kRecompute;

@@ -29,6 +29,8 @@ struct LayerShapes {
   int64_t vocab = 0;    // padded vocab / t
   double e = 2;         // bytes per element
   bool sp = false;      // sequence parallelism
+  // Transformer Engine's TP-communication overlap (ParallelConfig::tp_comm_overlap; SP and t > 1).
+  bool tp_comm_overlap = false;
 
   double activation_bytes() const { return static_cast<double>(tokens) * h * e; }
   double activation_bytes_sp() const { return static_cast<double>(tokens_sp) * h * e; }
@@ -82,12 +84,27 @@ class LayerOps {
   void head(bool backward);
 
  private:
-  OpVertex gemm(OpLabel label, int64_t m, int64_t n, int64_t k);
+  // A GEMM, or (parts > 1) chunk `part` of one split into `parts` along m (m is the chunk's).
+  OpVertex gemm(OpLabel label, int64_t m, int64_t n, int64_t k, int part = 0, int parts = 1);
   OpVertex memory_op(OpKind kind, OpLabel label, double bytes, double flops = 0);
   // The attention core of the configured kind (see attention_core_work()).
   OpVertex attention(bool backward);
   // TP collective, issued asynchronously: the caller waits on the vertex where it is needed.
-  OpVertex tp_async(OpKind kind, OpLabel label, double bytes);
+  // A piece of a split one (part of parts) carries its own bytes.
+  OpVertex tp_async(OpKind kind, OpLabel label, double bytes, int part = 0, int parts = 1);
+  // A GEMM whose m rows are the sequence-parallel input gathered over the TP group: without SP
+  // the GEMM alone; with SP the blocking all-gather, then the GEMM; with the TP-communication
+  // overlap Transformer Engine's ring exchange: t - 1 ring steps, each sending one shard of the
+  // input (1/t of it) to the next TP rank, and the GEMM in t chunks of m / t rows, chunk i
+  // waiting for the shard of step i (chunk 0 runs on the rank's own shard at once). With chunk
+  // time g and step time c the pair takes t g when c <= g and (t - 1) c + g when c >= g.
+  void gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n, int64_t k);
+  // A GEMM whose output is reduced over the TP group (all-reduce, reduce-scatter with SP), the
+  // next compute op waiting for the reduction; with the TP-communication overlap Transformer
+  // Engine's pipelined reduce-scatter: the GEMM in kReduceScatterSplits chunks along m, each
+  // chunk's reduce-scatter issued when the chunk is done. With chunk time g and reduce-scatter
+  // piece time c over n chunks: n g + c when c <= g, g + n c when c >= g.
+  void reduced_gemm(OpLabel label, int64_t m, int64_t n, int64_t k, OpLabel reduce);
   // TP collective that the next compute op waits for; nothing when t = 1.
   void tp_blocking(OpKind kind, OpLabel label, double bytes);
   void column_parallel_backward(OpLabel dgrad, OpLabel wgrad, OpLabel input_gather, OpLabel reduce,

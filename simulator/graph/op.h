@@ -56,6 +56,10 @@ struct Op {
   Group group = Group::kNone;
   // The work inside its site, e.g. OpLabel::kAttnQkvDgrad ("attn.qkv.dgrad", see op_label.h).
   OpLabel label = OpLabel::kNone;
+  // One piece of work split into `parts` (TP-communication overlap: GEMM chunks, ring-exchange
+  // steps, pipelined reduce-scatter chunks); the name gets ".part<part>" where parts > 1.
+  uint8_t part = 0;
+  uint8_t parts = 1;
   int32_t rank = 0;          // simulated rank that runs the op (index into the graph's ranks)
   int32_t micro_batch = -1;  // -1 for once-per-iteration ops
   int32_t layer = -1;        // global transformer layer index, -1 outside layers

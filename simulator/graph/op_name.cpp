@@ -43,6 +43,10 @@ void append_scoped(std::string& out, const Op& op) {
   append_site(out, op);
   out += '/';
   out += label_name(op.label);
+  if (op.parts > 1) {
+    out += ".part";
+    append_int(out, op.part);
+  }
 }
 
 std::vector<std::string_view> split(std::string_view text) {
@@ -103,8 +107,13 @@ bool parse_scoped(const std::vector<std::string_view>& parts, size_t first, Pars
   if (!parse_pass(parts[first], out.pass)) return false;
   if (!parse_prefixed(parts[first + 1], "mb", out.micro_batch)) return false;
   if (!parse_site(parts[first + 2], out)) return false;
-  if (parts[first + 3].empty()) return false;
-  out.label = std::string(parts[first + 3]);
+  std::string_view label = parts[first + 3];
+  if (const size_t dot = label.rfind(".part"); dot != std::string_view::npos) {
+    if (!parse_prefixed(label.substr(dot + 1), "part", out.part)) return false;
+    label = label.substr(0, dot);
+  }
+  if (label.empty()) return false;
+  out.label = std::string(label);
   return true;
 }
 

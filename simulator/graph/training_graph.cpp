@@ -31,6 +31,8 @@ int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& c
   // Ops per layer and micro-batch: 24 compute forward + backward, TP collectives, recompute.
   int64_t per_layer = 24;
   if (config.tensor_parallel() > 1) per_layer += config.sequence_parallel() ? 10 : 4;
+  // Four ring exchanges (2t - 1 ops for 2) and two pipelined reduce-scatters (8 ops for 2).
+  if (config.tp_comm_overlap()) per_layer += 4 * (2 * config.tensor_parallel() - 3) + 12;
   if (config.recompute() == spec::RECOMPUTE_FULL) per_layer += 14;
   if (config.recompute() == spec::RECOMPUTE_SELECTIVE) per_layer += 1;
   if (config.zero_stage() >= 2) per_layer += 3;

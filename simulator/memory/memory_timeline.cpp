@@ -114,6 +114,8 @@ void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config
     op.alloc_bytes = 0;
     op.free_bytes = 0;
     if (op.stream != graph::Stream::kCompute || op.site == Site::kNone) continue;
+    // A GEMM split into chunks (TP-communication overlap) saves its input once, with the first.
+    if (op.part > 0) continue;
     const Rule& r = rules.find(op.site, op.pass, op.label);
     op.alloc_bytes = r.alloc;
     op.free_bytes = r.free;

@@ -38,6 +38,7 @@ json config_json(const spec::ParallelConfig& c) {
           {"zero_stage", c.zero_stage()},
           {"overlap_dp_comm", c.overlap_dp_comm()},
           {"overlap_param_gather", c.overlap_param_gather()},
+          {"tp_comm_overlap", c.tp_comm_overlap()},
           {"rank_order", spec::rank_order_word(c.rank_order())}};
 }
 
@@ -131,10 +132,11 @@ std::string to_table(const SimulationResult& r) {
       {"schedule", format("%s, vpp %lld", spec::schedule_word(c.schedule()),
                           static_cast<long long>(vpp_of(c)))},
       {"options",
-       format("sp %s, recompute %s, attention %s, zero %lld, dp overlap %s%s, rank order %s",
-              c.sequence_parallel() ? "on" : "off", spec::recompute_word(c.recompute()),
-              spec::attention_word(c.attention()), static_cast<long long>(c.zero_stage()),
-              c.overlap_dp_comm() ? "on" : "off",
+       format("sp %s%s, recompute %s, attention %s, zero %lld, dp overlap %s%s, rank order %s",
+              c.sequence_parallel() ? "on" : "off",
+              c.tp_comm_overlap() ? " (TP comm overlapped)" : "",
+              spec::recompute_word(c.recompute()), spec::attention_word(c.attention()),
+              static_cast<long long>(c.zero_stage()), c.overlap_dp_comm() ? "on" : "off",
               c.overlap_param_gather() ? " (and parameter gather)" : "",
               spec::rank_order_word(c.rank_order()))},
       {"", ""},

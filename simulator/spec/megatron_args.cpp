@@ -150,6 +150,7 @@ constexpr FlagInfo kFlags[] = {
     {"use-distributed-optimizer", 0, Kind::kModelled},
     {"overlap-grad-reduce", 0, Kind::kModelled},
     {"overlap-param-gather", 0, Kind::kModelled},
+    {"tp-comm-overlap", 0, Kind::kModelled},
     {"ddp-bucket-size", 1, Kind::kModelled},
     {"use-tp-pp-dp-mapping", 0, Kind::kModelled},
     {"use-flash-attn", 0, Kind::kModelled},
@@ -169,7 +170,6 @@ constexpr FlagInfo kFlags[] = {
     {"rdzv_endpoint", 1, Kind::kNoEffect},
     {"rdzv_id", 1, Kind::kNoEffect},
     // Change speed or memory; not modelled (yet).
-    {"tp-comm-overlap", 0, Kind::kNotModelled},
     {"fp8-recipe", 1, Kind::kNotModelled},
     {"fp8-amax-history-len", 1, Kind::kNotModelled},
     {"fp8-amax-compute-algo", 1, Kind::kNotModelled},
@@ -563,6 +563,15 @@ void read_parallel(const Reader& r, int64_t gpus, int64_t layers, MegatronNotes&
       r.conflict("overlap-param-gather", "overlap-grad-reduce", "it needs the latter");
     c.set_overlap_param_gather(true);
   }
+  if (r.has("tp-comm-overlap")) {
+    if (!r.has("sequence-parallel"))
+      r.conflict("tp-comm-overlap", "sequence-parallel", "it needs the latter");
+    if (sp) {
+      c.set_tp_comm_overlap(true);
+    } else {
+      notes.adjusted.push_back("--tp-comm-overlap: off, as there is no TP communication at TP 1");
+    }
+  }
   if (r.has("ddp-bucket-size")) c.set_dp_bucket_params(r.count("ddp-bucket-size"));
   c.set_rank_order(r.has("use-tp-pp-dp-mapping") ? TP_PP_DP : TP_DP_PP);
   c.set_attention(read_attention(r));
@@ -671,6 +680,7 @@ std::string megatron_flag_of_field(const std::string& field) {
       {"zero_stage", "--use-distributed-optimizer"},
       {"dp_bucket_params", "--ddp-bucket-size"},
       {"overlap_param_gather", "--overlap-param-gather"},
+      {"tp_comm_overlap", "--tp-comm-overlap"},
       {"attention", "--attention-backend"},
       {"rank_order", "--use-tp-pp-dp-mapping"},
   };
@@ -751,6 +761,7 @@ std::optional<std::string> megatron_args(const ModelSpec& m, const ParallelConfi
   if (c.zero_stage() == 1) flag("use-distributed-optimizer");
   if (c.overlap_dp_comm()) flag("overlap-grad-reduce");
   if (c.overlap_param_gather()) flag("overlap-param-gather");
+  if (c.tp_comm_overlap()) flag("tp-comm-overlap");
   if (c.dp_bucket_params() > 0) flag("ddp-bucket-size", num(c.dp_bucket_params()));
   if (c.rank_order() == TP_PP_DP) flag("use-tp-pp-dp-mapping");
   flag("attention-backend", c.attention() == ATTENTION_UNFUSED ? "unfused" : "flash");

@@ -8,7 +8,7 @@
 // Every flag lands in one of four lists, none silently dropped:
 //   modelled     it sets a field (the table in megatron_args.cpp says which);
 //   not modelled it changes speed or memory in a way mpsim does not model (yet), e.g.
-//                --overlap-param-gather, --tp-comm-overlap, the FP8 recipe's details;
+//                the FP8 recipe's details;
 //   no effect    it does not change one iteration's time or memory (learning rate, data paths,
 //                logging, checkpointing);
 //   unknown      mpsim does not know it (reported by name);
@@ -42,7 +42,7 @@
 namespace mpsim::spec {
 
 struct MegatronNotes {
-  std::vector<std::string> not_modelled;  // flags as written, e.g. "--overlap-param-gather"
+  std::vector<std::string> not_modelled;  // flags as written, e.g. "--fp8-recipe"
   std::vector<std::string> no_effect;
   std::vector<std::string> unknown;
   std::vector<std::string> stray_words;  // words no flag took as its value

@@ -207,6 +207,22 @@ void check_param_gather_overlap(const ParallelConfig& c) {
   }
 }
 
+void check_tp_comm_overlap(const ParallelConfig& c, const Hardware& hw) {
+  if (!c.tp_comm_overlap()) return;
+  if (!c.sequence_parallel()) {
+    field_fail("tp_comm_overlap",
+               "overlaps the sequence-parallel all-gathers and reduce-scatters with the GEMMs "
+               "(Transformer Engine), but sequence parallelism is off; expected "
+               "sequence_parallel (and tp > 1)");
+  }
+  if (hw.gpus_per_node > 0 && c.tensor_parallel() > hw.gpus_per_node) {
+    field_fail("tp_comm_overlap",
+               "needs the TP group within one node, but tp " + number_text(c.tensor_parallel()) +
+                   " exceeds the " + number_text(hw.gpus_per_node) + " GPUs per node of '" +
+                   hw.name + "'; expected tp at most " + number_text(hw.gpus_per_node));
+  }
+}
+
 void check_zero(const ParallelConfig& c) {
   check_range("zero_stage", "zero stage", c.zero_stage(), 0, kMaxZeroStage);
   if (c.zero_stage() >= 2 && c.pipeline_parallel() > 1) {
@@ -284,6 +300,7 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   check_sequence_parallel(out, model);
   check_zero(out);
   check_param_gather_overlap(out);
+  check_tp_comm_overlap(out, hardware);
   check_choices(out);
   if (out.attention() == ATTENTION_UNSPECIFIED) out.set_attention(ATTENTION_FLASH);
   check_attention(out, model);

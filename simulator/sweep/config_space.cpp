@@ -73,6 +73,9 @@ void add_configs_of_split(const spec::ParallelConfig& split, const spec::ModelSp
             config.set_recompute(recompute);
             config.set_zero_stage(zero);
             config.set_overlap_param_gather(c.overlap_param_gather && zero == 1);
+            config.set_tp_comm_overlap(
+                c.tp_comm_overlap && sp &&
+                (hardware.gpus_per_node <= 0 || tp <= hardware.gpus_per_node));
             if (c.megatron_only && spec::framework_for(config) != "megatron-lm") continue;
             try {
               out.push_back(spec::validate_parallel_config(config, model, hardware));

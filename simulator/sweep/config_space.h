@@ -40,6 +40,9 @@ struct Constraints {
   bool megatron_only = false;
   // Megatron-Core's parameter-gather overlap in every ZeRO-1 configuration (a stack choice).
   bool overlap_param_gather = false;
+  // Transformer Engine's TP-communication overlap in every configuration that can have it
+  // (sequence parallelism, TP within a node): a stack choice too.
+  bool tp_comm_overlap = false;
   // The attention core of every configuration: the training stack's choice, not swept.
   spec::Attention attention = spec::ATTENTION_FLASH;
 };

@@ -130,6 +130,7 @@ TEST(ResultJson, ConfigUsesFlagSpellings) {
                      {"zero_stage", 1},
                      {"overlap_dp_comm", true},
                      {"overlap_param_gather", false},
+                     {"tp_comm_overlap", false},
                      {"rank_order", "tp-pp-dp"}}));
 }
 

@@ -146,6 +146,8 @@ TEST(MegatronArgs, BadValuesAndContradictionsNameTheFlags) {
   expect_words(e.what(), {"--recompute-method", "contradicts --recompute-granularity"});
   e = megatron_error(base + "--overlap-param-gather --overlap-grad-reduce");
   expect_words(e.what(), {"--overlap-param-gather", "contradicts --use-distributed-optimizer"});
+  e = megatron_error(base + "--tensor-model-parallel-size 2 --tp-comm-overlap");
+  expect_words(e.what(), {"--tp-comm-overlap", "contradicts --sequence-parallel"});
   e = megatron_error(base + "--rotary-percent 0.5");
   expect_words(e.what(), {"--rotary-percent", "cannot be represented"});
   e = megatron_error(base + "--kv-channels 64");
@@ -170,7 +172,27 @@ TEST(MegatronArgs, BadValuesAndContradictionsNameTheFlags) {
   EXPECT_EQ(e.line(), 3);
 }
 
+// Transformer Engine's TP-communication overlap needs sequence parallelism; at TP 1, where
+// Megatron-LM turns SP off, it is off too and said so.
+TEST(MegatronArgs, TpCommOverlap) {
+  const std::string base =
+      "--num-layers 4 --hidden-size 256 --num-attention-heads 8 --seq-length 128 "
+      "--vocab-size 1000 --micro-batch-size 1 --sequence-parallel --tp-comm-overlap ";
+  MegatronRun run =
+      parse_megatron_args(base + "--tensor-model-parallel-size 2", "--megatron-args", 2);
+  EXPECT_TRUE(run.config.tp_comm_overlap());
+  EXPECT_FALSE(listed(run.notes.not_modelled, "--tp-comm-overlap"));
+  const ParallelConfig valid =
+      validate_parallel_config(run.config, run.model, load_hardware("h100-sxm"));
+  EXPECT_NE(megatron_args(run.model, valid).value().find("--tp-comm-overlap"), std::string::npos);
+  run = parse_megatron_args(base, "--megatron-args", 2);
+  EXPECT_FALSE(run.config.tp_comm_overlap());
+  ASSERT_EQ(run.notes.adjusted.size(), 2u);  // SP and the overlap
+  EXPECT_EQ(run.notes.adjusted[1].rfind("--tp-comm-overlap: off", 0), 0u);
+}
+
 TEST(MegatronArgs, FieldsNameTheirFlags) {
+  EXPECT_EQ(megatron_flag_of_field("tp_comm_overlap"), "--tp-comm-overlap");
   EXPECT_EQ(megatron_flag_of_field("tensor_parallel"), "--tensor-model-parallel-size");
   EXPECT_EQ(megatron_flag_of_field("virtual_pipeline_stages"),
             "--num-layers-per-virtual-pipeline-stage");

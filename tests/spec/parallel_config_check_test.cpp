@@ -71,6 +71,19 @@ TEST_F(ParallelTest, ParameterGatherOverlapNeedsTheDistributedOptimizer) {
   expect_field(c, "overlap_param_gather", {"gradient reduction overlapped"});
 }
 
+TEST_F(ParallelTest, TpCommOverlapNeedsSequenceParallelismWithinANode) {
+  ParallelConfig c = raw(1024, 8, 16, 1, 1536);
+  c.set_tp_comm_overlap(true);
+  expect_field(c, "tp_comm_overlap", {"sequence parallelism is off"});
+  c.set_sequence_parallel(true);
+  EXPECT_TRUE(validate_parallel_config(c, gpt175_, h100_).tp_comm_overlap());
+  c = raw(1024, 16, 8, 1, 1536);
+  c.set_sequence_parallel(true);
+  c.set_tp_comm_overlap(true);
+  expect_field(c, "tp_comm_overlap",
+               {"tp 16 exceeds the 8 GPUs per node", "expected tp at most 8"});
+}
+
 // Flash kernels take head sizes that are multiples of 8 up to 256; the unfused core any.
 TEST_F(ParallelTest, FlashAttentionNeedsASupportedHeadSize) {
   const ParallelConfig c = raw(1, 1, 1, 1, 1);

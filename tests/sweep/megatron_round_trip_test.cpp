@@ -23,6 +23,9 @@ TEST(MegatronArgs, EveryConfigurationOfASweepRoundTrips) {
     for (Attention attention : {ATTENTION_FLASH, ATTENTION_UNFUSED}) {
       sweep::Constraints constraints;
       constraints.attention = attention;
+      // The stack's overlaps with one kind, not the other: both spellings round-trip.
+      constraints.tp_comm_overlap = attention == ATTENTION_FLASH;
+      constraints.overlap_param_gather = attention == ATTENTION_FLASH;
       constraints.max_mbs = 2;
       const int64_t gpus = 64;
       const auto configs = sweep::enumerate_configs(model, hw, gpus, 128, constraints);

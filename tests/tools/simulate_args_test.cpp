@@ -133,6 +133,8 @@ TEST(SimulateArgs, EveryEnumValue) {
   EXPECT_TRUE(parse_simulate_args({"--ignore-memory"}).ignore_memory);
   EXPECT_FALSE(config({}).overlap_param_gather());
   EXPECT_TRUE(config({"--overlap-param-gather"}).overlap_param_gather());
+  EXPECT_FALSE(config({}).tp_comm_overlap());
+  EXPECT_TRUE(config({"--tp-comm-overlap"}).tp_comm_overlap());
   EXPECT_EQ(config({"--attention", "flash"}).attention(), spec::ATTENTION_FLASH);
   EXPECT_EQ(config({"--attention", "unfused"}).attention(), spec::ATTENTION_UNFUSED);
   EXPECT_EQ(config({"--rank-order", "tp-dp-pp"}).rank_order(), spec::TP_DP_PP);

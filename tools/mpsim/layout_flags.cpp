@@ -47,6 +47,9 @@ const LayoutFlagInfo kLayoutFlags[] = {
     {LayoutFlag::kOverlapParamGather, "overlap-param-gather", "overlap_param_gather", nullptr,
      "overlap the distributed optimizer's parameter all-gather with the next forward "
      "(Megatron-Core; needs --zero 1)"},
+    {LayoutFlag::kTpCommOverlap, "tp-comm-overlap", "tp_comm_overlap", nullptr,
+     "overlap the sequence-parallel all-gathers and reduce-scatters with the GEMMs in chunks "
+     "(Megatron-Core with Transformer Engine; needs --sp, TP within a node)"},
     // No command takes it yet; the spec layer's errors about the field name it so.
     {LayoutFlag::kDpBucketParams, "dp-bucket-params", "dp_bucket_params", "N",
      "parameters per DP gradient bucket; 0 = Megatron's 40M"},
@@ -121,6 +124,7 @@ std::string simulate_command(const std::string& model, const std::string& hardwa
   add(LayoutFlag::kZero, std::to_string(c.zero_stage()));
   if (!c.overlap_dp_comm()) add(LayoutFlag::kNoOverlapDp, "");
   if (c.overlap_param_gather()) add(LayoutFlag::kOverlapParamGather, "");
+  if (c.tp_comm_overlap()) add(LayoutFlag::kTpCommOverlap, "");
   add(LayoutFlag::kRankOrder, spec::rank_order_word(c.rank_order()));
   return s;
 }

@@ -46,6 +46,7 @@ enum class LayoutFlag {
   kRankOrder,
   kAttention,
   kOverlapParamGather,
+  kTpCommOverlap,
   kDpBucketParams,
 };
 

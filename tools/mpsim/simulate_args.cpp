@@ -22,14 +22,15 @@ using spec::FlagError;
 
 // What --megatron-args sets, so that these flags may not be given beside it.
 constexpr LayoutFlag kLayoutFlagsOfMegatronArgs[] = {
-    LayoutFlag::kModel,       LayoutFlag::kTp,
-    LayoutFlag::kPp,          LayoutFlag::kDp,
-    LayoutFlag::kMbs,         LayoutFlag::kGbs,
-    LayoutFlag::kSp,          LayoutFlag::kNoSp,
-    LayoutFlag::kVpp,         LayoutFlag::kSchedule,
-    LayoutFlag::kRecompute,   LayoutFlag::kZero,
-    LayoutFlag::kNoOverlapDp, LayoutFlag::kRankOrder,
-    LayoutFlag::kAttention,   LayoutFlag::kOverlapParamGather};
+    LayoutFlag::kModel,        LayoutFlag::kTp,
+    LayoutFlag::kPp,           LayoutFlag::kDp,
+    LayoutFlag::kMbs,          LayoutFlag::kGbs,
+    LayoutFlag::kSp,           LayoutFlag::kNoSp,
+    LayoutFlag::kVpp,          LayoutFlag::kSchedule,
+    LayoutFlag::kRecompute,    LayoutFlag::kZero,
+    LayoutFlag::kNoOverlapDp,  LayoutFlag::kRankOrder,
+    LayoutFlag::kAttention,    LayoutFlag::kOverlapParamGather,
+    LayoutFlag::kTpCommOverlap};
 
 const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
                                         {"json", OutputFormat::kJson}};
@@ -60,6 +61,7 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kZero, "0"},
           {LayoutFlag::kNoOverlapDp},
           {LayoutFlag::kOverlapParamGather},
+          {LayoutFlag::kTpCommOverlap},
           {LayoutFlag::kRankOrder, "tp-dp-pp"}});
   d.add_options()("all-ranks", "simulate every rank, not one representative per pipeline stage")(
       "trace", po::value<std::string>()->value_name("FILE"),
@@ -119,6 +121,7 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   c.set_zero_stage(choose("--zero", text("zero"), kZeroChoices));
   c.set_overlap_dp_comm(vm.count("no-overlap-dp") == 0);
   c.set_overlap_param_gather(vm.count("overlap-param-gather") > 0);
+  c.set_tp_comm_overlap(vm.count("tp-comm-overlap") > 0);
   c.set_rank_order(choose("--rank-order", text("rank-order"), kRankOrderChoices));
 
   request.all_ranks = vm.count("all-ranks") > 0;

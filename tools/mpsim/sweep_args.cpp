@@ -68,7 +68,10 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kRecompute, std::nullopt, "activation recomputation"},
           {LayoutFlag::kZero, std::nullopt, "ZeRO stage"},
           {LayoutFlag::kOverlapParamGather, std::nullopt,
-           "overlap the parameter all-gather with the forward in every ZeRO-1 configuration"}});
+           "overlap the parameter all-gather with the forward in every ZeRO-1 configuration"},
+          {LayoutFlag::kTpCommOverlap, std::nullopt,
+           "overlap the TP all-gathers and reduce-scatters with the GEMMs in every "
+           "configuration with sequence parallelism and TP within a node"}});
   // clang-format off
   c.add_options()
       ("max-tp", optional("T"), "largest tensor-parallel size")
@@ -133,6 +136,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   c.attention = choose("--attention", text("attention"), kAttentionChoices);
   c.megatron_only = choose("--framework", text("framework"), kFrameworks);
   c.overlap_param_gather = vm.count("overlap-param-gather") > 0;
+  c.tp_comm_overlap = vm.count("tp-comm-overlap") > 0;
   return request;
 }
 
