@@ -292,7 +292,11 @@ class CalibratedCostModel final : public CostModel {
   CalibratedCostModel(const spec::Hardware& hardware, CollectiveAlgorithm algorithm,
                       spec::DType compute_dtype)
       : roofline_(make_roofline_cost_model(hardware, algorithm, compute_dtype)) {
-    const spec::DType dtype = compute_dtype == spec::DTYPE_UNSPECIFIED ? spec::BF16 : compute_dtype;
+    // Under the FP8 recipe everything but the FP8 GEMMs runs in bf16, as the tables measured;
+    // the FP8 GEMMs take the roofline at the FP8 peak (no FP8 tables are measured yet).
+    const spec::DType dtype = compute_dtype == spec::DTYPE_UNSPECIFIED || compute_dtype == spec::FP8
+                                  ? spec::BF16
+                                  : compute_dtype;
     const std::string where = "calibrated cost model for '" + hardware.name + "': ";
     // Tables by name, each at most once.
     std::map<std::string, const spec::CalibratedTable*, std::less<>> tables;
@@ -308,6 +312,7 @@ class CalibratedCostModel final : public CostModel {
       const bool fitted_used = !reading.used.empty();
       read_exact_tables(reading);
       describe(reading, fitted_used);
+      if (compute_dtype == spec::FP8) description_ += "; FP8 GEMMs: the roofline at the FP8 peak";
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + e.what());
     }
@@ -318,6 +323,7 @@ class CalibratedCostModel final : public CostModel {
   }
 
   double op_seconds(const Op& op) const override {
+    if (op.fp8) return roofline_->op_seconds(op);
     if (const std::optional<Slot> slot = slot_of(op)) {
       const Chain& chain = chains_[*slot];
       if (chain.exact != nullptr || chain.fitted != nullptr) {

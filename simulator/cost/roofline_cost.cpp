@@ -37,9 +37,13 @@ class RooflineCostModel final : public CostModel {
       : hardware_(hardware),
         algorithm_(algorithm),
         dtype_(compute_dtype),
-        // An unspecified dtype means bf16, the default of the model spec.
-        peak_(hardware.peak_flops(compute_dtype == spec::DTYPE_UNSPECIFIED ? spec::BF16
-                                                                           : compute_dtype)),
+        // An unspecified dtype means bf16, the default of the model spec; under the FP8 recipe
+        // only the GEMMs marked Op::fp8 run at the FP8 peak, the rest in bf16.
+        peak_(hardware.peak_flops(compute_dtype == spec::DTYPE_UNSPECIFIED ||
+                                          compute_dtype == spec::FP8
+                                      ? spec::BF16
+                                      : compute_dtype)),
+        fp8_peak_(hardware.peak_fp8_flops),
         // Memory-bound kernels compute in fp32 on the CUDA cores; without that peak, use the
         // tensor peak (only a lower bound on their time either way).
         vector_peak_(hardware.peak_fp32_flops > 0 ? hardware.peak_fp32_flops : peak_),
@@ -49,6 +53,9 @@ class RooflineCostModel final : public CostModel {
     if (!(peak_ > 0)) {
       throw std::invalid_argument(where + "no positive " + std::string(dtype_name(dtype_)) +
                                   " peak FLOP/s");
+    }
+    if (compute_dtype == spec::FP8 && !(fp8_peak_ > 0)) {
+      throw std::invalid_argument(where + "no positive fp8 peak FLOP/s");
     }
     if (!(memory_rate_ > 0)) {
       throw std::invalid_argument(where +
@@ -63,7 +70,14 @@ class RooflineCostModel final : public CostModel {
   double op_seconds(const graph::Op& op) const override {
     switch (op.kind) {
       case graph::OpKind::kGemm:
-        return roofline(op.flops, peak_ * gemm_efficiency(op.gemm), op.bytes);
+        if (op.fp8 && fp8_peak_ > 0) {
+          const double max = hardware_.gemm_max_fp8_efficiency > 0
+                                 ? hardware_.gemm_max_fp8_efficiency
+                                 : hardware_.gemm_max_efficiency;
+          return roofline(op.flops, fp8_peak_ * gemm_efficiency(op.gemm, max), op.bytes);
+        }
+        return roofline(op.flops, peak_ * gemm_efficiency(op.gemm, hardware_.gemm_max_efficiency),
+                        op.bytes);
       case graph::OpKind::kAttention:
         return roofline(op.flops,
                         peak_ * (op.label == graph::OpLabel::kAttnFlash
@@ -93,15 +107,18 @@ class RooflineCostModel final : public CostModel {
 
   std::string describe() const override {
     std::string gpu = hardware_.gpu_name.empty() ? hardware_.name : hardware_.gpu_name;
-    std::string line = "roofline (" + std::string(dtype_name(dtype_)) + ") on " + gpu;
+    std::string line =
+        "roofline (" +
+        std::string(dtype_ == spec::FP8 ? "fp8 GEMMs, bf16 attention" : dtype_name(dtype_)) +
+        ") on " + gpu;
     if (!hardware_.name.empty() && hardware_.name != gpu) line += " [" + hardware_.name + "]";
     return line + ", collectives: " + std::string(to_string(algorithm_));
   }
 
  private:
-  // eff = gemm_max · f(m)·f(n)·f(k). A shape with a missing dimension is taken at gemm_max.
-  double gemm_efficiency(const graph::GemmShape& s) const {
-    const double max = hardware_.gemm_max_efficiency;
+  // eff = max · f(m)·f(n)·f(k), max being gemm_max (or, FP8, gemm_max_fp8). A shape with a
+  // missing dimension is taken at max.
+  double gemm_efficiency(const graph::GemmShape& s, double max) const {
     if (s.m <= 0 || s.n <= 0 || s.k <= 0) return max;
     const double half = hardware_.gemm_half_dim;
     return max * dim_factor(static_cast<double>(s.m), half) *
@@ -119,7 +136,8 @@ class RooflineCostModel final : public CostModel {
   spec::Hardware hardware_;
   CollectiveAlgorithm algorithm_;
   spec::DType dtype_;
-  double peak_;         // FLOP/s of GEMMs and attention in the compute dtype
+  double peak_;         // FLOP/s of GEMMs and attention in the compute dtype (bf16 under FP8)
+  double fp8_peak_;     // FLOP/s of the FP8 GEMMs (Op::fp8)
   double vector_peak_;  // FLOP/s of memory-bound kernels
   double memory_rate_;  // achievable HBM bytes/s: hbm · memory_bound_efficiency
 };

@@ -11,6 +11,11 @@ constexpr double kUnfusedBackwardScorePasses = 7;
 constexpr double kFlashBackwardWork = 2.5;  // five products against the forward's two
 // Transformer Engine's userbuffers default for the pipelined GEMM + reduce-scatter (num_splits).
 constexpr int64_t kReduceScatterSplits = 4;
+// FP8 quantisation traffic per element (Transformer Engine 1.x on Hopper, whose FP8 GEMMs take
+// only the "TN" layout, so a wgrad or dgrad operand needs a transposed FP8 copy): a cast reads
+// BF16 and writes FP8 (3 bytes); a fused cast + transpose writes both copies (4); a transpose of
+// an FP8 tensor reads and writes one byte each (2).
+constexpr double kCastBytes = 3, kCastTransposeBytes = 4, kTransposeBytes = 2;
 
 }  // namespace
 
@@ -65,9 +70,16 @@ OpVertex LayerOps::gemm(OpLabel label, int64_t m, int64_t n, int64_t k, int part
   op.parts = static_cast<uint8_t>(parts);
   op.gemm = {m, n, k};
   op.flops = 2.0 * m * n * k;
-  op.bytes =
-      (static_cast<double>(m) * k + static_cast<double>(k) * n + static_cast<double>(m) * n) * s_.e;
+  // The layers' linear GEMMs run in FP8 under the FP8 recipe (not the LM head's).
+  op.fp8 = d_.fp8 && op.site == Site::kLayer;
+  const double in = op.fp8 ? 1 : s_.e;
+  op.bytes = (static_cast<double>(m) * k + static_cast<double>(k) * n) * in +
+             static_cast<double>(m) * n * s_.e;
   return emit_.compute(op);
+}
+
+void LayerOps::fp8_cast(OpLabel label, double bytes) {
+  if (d_.fp8) memory_op(OpKind::kElementwise, label, bytes);
 }
 
 OpVertex LayerOps::memory_op(OpKind kind, OpLabel label, double bytes, double flops) {
@@ -103,12 +115,15 @@ OpVertex LayerOps::tp_async(OpKind kind, OpLabel label, double bytes, int part, 
   return emit_.communicate(op, Stream::kTpComm);
 }
 
-void LayerOps::gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n, int64_t k) {
+void LayerOps::gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n, int64_t k,
+                             double gather_bytes, OpLabel cast, double cast_bytes) {
   if (!s_.tp_comm_overlap) {
-    if (s_.sp) tp_blocking(OpKind::kAllGather, gather, s_.activation_bytes());
+    if (s_.sp) tp_blocking(OpKind::kAllGather, gather, gather_bytes);
+    if (cast != OpLabel::kNone) fp8_cast(cast, cast_bytes);
     gemm(label, m, n, k);
     return;
   }
+  if (cast != OpLabel::kNone) fp8_cast(cast, cast_bytes);
   const int t = static_cast<int>(s_.t);
   // Every step is issued with the first chunk, not after the chunk before it has run.
   const OpVertex issued_after = emit_.last_compute();
@@ -118,7 +133,7 @@ void LayerOps::gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n
     if (i + 1 < t) {
       const OpVertex computed = emit_.last_compute();
       emit_.set_last_compute(issued_after);
-      sent = tp_async(OpKind::kSend, gather, s_.activation_bytes() / t, i, t - 1);
+      sent = tp_async(OpKind::kSend, gather, gather_bytes / t, i, t - 1);
       emit_.set_last_compute(computed);
     }
     if (arrived != kNoOp) emit_.wait(arrived);
@@ -169,17 +184,26 @@ void LayerOps::set_layer(int64_t layer, Pass pass) {
 void LayerOps::forward_layer(int64_t layer, Pass pass) {
   set_layer(layer, pass);
   const bool sp = s_.sp;
+  const double act = s_.activation_bytes();
+  const double tokens = static_cast<double>(s_.tokens);
+  const int64_t attn_width = s_.heads * d_.head_dim;
+  // FP8: the norms write the QKV and fc1 inputs in FP8 themselves (Transformer Engine's
+  // LayerNormLinear); the projection and fc2 inputs are cast.
   memory_op(OpKind::kNorm, OpLabel::kAttnNorm, norm_bytes(false));
-  gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnQkv, s_.tokens, s_.qkv_out, s_.h);
+  gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnQkv, s_.tokens, s_.qkv_out, s_.h,
+                gemm_input_bytes(act));
   if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
   attention(false);
-  reduced_gemm(OpLabel::kAttnProj, s_.tokens, s_.h, s_.heads * d_.head_dim,
+  fp8_cast(OpLabel::kAttnProjCast, kCastBytes * tokens * attn_width);
+  reduced_gemm(OpLabel::kAttnProj, s_.tokens, s_.h, attn_width,
                sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce);
   memory_op(OpKind::kElementwise, OpLabel::kAttnResidual, residual_bytes(false));
   memory_op(OpKind::kNorm, OpLabel::kMlpNorm, norm_bytes(false));
-  gathered_gemm(OpLabel::kMlpAllGather, OpLabel::kMlpFc1, s_.tokens, s_.fc1_out, s_.h);
+  gathered_gemm(OpLabel::kMlpAllGather, OpLabel::kMlpFc1, s_.tokens, s_.fc1_out, s_.h,
+                gemm_input_bytes(act));
   memory_op(OpKind::kElementwise, OpLabel::kMlpAct,
             static_cast<double>(s_.tokens) * (s_.fc1_out + s_.ffn) * s_.e);
+  fp8_cast(OpLabel::kMlpFc2Cast, kCastBytes * tokens * s_.ffn);
   reduced_gemm(OpLabel::kMlpFc2, s_.tokens, s_.h, s_.ffn,
                sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce);
   memory_op(OpKind::kElementwise, OpLabel::kMlpResidual, residual_bytes(false));
@@ -189,9 +213,14 @@ void LayerOps::forward_layer(int64_t layer, Pass pass) {
 // with the weight gradient (Megatron's async gradient all-reduce); with SP the input is
 // re-gathered during the data-gradient GEMM.
 void LayerOps::column_parallel_backward(OpLabel dgrad, OpLabel wgrad, OpLabel input_gather,
-                                        OpLabel reduce, int64_t out_features) {
+                                        OpLabel reduce, OpLabel cast, int64_t out_features) {
   OpVertex gather = kNoOp;
-  if (s_.sp) gather = tp_async(OpKind::kAllGather, input_gather, s_.activation_bytes());
+  // The saved input is FP8 under the FP8 recipe, and is re-gathered so.
+  if (s_.sp)
+    gather = tp_async(OpKind::kAllGather, input_gather, gemm_input_bytes(s_.activation_bytes()));
+  // FP8: the output gradient cast and transposed, the input transposed for the wgrad.
+  const double tokens = static_cast<double>(s_.tokens);
+  fp8_cast(cast, tokens * (kCastTransposeBytes * out_features + kTransposeBytes * s_.h));
   gemm(dgrad, s_.tokens, s_.h, out_features);
   OpVertex reduction = kNoOp;
   if (s_.t > 1) {
@@ -207,18 +236,26 @@ void LayerOps::backward_layer(int64_t layer) {
   if (recompute_ == spec::RECOMPUTE_FULL) forward_layer(layer, Pass::kRecompute);
   set_layer(layer, Pass::kBackward);
   const bool sp = s_.sp;
+  const double act = s_.activation_bytes();
+  const double tokens = static_cast<double>(s_.tokens);
+  const int64_t attn_width = s_.heads * d_.head_dim;
+  // FP8: the gathered output gradient of the projection and fc2 cast and transposed, their
+  // saved inputs transposed for the wgrad; the gradients are gathered in BF16.
   memory_op(OpKind::kElementwise, OpLabel::kMlpResidual, residual_bytes(true));
-  gathered_gemm(OpLabel::kMlpAllGather, OpLabel::kMlpFc2Dgrad, s_.tokens, s_.ffn, s_.h);
+  gathered_gemm(OpLabel::kMlpAllGather, OpLabel::kMlpFc2Dgrad, s_.tokens, s_.ffn, s_.h, act,
+                OpLabel::kMlpFc2Cast,
+                tokens * (kCastTransposeBytes * s_.h + kTransposeBytes * s_.ffn));
   gemm(OpLabel::kMlpFc2Wgrad, s_.h, s_.ffn, s_.tokens);
   memory_op(OpKind::kElementwise, OpLabel::kMlpAct,
             static_cast<double>(s_.tokens) * (2 * s_.fc1_out + s_.ffn) * s_.e);
-  column_parallel_backward(OpLabel::kMlpFc1Dgrad, OpLabel::kMlpFc1Wgrad,
-                           OpLabel::kMlpInputAllGather,
-                           sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce, s_.fc1_out);
+  column_parallel_backward(
+      OpLabel::kMlpFc1Dgrad, OpLabel::kMlpFc1Wgrad, OpLabel::kMlpInputAllGather,
+      sp ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce, OpLabel::kMlpFc1Cast, s_.fc1_out);
   memory_op(OpKind::kNorm, OpLabel::kMlpNorm, norm_bytes(true));
   memory_op(OpKind::kElementwise, OpLabel::kAttnResidual, residual_bytes(true));
-  const int64_t attn_width = s_.heads * d_.head_dim;
-  gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnProjDgrad, s_.tokens, attn_width, s_.h);
+  gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnProjDgrad, s_.tokens, attn_width, s_.h, act,
+                OpLabel::kAttnProjCast,
+                tokens * (kCastTransposeBytes * s_.h + kTransposeBytes * attn_width));
   gemm(OpLabel::kAttnProjWgrad, s_.h, attn_width, s_.tokens);
   if (recompute_ == spec::RECOMPUTE_SELECTIVE) {
     emit_.context().pass = Pass::kRecompute;
@@ -229,7 +266,8 @@ void LayerOps::backward_layer(int64_t layer) {
   if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
   column_parallel_backward(OpLabel::kAttnQkvDgrad, OpLabel::kAttnQkvWgrad,
                            OpLabel::kAttnInputAllGather,
-                           sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce, s_.qkv_out);
+                           sp ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce,
+                           OpLabel::kAttnQkvCast, s_.qkv_out);
   memory_op(OpKind::kNorm, OpLabel::kAttnNorm, norm_bytes(true));
 }
 

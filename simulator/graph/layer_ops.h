@@ -98,7 +98,16 @@ class LayerOps {
   // input (1/t of it) to the next TP rank, and the GEMM in t chunks of m / t rows, chunk i
   // waiting for the shard of step i (chunk 0 runs on the rank's own shard at once). With chunk
   // time g and step time c the pair takes t g when c <= g and (t - 1) c + g when c >= g.
-  void gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n, int64_t k);
+  // `gather_bytes`: the gathered input's bytes (FP8 inputs gather at one byte per element).
+  // `cast` (FP8 backward, else kNone): the gradient's quantisation, after the gather or, with the
+  // ring exchange, before it, of `cast_bytes`.
+  void gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n, int64_t k,
+                     double gather_bytes, OpLabel cast = OpLabel::kNone, double cast_bytes = 0);
+  // FP8 only (else nothing): the quantisation kernels of one linear layer, a memory-bound op
+  // moving `bytes` (see fp8_cast_bytes in layer_ops.cpp).
+  void fp8_cast(OpLabel label, double bytes);
+  // The bytes of a gathered input of an FP8 GEMM (half of BF16's), else `bytes`.
+  double gemm_input_bytes(double bytes) const { return d_.fp8 ? bytes / 2 : bytes; }
   // A GEMM whose output is reduced over the TP group (all-reduce, reduce-scatter with SP), the
   // next compute op waiting for the reduction; with the TP-communication overlap Transformer
   // Engine's pipelined reduce-scatter: the GEMM in kReduceScatterSplits chunks along m, each
@@ -108,7 +117,7 @@ class LayerOps {
   // TP collective that the next compute op waits for; nothing when t = 1.
   void tp_blocking(OpKind kind, OpLabel label, double bytes);
   void column_parallel_backward(OpLabel dgrad, OpLabel wgrad, OpLabel input_gather, OpLabel reduce,
-                                int64_t out_features);
+                                OpLabel cast, int64_t out_features);
   double residual_bytes(bool backward) const;
   double norm_bytes(bool backward) const { return (backward ? 3 : 2) * s_.activation_bytes_sp(); }
   double rope_bytes() const;

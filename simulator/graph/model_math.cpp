@@ -27,7 +27,8 @@ ModelDims model_dims(const spec::ModelSpec& model) {
       d.bytes_per_element = 4;
       break;
     case spec::FP8:
-      d.bytes_per_element = 1;
+      d.bytes_per_element = 2;  // BF16 outside the FP8 GEMMs
+      d.fp8 = true;
       break;
     default:
       d.bytes_per_element = 2;
@@ -70,6 +71,10 @@ int64_t layer_parameters_local(const ModelDims& d, int64_t t) {
   int64_t p = layer_matrix_parameters(d) / t + 2 * norm_parameters(d);
   if (d.bias) p += (qkv_out + fc1_out) / t + 2 * d.hidden;
   return p;
+}
+
+int64_t layer_linear_weights_local(const ModelDims& d, int64_t t) {
+  return layer_matrix_parameters(d) / t;
 }
 
 int64_t model_parameters(const ModelDims& d) {

@@ -21,7 +21,10 @@ struct ModelDims {
   bool layer_norm = true;  // false: RMSNorm (no bias)
   double dropout = 0;
   double rotary_base = 10000;  // theta base of rotary embeddings
-  int bytes_per_element = 2;   // compute dtype
+  int bytes_per_element = 2;   // activations, weights and gradients as the GPU holds them
+  // Transformer Engine's FP8 recipe (ModelSpec dtype FP8): the layers' linear GEMMs in FP8, the
+  // rest (attention, norms, embedding, LM head, communication of gradients) in BF16.
+  bool fp8 = false;
 };
 
 ModelDims model_dims(const spec::ModelSpec& model);
@@ -37,6 +40,9 @@ int64_t norm_parameters(const ModelDims& d);
 // fc1 (with their biases) and row-parallel projection and fc2 split, norms and the row-parallel
 // biases replicated. The graph builder (DP buckets, optimizer) and the memory model share it.
 int64_t layer_parameters_local(const ModelDims& d, int64_t tp);
+// The weights of one layer's four linear layers (QKV, projection, fc1, fc2) on one of `tp` ranks:
+// the ones an FP8 recipe runs in FP8.
+int64_t layer_linear_weights_local(const ModelDims& d, int64_t tp);
 // Whole model (embedding, position table, layers, final norm, untied LM head), unpadded vocab.
 int64_t model_parameters(const ModelDims& d);
 

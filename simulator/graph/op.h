@@ -76,6 +76,7 @@ struct Op {
   int32_t group_size = 1;   // members of the communication group
   int32_t group_nodes = 1;  // distinct nodes the group spans
   int32_t collective = -1;  // links the member ops of one collective across simulated ranks
+  bool fp8 = false;         // a GEMM with FP8 operands (Transformer Engine's recipe), BF16 out
   double duration_s = 0;    // filled by the cost model
   // The fraction by which the op takes longer while a communication op of its rank runs on
   // another stream (filled by the cost model, CostModel::comm_interference; for a folded step,

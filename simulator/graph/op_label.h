@@ -60,6 +60,14 @@ enum class OpLabel : uint8_t {
   kAllReduce,      // embedding / head TP reduction
   kReduceScatter,  // the same with sequence parallelism
   kAllGather,      // embedding / head TP gather (sequence parallelism)
+  // FP8 (Transformer Engine's recipe): the quantisation of a linear layer's GEMM operands, one
+  // op per linear and pass (forward: its input; backward: its output gradient).
+  kAttnQkvCast,
+  kAttnProjCast,
+  kMlpFc1Cast,
+  kMlpFc2Cast,
+  kFp8WeightCast,  // once per iteration: every FP8 weight of the rank, cast and transposed
+  kFp8Amax,        // once per iteration: the amax reduction over the stage's TP x DP ranks
   // Whole pipeline steps and once-per-iteration work.
   kStep,                // a folded pipeline step (OpKind::kStepBlock)
   kGradsReduceScatter,  // ZeRO-2/3 per micro-batch gradient reduce-scatter

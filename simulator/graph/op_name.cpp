@@ -123,6 +123,8 @@ std::string op_name(const Op& op) {
   std::string out;
   out.reserve(48);
   if (op.kind == OpKind::kOptimizer) return "optimizer";
+  if (op.label == OpLabel::kFp8WeightCast) return "fp8.weights";
+  if (op.label == OpLabel::kFp8Amax) return "comm/dp/fp8.amax";
   switch (op.group) {
     case Group::kNone:
       append_scoped(out, op);
@@ -162,6 +164,17 @@ std::optional<ParsedOpName> parse_op_name(std::string_view name) {
   if (name == "optimizer") {
     out.family = ParsedOpName::Family::kOptimizer;
     out.pass = Pass::kStep;
+    return out;
+  }
+  if (name == "fp8.weights") {
+    out.family = ParsedOpName::Family::kCompute;
+    out.label = "fp8.weights";
+    return out;
+  }
+  if (name == "comm/dp/fp8.amax") {
+    out.family = ParsedOpName::Family::kDp;
+    out.pass = Pass::kStep;
+    out.label = "fp8.amax";
     return out;
   }
   if (name == "comm/embed/allreduce") {

@@ -2,6 +2,7 @@
 // of validation reports. One name per op of one rank; a name is unique within a rank's iteration.
 //
 //   name     := compute | tp | pp | dp | "comm/embed/allreduce" | "optimizer"
+//             | "fp8.weights" | "comm/dp/fp8.amax"   (the FP8 recipe's once-per-iteration ops)
 //   compute  := pass "/mb" N "/" site "/" label [part]   e.g. fwd/mb3/L17/attn.qkv
 //   tp       := "comm/tp/" pass "/mb" N "/" site "/" label [part]
 //                                                        e.g. comm/tp/fwd/mb3/L17/attn.allreduce

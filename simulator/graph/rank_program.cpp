@@ -20,6 +20,8 @@ namespace {
 constexpr double kGradBytes = 4;           // Megatron reduces bf16 models' gradients in fp32
 constexpr double kAdamBytesPerParam = 30;  // grad 4 + (master, m, v) read+write 24 + bf16 param 2
 constexpr double kAdamFlopsPerParam = 12;
+constexpr double kLinearsPerLayer = 4;  // QKV, projection, fc1, fc2: the FP8 GEMMs' layers
+constexpr double kAmaxBytes = 4;        // one fp32 amax per FP8 tensor
 // Units of parameters besides layers, for the parameter-gather overlap.
 constexpr int64_t kEmbeddingUnit = -1;
 constexpr int64_t kHeadUnit = -2;
@@ -128,6 +130,9 @@ class RankProgram {
   void wait_param_gather(OpEmitter& emit, int64_t vstage, int64_t unit);
   // The distributed optimizer's all-gather of one bucket's bf16 parameters, on the DP stream.
   OpVertex param_gather(size_t bucket, double params);
+  // FP8 recipe: the once-per-iteration weight cast and amax reduction.
+  void fp8_weight_cast();
+  void fp8_amax_reduction();
 
   Build& b_;
   const RankCoord c_;
@@ -157,6 +162,7 @@ void RankProgram::build() {
   double rank_params = 0;
   const auto steps = schedule->steps(static_cast<int>(c_.pp));
   if (gathers_overlap()) emit_param_gathers(steps);
+  if (b_.out.dims.fp8) fp8_weight_cast();
   for (const schedule::PipelineStep& step : steps) {
     const int64_t vstage = step.chunk * b_.p + c_.pp;
     Op& ctx = emit_.context();
@@ -391,6 +397,7 @@ void RankProgram::step_ops(double rank_params) {
   emit_buckets(emit_.last_compute());
   emit_.context() = Op{};
   emit_.context().pass = Pass::kStep;
+  if (b_.out.dims.fp8) fp8_amax_reduction();
   const bool first = c_.pp == 0;
   const bool last = c_.pp == static_cast<int32_t>(last_vstage_ % b_.p);
   if (b_.out.dims.tied && b_.p > 1 && (first || last)) {
@@ -414,6 +421,35 @@ void RankProgram::step_ops(double rank_params) {
     return;
   }
   for (size_t i = 0; i < buckets_.size(); ++i) param_gather(i, buckets_[i]);
+}
+
+// Transformer Engine caches each layer's FP8 weight (and, on Hopper, its transpose) across the
+// micro-batches of an iteration: the rank's linear weights are cast once, before the first
+// forward: BF16 read, the FP8 copy and its transpose written.
+void RankProgram::fp8_weight_cast() {
+  Op& ctx = emit_.context();
+  ctx = Op{};
+  ctx.pass = Pass::kForward;
+  Op op = emit_.make(OpKind::kElementwise, OpLabel::kFp8WeightCast);
+  const double weights = static_cast<double>(b_.layers_per_chunk * b_.v) *
+                         static_cast<double>(layer_linear_weights_local(b_.out.dims, b_.t));
+  op.bytes = weights * (b_.shapes.e + 2);
+  emit_.compute(op);
+}
+
+// The delayed-scaling recipe's reduction of the FP8 tensors' amax values over the stage's TP x
+// DP ranks, once per iteration: one fp32 value for each linear layer's input, weight and output
+// gradient (Megatron-Core's amax reduction group). Nothing waits for it within the iteration.
+void RankProgram::fp8_amax_reduction() {
+  const int64_t ranks = b_.t * b_.dp;
+  if (ranks < 2) return;
+  Op op = emit_.make(OpKind::kAllReduce, OpLabel::kFp8Amax);
+  op.group = Group::kDp;
+  const double tensors = 3.0 * kLinearsPerLayer * static_cast<double>(b_.layers_per_chunk * b_.v);
+  op.bytes = tensors * kAmaxBytes;
+  op.group_size = static_cast<int32_t>(ranks);
+  op.group_nodes = std::min<int32_t>(static_cast<int32_t>(ranks), tp_nodes_ * dp_nodes_);
+  emit_.communicate(op, Stream::kDpComm);
 }
 
 OpVertex RankProgram::param_gather(size_t bucket, double params) {

@@ -14,7 +14,8 @@ constexpr double kRowStatsBytes = 8;   // ... and per token the fp32 row max and
 constexpr double kLseBytes = 4;        // flash attention's log-sum-exp, fp32
 constexpr double kWeightBytes = 2;     // bf16 weights
 constexpr double kGradBytes = 4;       // fp32 main gradients
-constexpr double kOptimizerBytes = 12;  // fp32 master weights, Adam m and v
+constexpr double kOptimizerBytes = 12;      // fp32 master weights, Adam m and v
+constexpr double kFp8WeightCacheBytes = 2;  // FP8 weight copy and its transpose
 
 int64_t chunks(const spec::ParallelConfig& c) {
   return c.schedule() == spec::INTERLEAVED_1F1B ? std::max<int64_t>(1, c.virtual_pipeline_stages())
@@ -55,6 +56,18 @@ ModelStateBytes model_state_bytes(int64_t parameters, const spec::ParallelConfig
   return b;
 }
 
+ModelStateBytes stage_model_state_bytes(const graph::ModelDims& d,
+                                        const spec::ParallelConfig& config, int64_t stage) {
+  ModelStateBytes b = model_state_bytes(stage_parameters(d, config, stage), config);
+  if (d.fp8) {
+    const double layers = static_cast<double>(d.layers / config.pipeline_parallel());
+    b.fp8_weights =
+        kFp8WeightCacheBytes * layers *
+        static_cast<double>(graph::layer_linear_weights_local(d, config.tensor_parallel()));
+  }
+  return b;
+}
+
 double LayerTensors::total() const {
   return attn_norm_input + qkv_input + qkv + attn_scores + proj_input + attn_dropout_mask +
          mlp_norm_input + fc1_input + act_input + fc2_input + mlp_dropout_mask;
@@ -65,6 +78,7 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
   const double sp = config.sequence_parallel() ? t : 1;  // divides what lies outside TP regions
   const double tokens = static_cast<double>(config.micro_batch_size() * d.seq);
   const double e = d.bytes_per_element;
+  const double g = d.fp8 ? 1 : e;  // a linear layer's saved input
   const double h = static_cast<double>(d.hidden);
   const double q_width = static_cast<double>(d.heads * d.head_dim);
   const double kv_width = static_cast<double>(d.kv_heads * d.head_dim);
@@ -76,7 +90,7 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
 
   LayerTensors x;
   x.attn_norm_input = e * tokens * h / sp;
-  x.qkv_input = e * tokens * h / sp;
+  x.qkv_input = g * tokens * h / sp;
   x.qkv = e * tokens * (q_width + 2 * kv_width) / t;
   if (graph::is_flash(config.attention())) {
     x.attn_scores = kLseBytes * heads_tokens / t;
@@ -84,12 +98,12 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
     // softmax output; with dropout also its mask and output (attention over V reads the latter).
     x.attn_scores = (dropout ? 2 * e + kMaskBytes : e) * scores / t;
   }
-  x.proj_input = e * tokens * q_width / t;
+  x.proj_input = g * tokens * q_width / t;
   x.attn_dropout_mask = dropout ? kMaskBytes * tokens * h / sp : 0;
   x.mlp_norm_input = e * tokens * h / sp;
-  x.fc1_input = e * tokens * h / sp;
+  x.fc1_input = g * tokens * h / sp;
   x.act_input = e * tokens * fc1_out / t;
-  x.fc2_input = e * tokens * static_cast<double>(d.ffn) / t;
+  x.fc2_input = g * tokens * static_cast<double>(d.ffn) / t;
   x.mlp_dropout_mask = dropout ? kMaskBytes * tokens * h / sp : 0;
   return x;
 }
@@ -212,7 +226,7 @@ RankMemory closed_form_memory(const graph::ModelDims& d, const spec::ParallelCon
   const int64_t p = config.pipeline_parallel();
   const int64_t m = micro_batches(config);
   RankMemory r;
-  r.model_state = model_state_bytes(stage_parameters(d, config, stage), config);
+  r.model_state = stage_model_state_bytes(d, config, stage);
   r.activations = in_flight_micro_batches(config, stage, m) * static_cast<double>(d.layers / p) *
                   layer_activation_bytes(d, config);
   r.extra =

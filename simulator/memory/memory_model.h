@@ -51,15 +51,24 @@ int64_t stage_parameters(const graph::ModelDims& dims, const spec::ParallelConfi
 struct ModelStateBytes {
   double weights = 0;
   double gradients = 0;
-  double optimizer = 0;  // fp32 master weights and Adam moments
-  double total() const { return weights + gradients + optimizer; }
+  double optimizer = 0;    // fp32 master weights and Adam moments
+  double fp8_weights = 0;  // FP8 recipe: the cached FP8 copy and transpose of linear weights
+  double total() const { return weights + gradients + optimizer + fp8_weights; }
 };
 ModelStateBytes model_state_bytes(int64_t parameters, const spec::ParallelConfig& config);
+// The model state of one rank of pipeline stage `stage`: model_state_bytes of its parameters,
+// plus, under the FP8 recipe, the FP8 weight cache Transformer Engine keeps across micro-batches
+// (one byte per linear-layer weight, and one more for its transpose, which Hopper's FP8 GEMMs
+// need for the dgrad).
+ModelStateBytes stage_model_state_bytes(const graph::ModelDims& dims,
+                                        const spec::ParallelConfig& config, int64_t stage);
 
 // Bytes of each tensor one transformer layer saves for its backward pass, per micro-batch on one
 // rank, with nothing recomputed. TP splits what lives inside the TP region (Q, K, V, scores,
 // the projection input, the MLP's hidden activations); SP also splits what lies between the
-// regions (norm inputs, the linear layers' inputs, the residual dropout masks).
+// regions (norm inputs, the linear layers' inputs, the residual dropout masks). Under the FP8
+// recipe the four linear layers' inputs (qkv_input, proj_input, fc1_input, fc2_input) are saved
+// as the FP8 tensors their GEMMs read, one byte per element; everything else stays BF16.
 struct LayerTensors {
   double attn_norm_input = 0;    // = the layer's input (the checkpoint under full recompute)
   double qkv_input = 0;          // norm output, input of the QKV GEMM

@@ -128,8 +128,7 @@ std::vector<double> model_state_bytes_per_rank(const graph::TrainingGraph& g,
   std::vector<double> per_stage(static_cast<size_t>(config.pipeline_parallel()), -1);
   for (size_t r = 0; r < g.ranks.size(); ++r) {
     double& stage = per_stage[static_cast<size_t>(g.ranks[r].pp)];
-    if (stage < 0)
-      stage = model_state_bytes(stage_parameters(g.dims, config, g.ranks[r].pp), config).total();
+    if (stage < 0) stage = stage_model_state_bytes(g.dims, config, g.ranks[r].pp).total();
     bytes[r] = stage;
   }
   return bytes;

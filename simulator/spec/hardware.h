@@ -52,6 +52,7 @@ struct Hardware {
   double memory_bound_efficiency = 0;
   // The fraction a GEMM or attention kernel slows down by while communication runs beside it.
   double comm_interference = 0;
+  double gemm_max_fp8_efficiency = 0;  // of the FP8 peak; 0 = gemm_max_efficiency
   int64_t gpus_per_node = 0;
   double nvlink_bytes_per_s = 0;  // per GPU, one direction
   double nvlink_latency_s = 0;

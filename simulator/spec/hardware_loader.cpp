@@ -142,6 +142,8 @@ void convert_efficiency(const KernelEfficiency& e, const Locator& at, Hardware& 
   hw.flash_attention_max_efficiency =
       required(at, "efficiency.flash_attention_max", e.has_flash_attention_max(),
                e.flash_attention_max(), D::kFraction);
+  hw.gemm_max_fp8_efficiency =
+      optional(at, "efficiency.gemm_max_fp8", e.has_gemm_max_fp8(), e.gemm_max_fp8(), D::kFraction);
   hw.comm_interference = optional(at, "efficiency.comm_interference", e.has_comm_interference(),
                                   e.comm_interference(), D::kFraction);
 }

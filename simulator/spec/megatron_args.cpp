@@ -448,8 +448,8 @@ void read_model(const Reader& r, MegatronNotes& notes, ModelSpec& m) {
     r.word("fp8-format", {"hybrid", "e4m3"});
     m.set_dtype(FP8);
     notes.adjusted.push_back(
-        "--fp8-format: every GEMM and the attention core priced at the FP8 peak; Transformer "
-        "Engine's recipe (BF16 attention, casts, amax reduction) is not modelled yet");
+        "--fp8-format: Transformer Engine's delayed-scaling recipe as mpsim models it: the "
+        "layers' linear GEMMs in FP8 on BF16 tensors, attention and the LM head in BF16");
   }
   if (r.has("num-experts")) {
     r.fail("num-experts", "mixture of experts is not modelled; expected a dense model");

@@ -129,8 +129,18 @@ TEST(RooflineCost, ComputeDtypeSelectsThePeak) {
   const Op op = gemm(8192, 8192, 8192);
   const double f = 8192.0 / (8192.0 + 256.0);
   const double eff = 0.8 * f * f * f;
-  const auto fp8 = make_roofline_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP8);
-  EXPECT_NEAR(fp8->op_seconds(op), op.flops / (1979e12 * eff) + 4e-6, rel(op.flops / 1979e12));
+  // Under the FP8 recipe a GEMM marked fp8 runs at the FP8 peak (at gemm_max where the profile
+  // has no gemm_max_fp8, else at that), any other op at the bf16 peak.
+  auto fp8 = make_roofline_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP8);
+  Op fp8_op = op;
+  fp8_op.fp8 = true;
+  EXPECT_NEAR(fp8->op_seconds(fp8_op), op.flops / (1979e12 * eff) + 4e-6, rel(op.flops / 1979e12));
+  EXPECT_NEAR(fp8->op_seconds(op), op.flops / (989e12 * eff) + 4e-6, rel(op.flops / 989e12));
+  spec::Hardware own = hw;
+  own.gemm_max_fp8_efficiency = 0.7;
+  fp8 = make_roofline_cost_model(own, CollectiveAlgorithm::kAuto, spec::FP8);
+  EXPECT_NEAR(fp8->op_seconds(fp8_op), op.flops / (1979e12 * 0.7 * f * f * f) + 4e-6,
+              rel(op.flops / 1979e12));
   spec::Hardware no_fp8 = hw;
   no_fp8.peak_fp8_flops = 0;
   EXPECT_THROW(make_roofline_cost_model(no_fp8, CollectiveAlgorithm::kAuto, spec::FP8),
@@ -178,7 +188,7 @@ TEST(RooflineCost, Describe) {
             "roofline (bf16) on H100 SXM [h100-test], collectives: auto");
   EXPECT_EQ(
       make_roofline_cost_model(test_hardware(), CollectiveAlgorithm::kTree, spec::FP8)->describe(),
-      "roofline (fp8) on H100 SXM [h100-test], collectives: tree");
+      "roofline (fp8 GEMMs, bf16 attention) on H100 SXM [h100-test], collectives: tree");
 }
 
 }  // namespace

@@ -119,8 +119,8 @@ TEST(TpCommOverlap, SplitsKeepWorkBytesAndMemory) {
     }
     return std::tuple{flops, bytes, saved};
   };
-  for (OpLabel label : {OpLabel::kAttnQkv, OpLabel::kAttnProj, OpLabel::kMlpFc1,
-                        OpLabel::kMlpFc2, OpLabel::kMlpReduceScatter}) {
+  for (OpLabel label : {OpLabel::kAttnQkv, OpLabel::kAttnProj, OpLabel::kMlpFc1, OpLabel::kMlpFc2,
+                        OpLabel::kMlpReduceScatter}) {
     EXPECT_EQ(sums(plain, label), sums(split, label)) << graph::label_name(label);
   }
   const auto [f0, gathered, s0] = sums(plain, OpLabel::kAttnAllGather);

@@ -63,6 +63,10 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kOverlapParamGather},
           {LayoutFlag::kTpCommOverlap},
           {LayoutFlag::kRankOrder, "tp-dp-pp"}});
+  d.add_options()("fp8",
+                  "the model's linear-layer GEMMs in FP8 with Transformer Engine's recipe (casts, "
+                  "amax reduction, FP8 weight cache and saved inputs); attention, norms, embedding "
+                  "and LM head in BF16");
   d.add_options()("all-ranks", "simulate every rank, not one representative per pipeline stage")(
       "trace", po::value<std::string>()->value_name("FILE"),
       "write a Chrome trace (JSON, times in us) of the iteration to FILE")(
@@ -132,6 +136,12 @@ SimulateRequest parse_simulate_args(const std::vector<std::string>& args) {
   request.format = choose("--format", text("format"), kFormats);
   request.memory_headroom = parse_memory_headroom("--memory-headroom", text("memory-headroom"));
   request.ignore_memory = vm.count("ignore-memory") > 0;
+  request.fp8 = vm.count("fp8") > 0;
+  if (request.fp8 && !request.megatron_args.empty()) {
+    throw FlagError("--fp8",
+                    "conflicts with --megatron-args, whose --fp8-format says it; expected "
+                    "one of the two");
+  }
   return request;
 }
 

@@ -25,6 +25,7 @@ struct SimulateRequest {
   std::string trace_path;  // empty: no trace
   OutputFormat format = OutputFormat::kTable;
   double memory_headroom = 0;  // --memory-headroom: fraction of usable memory kept free
+  bool fp8 = false;            // --fp8: the model's dtype becomes FP8 (Transformer Engine's recipe)
   bool ignore_memory = false;  // --ignore-memory: exit 0 even when the run does not fit
   // --megatron-args: Megatron-LM's pretrain_gpt.py arguments, or a file holding them; they set
   // the model and layout (spec/megatron_args.h). Empty: the model and layout flags do.

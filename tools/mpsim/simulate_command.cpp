@@ -28,6 +28,7 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
     config = std::move(run.config);
   } else {
     model = spec::load_model_spec(request.model);
+    if (request.fp8) model.set_dtype(spec::FP8);
     config = checked_layout(request.config, model, hardware);
   }
 

@@ -51,6 +51,7 @@ po::options_description flag_descriptions() {
        "megatron: only configurations Megatron-LM runs (no ZeRO-2/3, no GPipe)")
       ("out", optional("FILE"), "also write every result to an SQLite database FILE")
       ("threads", text("0", "N"), "simulation threads; 0 = all cores")
+      ("fp8", "the model's linear-layer GEMMs in FP8 with Transformer Engine's recipe (casts, amax reduction, FP8 weight cache and saved inputs); attention, norms, embedding and LM head in BF16")
       ("memory-headroom", text("0", "F"),
        "fraction of the GPU's usable memory to keep free; configurations must fit in the rest")
       ("trace-best", optional("FILE"),
@@ -115,6 +116,7 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   request.threads = static_cast<int>(count("threads", 0, kIntMax));
   if (vm.count("trace-best")) request.trace_best_path = file("trace-best");
   request.memory_headroom = parse_memory_headroom("--memory-headroom", text("memory-headroom"));
+  request.fp8 = vm.count("fp8") > 0;
 
   sweep::Constraints& c = request.constraints;
   auto fixed = [&](const char* flag, std::optional<int64_t>& field) {

@@ -20,6 +20,7 @@ enum class SweepFormat { kTable, kJson, kCsv, kMegatron };
 struct SweepRequest {
   bool help = false;  // --help: print sweep_help() and do nothing else
   std::string model = "gpt3-175b";
+  bool fp8 = false;  // --fp8, as for simulate
   std::string hardware = "h100-sxm";
   int64_t gpus = 1024;
   int64_t gbs = 1536;

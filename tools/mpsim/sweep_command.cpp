@@ -33,7 +33,8 @@ namespace {
 nlohmann::json row_command(const SweepRequest& request, const spec::ModelSpec& model,
                            const spec::ParallelConfig& config) {
   const std::optional<std::string> megatron = spec::megatron_args(model, config);
-  return {{"mpsim", simulate_command(request.model, request.hardware, config)},
+  const std::string fp8 = model.dtype() == spec::FP8 && request.fp8 ? " --fp8" : "";
+  return {{"mpsim", simulate_command(request.model, request.hardware, config) + fp8},
           {"megatron", megatron ? nlohmann::json(*megatron) : nlohmann::json(nullptr)},
           {"framework", spec::framework_for(config)}};
 }
@@ -121,7 +122,8 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
     out << sweep_help();
     return 0;
   }
-  const spec::ModelSpec model = spec::load_model_spec(request.model);
+  spec::ModelSpec model = spec::load_model_spec(request.model);
+  if (request.fp8) model.set_dtype(spec::FP8);
   const spec::Hardware hardware = spec::load_hardware(request.hardware);
   if (!request.out_path.empty()) check_writable(request.out_path);
   if (!request.trace_best_path.empty()) check_writable(request.trace_best_path);
