@@ -62,6 +62,7 @@ inline spec::ParallelConfig config(int64_t tp, int64_t pp, int64_t dp, int64_t m
   c.set_overlap_dp_comm(true);
   c.set_dp_bucket_params(40'000'000);
   c.set_attention(spec::ATTENTION_FLASH);
+  c.set_context_parallel(1);
   return c;
 }
 

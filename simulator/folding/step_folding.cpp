@@ -11,7 +11,7 @@ namespace {
 
 int64_t memo_key(const graph::StepKind& kind) {
   return (kind.forward ? 1 : 0) | (kind.first_stage ? 2 : 0) | (kind.last_stage ? 4 : 0) |
-         (static_cast<int64_t>(kind.tp_nodes) << 3);
+         (static_cast<int64_t>(kind.tp_nodes) << 3) | (static_cast<int64_t>(kind.cp_nodes) << 34);
 }
 
 }  // namespace

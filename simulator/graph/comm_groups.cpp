@@ -1,5 +1,6 @@
 #include "simulator/graph/comm_groups.h"
 
+#include <algorithm>
 #include <set>
 
 namespace mpsim::graph {
@@ -10,7 +11,7 @@ CommGroups::CommGroups(const spec::ParallelConfig& config, bool all_ranks, int64
       gpus_per_node_(gpus_per_node),
       t_(config.tensor_parallel()),
       p_(config.pipeline_parallel()),
-      dp_(config.data_parallel()) {}
+      dp_(config.data_parallel() * std::max<int64_t>(1, config.context_parallel())) {}
 
 std::vector<RankCoord> CommGroups::simulated_ranks() const {
   std::vector<RankCoord> ranks;
@@ -47,6 +48,14 @@ int32_t CommGroups::tp_nodes(const RankCoord& c) const {
 int32_t CommGroups::dp_nodes(const RankCoord& c) const {
   std::set<int32_t> nodes;
   for (int32_t i = 0; i < dp_; ++i) nodes.insert(node_of(c.tp, i, c.pp));
+  return static_cast<int32_t>(nodes.size());
+}
+
+int32_t CommGroups::cp_nodes(const RankCoord& c) const {
+  const int64_t cp = std::max<int64_t>(1, config_.context_parallel());
+  std::set<int32_t> nodes;
+  for (int64_t i = 0; i < cp; ++i)
+    nodes.insert(node_of(c.tp, static_cast<int32_t>(c.dp / cp * cp + i), c.pp));
   return static_cast<int32_t>(nodes.size());
 }
 
@@ -89,7 +98,9 @@ void CommGroups::link(Op& op) {
 
 int32_t global_rank(const spec::ParallelConfig& config, int32_t tp, int32_t dp, int32_t pp) {
   const int64_t t = config.tensor_parallel();
-  const int64_t d = config.data_parallel();
+  // The CP group sits between TP and DP (Megatron's order tp-cp-dp-pp): `dp` indexes the DP x CP
+  // ranks, CP innermost, which hold the same weights.
+  const int64_t d = config.data_parallel() * std::max<int64_t>(1, config.context_parallel());
   const int64_t p = config.pipeline_parallel();
   if (config.rank_order() == spec::TP_PP_DP) return static_cast<int32_t>(tp + t * (pp + p * dp));
   return static_cast<int32_t>(tp + t * (dp + d * pp));

@@ -28,13 +28,16 @@ class CommGroups {
   CommGroups(const spec::ParallelConfig& config, bool all_ranks, int64_t gpus_per_node);
 
   // The simulated ranks: every GPU (pp, then dp, then tp order) or one per pipeline stage
-  // (tp = dp = 0).
+  // (tp = dp = 0). With context parallelism the dp coordinate indexes the DP x CP ranks, CP
+  // innermost (Megatron's tp-cp-dp-pp order): they hold the same weights, reduce gradients
+  // together, and the CP group of a rank is its block of cp consecutive dp indices.
   std::vector<RankCoord> simulated_ranks() const;
 
   RankCoord coord(int32_t tp, int32_t dp, int32_t pp) const;
   int32_t node_of(int32_t tp, int32_t dp, int32_t pp) const;
   int32_t tp_nodes(const RankCoord& c) const;  // distinct nodes of c's TP group
   int32_t dp_nodes(const RankCoord& c) const;  // ... and of its DP group
+  int32_t cp_nodes(const RankCoord& c) const;  // ... and of its CP group
   // Nodes (1 or 2) spanned by the ranks of c's TP and DP index on pipeline stages a and b.
   int32_t stage_pair_nodes(const RankCoord& c, int32_t stage_a, int32_t stage_b) const;
 
@@ -50,7 +53,7 @@ class CommGroups {
   int64_t gpus_per_node_ = 8;
   int64_t t_ = 1, p_ = 1, dp_ = 1;
   RankCoord current_;
-  std::array<int64_t, 5> sequence_{};                  // per Group, for the current rank
+  std::array<int64_t, 6> sequence_{};                  // per Group, for the current rank
   std::unordered_map<uint64_t, int32_t> collectives_;  // (group, group index, sequence) -> id
 };
 

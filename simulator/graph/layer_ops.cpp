@@ -1,5 +1,7 @@
 #include "simulator/graph/layer_ops.h"
 
+#include <algorithm>
+
 namespace mpsim::graph {
 namespace {
 
@@ -26,7 +28,8 @@ LayerShapes layer_shapes(const ModelDims& d, const spec::ParallelConfig& config,
   s.micro_batch = config.micro_batch_size();
   s.sp = config.sequence_parallel();
   s.tp_comm_overlap = config.tp_comm_overlap() && s.sp && t > 1;
-  s.tokens = config.micro_batch_size() * d.seq;
+  s.cp = std::max<int64_t>(1, config.context_parallel());
+  s.tokens = config.micro_batch_size() * d.seq / s.cp;
   s.tokens_sp = s.sp ? s.tokens / t : s.tokens;
   s.h = d.hidden;
   s.t = t;
@@ -89,18 +92,56 @@ OpVertex LayerOps::memory_op(OpKind kind, OpLabel label, double bytes, double fl
   return emit_.compute(op);
 }
 
-OpVertex LayerOps::attention(bool backward) {
+void LayerOps::attention_block(bool backward, int part, int parts, double work_share) {
   Op op = emit_.make(OpKind::kAttention, attention_core_label(attention_));
+  op.part = static_cast<uint8_t>(part);
+  op.parts = static_cast<uint8_t>(parts);
   op.attn_batch_heads = s_.micro_batch * s_.heads;
-  op.attn_seq = d_.seq;
+  // A block's shape as a table looks it up: the local queries against one K/V chunk.
+  op.attn_seq = d_.seq / s_.cp;
   op.attn_head_dim = d_.head_dim;
-  const double qkv = static_cast<double>(s_.tokens) * (s_.heads * d_.head_dim + 2 * s_.kv_dim);
-  const double out = static_cast<double>(s_.tokens) * s_.heads * d_.head_dim;
+  // The whole sequence's core on this rank's heads; each block moves its queries, one K/V chunk
+  // and its output (1/cp of the whole's bytes) and does work_share of its FLOPs.
+  const double tokens = static_cast<double>(s_.tokens * s_.cp);
+  const double qkv = tokens * (s_.heads * d_.head_dim + 2 * s_.kv_dim);
+  const double out = tokens * s_.heads * d_.head_dim;
   const AttentionWork work = attention_core_work(
       is_flash(attention_), backward, op.attn_batch_heads, d_.seq, d_.head_dim, qkv, out, s_.e);
-  op.flops = work.flops;
-  op.bytes = work.bytes;
-  return emit_.compute(op);
+  op.flops = work.flops * work_share;
+  op.bytes = work.bytes / static_cast<double>(s_.cp);
+  emit_.compute(op);
+}
+
+void LayerOps::attention(bool backward) {
+  const int cp = static_cast<int>(s_.cp);
+  if (cp == 1) {
+    attention_block(backward, 0, 1, 1.0);
+    return;
+  }
+  // K and V of the local tokens (backward: with their gradients) per ring step.
+  const double kv_bytes = 2.0 * static_cast<double>(s_.tokens) * s_.kv_dim * s_.e;
+  const double step_bytes = backward ? 2 * kv_bytes : kv_bytes;
+  const OpVertex issued_after = emit_.last_compute();
+  OpVertex arrived = kNoOp;
+  for (int i = 0; i < cp; ++i) {
+    OpVertex sent = kNoOp;
+    if (i + 1 < cp) {
+      const OpVertex computed = emit_.last_compute();
+      emit_.set_last_compute(issued_after);
+      Op op = emit_.make(OpKind::kSend, attention_core_label(attention_));
+      op.group = Group::kCp;
+      op.bytes = step_bytes;
+      op.group_size = 2;
+      op.group_nodes = cp_nodes_ > 1 ? 2 : 1;
+      op.part = static_cast<uint8_t>(i);
+      op.parts = static_cast<uint8_t>(cp - 1);
+      sent = emit_.communicate(op, Stream::kCpComm);
+      emit_.set_last_compute(computed);
+    }
+    if (arrived != kNoOp) emit_.wait(arrived);
+    attention_block(backward, i, cp, 1.0 / (static_cast<double>(cp) * cp));
+    arrived = sent;
+  }
 }
 
 OpVertex LayerOps::tp_async(OpKind kind, OpLabel label, double bytes, int part, int parts) {

@@ -18,7 +18,7 @@ namespace mpsim::graph {
 // Sizes of one micro-batch on one rank.
 struct LayerShapes {
   int64_t micro_batch = 1;  // sequences
-  int64_t tokens = 0;       // micro_batch * seq
+  int64_t tokens = 0;       // micro_batch * seq / cp
   int64_t tokens_sp = 0;    // tokens held by one rank between TP regions (tokens / t with SP)
   int64_t h = 0, t = 1;
   int64_t qkv_out = 0;  // (h + 2 * kv * head_dim) / t
@@ -31,6 +31,7 @@ struct LayerShapes {
   bool sp = false;      // sequence parallelism
   // Transformer Engine's TP-communication overlap (ParallelConfig::tp_comm_overlap; SP and t > 1).
   bool tp_comm_overlap = false;
+  int64_t cp = 1;  // context parallelism: the sequence split over cp ranks
 
   double activation_bytes() const { return static_cast<double>(tokens) * h * e; }
   double activation_bytes_sp() const { return static_cast<double>(tokens_sp) * h * e; }
@@ -66,15 +67,17 @@ AttentionWork attention_core_work(bool flash, bool backward, int64_t batch_heads
 
 class LayerOps {
  public:
-  // `tp_nodes`: distinct nodes the emitting rank's TP group spans.
+  // `tp_nodes`, `cp_nodes`: distinct nodes the emitting rank's TP and CP groups span.
   LayerOps(OpEmitter& emit, const LayerShapes& shapes, const ModelDims& dims,
-           spec::Recompute recompute, spec::Attention attention, int32_t tp_nodes)
+           spec::Recompute recompute, spec::Attention attention, int32_t tp_nodes,
+           int32_t cp_nodes = 1)
       : emit_(emit),
         s_(shapes),
         d_(dims),
         recompute_(recompute),
         attention_(attention),
-        tp_nodes_(tp_nodes) {}
+        tp_nodes_(tp_nodes),
+        cp_nodes_(cp_nodes) {}
 
   // A layer's forward, or its recomputed forward (pass kRecompute).
   void forward_layer(int64_t layer, Pass pass);
@@ -87,8 +90,15 @@ class LayerOps {
   // A GEMM, or (parts > 1) chunk `part` of one split into `parts` along m (m is the chunk's).
   OpVertex gemm(OpLabel label, int64_t m, int64_t n, int64_t k, int part = 0, int parts = 1);
   OpVertex memory_op(OpKind kind, OpLabel label, double bytes, double flops = 0);
-  // The attention core of the configured kind (see attention_core_work()).
-  OpVertex attention(bool backward);
+  // The attention core of the configured kind (see attention_core_work()). With context
+  // parallelism, ring attention: the core in cp blocks, one per K/V chunk of the sequence, and
+  // cp - 1 ring steps sending the rank's K and V (backward also their gradients) to the next CP
+  // rank, block i waiting for step i (block 0 runs on the rank's own chunk); each block does
+  // 1/cp^2 of the whole sequence's attention work, so a rank does 1/cp of it (Megatron-Core's
+  // load-balanced split: each rank holds chunks i and 2 cp - 1 - i of 2 cp).
+  void attention(bool backward);
+  // One attention block (part of parts) doing `work_share` of the whole sequence's core.
+  void attention_block(bool backward, int part, int parts, double work_share);
   // TP collective, issued asynchronously: the caller waits on the vertex where it is needed.
   // A piece of a split one (part of parts) carries its own bytes.
   OpVertex tp_async(OpKind kind, OpLabel label, double bytes, int part = 0, int parts = 1);
@@ -129,6 +139,7 @@ class LayerOps {
   spec::Recompute recompute_;
   spec::Attention attention_ = spec::ATTENTION_FLASH;
   int32_t tp_nodes_ = 1;
+  int32_t cp_nodes_ = 1;
 };
 
 }  // namespace mpsim::graph

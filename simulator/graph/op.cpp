@@ -56,6 +56,8 @@ std::string_view to_string(Stream stream) {
       return "pp send fwd";
     case Stream::kPpBackward:
       return "pp send bwd";
+    case Stream::kCpComm:
+      return "cp comm";
   }
   return "?";
 }

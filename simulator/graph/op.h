@@ -33,14 +33,14 @@ enum class Pass : uint8_t {
 };
 
 // Streams of a rank. Each stream runs its ops one at a time, in the order the graph issued them.
-enum class Stream : uint8_t { kCompute, kTpComm, kDpComm, kPpForward, kPpBackward };
-inline constexpr int kNumStreams = 5;
+enum class Stream : uint8_t { kCompute, kTpComm, kDpComm, kPpForward, kPpBackward, kCpComm };
+inline constexpr int kNumStreams = 6;
 
 // Where a compute or TP op sits in the model.
 enum class Site : uint8_t { kLayer, kEmbedding, kHead, kNone };
 
 // Which group a communication op spans.
-enum class Group : uint8_t { kNone, kTp, kDp, kPp, kEmbedding };
+enum class Group : uint8_t { kNone, kTp, kDp, kPp, kEmbedding, kCp };
 
 struct GemmShape {
   int64_t m = 0;  // rows of the output

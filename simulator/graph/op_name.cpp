@@ -133,6 +133,10 @@ std::string op_name(const Op& op) {
       out += "comm/tp/";
       append_scoped(out, op);
       break;
+    case Group::kCp:
+      out += "comm/cp/";
+      append_scoped(out, op);
+      break;
     case Group::kPp:
       out += op.pass == Pass::kBackward ? "comm/pp/send/bwd/mb" : "comm/pp/send/fwd/mb";
       append_int(out, op.micro_batch);
@@ -190,8 +194,8 @@ std::optional<ParsedOpName> parse_op_name(std::string_view name) {
     return out;
   }
   if (parts.size() < 3) return std::nullopt;
-  if (parts[1] == "tp") {
-    out.family = ParsedOpName::Family::kTp;
+  if (parts[1] == "tp" || parts[1] == "cp") {
+    out.family = parts[1] == "tp" ? ParsedOpName::Family::kTp : ParsedOpName::Family::kCp;
     if (!parse_scoped(parts, 2, out)) return std::nullopt;
     return out;
   }

@@ -6,6 +6,7 @@
 //   compute  := pass "/mb" N "/" site "/" label [part]   e.g. fwd/mb3/L17/attn.qkv
 //   tp       := "comm/tp/" pass "/mb" N "/" site "/" label [part]
 //                                                        e.g. comm/tp/fwd/mb3/L17/attn.allreduce
+//   cp       := "comm/cp/" pass "/mb" N "/" site "/" label part   ring-attention K/V steps
 //   pp       := "comm/pp/send/" ("fwd"|"bwd") "/mb" N [ "/c" N ]   e.g. comm/pp/send/fwd/mb3
 //   dp       := "comm/dp/bucket" N [ "/reducescatter" | "/allgather" ]   all-reduce when bare
 //             | "comm/dp/" pass "/mb" N "/L" N "/weights.allgather"      ZeRO-3 weight gathers
@@ -29,7 +30,7 @@ namespace mpsim::graph {
 std::string op_name(const Op& op);
 
 struct ParsedOpName {
-  enum class Family { kCompute, kTp, kPp, kDp, kEmbedding, kOptimizer };
+  enum class Family { kCompute, kTp, kPp, kDp, kEmbedding, kOptimizer, kCp };
   Family family = Family::kCompute;
   Pass pass = Pass::kForward;  // fwd/bwd/rcp; kStep for optimizer, dp buckets, embedding sync
   Site site = Site::kNone;

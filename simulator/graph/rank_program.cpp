@@ -43,9 +43,12 @@ struct Build {
     const ModelDims& d = out.dims;
     t = config.tensor_parallel();
     p = config.pipeline_parallel();
-    dp = config.data_parallel();
+    cp = std::max<int64_t>(1, config.context_parallel());
+    // Gradients are reduced, and the optimizer sharded, over DP x CP (Megatron-Core's data
+    // parallel group with context parallelism); the micro-batches are the DP rank's.
+    dp = config.data_parallel() * cp;
     v = std::max<int64_t>(1, config.virtual_pipeline_stages());
-    m = config.global_batch_size() / (config.micro_batch_size() * dp);
+    m = config.global_batch_size() / (config.micro_batch_size() * config.data_parallel());
     zero = config.zero_stage();
     interleaved = config.schedule() == spec::INTERLEAVED_1F1B;
     layers_per_chunk = d.layers / (p * v);
@@ -74,7 +77,7 @@ struct Build {
   GraphOptions options;
   TrainingGraph out;  // ranks, dims and counts; the graph itself is made at the end
   LayerShapes shapes;
-  int64_t t = 1, p = 1, dp = 1, v = 1, m = 1, layers_per_chunk = 1, zero = 0;
+  int64_t t = 1, p = 1, dp = 1, cp = 1, v = 1, m = 1, layers_per_chunk = 1, zero = 0;
   bool interleaved = false;
   double layer_params_local = 0;
   CommGroups groups;
@@ -93,6 +96,7 @@ class RankProgram {
         last_vstage_(b.p * b.v - 1),
         tp_nodes_(b.groups.tp_nodes(c_)),
         dp_nodes_(b.groups.dp_nodes(c_)),
+        cp_nodes_(b.groups.cp_nodes(c_)),
         emit_(b.sink, b.groups, b.op_count, rank) {}
 
   void build();
@@ -138,7 +142,7 @@ class RankProgram {
   const RankCoord c_;
   const int32_t rank_;
   const int64_t last_vstage_;
-  const int32_t tp_nodes_, dp_nodes_;
+  const int32_t tp_nodes_, dp_nodes_, cp_nodes_;
   OpEmitter emit_;
   std::vector<Ready> ready_;      // last micro-batch: gradients ready, in backward order
   std::vector<OpVertex> dp_ops_;  // DP collectives the optimizer waits for
@@ -196,7 +200,7 @@ void RankProgram::build() {
 void RankProgram::step_body(OpEmitter& emit, const schedule::PipelineStep& step, int64_t vstage,
                             bool scratch) {
   LayerOps ops(emit, b_.shapes, b_.out.dims, b_.config.recompute(), b_.config.attention(),
-               tp_nodes_);
+               tp_nodes_, cp_nodes_);
   const int64_t first_layer = vstage * b_.layers_per_chunk;
   const int64_t count = b_.layers_per_chunk;
   if (step.forward) {
@@ -290,7 +294,7 @@ bool RankProgram::foldable(const schedule::PipelineStep& step) const {
 }
 
 FoldedStep RankProgram::fold(const schedule::PipelineStep& step, int64_t vstage) {
-  const StepKind kind{step.forward, vstage == 0, vstage == last_vstage_, tp_nodes_};
+  const StepKind kind{step.forward, vstage == 0, vstage == last_vstage_, tp_nodes_, cp_nodes_};
   return b_.options.fold->fold(kind, [&] {
     OpSink scratch_sink;
     OpEmitter scratch(scratch_sink, b_.groups, b_.op_count, rank_);

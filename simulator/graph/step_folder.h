@@ -34,6 +34,7 @@ struct StepKind {
   bool first_stage = false;  // the first virtual stage (holds the embedding)
   bool last_stage = false;   // the last virtual stage (holds the head and loss)
   int32_t tp_nodes = 1;      // nodes the rank's TP group spans
+  int32_t cp_nodes = 1;      // ... and its CP group
   bool operator==(const StepKind&) const = default;
 };
 

@@ -32,6 +32,8 @@ int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& c
   int64_t per_layer = 24;
   if (config.tensor_parallel() > 1) per_layer += config.sequence_parallel() ? 10 : 4;
   // Four ring exchanges (2t - 1 ops for 2) and two pipelined reduce-scatters (8 ops for 2).
+  // Ring attention: cp blocks and cp - 1 steps, forward, backward (and recomputed).
+  if (config.context_parallel() > 1) per_layer += 4 * (2 * config.context_parallel() - 2);
   if (config.tp_comm_overlap()) per_layer += 4 * (2 * config.tensor_parallel() - 3) + 12;
   if (config.recompute() == spec::RECOMPUTE_FULL) per_layer += 14;
   if (config.recompute() == spec::RECOMPUTE_SELECTIVE) per_layer += 1;

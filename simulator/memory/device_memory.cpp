@@ -6,7 +6,7 @@ int64_t nccl_communicators(const spec::ParallelConfig& c, bool tied_embeddings, 
   const int64_t pp = c.pipeline_parallel();
   const bool embedding_group = pp > 1 && tied_embeddings && (stage == 0 || stage == pp - 1);
   return (c.tensor_parallel() > 1 ? 1 : 0) + (c.data_parallel() > 1 ? 1 : 0) + (pp > 1 ? 1 : 0) +
-         (embedding_group ? 1 : 0);
+         (c.context_parallel() > 1 ? 1 : 0) + (embedding_group ? 1 : 0);
 }
 
 RuntimeMemory runtime_memory(const spec::Hardware& hw, const spec::ParallelConfig& config,

@@ -26,6 +26,12 @@ int64_t micro_batches(const spec::ParallelConfig& c) {
   return c.global_batch_size() / (c.micro_batch_size() * c.data_parallel());
 }
 
+// Tokens of one micro-batch on one rank: its sequences, split over the CP group.
+double local_tokens(const graph::ModelDims& d, const spec::ParallelConfig& config) {
+  const int64_t cp = std::max<int64_t>(1, config.context_parallel());
+  return static_cast<double>(config.micro_batch_size() * d.seq / cp);
+}
+
 }  // namespace
 
 int64_t stage_parameters(const graph::ModelDims& d, const spec::ParallelConfig& config,
@@ -47,7 +53,9 @@ int64_t stage_parameters(const graph::ModelDims& d, const spec::ParallelConfig& 
 
 ModelStateBytes model_state_bytes(int64_t parameters, const spec::ParallelConfig& config) {
   const double n = static_cast<double>(parameters);
-  const double dp = static_cast<double>(std::max<int64_t>(1, config.data_parallel()));
+  // Sharded over DP x CP, whose ranks hold the same weights.
+  const double dp = static_cast<double>(std::max<int64_t>(1, config.data_parallel()) *
+                                        std::max<int64_t>(1, config.context_parallel()));
   const int64_t zero = config.zero_stage();
   ModelStateBytes b;
   b.weights = kWeightBytes * n / (zero >= 3 ? dp : 1);
@@ -76,7 +84,7 @@ double LayerTensors::total() const {
 LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig& config) {
   const double t = static_cast<double>(config.tensor_parallel());
   const double sp = config.sequence_parallel() ? t : 1;  // divides what lies outside TP regions
-  const double tokens = static_cast<double>(config.micro_batch_size() * d.seq);
+  const double tokens = local_tokens(d, config);
   const double e = d.bytes_per_element;
   const double g = d.fp8 ? 1 : e;  // a linear layer's saved input
   const double h = static_cast<double>(d.hidden);
@@ -85,6 +93,7 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
   const double fc1_out = static_cast<double>(d.swiglu ? 2 * d.ffn : d.ffn);
   const bool dropout = d.dropout > 0;
   // Per micro-batch: a b s^2 score elements, a b s log-sum-exp values (before TP).
+  // The unfused core (no CP: context parallelism needs the fused one) keeps s x s scores.
   const double scores = static_cast<double>(d.heads) * tokens * static_cast<double>(d.seq);
   const double heads_tokens = static_cast<double>(d.heads) * tokens;
 
@@ -139,15 +148,14 @@ double recompute_working_set_bytes(const graph::ModelDims& d, const spec::Parall
 double embedding_activation_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config) {
   if (d.dropout <= 0) return 0;
   const double sp = config.sequence_parallel() ? static_cast<double>(config.tensor_parallel()) : 1;
-  return kMaskBytes * static_cast<double>(config.micro_batch_size() * d.seq) *
-         static_cast<double>(d.hidden) / sp;
+  return kMaskBytes * local_tokens(d, config) * static_cast<double>(d.hidden) / sp;
 }
 
 double head_activation_bytes(const graph::ModelDims& d, const spec::ParallelConfig& config,
                              LossMemory loss) {
   const int64_t t = config.tensor_parallel();
   const double sp = config.sequence_parallel() ? static_cast<double>(t) : 1;
-  const double tokens = static_cast<double>(config.micro_batch_size() * d.seq);
+  const double tokens = local_tokens(d, config);
   const double inputs = 2.0 * d.bytes_per_element * tokens * static_cast<double>(d.hidden) / sp;
   const double columns = static_cast<double>(graph::padded_vocab(d.vocab, t) / t);
   const double kept = loss == LossMemory::kFp32Logits

@@ -114,11 +114,11 @@ void annotate_memory(graph::TrainingGraph& g, const spec::ParallelConfig& config
     op.alloc_bytes = 0;
     op.free_bytes = 0;
     if (op.stream != graph::Stream::kCompute || op.site == Site::kNone) continue;
-    // A GEMM split into chunks (TP-communication overlap) saves its input once, with the first.
-    if (op.part > 0) continue;
+    // Work split into parts (TP-communication overlap, context parallelism's attention blocks)
+    // allocates what it saves with its first part and frees what it consumed with its last.
     const Rule& r = rules.find(op.site, op.pass, op.label);
-    op.alloc_bytes = r.alloc;
-    op.free_bytes = r.free;
+    op.alloc_bytes = op.part == 0 ? r.alloc : 0;
+    op.free_bytes = op.part + 1 == op.parts ? r.free : 0;
   }
 }
 

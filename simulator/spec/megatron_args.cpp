@@ -517,8 +517,7 @@ void read_parallel(const Reader& r, int64_t gpus, int64_t layers, MegatronNotes&
   c.set_num_gpus(gpus);
   c.set_tensor_parallel(r.count_or("tensor-model-parallel-size", 1));
   c.set_pipeline_parallel(r.count_or("pipeline-model-parallel-size", 1));
-  if (r.count_or("context-parallel-size", 1) > 1)
-    r.fail("context-parallel-size", "context parallelism is not modelled yet; expected 1");
+  c.set_context_parallel(r.count_or("context-parallel-size", 1));
   if (r.count_or("expert-model-parallel-size", 1) > 1)
     r.fail("expert-model-parallel-size", "mixture of experts is not modelled; expected 1");
   int64_t vpp = 1;
@@ -550,7 +549,8 @@ void read_parallel(const Reader& r, int64_t gpus, int64_t layers, MegatronNotes&
   c.set_sequence_parallel(sp);
   if (!r.has("micro-batch-size")) r.fail("micro-batch-size", "missing; expected it");
   c.set_micro_batch_size(r.count("micro-batch-size"));
-  const int64_t model_parallel = c.tensor_parallel() * c.pipeline_parallel();
+  const int64_t model_parallel =
+      c.tensor_parallel() * c.pipeline_parallel() * std::max<int64_t>(1, c.context_parallel());
   const int64_t dp = model_parallel > 0 && gpus % model_parallel == 0 ? gpus / model_parallel : 0;
   c.set_global_batch_size(r.count_or("global-batch-size", c.micro_batch_size() * dp));
   c.set_recompute(read_recompute(r, c, layers));
@@ -681,6 +681,7 @@ std::string megatron_flag_of_field(const std::string& field) {
       {"dp_bucket_params", "--ddp-bucket-size"},
       {"overlap_param_gather", "--overlap-param-gather"},
       {"tp_comm_overlap", "--tp-comm-overlap"},
+      {"context_parallel", "--context-parallel-size"},
       {"attention", "--attention-backend"},
       {"rank_order", "--use-tp-pp-dp-mapping"},
   };
@@ -745,6 +746,7 @@ std::optional<std::string> megatron_args(const ModelSpec& m, const ParallelConfi
   }
   flag("tensor-model-parallel-size", num(c.tensor_parallel()));
   flag("pipeline-model-parallel-size", num(c.pipeline_parallel()));
+  if (c.context_parallel() > 1) flag("context-parallel-size", num(c.context_parallel()));
   if (c.virtual_pipeline_stages() > 1) {
     flag("num-layers-per-virtual-pipeline-stage",
          num(m.num_layers() / (c.pipeline_parallel() * c.virtual_pipeline_stages())));

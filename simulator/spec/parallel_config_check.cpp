@@ -63,6 +63,11 @@ void check_counts(const ParallelConfig& c) {
   check_range("num_gpus", "num_gpus", gpus, 1, kMaxGpus);
   check_range("tensor_parallel", "tp", c.tensor_parallel(), 1, gpus);
   check_range("pipeline_parallel", "pp", c.pipeline_parallel(), 1, gpus);
+  if (c.context_parallel() < 0 || c.context_parallel() > gpus) {
+    field_fail("context_parallel", "cp (" + number_text(c.context_parallel()) +
+                                       ") is out of range; expected 1 to num_gpus (" +
+                                       number_text(gpus) + "), or 0 for none");
+  }
   if (c.data_parallel() != 0) check_range("data_parallel", "dp", c.data_parallel(), 1, gpus);
   check_range("global_batch_size", "global batch size", c.global_batch_size(), 1, kMaxGlobalBatch);
   check_range("micro_batch_size", "micro-batch size", c.micro_batch_size(), 1,
@@ -80,21 +85,25 @@ void check_counts(const ParallelConfig& c) {
 
 // Derives or checks dp so that num_gpus = tp x pp x dp.
 int64_t data_parallel_size(const ParallelConfig& c) {
-  const int64_t tp = c.tensor_parallel(), pp = c.pipeline_parallel(), gpus = c.num_gpus();
+  const int64_t cp = std::max<int64_t>(1, c.context_parallel());
+  const int64_t tp = c.tensor_parallel() * cp, pp = c.pipeline_parallel(), gpus = c.num_gpus();
+  const std::string tp_text = cp > 1 ? "tp x cp" : "tp";
+  const std::string tp_value =
+      cp > 1 ? number_text(c.tensor_parallel()) + " x " + number_text(cp) : number_text(tp);
   if (c.data_parallel() == 0) {
     if (gpus % (tp * pp) != 0) {
-      field_fail("num_gpus", "num_gpus (" + number_text(gpus) + ") is not divisible by tp x pp (" +
-                                 number_text(tp) + " x " + number_text(pp) + " = " +
+      field_fail("num_gpus", "num_gpus (" + number_text(gpus) + ") is not divisible by " + tp_text +
+                                 " x pp (" + tp_value + " x " + number_text(pp) + " = " +
                                  number_text(tp * pp) + "); expected a multiple");
     }
     return gpus / (tp * pp);
   }
   const int64_t dp = c.data_parallel();
   if (tp * pp * dp != gpus) {
-    field_fail("data_parallel", "tp x pp x dp (" + number_text(tp) + " x " + number_text(pp) +
+    field_fail("data_parallel", tp_text + " x pp x dp (" + tp_value + " x " + number_text(pp) +
                                     " x " + number_text(dp) + " = " + number_text(tp * pp * dp) +
                                     ") does not equal num_gpus (" + number_text(gpus) +
-                                    "); expected dp = num_gpus / (tp x pp)");
+                                    "); expected dp = num_gpus / (" + tp_text + " x pp)");
   }
   return dp;
 }
@@ -207,6 +216,26 @@ void check_param_gather_overlap(const ParallelConfig& c) {
   }
 }
 
+void check_context_parallel(const ParallelConfig& c, const ModelSpec& m) {
+  const int64_t cp = c.context_parallel();
+  if (cp < 0 || cp > kMaxGpus) {
+    field_fail("context_parallel", "cp (" + number_text(cp) + ") is out of range; expected 1 to " +
+                                       number_text(kMaxGpus) + ", or 0 for none");
+  }
+  if (cp <= 1) return;
+  if (c.attention() == ATTENTION_UNFUSED) {
+    field_fail("context_parallel",
+               "context parallelism runs the attention core as fused blocks (Transformer "
+               "Engine), but the attention is unfused; expected flash attention with cp " +
+                   number_text(cp));
+  }
+  check_divides("context_parallel", "seq_length", m.seq_length(), "2 x cp", 2 * cp);
+  if (c.sequence_parallel()) {
+    check_divides("context_parallel", "seq_length / cp", m.seq_length() / cp, "tp",
+                  c.tensor_parallel());
+  }
+}
+
 void check_tp_comm_overlap(const ParallelConfig& c, const Hardware& hw) {
   if (!c.tp_comm_overlap()) return;
   if (!c.sequence_parallel()) {
@@ -304,6 +333,8 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   check_choices(out);
   if (out.attention() == ATTENTION_UNSPECIFIED) out.set_attention(ATTENTION_FLASH);
   check_attention(out, model);
+  if (out.context_parallel() == 0) out.set_context_parallel(1);
+  check_context_parallel(out, model);
   check_dtype(model, hardware);
   if (out.recompute() == RECOMPUTE_UNSPECIFIED) out.set_recompute(RECOMPUTE_NONE);
   if (out.rank_order() == RANK_ORDER_UNSPECIFIED) out.set_rank_order(TP_DP_PP);

@@ -120,14 +120,20 @@ std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model
     for (int64_t pp : divisors(gpus / tp)) {
       if (!allowed(c.pp, c.max_pp, pp)) continue;
       if (layers > 0 && layers % pp != 0) continue;  // pp x vpp must divide the layers
-      const int64_t dp = gpus / (tp * pp);
-      if (c.dp && *c.dp != dp) continue;
-      if (gbs % dp != 0) continue;
-      spec::ParallelConfig split = base;
-      split.set_tensor_parallel(tp);
-      split.set_pipeline_parallel(pp);
-      split.set_data_parallel(dp);
-      add_configs_of_split(split, model, hardware, c, out);
+      for (int64_t cp : divisors(gpus / (tp * pp))) {
+        if (!allowed(c.cp, c.max_cp, cp)) continue;
+        // Each rank keeps at least kMinCpTokens of a sequence (unless --cp asks otherwise).
+        if (!c.cp && cp > 1 && model.seq_length() / cp < kMinCpTokens) continue;
+        const int64_t dp = gpus / (tp * pp * cp);
+        if (c.dp && *c.dp != dp) continue;
+        if (gbs % dp != 0) continue;
+        spec::ParallelConfig split = base;
+        split.set_tensor_parallel(tp);
+        split.set_pipeline_parallel(pp);
+        split.set_context_parallel(cp);
+        split.set_data_parallel(dp);
+        add_configs_of_split(split, model, hardware, c, out);
+      }
     }
   }
   return out;
@@ -136,9 +142,9 @@ std::vector<spec::ParallelConfig> enumerate_configs(const spec::ModelSpec& model
 std::string config_label(const spec::ParallelConfig& c) {
   std::string s =
       "tp" + std::to_string(c.tensor_parallel()) + " pp" + std::to_string(c.pipeline_parallel()) +
-      " dp" + std::to_string(c.data_parallel()) + " mbs" + std::to_string(c.micro_batch_size()) +
-      " vpp" + std::to_string(c.virtual_pipeline_stages()) + " " +
-      spec::schedule_word(c.schedule());
+      (c.context_parallel() > 1 ? " cp" + std::to_string(c.context_parallel()) : "") + " dp" +
+      std::to_string(c.data_parallel()) + " mbs" + std::to_string(c.micro_batch_size()) + " vpp" +
+      std::to_string(c.virtual_pipeline_stages()) + " " + spec::schedule_word(c.schedule());
   if (c.sequence_parallel()) s += " sp";
   s += std::string(" recompute=") + spec::recompute_word(c.recompute());
   s += " zero" + std::to_string(c.zero_stage());

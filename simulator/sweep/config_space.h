@@ -27,6 +27,8 @@
 
 namespace mpsim::sweep {
 
+inline constexpr int64_t kMinCpTokens = 4096;
+
 // Narrows the space. An unset optional leaves that dimension free.
 struct Constraints {
   std::optional<int64_t> tp, pp, dp, mbs, vpp;
@@ -35,6 +37,10 @@ struct Constraints {
   std::optional<spec::Recompute> recompute;
   std::optional<int64_t> zero;
   std::optional<int64_t> max_tp, max_pp, max_mbs;
+  // Context parallelism: a fixed size, or sizes up to max_cp that keep at least kMinCpTokens of
+  // each sequence per rank (below that, splitting the sequence buys nothing over DP).
+  std::optional<int64_t> cp;
+  std::optional<int64_t> max_cp = 8;
   bool allow_zero23 = true;  // false: ZeRO stages 0 and 1 only
   // Only what Megatron-LM runs (spec::framework_for): no ZeRO-2/3, no GPipe schedule.
   bool megatron_only = false;

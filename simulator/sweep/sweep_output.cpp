@@ -206,9 +206,9 @@ std::string to_csv(const SweepResult& result) {
 }
 
 std::string top_table(const SweepResult& result, int top_k) {
-  const std::vector<std::string> header = {"rank",    "tp",       "pp",       "dp",        "sp",
-                                           "vpp",     "mbs",      "schedule", "recompute", "zero",
-                                           "iter ms", "tokens/s", "MFU %",    "peak GiB"};
+  const std::vector<std::string> header = {"rank", "tp",      "pp",       "cp",       "dp",
+                                           "sp",   "vpp",     "mbs",      "schedule", "recompute",
+                                           "zero", "iter ms", "tokens/s", "MFU %",    "peak GiB"};
   std::vector<std::vector<std::string>> cells = {header};
   const size_t n = std::min<size_t>(result.rows.size(), static_cast<size_t>(std::max(top_k, 0)));
   for (size_t i = 0; i < n; ++i) {
@@ -216,11 +216,12 @@ std::string top_table(const SweepResult& result, int top_k) {
     const report::SimulationResult& r = result.rows[i].result;
     cells.push_back(
         {std::to_string(i + 1), std::to_string(c.tensor_parallel()),
-         std::to_string(c.pipeline_parallel()), std::to_string(c.data_parallel()),
-         c.sequence_parallel() ? "on" : "off", std::to_string(c.virtual_pipeline_stages()),
-         std::to_string(c.micro_batch_size()), spec::schedule_word(c.schedule()),
-         spec::recompute_word(c.recompute()), std::to_string(c.zero_stage()),
-         common::printf_string("%.2f", r.iteration_time_s * 1e3),
+         std::to_string(c.pipeline_parallel()),
+         std::to_string(std::max<int64_t>(1, c.context_parallel())),
+         std::to_string(c.data_parallel()), c.sequence_parallel() ? "on" : "off",
+         std::to_string(c.virtual_pipeline_stages()), std::to_string(c.micro_batch_size()),
+         spec::schedule_word(c.schedule()), spec::recompute_word(c.recompute()),
+         std::to_string(c.zero_stage()), common::printf_string("%.2f", r.iteration_time_s * 1e3),
          common::printf_string("%.0f", r.tokens_per_s), common::printf_string("%.1f", r.mfu * 100),
          r.peak_memory_bytes
              ? common::printf_string("%.1f", static_cast<double>(*r.peak_memory_bytes) / (1 << 30))
@@ -235,7 +236,7 @@ std::string top_table(const SweepResult& result, int top_k) {
     std::string text;
     for (size_t c = 0; c < line.size(); ++c) {
       // Words left-aligned, numbers right-aligned.
-      const bool left = c == 4 || c == 7 || c == 8;
+      const bool left = c == 5 || c == 8 || c == 9;
       const std::string pad(width[c] - line[c].size(), ' ');
       text += (c ? "  " : "") + (left ? line[c] + pad : pad + line[c]);
     }

@@ -119,6 +119,7 @@ TEST(ResultJson, ConfigUsesFlagSpellings) {
   EXPECT_EQ(c, json({{"num_gpus", 1024},
                      {"tp", 8},
                      {"pp", 16},
+                     {"cp", 1},
                      {"dp", 8},
                      {"sp", true},
                      {"vpp", 2},

@@ -152,8 +152,6 @@ TEST(MegatronArgs, BadValuesAndContradictionsNameTheFlags) {
   expect_words(e.what(), {"--rotary-percent", "cannot be represented"});
   e = megatron_error(base + "--kv-channels 64");
   expect_words(e.what(), {"--kv-channels", "expected 32"});
-  e = megatron_error(base + "--context-parallel-size 2");
-  expect_words(e.what(), {"--context-parallel-size", "not modelled yet"});
   e = megatron_error(base + "--num-experts 8");
   expect_words(e.what(), {"--num-experts", "mixture of experts"});
   e = megatron_error(base + "--make-vocab-size-divisible-by 64");
@@ -191,7 +189,24 @@ TEST(MegatronArgs, TpCommOverlap) {
   EXPECT_EQ(run.notes.adjusted[1].rfind("--tp-comm-overlap: off", 0), 0u);
 }
 
+// Context parallelism: the size read and written back; the GPUs divide by TP x CP x PP.
+TEST(MegatronArgs, ContextParallelism) {
+  const std::string args =
+      "--num-layers 4 --hidden-size 256 --num-attention-heads 8 --seq-length 8192 "
+      "--vocab-size 1000 --micro-batch-size 1 --tensor-model-parallel-size 2 "
+      "--context-parallel-size 4 --sequence-parallel";
+  const MegatronRun run = parse_megatron_args(args, "--megatron-args", 32);
+  EXPECT_EQ(run.config.context_parallel(), 4);
+  EXPECT_EQ(run.config.global_batch_size(), 4);  // micro-batch x DP = 32 / (2 x 4)
+  const ParallelConfig valid =
+      validate_parallel_config(run.config, run.model, load_hardware("h100-sxm"));
+  EXPECT_EQ(valid.data_parallel(), 4);
+  EXPECT_NE(megatron_args(run.model, valid).value().find("--context-parallel-size 4"),
+            std::string::npos);
+}
+
 TEST(MegatronArgs, FieldsNameTheirFlags) {
+  EXPECT_EQ(megatron_flag_of_field("context_parallel"), "--context-parallel-size");
   EXPECT_EQ(megatron_flag_of_field("tp_comm_overlap"), "--tp-comm-overlap");
   EXPECT_EQ(megatron_flag_of_field("tensor_parallel"), "--tensor-model-parallel-size");
   EXPECT_EQ(megatron_flag_of_field("virtual_pipeline_stages"),

@@ -21,6 +21,8 @@ const LayoutFlagInfo kLayoutFlags[] = {
     {LayoutFlag::kGpus, "gpus", "num_gpus", "N", "number of GPUs"},
     {LayoutFlag::kTp, "tp", "tensor_parallel", "T", "tensor-parallel size (GPUs)"},
     {LayoutFlag::kPp, "pp", "pipeline_parallel", "P", "pipeline-parallel size (stages)"},
+    {LayoutFlag::kCp, "cp", "context_parallel", "C",
+     "context-parallel size: each sequence split over C ranks, ring attention (Megatron-Core)"},
     {LayoutFlag::kDp, "dp", "data_parallel", "D",
      "data-parallel size (replicas); 0 = gpus / (tp * pp)"},
     {LayoutFlag::kMbs, "mbs", "micro_batch_size", "B", "micro-batch size (sequences)"},
@@ -87,6 +89,8 @@ void read_layout_flags(const po::variables_map& vm, spec::ParallelConfig& c) {
   c.set_num_gpus(count(LayoutFlag::kGpus, 1));
   c.set_tensor_parallel(count(LayoutFlag::kTp, 1));
   c.set_pipeline_parallel(count(LayoutFlag::kPp, 1));
+  if (vm.count(layout_flag(LayoutFlag::kCp).name))
+    c.set_context_parallel(count(LayoutFlag::kCp, 1));
   c.set_data_parallel(count(LayoutFlag::kDp, 0));
   c.set_micro_batch_size(count(LayoutFlag::kMbs, 1));
   c.set_global_batch_size(count(LayoutFlag::kGbs, 1));
@@ -114,6 +118,7 @@ std::string simulate_command(const std::string& model, const std::string& hardwa
   add(LayoutFlag::kGpus, std::to_string(c.num_gpus()));
   add(LayoutFlag::kTp, std::to_string(c.tensor_parallel()));
   add(LayoutFlag::kPp, std::to_string(c.pipeline_parallel()));
+  if (c.context_parallel() > 1) add(LayoutFlag::kCp, std::to_string(c.context_parallel()));
   add(LayoutFlag::kMbs, std::to_string(c.micro_batch_size()));
   add(LayoutFlag::kGbs, std::to_string(c.global_batch_size()));
   add(c.sequence_parallel() ? LayoutFlag::kSp : LayoutFlag::kNoSp, "");

@@ -33,6 +33,7 @@ enum class LayoutFlag {
   kGpus,
   kTp,
   kPp,
+  kCp,
   kDp,
   kMbs,
   kGbs,

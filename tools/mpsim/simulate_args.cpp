@@ -21,16 +21,24 @@ namespace po = boost::program_options;
 using spec::FlagError;
 
 // What --megatron-args sets, so that these flags may not be given beside it.
-constexpr LayoutFlag kLayoutFlagsOfMegatronArgs[] = {
-    LayoutFlag::kModel,        LayoutFlag::kTp,
-    LayoutFlag::kPp,           LayoutFlag::kDp,
-    LayoutFlag::kMbs,          LayoutFlag::kGbs,
-    LayoutFlag::kSp,           LayoutFlag::kNoSp,
-    LayoutFlag::kVpp,          LayoutFlag::kSchedule,
-    LayoutFlag::kRecompute,    LayoutFlag::kZero,
-    LayoutFlag::kNoOverlapDp,  LayoutFlag::kRankOrder,
-    LayoutFlag::kAttention,    LayoutFlag::kOverlapParamGather,
-    LayoutFlag::kTpCommOverlap};
+constexpr LayoutFlag kLayoutFlagsOfMegatronArgs[] = {LayoutFlag::kModel,
+                                                     LayoutFlag::kTp,
+                                                     LayoutFlag::kPp,
+                                                     LayoutFlag::kDp,
+                                                     LayoutFlag::kCp,
+                                                     LayoutFlag::kMbs,
+                                                     LayoutFlag::kGbs,
+                                                     LayoutFlag::kSp,
+                                                     LayoutFlag::kNoSp,
+                                                     LayoutFlag::kVpp,
+                                                     LayoutFlag::kSchedule,
+                                                     LayoutFlag::kRecompute,
+                                                     LayoutFlag::kZero,
+                                                     LayoutFlag::kNoOverlapDp,
+                                                     LayoutFlag::kRankOrder,
+                                                     LayoutFlag::kAttention,
+                                                     LayoutFlag::kOverlapParamGather,
+                                                     LayoutFlag::kTpCommOverlap};
 
 const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
                                         {"json", OutputFormat::kJson}};
@@ -47,6 +55,7 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kGpus, "1024"},
           {LayoutFlag::kTp, "8"},
           {LayoutFlag::kPp, "16"},
+          {LayoutFlag::kCp, "1"},
           {LayoutFlag::kDp, "0"},
           {LayoutFlag::kMbs, "1"},
           {LayoutFlag::kGbs, "1536"},

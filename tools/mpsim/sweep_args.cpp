@@ -61,6 +61,7 @@ po::options_description flag_descriptions() {
   add_layout_flags(
       c, {{LayoutFlag::kTp, std::nullopt, "tensor-parallel size"},
           {LayoutFlag::kPp, std::nullopt, "pipeline-parallel size"},
+          {LayoutFlag::kCp, std::nullopt, "context-parallel size"},
           {LayoutFlag::kDp, std::nullopt, "data-parallel size"},
           {LayoutFlag::kMbs, std::nullopt, "micro-batch size (sequences)"},
           {LayoutFlag::kVpp, std::nullopt, "model chunks per pipeline rank (1 = not interleaved)"},
@@ -77,6 +78,9 @@ po::options_description flag_descriptions() {
   c.add_options()
       ("max-tp", optional("T"), "largest tensor-parallel size")
       ("max-pp", optional("P"), "largest pipeline-parallel size")
+      ("max-cp", optional("C"),
+       "largest context-parallel size (default 8; without --cp only sizes that leave each rank "
+       "4096 tokens of a sequence or more)")
       ("max-mbs", optional("B"), "largest micro-batch size");
   // clang-format on
   d.add(c);
@@ -129,6 +133,8 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   fixed("vpp", c.vpp);
   fixed("max-tp", c.max_tp);
   fixed("max-pp", c.max_pp);
+  fixed("cp", c.cp);
+  fixed("max-cp", c.max_cp);
   fixed("max-mbs", c.max_mbs);
   if (vm.count("sp")) c.sp = choose("--sp", text("sp"), kOnOffChoices);
   if (vm.count("schedule")) c.schedule = choose("--schedule", text("schedule"), kScheduleChoices);
