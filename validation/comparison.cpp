@@ -115,6 +115,10 @@ OpCategory category_of(const graph::Op& op) {
     case graph::OpKind::kOptimizer:
       return OpCategory::kOptimizer;
     case graph::OpKind::kSend:
+      // Ring steps of the TP-communication overlap and of ring attention (context parallelism,
+      // which has no category of its own: the executor has none) are model-parallel traffic.
+      if (op.group == graph::Group::kTp || op.group == graph::Group::kCp)
+        return OpCategory::kTpComm;
       return OpCategory::kPpComm;
     case graph::OpKind::kAllReduce:
     case graph::OpKind::kAllGather:
@@ -124,6 +128,9 @@ OpCategory category_of(const graph::Op& op) {
       return OpCategory::kDpComm;
     case graph::OpKind::kStepBlock:
       return OpCategory::kGemm;  // folded steps are not compared
+    case graph::OpKind::kHostTransfer:
+    case graph::OpKind::kHostOptimizer:
+      return OpCategory::kOptimizer;
   }
   return OpCategory::kOther;
 }

@@ -62,6 +62,8 @@ std::optional<ExactKey> exact_table_key(const Op& op) {
       }
       return ExactKey{cost::exact_table_name(base), {static_cast<double>(op.group_size), op.bytes}};
     case OpKind::kStepBlock:
+    case OpKind::kHostTransfer:
+    case OpKind::kHostOptimizer:
       break;
   }
   return std::nullopt;

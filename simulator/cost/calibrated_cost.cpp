@@ -226,6 +226,8 @@ std::optional<Slot> slot_of(const Op& op) {
     case OpKind::kSend:
       return kSendSlot;
     case OpKind::kStepBlock:
+    case OpKind::kHostTransfer:
+    case OpKind::kHostOptimizer:
       break;
   }
   return std::nullopt;
@@ -273,6 +275,8 @@ OpKeys op_keys(const Op& op) {
       if (op.group_size == 1 || op.bytes == 0) return {OpKeys::kFree};
       return {OpKeys::kKeys, {static_cast<double>(op.group_size), op.bytes}, 2};
     case OpKind::kStepBlock:
+    case OpKind::kHostTransfer:
+    case OpKind::kHostOptimizer:
       break;
   }
   return {};
@@ -464,6 +468,8 @@ std::string_view calibrated_table_name(OpKind kind, graph::Pass pass) {
     case OpKind::kSend:
       return kSendTable;
     case OpKind::kStepBlock:
+    case OpKind::kHostTransfer:
+    case OpKind::kHostOptimizer:
       break;
   }
   return {};

@@ -97,6 +97,11 @@ class RooflineCostModel final : public CostModel {
                                   algorithm_);
       case graph::OpKind::kStepBlock:
         return op.duration_s;  // priced when the step was folded
+      case graph::OpKind::kHostTransfer:
+        return host_seconds(op.bytes, hardware_.host_link_bytes_per_s, "node.host_link_bandwidth");
+      case graph::OpKind::kHostOptimizer:
+        return host_seconds(op.bytes, hardware_.host_memory_bytes_per_s,
+                            "node.host_memory_bandwidth");
     }
     return 0;
   }
@@ -123,6 +128,17 @@ class RooflineCostModel final : public CostModel {
     const double half = hardware_.gemm_half_dim;
     return max * dim_factor(static_cast<double>(s.m), half) *
            dim_factor(static_cast<double>(s.n), half) * dim_factor(static_cast<double>(s.k), half);
+  }
+
+  // Bytes through a host path: the link (a copy engine's transfer) or host memory (the host's
+  // optimizer step, memory-bound as on the GPU), plus one launch.
+  double host_seconds(double bytes, double bytes_per_s, const char* field) const {
+    if (bytes <= 0) return 0;
+    if (!(bytes_per_s > 0)) {
+      throw std::invalid_argument("roofline cost model for '" + hardware_.name + "': no " + field +
+                                  ", which optimizer offload needs");
+    }
+    return bytes / bytes_per_s + hardware_.kernel_launch_s;
   }
 
   // max(math time, HBM time) + one kernel launch; an op with no work at all costs nothing.

@@ -59,7 +59,8 @@ class Engine {
       h.duration = op.duration_s;
       h.alloc = op.alloc_bytes;
       h.free = op.free_bytes;
-      h.communication = op.stream != graph::Stream::kCompute;
+      // Communication kernels share the SMs; host copies run on copy engines and do not.
+      h.communication = op.stream != graph::Stream::kCompute && graph::is_communication(op.kind);
       // Only the compute stream's ops slow down beside communication (at most one per rank).
       h.interference = h.communication ? 0.0F : static_cast<float>(op.comm_interference);
       if (h.interference > 0) interference_ = true;

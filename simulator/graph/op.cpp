@@ -26,6 +26,10 @@ std::string_view to_string(OpKind kind) {
       return "send";
     case OpKind::kStepBlock:
       return "step";
+    case OpKind::kHostTransfer:
+      return "hostcopy";
+    case OpKind::kHostOptimizer:
+      return "hostoptimizer";
   }
   return "?";
 }
@@ -58,6 +62,8 @@ std::string_view to_string(Stream stream) {
       return "pp send bwd";
     case Stream::kCpComm:
       return "cp comm";
+    case Stream::kHost:
+      return "host";
   }
   return "?";
 }

@@ -23,6 +23,10 @@ enum class OpKind : uint8_t {
   kReduceScatter,
   kSend,       // pipeline point-to-point transfer to the neighbouring stage
   kStepBlock,  // a whole pipeline step folded into one op (GraphOptions::fold); pre-priced
+  // Optimizer offload: a copy between GPU and host memory over the host link (PCIe, C2C), and
+  // the optimizer's work on the host (bytes through host memory).
+  kHostTransfer,
+  kHostOptimizer,
 };
 
 enum class Pass : uint8_t {
@@ -33,8 +37,16 @@ enum class Pass : uint8_t {
 };
 
 // Streams of a rank. Each stream runs its ops one at a time, in the order the graph issued them.
-enum class Stream : uint8_t { kCompute, kTpComm, kDpComm, kPpForward, kPpBackward, kCpComm };
-inline constexpr int kNumStreams = 6;
+enum class Stream : uint8_t {
+  kCompute,
+  kTpComm,
+  kDpComm,
+  kPpForward,
+  kPpBackward,
+  kCpComm,
+  kHost,  // optimizer offload: host-link copies and the host's optimizer step, in order
+};
+inline constexpr int kNumStreams = 7;
 
 // Where a compute or TP op sits in the model.
 enum class Site : uint8_t { kLayer, kEmbedding, kHead, kNone };

@@ -58,6 +58,8 @@ class OpEmitter {
   OpVertex compute(Op op);
   OpVertex communicate(Op op, Stream stream);
   void wait(OpVertex v) { waits_.push_back(v); }
+  // An explicit edge: `to` starts after `from` ends (both already emitted).
+  void depend(OpVertex from, OpVertex to) { sink_.edge(from, to); }
   void receive_next(size_t key) { receive_key_ = static_cast<int64_t>(key); }
 
   OpVertex last_compute() const { return last_compute_; }

@@ -68,6 +68,11 @@ enum class OpLabel : uint8_t {
   kMlpFc2Cast,
   kFp8WeightCast,  // once per iteration: every FP8 weight of the rank, cast and transposed
   kFp8Amax,        // once per iteration: the amax reduction over the stage's TP x DP ranks
+  // Optimizer offload, once per iteration: gradients to the host, the host's optimizer step,
+  // the updated parameters back.
+  kOffloadGrads,
+  kHostOptimizer,
+  kOffloadParams,
   // Whole pipeline steps and once-per-iteration work.
   kStep,                // a folded pipeline step (OpKind::kStepBlock)
   kGradsReduceScatter,  // ZeRO-2/3 per micro-batch gradient reduce-scatter

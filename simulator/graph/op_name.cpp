@@ -125,6 +125,7 @@ std::string op_name(const Op& op) {
   if (op.kind == OpKind::kOptimizer) return "optimizer";
   if (op.label == OpLabel::kFp8WeightCast) return "fp8.weights";
   if (op.label == OpLabel::kFp8Amax) return "comm/dp/fp8.amax";
+  if (op.stream == Stream::kHost) return std::string("host/") + std::string(label_name(op.label));
   switch (op.group) {
     case Group::kNone:
       append_scoped(out, op);
@@ -179,6 +180,13 @@ std::optional<ParsedOpName> parse_op_name(std::string_view name) {
     out.family = ParsedOpName::Family::kDp;
     out.pass = Pass::kStep;
     out.label = "fp8.amax";
+    return out;
+  }
+  if (name == "host/offload.grads" || name == "host/offload.optimizer" ||
+      name == "host/offload.params") {
+    out.family = ParsedOpName::Family::kHost;
+    out.pass = Pass::kStep;
+    out.label = std::string(name.substr(5));
     return out;
   }
   if (name == "comm/embed/allreduce") {

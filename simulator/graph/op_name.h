@@ -3,6 +3,7 @@
 //
 //   name     := compute | tp | pp | dp | "comm/embed/allreduce" | "optimizer"
 //             | "fp8.weights" | "comm/dp/fp8.amax"   (the FP8 recipe's once-per-iteration ops)
+//             | "host/offload." ("grads" | "optimizer" | "params")   (optimizer offload)
 //   compute  := pass "/mb" N "/" site "/" label [part]   e.g. fwd/mb3/L17/attn.qkv
 //   tp       := "comm/tp/" pass "/mb" N "/" site "/" label [part]
 //                                                        e.g. comm/tp/fwd/mb3/L17/attn.allreduce
@@ -30,7 +31,7 @@ namespace mpsim::graph {
 std::string op_name(const Op& op);
 
 struct ParsedOpName {
-  enum class Family { kCompute, kTp, kPp, kDp, kEmbedding, kOptimizer, kCp };
+  enum class Family { kCompute, kTp, kPp, kDp, kEmbedding, kOptimizer, kCp, kHost };
   Family family = Family::kCompute;
   Pass pass = Pass::kForward;  // fwd/bwd/rcp; kStep for optimizer, dp buckets, embedding sync
   Site site = Site::kNone;

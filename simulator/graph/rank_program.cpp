@@ -137,6 +137,9 @@ class RankProgram {
   // FP8 recipe: the once-per-iteration weight cast and amax reduction.
   void fp8_weight_cast();
   void fp8_amax_reduction();
+  // Optimizer offload: the host's share of the step (see the definition).
+  void offload_optimizer(double params, OpVertex grads_reduced);
+  OpVertex offload_done_ = kNoOp;
 
   Build& b_;
   const RankCoord c_;
@@ -414,10 +417,13 @@ void RankProgram::step_ops(double rank_params) {
   }
   for (OpVertex v : dp_ops_) emit_.wait(v);
   const double sharded = b_.zero >= 1 ? rank_params / static_cast<double>(b_.dp) : rank_params;
+  const double offload = b_.config.optimizer_offload();
+  const OpVertex grads_reduced = emit_.last_compute();
   Op optimizer = emit_.make(OpKind::kOptimizer, OpLabel::kOptimizer);
-  optimizer.bytes = sharded * kAdamBytesPerParam;
-  optimizer.flops = sharded * kAdamFlopsPerParam;
+  optimizer.bytes = (1 - offload) * sharded * kAdamBytesPerParam;
+  optimizer.flops = (1 - offload) * sharded * kAdamFlopsPerParam;
   emit_.compute(optimizer);
+  if (offload > 0) offload_optimizer(offload * sharded, grads_reduced);
   if (b_.dp < 2 || b_.zero == 0 || b_.zero == 3) return;
   if (gathers_overlap()) {
     // Gathered at the start, overlapped with the forward (emit_param_gathers).
@@ -456,6 +462,27 @@ void RankProgram::fp8_amax_reduction() {
   emit_.communicate(op, Stream::kDpComm);
 }
 
+// The offloaded share of the optimizer step (`params` of the rank's sharded parameters), on the
+// host stream beside the GPU's share: the fp32 gradients to the host once reduced, the step
+// through host memory (as the GPU's: kAdamBytesPerParam per parameter), the bf16 parameters
+// back. The parameter all-gathers that follow wait for the copy back too (offload_done_).
+void RankProgram::offload_optimizer(double params, OpVertex grads_reduced) {
+  const OpVertex on_gpu = emit_.last_compute();
+  emit_.set_last_compute(grads_reduced);
+  Op grads = emit_.make(OpKind::kHostTransfer, OpLabel::kOffloadGrads);
+  grads.bytes = params * kGradBytes;
+  const OpVertex copied = emit_.communicate(grads, Stream::kHost);
+  for (OpVertex v : dp_ops_) emit_.depend(v, copied);
+  Op step = emit_.make(OpKind::kHostOptimizer, OpLabel::kHostOptimizer);
+  step.bytes = params * kAdamBytesPerParam;
+  step.flops = params * kAdamFlopsPerParam;
+  emit_.communicate(step, Stream::kHost);
+  Op back = emit_.make(OpKind::kHostTransfer, OpLabel::kOffloadParams);
+  back.bytes = params * b_.shapes.e;
+  offload_done_ = emit_.communicate(back, Stream::kHost);
+  emit_.set_last_compute(on_gpu);
+}
+
 OpVertex RankProgram::param_gather(size_t bucket, double params) {
   Op op = emit_.make(OpKind::kAllGather, OpLabel::kNone);
   op.group = Group::kDp;
@@ -463,7 +490,9 @@ OpVertex RankProgram::param_gather(size_t bucket, double params) {
   op.bytes = params * b_.shapes.e;
   op.group_size = static_cast<int32_t>(b_.dp);
   op.group_nodes = dp_nodes_;
-  return emit_.communicate(op, Stream::kDpComm);
+  const OpVertex v = emit_.communicate(op, Stream::kDpComm);
+  if (offload_done_ != kNoOp) emit_.depend(offload_done_, v);
+  return v;
 }
 
 // The units of the rank's parameters in the order the last micro-batch's backward completes

@@ -60,7 +60,8 @@ ModelStateBytes model_state_bytes(int64_t parameters, const spec::ParallelConfig
   ModelStateBytes b;
   b.weights = kWeightBytes * n / (zero >= 3 ? dp : 1);
   b.gradients = kGradBytes * n / (zero >= 2 ? dp : 1);
-  b.optimizer = kOptimizerBytes * n / (zero >= 1 ? dp : 1);
+  // The offloaded share of the optimizer state lives in host memory.
+  b.optimizer = (1 - config.optimizer_offload()) * kOptimizerBytes * n / (zero >= 1 ? dp : 1);
   return b;
 }
 

@@ -56,7 +56,9 @@ struct Hardware {
   int64_t gpus_per_node = 0;
   double nvlink_bytes_per_s = 0;  // per GPU, one direction
   double nvlink_latency_s = 0;
-  double network_bytes_per_s = 0;  // per GPU, one direction
+  double host_link_bytes_per_s = 0;    // per GPU, one direction; 0 = unknown
+  double host_memory_bytes_per_s = 0;  // one GPU's share of the host's; 0 = unknown
+  double network_bytes_per_s = 0;      // per GPU, one direction
   double network_latency_s = 0;
   // Measured tables, untouched (interpreted by the calibrated cost model, a later issue).
   std::vector<CalibratedTable> calibrated;

@@ -179,6 +179,11 @@ void convert_node_and_network(const HardwareProfile& p, const Locator& at, Hardw
                                    n.nvlink_bandwidth(), D::kBandwidth);
   hw.nvlink_latency_s =
       required(at, "node.nvlink_latency", n.has_nvlink_latency(), n.nvlink_latency(), D::kTime);
+  hw.host_link_bytes_per_s = optional(at, "node.host_link_bandwidth", n.has_host_link_bandwidth(),
+                                      n.host_link_bandwidth(), D::kBandwidth);
+  hw.host_memory_bytes_per_s =
+      optional(at, "node.host_memory_bandwidth", n.has_host_memory_bandwidth(),
+               n.host_memory_bandwidth(), D::kBandwidth);
   const NetworkSpec& w = p.network();
   hw.network_bytes_per_s = required(at, "network.bandwidth_per_gpu", w.has_bandwidth_per_gpu(),
                                     w.bandwidth_per_gpu(), D::kBandwidth);

@@ -151,6 +151,8 @@ constexpr FlagInfo kFlags[] = {
     {"overlap-grad-reduce", 0, Kind::kModelled},
     {"overlap-param-gather", 0, Kind::kModelled},
     {"tp-comm-overlap", 0, Kind::kModelled},
+    {"optimizer-cpu-offload", 0, Kind::kModelled},
+    {"optimizer-offload-fraction", 1, Kind::kModelled},
     {"ddp-bucket-size", 1, Kind::kModelled},
     {"use-tp-pp-dp-mapping", 0, Kind::kModelled},
     {"use-flash-attn", 0, Kind::kModelled},
@@ -572,6 +574,16 @@ void read_parallel(const Reader& r, int64_t gpus, int64_t layers, MegatronNotes&
       notes.adjusted.push_back("--tp-comm-overlap: off, as there is no TP communication at TP 1");
     }
   }
+  if (r.has("optimizer-offload-fraction") && !r.has("optimizer-cpu-offload")) {
+    r.conflict("optimizer-offload-fraction", "optimizer-cpu-offload",
+               "the fraction applies to the latter, which is not given");
+  }
+  if (r.has("optimizer-cpu-offload")) {
+    const double f =
+        r.has("optimizer-offload-fraction") ? r.real("optimizer-offload-fraction") : 1.0;
+    if (!(f >= 0 && f <= 1)) r.fail("optimizer-offload-fraction", "expected a fraction, 0 to 1");
+    c.set_optimizer_offload(f);
+  }
   if (r.has("ddp-bucket-size")) c.set_dp_bucket_params(r.count("ddp-bucket-size"));
   c.set_rank_order(r.has("use-tp-pp-dp-mapping") ? TP_PP_DP : TP_DP_PP);
   c.set_attention(read_attention(r));
@@ -682,6 +694,7 @@ std::string megatron_flag_of_field(const std::string& field) {
       {"overlap_param_gather", "--overlap-param-gather"},
       {"tp_comm_overlap", "--tp-comm-overlap"},
       {"context_parallel", "--context-parallel-size"},
+      {"optimizer_offload", "--optimizer-offload-fraction"},
       {"attention", "--attention-backend"},
       {"rank_order", "--use-tp-pp-dp-mapping"},
   };
@@ -764,6 +777,10 @@ std::optional<std::string> megatron_args(const ModelSpec& m, const ParallelConfi
   if (c.overlap_dp_comm()) flag("overlap-grad-reduce");
   if (c.overlap_param_gather()) flag("overlap-param-gather");
   if (c.tp_comm_overlap()) flag("tp-comm-overlap");
+  if (c.optimizer_offload() > 0) {
+    flag("optimizer-cpu-offload");
+    flag("optimizer-offload-fraction", common::shortest(c.optimizer_offload()));
+  }
   if (c.dp_bucket_params() > 0) flag("ddp-bucket-size", num(c.dp_bucket_params()));
   if (c.rank_order() == TP_PP_DP) flag("use-tp-pp-dp-mapping");
   flag("attention-backend", c.attention() == ATTENTION_UNFUSED ? "unfused" : "flash");

@@ -236,6 +236,27 @@ void check_context_parallel(const ParallelConfig& c, const ModelSpec& m) {
   }
 }
 
+void check_optimizer_offload(const ParallelConfig& c, const Hardware& hw) {
+  const double f = c.optimizer_offload();
+  if (!(f >= 0 && f <= 1)) {
+    field_fail("optimizer_offload", "optimizer_offload (" + common::shortest(f) +
+                                        ") is not a fraction; expected 0 (none) to 1 (all)");
+  }
+  if (f == 0) return;
+  if (!(hw.host_link_bytes_per_s > 0)) {
+    field_fail("node.host_link_bandwidth",
+               "'" + hw.name +
+                   "' has no host-link bandwidth, which the optimizer offload is priced by; "
+                   "expected node.host_link_bandwidth in the profile");
+  }
+  if (!(hw.host_memory_bytes_per_s > 0)) {
+    field_fail("node.host_memory_bandwidth",
+               "'" + hw.name +
+                   "' has no host memory bandwidth, which the offloaded optimizer step is priced "
+                   "by; expected node.host_memory_bandwidth in the profile");
+  }
+}
+
 void check_tp_comm_overlap(const ParallelConfig& c, const Hardware& hw) {
   if (!c.tp_comm_overlap()) return;
   if (!c.sequence_parallel()) {
@@ -330,6 +351,7 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   check_zero(out);
   check_param_gather_overlap(out);
   check_tp_comm_overlap(out, hardware);
+  check_optimizer_offload(out, hardware);
   check_choices(out);
   if (out.attention() == ATTENTION_UNSPECIFIED) out.set_attention(ATTENTION_FLASH);
   check_attention(out, model);

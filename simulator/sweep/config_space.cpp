@@ -73,6 +73,7 @@ void add_configs_of_split(const spec::ParallelConfig& split, const spec::ModelSp
             config.set_recompute(recompute);
             config.set_zero_stage(zero);
             config.set_overlap_param_gather(c.overlap_param_gather && zero == 1);
+            config.set_optimizer_offload(c.optimizer_offload);
             config.set_tp_comm_overlap(
                 c.tp_comm_overlap && sp &&
                 (hardware.gpus_per_node <= 0 || tp <= hardware.gpus_per_node));

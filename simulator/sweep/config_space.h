@@ -49,6 +49,8 @@ struct Constraints {
   // Transformer Engine's TP-communication overlap in every configuration that can have it
   // (sequence parallelism, TP within a node): a stack choice too.
   bool tp_comm_overlap = false;
+  // Optimizer offload's fraction in every configuration (a stack choice; 0 = none).
+  double optimizer_offload = 0;
   // The attention core of every configuration: the training stack's choice, not swept.
   spec::Attention attention = spec::ATTENTION_FLASH;
 };

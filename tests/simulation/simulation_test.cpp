@@ -93,6 +93,44 @@ TEST(Simulation, ParameterGatherOverlapExposesOneBucket) {
   }
 }
 
+// Optimizer offload against its closed form, with the roofline pricing host work: offloading
+// all of a rank's N optimizer parameters replaces the GPU's step at the iteration's end by the
+// host's chain: 4 N bytes of fp32 gradients over the host link, 30 N bytes through host memory
+// (the step), 2 N bytes of bf16 parameters back, one launch each; its model state loses the
+// 12 N bytes of optimizer state; with half offloaded the GPU's half runs beside the host's.
+TEST(Simulation, OptimizerOffloadMatchesItsClosedForm) {
+  const auto model = testing::gpt(4, 512, 8, 256, 1000);
+  spec::Hardware hw = test_hardware();
+  hw.peak_fp32_flops = 60e12;
+  hw.gemm_max_efficiency = hw.attention_max_efficiency = hw.flash_attention_max_efficiency = 0.5;
+  hw.memory_bound_efficiency = 0.8;
+  hw.kernel_launch_s = 4e-6;
+  hw.nvlink_bytes_per_s = hw.network_bytes_per_s = 1e11;
+  hw.host_link_bytes_per_s = 50e9;
+  hw.host_memory_bytes_per_s = 20e9;
+  spec::ParallelConfig c = testing::config(1, 1, 1, 1, 2);
+  SimulateOptions options;
+  options.cost_model = cost::make_roofline_cost_model(hw);
+  const SimulationResult none = simulate(model, hw, c, options);
+  const double n =
+      static_cast<double>(memory::stage_parameters(graph::model_dims(model), none.config, 0));
+  const double gpu_step = 30 * n / (hw.hbm_bytes_per_s * 0.8) + hw.kernel_launch_s;
+  auto host_chain = [&](double f) {
+    return f * (4 * n / hw.host_link_bytes_per_s + 30 * n / hw.host_memory_bytes_per_s +
+                2 * n / hw.host_link_bytes_per_s) +
+           3 * hw.kernel_launch_s;
+  };
+  c.set_optimizer_offload(1);
+  const SimulationResult all = simulate(model, hw, c, options);
+  EXPECT_NEAR(all.iteration_time_s - none.iteration_time_s, host_chain(1) - gpu_step,
+              1e-9 * host_chain(1));
+  c.set_optimizer_offload(0.5);
+  const SimulationResult half = simulate(model, hw, c, options);
+  EXPECT_NEAR(half.iteration_time_s - none.iteration_time_s, host_chain(0.5) - gpu_step,
+              1e-9 * host_chain(1));
+  EXPECT_NEAR(none.peak_model_state_bytes - all.peak_model_state_bytes, 12 * n, 1e-6 * n);
+}
+
 TEST(Simulation, BreakdownAddsUpToIterationTime) {
   spec::ParallelConfig c = testing::config(2, 2, 2, 1, 16);
   const SimulationResult r = run(c, 1e10);

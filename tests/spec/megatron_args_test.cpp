@@ -205,6 +205,29 @@ TEST(MegatronArgs, ContextParallelism) {
             std::string::npos);
 }
 
+// Megatron-Core's optimizer CPU offload: the fraction (1 unless given), read and written back.
+TEST(MegatronArgs, OptimizerOffload) {
+  const std::string base =
+      "--num-layers 4 --hidden-size 256 --num-attention-heads 8 --seq-length 128 "
+      "--vocab-size 1000 --micro-batch-size 1 --use-distributed-optimizer ";
+  EXPECT_EQ(parse_megatron_args(base + "--optimizer-cpu-offload", "--megatron-args", 8)
+                .config.optimizer_offload(),
+            1);
+  const MegatronRun run = parse_megatron_args(
+      base + "--optimizer-cpu-offload --optimizer-offload-fraction 0.25", "--megatron-args", 8);
+  EXPECT_EQ(run.config.optimizer_offload(), 0.25);
+  const ParallelConfig valid =
+      validate_parallel_config(run.config, run.model, load_hardware("h100-sxm"));
+  EXPECT_NE(megatron_args(run.model, valid)
+                .value()
+                .find("--optimizer-cpu-offload --optimizer-offload-fraction 0.25"),
+            std::string::npos);
+  SpecError e = megatron_error(base + "--optimizer-offload-fraction 0.5");
+  expect_words(e.what(), {"--optimizer-offload-fraction", "contradicts --optimizer-cpu-offload"});
+  e = megatron_error(base + "--optimizer-cpu-offload --optimizer-offload-fraction 2");
+  expect_words(e.what(), {"--optimizer-offload-fraction", "expected a fraction"});
+}
+
 TEST(MegatronArgs, FieldsNameTheirFlags) {
   EXPECT_EQ(megatron_flag_of_field("context_parallel"), "--context-parallel-size");
   EXPECT_EQ(megatron_flag_of_field("tp_comm_overlap"), "--tp-comm-overlap");

@@ -71,6 +71,22 @@ TEST_F(ParallelTest, ParameterGatherOverlapNeedsTheDistributedOptimizer) {
   expect_field(c, "overlap_param_gather", {"gradient reduction overlapped"});
 }
 
+TEST_F(ParallelTest, OptimizerOffloadIsAFractionOnAProfileWithAHostLink) {
+  ParallelConfig c = raw(1024, 8, 16, 1, 1536);
+  c.set_optimizer_offload(1.5);
+  expect_field(c, "optimizer_offload", {"is not a fraction", "expected 0 (none) to 1 (all)"});
+  c.set_optimizer_offload(0.5);
+  EXPECT_EQ(validate_parallel_config(c, gpt175_, h100_).optimizer_offload(), 0.5);
+  Hardware no_link = h100_;
+  no_link.host_link_bytes_per_s = 0;
+  try {
+    validate_parallel_config(c, gpt175_, no_link);
+    FAIL() << "expected a field error";
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "node.host_link_bandwidth");
+  }
+}
+
 TEST_F(ParallelTest, TpCommOverlapNeedsSequenceParallelismWithinANode) {
   ParallelConfig c = raw(1024, 8, 16, 1, 1536);
   c.set_tp_comm_overlap(true);

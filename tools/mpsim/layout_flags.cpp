@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "common/text.h"
 #include "simulator/spec/config_words.h"
 #include "simulator/spec/spec_loader.h"
 #include "tools/mpsim/flag_parsing.h"
@@ -49,6 +50,9 @@ const LayoutFlagInfo kLayoutFlags[] = {
     {LayoutFlag::kOverlapParamGather, "overlap-param-gather", "overlap_param_gather", nullptr,
      "overlap the distributed optimizer's parameter all-gather with the next forward "
      "(Megatron-Core; needs --zero 1)"},
+    {LayoutFlag::kOptimizerOffload, "optimizer-offload", "optimizer_offload", "F",
+     "fraction of the optimizer state kept in host memory, its step run on the host "
+     "(Megatron-Core's optimizer CPU offload, DeepSpeed's ZeRO-Offload); 0 = none"},
     {LayoutFlag::kTpCommOverlap, "tp-comm-overlap", "tp_comm_overlap", nullptr,
      "overlap the sequence-parallel all-gathers and reduce-scatters with the GEMMs in chunks "
      "(Megatron-Core with Transformer Engine; needs --sp, TP within a node)"},
@@ -91,6 +95,16 @@ void read_layout_flags(const po::variables_map& vm, spec::ParallelConfig& c) {
   c.set_pipeline_parallel(count(LayoutFlag::kPp, 1));
   if (vm.count(layout_flag(LayoutFlag::kCp).name))
     c.set_context_parallel(count(LayoutFlag::kCp, 1));
+  if (vm.count(layout_flag(LayoutFlag::kOptimizerOffload).name)) {
+    const double f =
+        parse_real("--optimizer-offload", text(LayoutFlag::kOptimizerOffload), 0, false);
+    if (f > 1) {
+      throw spec::FlagError("--optimizer-offload", "'" + text(LayoutFlag::kOptimizerOffload) +
+                                                       "' is above 1: expected the fraction of "
+                                                       "the optimizer state offloaded, 0 to 1");
+    }
+    c.set_optimizer_offload(f);
+  }
   c.set_data_parallel(count(LayoutFlag::kDp, 0));
   c.set_micro_batch_size(count(LayoutFlag::kMbs, 1));
   c.set_global_batch_size(count(LayoutFlag::kGbs, 1));
@@ -130,6 +144,8 @@ std::string simulate_command(const std::string& model, const std::string& hardwa
   if (!c.overlap_dp_comm()) add(LayoutFlag::kNoOverlapDp, "");
   if (c.overlap_param_gather()) add(LayoutFlag::kOverlapParamGather, "");
   if (c.tp_comm_overlap()) add(LayoutFlag::kTpCommOverlap, "");
+  if (c.optimizer_offload() > 0)
+    add(LayoutFlag::kOptimizerOffload, common::shortest(c.optimizer_offload()));
   add(LayoutFlag::kRankOrder, spec::rank_order_word(c.rank_order()));
   return s;
 }

@@ -48,6 +48,7 @@ enum class LayoutFlag {
   kAttention,
   kOverlapParamGather,
   kTpCommOverlap,
+  kOptimizerOffload,
   kDpBucketParams,
 };
 

@@ -38,7 +38,8 @@ constexpr LayoutFlag kLayoutFlagsOfMegatronArgs[] = {LayoutFlag::kModel,
                                                      LayoutFlag::kRankOrder,
                                                      LayoutFlag::kAttention,
                                                      LayoutFlag::kOverlapParamGather,
-                                                     LayoutFlag::kTpCommOverlap};
+                                                     LayoutFlag::kTpCommOverlap,
+                                                     LayoutFlag::kOptimizerOffload};
 
 const Choices<OutputFormat> kFormats = {{"table", OutputFormat::kTable},
                                         {"json", OutputFormat::kJson}};
@@ -71,6 +72,7 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kNoOverlapDp},
           {LayoutFlag::kOverlapParamGather},
           {LayoutFlag::kTpCommOverlap},
+          {LayoutFlag::kOptimizerOffload},
           {LayoutFlag::kRankOrder, "tp-dp-pp"}});
   d.add_options()("fp8",
                   "the model's linear-layer GEMMs in FP8 with Transformer Engine's recipe (casts, "

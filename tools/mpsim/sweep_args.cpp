@@ -71,6 +71,8 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kZero, std::nullopt, "ZeRO stage"},
           {LayoutFlag::kOverlapParamGather, std::nullopt,
            "overlap the parameter all-gather with the forward in every ZeRO-1 configuration"},
+          {LayoutFlag::kOptimizerOffload, std::nullopt,
+           "the fraction of every configuration's optimizer state offloaded to the host"},
           {LayoutFlag::kTpCommOverlap, std::nullopt,
            "overlap the TP all-gathers and reduce-scatters with the GEMMs in every "
            "configuration with sequence parallelism and TP within a node"}});
@@ -145,6 +147,12 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   c.megatron_only = choose("--framework", text("framework"), kFrameworks);
   c.overlap_param_gather = vm.count("overlap-param-gather") > 0;
   c.tp_comm_overlap = vm.count("tp-comm-overlap") > 0;
+  if (vm.count("optimizer-offload")) {
+    c.optimizer_offload =
+        parse_real("--optimizer-offload", vm["optimizer-offload"].as<std::string>(), 0, false);
+    if (c.optimizer_offload > 1)
+      throw FlagError("--optimizer-offload", "is above 1: expected a fraction, 0 to 1");
+  }
   return request;
 }
 
