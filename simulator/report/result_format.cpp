@@ -59,6 +59,15 @@ std::string part(double seconds, double iteration_s) {
   return format("%.3f ms  (%.1f %%)", seconds * 1e3, share);
 }
 
+}  // namespace
+
+double memory_over_bytes(const SimulationResult& r) {
+  return r.peak_memory_bytes ? static_cast<double>(*r.peak_memory_bytes) - r.memory_capacity_bytes
+                             : 0;
+}
+
+namespace {
+
 std::string memory_line(const SimulationResult& r) {
   constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
   const double peak = static_cast<double>(*r.peak_memory_bytes);
@@ -69,9 +78,9 @@ std::string memory_line(const SimulationResult& r) {
       r.peak_activation_bytes / kGiB, r.peak_fragmentation_bytes / kGiB,
       r.peak_runtime_bytes / kGiB, r.memory_capacity_bytes / kGiB);
   if (r.memory_headroom > 0) line += format(" (%.0f %% headroom kept)", 100 * r.memory_headroom);
-  return line + (r.fits_memory ? ": fits"
-                               : format(": DOES NOT FIT, %.2f GiB over",
-                                        (peak - r.memory_capacity_bytes) / kGiB));
+  return line + (r.fits_memory
+                     ? ": fits"
+                     : format(": DOES NOT FIT, %.2f GiB over", memory_over_bytes(r) / kGiB));
 }
 
 }  // namespace

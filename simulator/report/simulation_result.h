@@ -64,5 +64,7 @@ struct SimulationResult {
 
 nlohmann::json to_json(const SimulationResult& result);
 std::string to_table(const SimulationResult& result);
+// By how much the peak exceeds the usable memory (negative when it fits; 0 without a peak).
+double memory_over_bytes(const SimulationResult& result);
 
 }  // namespace mpsim::report

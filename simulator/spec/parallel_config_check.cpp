@@ -236,6 +236,32 @@ void check_context_parallel(const ParallelConfig& c, const ModelSpec& m) {
   }
 }
 
+// Transformer Engine runs a GEMM in FP8 only when its input's rows divide by 8 and its columns
+// by 16 (its assert_dim_for_fp8_exec): the tokens of a micro-batch on one rank, and each linear
+// layer's input width on one TP rank.
+void check_fp8_shapes(const ParallelConfig& c, const ModelSpec& m) {
+  if (m.dtype() != FP8) return;
+  const int64_t tp = c.tensor_parallel(), cp = std::max<int64_t>(1, c.context_parallel());
+  const int64_t ffn = m.ffn_hidden_size() == 0 ? 4 * m.hidden_size() : m.ffn_hidden_size();
+  const int64_t head_dim =
+      m.num_attention_heads() > 0 ? m.hidden_size() / m.num_attention_heads() : 0;
+  const int64_t tokens = c.micro_batch_size() * m.seq_length() / cp;
+  auto need = [&](const char* what, int64_t value, int64_t by) {
+    if (value % by != 0) {
+      field_fail("dtype",
+                 std::string("FP8 (Transformer Engine) needs GEMM inputs whose rows divide "
+                             "by 8 and columns by 16, but ") +
+                     what + " is " + number_text(value) + "; expected a multiple of " +
+                     number_text(by));
+    }
+  };
+  need("the tokens of a micro-batch on one rank", tokens, 8);
+  need("the hidden size (QKV and fc1 input)", m.hidden_size(), 16);
+  need("the attention width per TP rank (projection input)",
+       m.num_attention_heads() / tp * head_dim, 16);
+  need("the FFN width per TP rank (fc2 input)", ffn / tp, 16);
+}
+
 void check_optimizer_offload(const ParallelConfig& c, const Hardware& hw) {
   const double f = c.optimizer_offload();
   if (!(f >= 0 && f <= 1)) {
@@ -358,6 +384,7 @@ ParallelConfig validate_parallel_config(const ParallelConfig& config, const Mode
   if (out.context_parallel() == 0) out.set_context_parallel(1);
   check_context_parallel(out, model);
   check_dtype(model, hardware);
+  check_fp8_shapes(out, model);
   if (out.recompute() == RECOMPUTE_UNSPECIFIED) out.set_recompute(RECOMPUTE_NONE);
   if (out.rank_order() == RANK_ORDER_UNSPECIFIED) out.set_rank_order(TP_DP_PP);
   if (out.dp_bucket_params() == 0) {

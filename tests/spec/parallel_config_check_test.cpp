@@ -71,6 +71,24 @@ TEST_F(ParallelTest, ParameterGatherOverlapNeedsTheDistributedOptimizer) {
   expect_field(c, "overlap_param_gather", {"gradient reduction overlapped"});
 }
 
+// Transformer Engine's FP8 GEMMs need input rows divisible by 8 and columns by 16.
+TEST_F(ParallelTest, Fp8NeedsGemmShapesTransformerEngineRuns) {
+  ModelSpec m = gpt175_;
+  m.set_dtype(FP8);
+  ParallelConfig c = raw(1024, 8, 16, 1, 1536);
+  EXPECT_NO_THROW(validate_parallel_config(c, m, h100_));
+  m.set_ffn_hidden_size(4 * 12288 + 8);  // 6145 per TP rank of 8: not a multiple of 16
+  try {
+    validate_parallel_config(raw(1024, 8, 16, 1, 1536), m, h100_);
+    FAIL() << "expected an FP8 shape error";
+  } catch (const FieldError& e) {
+    EXPECT_EQ(e.field(), "dtype");
+    EXPECT_NE(std::string(e.what()).find("the FFN width per TP rank (fc2 input) is 6145"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(ParallelTest, OptimizerOffloadIsAFractionOnAProfileWithAHostLink) {
   ParallelConfig c = raw(1024, 8, 16, 1, 1536);
   c.set_optimizer_offload(1.5);

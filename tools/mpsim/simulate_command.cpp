@@ -54,12 +54,8 @@ int run_simulate(const std::vector<std::string>& args, std::ostream& out, std::o
         << result.peak_memory_rank << " needs "
         << common::fixed(static_cast<double>(*result.peak_memory_bytes) / kGiB, 2) << " GiB of "
         << common::fixed(result.memory_capacity_bytes / kGiB, 2) << " GiB usable, "
-        << common::fixed(
-               (static_cast<double>(*result.peak_memory_bytes) - result.memory_capacity_bytes) /
-                   kGiB,
-               2)
-        << " GiB over" << (request.ignore_memory ? "" : " (--ignore-memory exits 0 anyway)")
-        << "\n";
+        << common::fixed(report::memory_over_bytes(result) / kGiB, 2) << " GiB over"
+        << (request.ignore_memory ? "" : " (--ignore-memory exits 0 anyway)") << "\n";
     if (!request.ignore_memory) return kDoesNotFit;
   }
   return 0;

@@ -139,7 +139,17 @@ int run_sweep(const std::vector<std::string>& args, std::ostream& out, std::ostr
     options.progress = [&bar](int64_t done, int64_t total) { bar.update(done, total); };
   }
   sweep::SweepResult result = sweep::run_sweep(model, hardware, configs, options);
-  for (sweep::SweepRow& row : result.rows) row.command = row_command(request, model, row.config);
+  // Each row's command where an output shows it: every row in JSON, CSV and SQLite, the top
+  // rows of the Megatron-LM listing, none in the table.
+  const bool every_row = request.format == SweepFormat::kJson ||
+                         request.format == SweepFormat::kCsv || !request.out_path.empty();
+  const size_t commands =
+      every_row ? result.rows.size()
+      : request.format == SweepFormat::kMegatron
+          ? std::min(result.rows.size(), static_cast<size_t>(std::max(request.top, 0)))
+          : 0;
+  for (size_t i = 0; i < commands; ++i)
+    result.rows[i].command = row_command(request, model, result.rows[i].config);
 
   const std::map<std::string, std::string> meta = {{"model", model.name()},
                                                    {"hardware", hardware.name},
