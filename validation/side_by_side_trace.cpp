@@ -56,8 +56,9 @@ void write_side_by_side_trace(const std::string& path, const ConfigComparison& c
 
   // Simulated: one track per stream of the rank.
   const int32_t graph_rank = graph_rank_of(detail, rank);
-  for (int s = 0; s < graph::kNumStreams; ++s) {
-    writer.thread_name(1, s, std::string(graph::to_string(static_cast<graph::Stream>(s))));
+  for (graph::Stream stream : graph::streams_to_show(detail.graph, graph_rank)) {
+    const int s = static_cast<int>(stream);
+    writer.thread_name(1, s, std::string(graph::to_string(stream)));
     writer.thread_sort_index(1, s, s);
   }
   const auto& g = detail.graph.graph;

@@ -42,6 +42,19 @@ int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& c
   return ranks * micro_batches * (layers_per_rank * per_layer + 16);
 }
 
+std::vector<Stream> streams_to_show(const TrainingGraph& g, int32_t rank) {
+  std::vector<bool> used(kNumStreams, false);
+  for (OpVertex v = 0; v < boost::num_vertices(g.graph); ++v) {
+    if (g.graph[v].rank == rank) used[static_cast<size_t>(g.graph[v].stream)] = true;
+  }
+  std::vector<Stream> out;
+  for (int s = 0; s < kNumStreams; ++s) {
+    if (s < static_cast<int>(Stream::kCpComm) || used[static_cast<size_t>(s)])
+      out.push_back(static_cast<Stream>(s));
+  }
+  return out;
+}
+
 TrainingGraph build_training_graph(const spec::ModelSpec& model, const spec::ParallelConfig& config,
                                    const GraphOptions& options) {
   return build_rank_programs(model, config, options);

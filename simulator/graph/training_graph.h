@@ -98,6 +98,10 @@ int32_t global_rank(const spec::ParallelConfig& config, int32_t tp, int32_t dp, 
 int64_t estimate_ops(const spec::ModelSpec& model, const spec::ParallelConfig& config,
                      const GraphOptions& options);
 
+// The streams a trace of `rank` shows: the compute, TP, DP and two pipeline streams always (a
+// trace's usual layout), the CP and host streams where the rank uses them.
+std::vector<Stream> streams_to_show(const TrainingGraph& graph, int32_t rank);
+
 TrainingGraph build_training_graph(const spec::ModelSpec& model, const spec::ParallelConfig& config,
                                    const GraphOptions& options);
 

@@ -183,8 +183,9 @@ void write_simulation_trace(common::ChromeTraceWriter& writer, const graph::Trai
                                            std::to_string(c.tp) + ", dp " + std::to_string(c.dp) +
                                            ", pp " + std::to_string(c.pp) + ")");
     writer.process_sort_index(c.global_rank, c.global_rank);
-    for (int s = 0; s < graph::kNumStreams; ++s) {
-      writer.thread_name(c.global_rank, s, std::string(to_string(static_cast<graph::Stream>(s))));
+    for (graph::Stream stream : graph::streams_to_show(tg, static_cast<int32_t>(r))) {
+      const int s = static_cast<int>(stream);
+      writer.thread_name(c.global_rank, s, std::string(to_string(stream)));
       writer.thread_sort_index(c.global_rank, s, s);
     }
   }
