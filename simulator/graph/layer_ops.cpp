@@ -92,6 +92,25 @@ OpVertex LayerOps::memory_op(OpKind kind, OpLabel label, double bytes, double fl
   return emit_.compute(op);
 }
 
+template <typename Send, typename Piece>
+void LayerOps::ring(int pieces, Send send, Piece piece) {
+  // Every step is issued with the first piece, not after the piece before it has run.
+  const OpVertex issued_after = emit_.last_compute();
+  OpVertex arrived = kNoOp;
+  for (int i = 0; i < pieces; ++i) {
+    OpVertex sent = kNoOp;
+    if (i + 1 < pieces) {
+      const OpVertex computed = emit_.last_compute();
+      emit_.set_last_compute(issued_after);
+      sent = send(i);
+      emit_.set_last_compute(computed);
+    }
+    if (arrived != kNoOp) emit_.wait(arrived);
+    piece(i);
+    arrived = sent;
+  }
+}
+
 void LayerOps::attention_block(bool backward, int part, int parts, double work_share) {
   Op op = emit_.make(OpKind::kAttention, attention_core_label(attention_));
   op.part = static_cast<uint8_t>(part);
@@ -121,27 +140,19 @@ void LayerOps::attention(bool backward) {
   // K and V of the local tokens (backward: with their gradients) per ring step.
   const double kv_bytes = 2.0 * static_cast<double>(s_.tokens) * s_.kv_dim * s_.e;
   const double step_bytes = backward ? 2 * kv_bytes : kv_bytes;
-  const OpVertex issued_after = emit_.last_compute();
-  OpVertex arrived = kNoOp;
-  for (int i = 0; i < cp; ++i) {
-    OpVertex sent = kNoOp;
-    if (i + 1 < cp) {
-      const OpVertex computed = emit_.last_compute();
-      emit_.set_last_compute(issued_after);
-      Op op = emit_.make(OpKind::kSend, attention_core_label(attention_));
-      op.group = Group::kCp;
-      op.bytes = step_bytes;
-      op.group_size = 2;
-      op.group_nodes = cp_nodes_ > 1 ? 2 : 1;
-      op.part = static_cast<uint8_t>(i);
-      op.parts = static_cast<uint8_t>(cp - 1);
-      sent = emit_.communicate(op, Stream::kCpComm);
-      emit_.set_last_compute(computed);
-    }
-    if (arrived != kNoOp) emit_.wait(arrived);
-    attention_block(backward, i, cp, 1.0 / (static_cast<double>(cp) * cp));
-    arrived = sent;
-  }
+  ring(
+      cp,
+      [&](int i) {
+        Op op = emit_.make(OpKind::kSend, attention_core_label(attention_));
+        op.group = Group::kCp;
+        op.bytes = step_bytes;
+        op.group_size = 2;
+        op.group_nodes = cp_nodes_ > 1 ? 2 : 1;
+        op.part = static_cast<uint8_t>(i);
+        op.parts = static_cast<uint8_t>(cp - 1);
+        return emit_.communicate(op, Stream::kCpComm);
+      },
+      [&](int i) { attention_block(backward, i, cp, 1.0 / (static_cast<double>(cp) * cp)); });
 }
 
 OpVertex LayerOps::tp_async(OpKind kind, OpLabel label, double bytes, int part, int parts) {
@@ -166,21 +177,9 @@ void LayerOps::gathered_gemm(OpLabel gather, OpLabel label, int64_t m, int64_t n
   }
   if (cast != OpLabel::kNone) fp8_cast(cast, cast_bytes);
   const int t = static_cast<int>(s_.t);
-  // Every step is issued with the first chunk, not after the chunk before it has run.
-  const OpVertex issued_after = emit_.last_compute();
-  OpVertex arrived = kNoOp;
-  for (int i = 0; i < t; ++i) {
-    OpVertex sent = kNoOp;
-    if (i + 1 < t) {
-      const OpVertex computed = emit_.last_compute();
-      emit_.set_last_compute(issued_after);
-      sent = tp_async(OpKind::kSend, gather, gather_bytes / t, i, t - 1);
-      emit_.set_last_compute(computed);
-    }
-    if (arrived != kNoOp) emit_.wait(arrived);
-    gemm(label, m / t, n, k, i, t);
-    arrived = sent;
-  }
+  ring(
+      t, [&](int i) { return tp_async(OpKind::kSend, gather, gather_bytes / t, i, t - 1); },
+      [&](int i) { gemm(label, m / t, n, k, i, t); });
 }
 
 void LayerOps::reduced_gemm(OpLabel label, int64_t m, int64_t n, int64_t k, OpLabel reduce) {

@@ -97,6 +97,11 @@ class LayerOps {
   // 1/cp^2 of the whole sequence's attention work, so a rank does 1/cp of it (Megatron-Core's
   // load-balanced split: each rank holds chunks i and 2 cp - 1 - i of 2 cp).
   void attention(bool backward);
+  // A ring of `pieces` compute pieces and pieces - 1 transfers: send(i) emits step i (issued
+  // at once, one after the other on its stream), piece(i) emits compute piece i, which waits for
+  // step i - 1 (piece 0 needs none). Shared by the TP ring exchange and ring attention.
+  template <typename Send, typename Piece>
+  void ring(int pieces, Send send, Piece piece);
   // One attention block (part of parts) doing `work_share` of the whole sequence's core.
   void attention_block(bool backward, int part, int parts, double work_share);
   // TP collective, issued asynchronously: the caller waits on the vertex where it is needed.

@@ -46,6 +46,15 @@ double parse_memory_headroom(const std::string& flag, const std::string& text) {
   return headroom;
 }
 
+double parse_fraction(const std::string& flag, const std::string& text, const std::string& what) {
+  const double f = parse_real(flag, text, 0, false);
+  if (f > 1) {
+    throw FlagError(flag,
+                    "'" + text + "' is above 1: expected the fraction of " + what + ", 0 to 1");
+  }
+  return f;
+}
+
 int64_t parse_integer(const std::string& flag, const std::string& text, int64_t min, int64_t max) {
   int64_t result = 0;
   const char* end = text.data() + text.size();

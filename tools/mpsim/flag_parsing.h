@@ -45,6 +45,8 @@ double parse_real(const std::string& flag, const std::string& text, double min, 
 
 // A fraction of the GPU's usable memory to keep free: a number in [0, 1).
 double parse_memory_headroom(const std::string& flag, const std::string& text);
+// A fraction from 0 to 1 (both included), e.g. --optimizer-offload's; `what` says of what.
+double parse_fraction(const std::string& flag, const std::string& text, const std::string& what);
 
 // Parses `args` (the words after the subcommand) against `options`; words that are not flags
 // are errors. `command` names the subcommand in messages ("simulate").

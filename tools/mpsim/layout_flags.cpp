@@ -96,14 +96,8 @@ void read_layout_flags(const po::variables_map& vm, spec::ParallelConfig& c) {
   if (vm.count(layout_flag(LayoutFlag::kCp).name))
     c.set_context_parallel(count(LayoutFlag::kCp, 1));
   if (vm.count(layout_flag(LayoutFlag::kOptimizerOffload).name)) {
-    const double f =
-        parse_real("--optimizer-offload", text(LayoutFlag::kOptimizerOffload), 0, false);
-    if (f > 1) {
-      throw spec::FlagError("--optimizer-offload", "'" + text(LayoutFlag::kOptimizerOffload) +
-                                                       "' is above 1: expected the fraction of "
-                                                       "the optimizer state offloaded, 0 to 1");
-    }
-    c.set_optimizer_offload(f);
+    c.set_optimizer_offload(parse_fraction(
+        "--optimizer-offload", text(LayoutFlag::kOptimizerOffload), kOptimizerOffloadWhat));
   }
   c.set_data_parallel(count(LayoutFlag::kDp, 0));
   c.set_micro_batch_size(count(LayoutFlag::kMbs, 1));

@@ -79,6 +79,9 @@ void add_layout_flags(boost::program_options::options_description& d,
 // Reads --gpus --tp --pp --dp --mbs --gbs --vpp --schedule (default 1f1b, or interleaved with
 // --vpp > 1) --recompute (and --attention where declared) into `config`, as simulate and train
 // declare them (all with defaults);
+// What --optimizer-offload's fraction is of, for its errors.
+inline constexpr const char* kOptimizerOffloadWhat = "the optimizer state offloaded";
+
 // --sp and --no-sp may not both be given. sequence_parallel is left to the caller, whose defaults
 // differ.
 void read_layout_flags(const boost::program_options::variables_map& vm,

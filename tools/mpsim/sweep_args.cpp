@@ -148,10 +148,8 @@ SweepRequest parse_sweep_args(const std::vector<std::string>& args) {
   c.overlap_param_gather = vm.count("overlap-param-gather") > 0;
   c.tp_comm_overlap = vm.count("tp-comm-overlap") > 0;
   if (vm.count("optimizer-offload")) {
-    c.optimizer_offload =
-        parse_real("--optimizer-offload", vm["optimizer-offload"].as<std::string>(), 0, false);
-    if (c.optimizer_offload > 1)
-      throw FlagError("--optimizer-offload", "is above 1: expected a fraction, 0 to 1");
+    c.optimizer_offload = parse_fraction(
+        "--optimizer-offload", vm["optimizer-offload"].as<std::string>(), kOptimizerOffloadWhat);
   }
   return request;
 }
