@@ -108,10 +108,23 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
   const Best gemm = best_throughput(
       f, profile, {cost::kGemmForwardTable, cost::kGemmDgradTable, cost::kGemmWgradTable},
       cost::gemm_flops);
+  const double base_gemm_max = e->gemm_max().value();
   if (set_fraction(f, e->mutable_gemm_max(), "efficiency.gemm_max", gemm, peak,
                    "GEMM " + common::fixed(gemm.value / 1e12, 1) + " TFLOP/s",
                    "the " + peak_text)) {
     replaced.emplace_back("efficiency.gemm_max");
+    // The bench measures bf16 only: the FP8 GEMMs keep the base's ratio to the bf16 ones.
+    if (e->has_gemm_max_fp8() && base_gemm_max > 0) {
+      spec::Quantity* q = e->mutable_gemm_max_fp8();
+      const double ratio = q->value() / base_gemm_max;
+      q->set_value(significant(e->gemm_max().value() * ratio, 3));
+      q->set_source("the fitted gemm_max " + common::shortest(e->gemm_max().value()) + " x " +
+                    common::shortest(significant(ratio, 3)) +
+                    ", the base profile's FP8-to-bf16 ratio (" + q->source() + ")");
+      f.report.fitted.push_back("efficiency.gemm_max_fp8 = " + common::shortest(q->value()) +
+                                " (gemm_max x the base's ratio)");
+      replaced.emplace_back("efficiency.gemm_max_fp8");
+    }
   }
   Best attention =
       best_throughput(f, profile, {cost::kAttentionForwardTable}, cost::attention_forward_flops);

@@ -274,6 +274,11 @@ TEST(CalibrateProfileTest, CommInterferenceIsTheGemmsSlowdownBesideAllReduces) {
   const std::string fitted_line = "efficiency.comm_interference = ";
   EXPECT_TRUE(std::any_of(f.report.fitted.begin(), f.report.fitted.end(),
                           [&](const auto& line) { return line.rfind(fitted_line, 0) == 0; }));
+  // The FP8 GEMMs keep the base's ratio to the bf16 ones (the bench measures bf16 only).
+  const spec::KernelEfficiency& e = f.profile.efficiency();
+  const spec::KernelEfficiency& base = f.base.efficiency();
+  EXPECT_NEAR(e.gemm_max_fp8().value(),
+              e.gemm_max().value() * base.gemm_max_fp8().value() / base.gemm_max().value(), 1e-3);
   const Fitted& h100 = fitted(kH100);
   EXPECT_EQ(h100.profile.efficiency().comm_interference().SerializeAsString(),
             h100.base.efficiency().comm_interference().SerializeAsString());
