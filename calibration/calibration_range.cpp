@@ -63,7 +63,8 @@ CalibrationRange parse_range(std::string_view text) {
                             {"m", "n", "k"}, text);
     return range;
   }
-  if (head == "attention.fwd.bf16" || head == "attention.bwd.bf16") {
+  if (head == "attention.fwd.bf16" || head == "attention.bwd.bf16" ||
+      head == "attention.flash.fwd.bf16" || head == "attention.flash.bwd.bf16") {
     range.kind = MeasurementKind::kAttention;
     range.table = std::string(head);
     range.keys = parse_keys(tail, {"bh", "s", "d"}, text);
@@ -107,7 +108,8 @@ CalibrationRange parse_range(std::string_view text) {
   }
   throw std::invalid_argument(
       "calibration range '" + std::string(text) + "': unknown measurement '" + std::string(head) +
-      "', expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, memory.norm, "
+      "', expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, attention.flash.fwd.bf16, "
+      "attention.flash.bwd.bf16, memory.norm, "
       "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, memory.softmax, "
       "allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, send.nvlink, "
       "interference/gemm.bf16 or meta");
@@ -129,6 +131,12 @@ std::string gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64
 
 std::string attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d) {
   return std::string(backward ? "calib/attention.bwd.bf16" : "calib/attention.fwd.bf16") +
+         "/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d);
+}
+
+std::string flash_attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d) {
+  return std::string(backward ? "calib/attention.flash.bwd.bf16"
+                              : "calib/attention.flash.fwd.bf16") +
          "/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d);
 }
 

@@ -48,6 +48,10 @@ StoredRun load_stored_run(const std::string& path) {
   stored.run =
       profiler::run_measurement_from_json(json.value("measurement", nlohmann::json()), path);
   stored.flags = json.value("flags", std::string());
+  // Runs stored before the executor had the fused core name no attention: they ran the unfused
+  // one, and say so from here on.
+  if (!stored.flags.empty() && stored.flags.find("--attention") == std::string::npos)
+    stored.flags += " --attention unfused";
   stored.rank_peak_memory_bytes = json.value("rank_peak_memory_bytes", std::vector<int64_t>());
   return stored;
 }
@@ -189,9 +193,7 @@ std::vector<Prepared> predict(const std::vector<ValidationCase>& cases,
     }
     p.model = spec::load_model_spec(c.model);
     p.model.set_dropout(0);  // the executor has no dropout
-    spec::ParallelConfig parallel = c.parallel;
-    parallel.set_attention(spec::ATTENTION_UNFUSED);  // the kind the executor runs
-    p.parallel = spec::validate_parallel_config(parallel, p.model, hardware);
+    p.parallel = spec::validate_parallel_config(c.parallel, p.model, hardware);
     p.detail = std::make_unique<simulation::SimulationDetail>();
     p.result = simulate_detailed(p, hardware, p.detail.get());
     prepared.push_back(std::move(p));

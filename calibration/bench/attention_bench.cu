@@ -1,5 +1,10 @@
-// The attention family: calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D over the grid of
+// The attention family: calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D (the unfused core) and
+// calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D (the fused one) over the grid of
 // --attention-bh x --attention-s x --attention-d, on GPU 0.
+//
+// The fused core: FlashAttention::forward and backward (cuDNN's fused causal attention) on the
+// same qkv rows, read in place; forward writes the context and the fp32 log-sum-exp [BH, S],
+// backward the three input gradients into dqkv.
 //
 // The executor's attention core (executor/cuda/gpt_model.cu
 //   attention_probs + attention_context, and attention_backward) without grouped-query attention
@@ -31,7 +36,8 @@ void run_attention(BenchContext& c) {
   for (const int64_t bh : o.attention_bh) {
     for (const int64_t s : o.attention_s) {
       for (const int64_t d : o.attention_d) {
-        measure_attention_shape(bh, s, d, true, true, "", ctx, harness);
+        for (const bool flash : {false, true})
+          measure_attention_shape(bh, s, d, flash, true, true, "", ctx, harness);
       }
     }
   }
@@ -41,11 +47,67 @@ void run_attention(BenchContext& c) {
 
 const BenchFamily kAttentionFamily = {"attention", run_attention};
 
-void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool backward,
-                             const std::string& extra_json, GemmContext& ctx, Harness& harness) {
-  forward = forward && !harness.measured(attention_range_name(false, bh, s, d));
-  backward = backward && !harness.measured(attention_range_name(true, bh, s, d));
+namespace {
+
+void measure_flash_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool backward,
+                         const std::string& extra_json, GemmContext& ctx, Harness& harness) {
+  const Lane lane = ctx.lane();
+  const int64_t qkv_bytes = s * bh * 3 * d * 2, ctx_bytes = s * bh * d * 2;
+  // cuDNN's backward workspace: the fp32 dQ and row sums, a few MiB of its own.
+  const int64_t work_bytes = 2 * ctx_bytes + 4 * bh * s + (int64_t{64} << 20);
+  if (!fits(
+          lane.device, 2 * (qkv_bytes + ctx_bytes) + 4 * bh * s + work_bytes,
+          flash_attention_range_name(!forward, bh, s, d) + (forward && backward ? " and bwd" : "")))
+    return;
+  DeviceArray qkv(lane.device, qkv_bytes), dqkv(lane.device, qkv_bytes);
+  DeviceArray context(lane.device, ctx_bytes), dcontext(lane.device, ctx_bytes);
+  DeviceArray lse(lane.device, 4 * bh * s);
+  fill_uniform<bf16>(qkv, -1.0f, 1.0f, 3, lane.stream);
+  fill_uniform<bf16>(dcontext, -1.0f, 1.0f, 4, lane.stream);
+  zero(dqkv, lane.stream);
+  executor::AttentionShape shape;
+  shape.batch = 1;
+  shape.heads = shape.kv_heads = bh;
+  shape.seq = s;
+  shape.head_dim = d;
+  shape.q = shape.k = shape.v = {bh * 3 * d, 3 * d, bh * 3 * d};
+  shape.o = {bh * d, d, bh * d};
+  const bf16* q = qkv.as<bf16>();
+  bf16* dq = dqkv.as<bf16>();
+  executor::FlashAttention& flash = ctx.flash();
+  auto issue_forward = [&] {
+    ctx.activate();
+    flash.forward(shape, q, q + d, q + 2 * d, context.as<bf16>(), lse.as<float>());
+  };
+  if (forward) {
+    harness.measure(flash_attention_range_name(false, bh, s, d), {lane}, issue_forward, extra_json);
+  } else {
+    issue_forward();
+  }
+  if (!backward) return;
+  harness.measure(
+      flash_attention_range_name(true, bh, s, d), {lane},
+      [&] {
+        ctx.activate();
+        flash.backward(shape, q, q + d, q + 2 * d, context.as<bf16>(), dcontext.as<bf16>(),
+                       lse.as<float>(), dq, dq + d, dq + 2 * d);
+      },
+      extra_json);
+}
+
+}  // namespace
+
+void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool flash, bool forward,
+                             bool backward, const std::string& extra_json, GemmContext& ctx,
+                             Harness& harness) {
+  auto name = flash ? flash_attention_range_name : attention_range_name;
+  forward = forward && !harness.measured(name(false, bh, s, d));
+  backward = backward && !harness.measured(name(true, bh, s, d));
   if (!forward && !backward) return;
+  if (flash) {
+    measure_flash_shape(bh, s, d, forward, backward, extra_json, ctx, harness);
+    return;
+  }
   const Lane lane = ctx.lane();
   const int64_t qkv_bytes = s * bh * 3 * d * 2, score_bytes = bh * s * s * 2,
                 ctx_bytes = s * bh * d * 2;

@@ -12,10 +12,12 @@
 namespace mpsim::calibration::bench {
 
 // The executor's attention core with group r = 1 (executor/cuda/gpt_model.cu): qkv [s, bh, 3, d]
-// (row = position, per head its q, k, v), scores/probabilities [bh, s, s], context [s, bh, d].
-// One shape's forward and backward, each where asked for and not measured already; the backward
-// alone runs the forward first, outside any range, for its probabilities.
-void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool backward,
-                             const std::string& extra_json, GemmContext& ctx, Harness& harness);
+// (row = position, per head its q, k, v), context [s, bh, d]; unfused: scores/probabilities
+// [bh, s, s]; flash (cuDNN's fused kernels, executor/cuda/flash_attention.h): the log-sum-exp
+// [bh, s]. One shape's forward and backward, each where asked for and not measured already; the
+// backward alone runs the forward first, outside any range, for what it saves.
+void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool flash, bool forward,
+                             bool backward, const std::string& extra_json, GemmContext& ctx,
+                             Harness& harness);
 
 }  // namespace mpsim::calibration::bench

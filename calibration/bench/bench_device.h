@@ -20,6 +20,7 @@
 
 #include "executor/cuda/cuda_check.h"
 #include "executor/cuda/device_memory.h"
+#include "executor/cuda/flash_attention.h"
 #include "executor/cuda/gemm.h"
 
 namespace mpsim::calibration::bench {
@@ -124,10 +125,16 @@ class GemmContext {
     memory_ = std::make_unique<DeviceMemory>();
     gemm_ = std::make_unique<Gemm>(*memory_, lane.stream);
   }
+  // The executor's fused attention (cuDNN), created at first use.
+  executor::FlashAttention& flash() {
+    if (!flash_) flash_ = std::make_unique<executor::FlashAttention>(*memory_, lane_.stream);
+    return *flash_;
+  }
   GemmContext(const GemmContext&) = delete;
   GemmContext& operator=(const GemmContext&) = delete;
   ~GemmContext() {
     cudaSetDevice(lane_.device);
+    flash_.reset();
     gemm_.reset();  // releases the workspace on the stream, which must still exist
   }
   Gemm& gemm() { return *gemm_; }
@@ -139,6 +146,7 @@ class GemmContext {
   Lane lane_;
   std::unique_ptr<DeviceMemory> memory_;
   std::unique_ptr<Gemm> gemm_;
+  std::unique_ptr<executor::FlashAttention> flash_;
 };
 
 // NCCL communicators over the first `g` GPUs, one per GPU, from one ncclCommInitAll.

@@ -89,8 +89,9 @@ PointList read_point_list(const std::string& path) {
             {range->table.substr(std::string_view("gemm.bf16.").size()), {k[0], k[1], k[2]}});
         break;
       case calibration::MeasurementKind::kAttention: {
-        auto& passes = list.attention[{k[0], k[1], k[2]}];
-        (range->table == "attention.bwd.bf16" ? passes.second : passes.first) = true;
+        const bool flash = range->table.starts_with("attention.flash.");
+        auto& passes = list.attention[{k[0], k[1], k[2], flash ? 1 : 0}];
+        (range->table.ends_with(".bwd.bf16") ? passes.second : passes.first) = true;
         break;
       }
       case calibration::MeasurementKind::kCollective:

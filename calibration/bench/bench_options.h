@@ -46,7 +46,8 @@ constexpr std::array<std::pair<Section, std::string_view>, 7> kSections = {{
 struct PointList {
   std::vector<std::pair<std::string, std::array<int64_t, 3>>> gemm;  // layout, (M, N, K)
   // (BH, S, D) -> whether the forward and the backward are listed
-  std::map<std::array<int64_t, 3>, std::pair<bool, bool>> attention;
+  // {bh, s, d, flash (0: the unfused core, 1: the fused one)} -> {forward, backward}
+  std::map<std::array<int64_t, 4>, std::pair<bool, bool>> attention;
   std::vector<std::tuple<std::string, int, int64_t>> collective;  // op, G, B
 };
 

@@ -36,6 +36,7 @@ namespace mpsim::calibration::bench {
 // The range-name formatters (calibration/calibration_range.h), by their short names.
 using calibration::attention_range_name;
 using calibration::collective_range_name;
+using calibration::flash_attention_range_name;
 using calibration::gemm_range_name;
 using calibration::interference_range_name;
 using calibration::loss_backward_bytes;

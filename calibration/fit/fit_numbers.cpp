@@ -137,6 +137,17 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
                    "the " + peak_text)) {
     replaced.emplace_back("efficiency.attention_max");
   }
+  Best flash = best_throughput(f, profile, {cost::kFlashForwardTable}, cost::flash_forward_flops);
+  const Best flash_backward =
+      best_throughput(f, profile, {cost::kFlashBackwardTable}, cost::flash_backward_flops);
+  if (flash_backward.value > flash.value) flash = flash_backward;
+  if (set_fraction(f, e->mutable_flash_attention_max(), "efficiency.flash_attention_max", flash,
+                   peak,
+                   "flash attention " + common::fixed(flash.value / 1e12, 1) +
+                       " TFLOP/s (2 bh s (s + 1) d forward, 2.5 times that backward)",
+                   "the " + peak_text)) {
+    replaced.emplace_back("efficiency.flash_attention_max");
+  }
   // Streaming bandwidth: the largest element-wise size (points are sorted), whose traffic is
   // far above the L2 cache (50 MB on H100); smaller sizes are partly served from it.
   Best memory;

@@ -101,6 +101,11 @@ std::string table_description(std::string_view name) {
            " layout; m, n, k are the GEMM's own sizes as the simulator's graph names its " +
            layout + " GEMMs" + common;
   }
+  if (name.starts_with("attention.flash.")) {
+    return std::string("cuDNN's fused causal attention through executor::FlashAttention, ") +
+           (name == cost::kFlashBackwardTable ? "backward" : "forward") +
+           ", batch_heads = micro-batch x heads" + common;
+  }
   if (name.starts_with("attention.")) {
     return std::string("the executor's attention core (batched GEMMs and causal softmax, ") +
            (name == cost::kAttentionBackwardTable ? "backward" : "forward") +

@@ -30,7 +30,9 @@
 //   - a GEMM whose three buffers exceed max_gemm_bytes (the bench's own limit) is left out;
 //   - attention with seq > max_attention_seq, or whose scores tensor (2 bh s^2 bytes; the bench
 //     holds two) exceeds max_attention_score_bytes, is left out (the executor's attention core
-//     computes the full s x s scores: its time grows with s^2);
+//     computes the full s x s scores: its time grows with s^2); the fused (flash) core's points
+//     (attention.flash.{fwd,bwd}.bf16) are listed at every attention shape with seq up to
+//     4 x max_attention_seq;
 //   - a collective's bytes are rounded down to what the bench can run, whole bf16 elements in
 //     equal shares over the group (a multiple of 2 x group_size bytes, at least that; sends
 //     2 x 2): the key measured is the rounded one and misses the exact lookup of the unrounded

@@ -10,6 +10,7 @@
 #include "executor/cuda/gpt_model.h"
 #include "executor/cuda/kernels.h"
 #include "executor/cuda/nvtx_range.h"
+#include "simulator/graph/layer_ops.h"
 
 namespace mpsim::executor {
 
@@ -35,8 +36,8 @@ struct GptStage::LayerWeights {
 // What a layer's backward needs. Norm outputs (ln1, ln2) are this rank's sequence shard under SP
 // and are re-gathered by the backward pass.
 struct GptStage::LayerActivations {
-  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, probs, ctx, x_mid, ln2, ln2_mean, ln2_rstd, h1,
-      act;
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, probs, lse, ctx, x_mid, ln2, ln2_mean, ln2_rstd,
+      h1, act;
 };
 
 struct GptStage::HeadActivations {
@@ -56,6 +57,9 @@ GptStage::GptStage(const StageResources& resources) : r_(resources) {
   const RankLayout& l = *r_.layout;
   tp_ = l.tp;
   sp_ = r_.config->sequence_parallel() && tp_ > 1;
+  flash_ = graph::is_flash(r_.config->attention());
+  if (flash_ && r_.flash == nullptr)
+    throw std::invalid_argument("flash attention needs the stage's FlashAttention");
   recompute_ = r_.config->recompute() == spec::RECOMPUTE_UNSPECIFIED ? spec::RECOMPUTE_NONE
                                                                      : r_.config->recompute();
   seq_ = c.dims.seq;
@@ -266,6 +270,55 @@ void GptStage::attention_backward(const LayerActivations& a, const bf16* probs, 
   }
 }
 
+// The fused core reads the interleaved rows in place: batch b of head q of group g at b *
+// qkv_local + g (r + 2) d (+ r d for the key, (r + 1) d for the value), position t at t * mbs *
+// qkv_local. The query heads of a group are evenly strided only without grouped-query attention
+// (r = 1); otherwise they are packed first into the context's layout.
+AttentionShape GptStage::flash_shape(bool packed_queries) const {
+  const int64_t d = head_dim_, row = qkv_local_;
+  AttentionShape s;
+  s.batch = mbs_;
+  s.heads = heads_local_;
+  s.kv_heads = kv_local_;
+  s.seq = seq_;
+  s.head_dim = d;
+  s.k = s.v = {row, (group_ + 2) * d, mbs_ * row};
+  s.o = {heads_local_ * d, d, mbs_ * heads_local_ * d};
+  s.q = packed_queries ? s.o : s.k;
+  return s;
+}
+
+DeviceBuffer GptStage::pack_queries(const bf16* qkv) {
+  const int64_t r = group_, d = head_dim_;
+  DeviceBuffer q = buffer(kWork, tokens_ * heads_local_ * d * 2);
+  CUDA_CHECK(cudaMemcpy2DAsync(q.get(), r * d * 2, qkv, (r + 2) * d * 2, r * d * 2,
+                               tokens_ * kv_local_, cudaMemcpyDeviceToDevice, r_.compute));
+  return q;
+}
+
+void GptStage::flash_forward(const bf16* qkv, bf16* ctx, float* lse) {
+  const int64_t r = group_, d = head_dim_;
+  DeviceBuffer packed = r > 1 ? pack_queries(qkv) : DeviceBuffer{};
+  const bf16* q = r > 1 ? packed.as<bf16>() : qkv;
+  r_.flash->forward(flash_shape(r > 1), q, qkv + r * d, qkv + (r + 1) * d, ctx, lse);
+}
+
+void GptStage::flash_backward(const bf16* qkv, const bf16* ctx, const float* lse, const bf16* dctx,
+                              bf16* dqkv) {
+  const int64_t r = group_, d = head_dim_;
+  if (r == 1) {
+    r_.flash->backward(flash_shape(false), qkv, qkv + d, qkv + 2 * d, ctx, dctx, lse, dqkv,
+                       dqkv + d, dqkv + 2 * d);
+    return;
+  }
+  DeviceBuffer q = pack_queries(qkv);
+  DeviceBuffer dq = buffer(kWork, tokens_ * heads_local_ * d * 2);
+  r_.flash->backward(flash_shape(true), q.as<bf16>(), qkv + r * d, qkv + (r + 1) * d, ctx, dctx,
+                     lse, dq.as<bf16>(), dqkv + r * d, dqkv + (r + 1) * d);
+  CUDA_CHECK(cudaMemcpy2DAsync(dqkv, (r + 2) * d * 2, dq.get(), r * d * 2, r * d * 2,
+                               tokens_ * kv_local_, cudaMemcpyDeviceToDevice, r_.compute));
+}
+
 // ---- transformer layer
 // ---------------------------------------------------------------------------
 DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, LayerActivations& a) {
@@ -317,13 +370,21 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
     kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, false,
                     s);
   }
-  {
+  // Selective recomputation drops what only the core's backward needs: the probabilities of the
+  // unfused core, the log-sum-exp of the fused one.
+  const bool keep_core = keep == kAct && recompute_ != spec::RECOMPUTE_SELECTIVE;
+  if (flash_) {
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnFlash));
+    a.ctx = buffer(keep, T * heads_local_ * head_dim_ * 2);
+    a.lse = buffer(keep_core ? kAct : kWork, mbs_ * heads_local_ * seq_ * 4);
+    flash_forward(a.qkv.as<bf16>(), a.ctx.as<bf16>(), a.lse.as<float>());
+    if (!keep_core) a.lse.reset();
+  } else {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnCore));
-    const bool keep_probs = keep == kAct && recompute_ != spec::RECOMPUTE_SELECTIVE;
-    attention_probs(pass, a.qkv.as<bf16>(), a.probs, keep_probs ? kAct : kWork);
+    attention_probs(pass, a.qkv.as<bf16>(), a.probs, keep_core ? kAct : kWork);
     a.ctx = buffer(keep, T * heads_local_ * head_dim_ * 2);
     attention_context(a.probs.as<bf16>(), a.qkv.as<bf16>(), a.ctx.as<bf16>());
-    if (!keep_probs) a.probs.reset();
+    if (!keep_core) a.probs.reset();
   }
   DeviceBuffer proj = buffer(kWork, T * h * 2);
   {
@@ -518,16 +579,30 @@ void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations&
   DeviceBuffer dctx = row_parallel_backward(
       mb, L, {OpLabel::kAttnProjDgrad, OpLabel::kAttnProjWgrad, OpLabel::kAttnAllGather},
       grad.as<bf16>(), w.proj_w, w.proj_wg, a.ctx.as<bf16>(), attn_width);
-  a.ctx.reset();
-  if (!a.probs) {  // selective recomputation
-    NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, OpLabel::kAttnCore));
-    attention_probs(RangePass::kRecompute, a.qkv.as<bf16>(), a.probs, kWork);
-  }
-  DeviceBuffer dqkv = buffer(kWork, T * qkv_local_ * 2);
-  {
+  DeviceBuffer dqkv;
+  if (flash_) {
+    if (!a.lse) {  // selective recomputation: the forward again, for its log-sum-exp
+      NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, OpLabel::kAttnFlash));
+      DeviceBuffer ctx = buffer(kWork, T * attn_width * 2);
+      a.lse = buffer(kWork, mbs_ * heads_local_ * seq_ * 4);
+      flash_forward(a.qkv.as<bf16>(), ctx.as<bf16>(), a.lse.as<float>());
+    }
+    dqkv = buffer(kWork, T * qkv_local_ * 2);
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnFlash));
+    flash_backward(a.qkv.as<bf16>(), a.ctx.as<bf16>(), a.lse.as<float>(), dctx.as<bf16>(),
+                   dqkv.as<bf16>());
+  } else {
+    a.ctx.reset();
+    if (!a.probs) {  // selective recomputation
+      NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, OpLabel::kAttnCore));
+      attention_probs(RangePass::kRecompute, a.qkv.as<bf16>(), a.probs, kWork);
+    }
+    dqkv = buffer(kWork, T * qkv_local_ * 2);
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnCore));
     attention_backward(a, a.probs.as<bf16>(), dctx.as<bf16>(), dqkv.as<bf16>());
   }
+  a.ctx.reset();
+  a.lse.reset();
   a.probs.reset();
   dctx.reset();
   a.qkv.reset();

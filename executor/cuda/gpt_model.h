@@ -2,14 +2,15 @@
 // rotary positions, grouped-query attention, no biases), forward and backward, as Megatron-LM runs
 // them: column- then row-parallel linears with TP all-reduces (or, with sequence parallelism,
 // all-gathers before and reduce-scatters after), a vocabulary-parallel embedding and cross-entropy,
-// the attention core as cuBLAS batched GEMMs around a fused causal softmax, fused norm / bias-GeLU
-// / residual kernels, and the data-gradient TP reduction overlapped with the weight-gradient GEMM
-// on a second stream. Each op runs inside an NVTX range named as the simulator names it
-// (range_names.h).
+// the attention core as cuDNN's fused flash attention (or, unfused, as cuBLAS batched GEMMs around
+// a fused causal softmax), fused norm / bias-GeLU / residual kernels, and the data-gradient TP
+// reduction overlapped with the weight-gradient GEMM on a second stream. Each op runs inside an
+// NVTX range named as the simulator names it (range_names.h).
 //
 // Activations saved for the backward pass are kept per (micro-batch, chunk) until that step's
 // backward; what is kept depends on recomputation: none keeps every tensor a backward needs,
-// selective drops the attention probabilities (recomputed from QKV as `rcp/.../attn.core`), full
+// selective drops the attention probabilities (flash: the log-sum-exp), recomputed from QKV as
+// `rcp/.../attn.core` (`attn.flash`), full
 // keeps only each layer's input and re-runs the layer forward (`rcp/...`) before its backward.
 //
 // All work is enqueued on the compute stream (TP overlap on the TP stream, joined back with
@@ -30,6 +31,7 @@
 #include "executor/core/rank_layout.h"
 #include "executor/cuda/comm.h"
 #include "executor/cuda/device_memory.h"
+#include "executor/cuda/flash_attention.h"
 #include "executor/cuda/gemm.h"
 #include "executor/cuda/param_store.h"
 #include "simulator/graph/op_label.h"
@@ -44,6 +46,7 @@ struct StageResources {
   ParamStore* params = nullptr;
   DeviceMemory* memory = nullptr;
   Gemm* gemm = nullptr;
+  FlashAttention* flash = nullptr;  // set for the fused attention core (config attention flash)
   const Communicators* comm = nullptr;
   cudaStream_t compute = nullptr;
   cudaStream_t tp_stream = nullptr;
@@ -103,6 +106,13 @@ class GptStage {
   void attention_context(const __nv_bfloat16* probs, const __nv_bfloat16* qkv, __nv_bfloat16* ctx);
   void attention_backward(const LayerActivations& a, const __nv_bfloat16* probs,
                           const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
+  // The fused core on the interleaved QKV rows (query heads packed first with grouped-query
+  // attention, whose queries are not evenly strided there).
+  AttentionShape flash_shape(bool packed_queries) const;
+  DeviceBuffer pack_queries(const __nv_bfloat16* qkv);
+  void flash_forward(const __nv_bfloat16* qkv, __nv_bfloat16* ctx, float* lse);
+  void flash_backward(const __nv_bfloat16* qkv, const __nv_bfloat16* ctx, const float* lse,
+                      const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
   void head_forward(int micro_batch, HeadActivations& h, const int32_t* targets, float* loss_sum);
   DeviceBuffer head_backward(int micro_batch, HeadActivations& h, float grad_scale);
   // The range labels of one linear layer's backward (simulator/graph/op_label.h).
@@ -148,7 +158,7 @@ class GptStage {
   bool swiglu_ = false, rms_ = false, rotary_ = false;
   double rotary_base_ = 10000;
   int64_t vocab_ = 0, vocab_local_ = 0, vocab_start_ = 0;
-  bool sp_ = false;
+  bool sp_ = false, flash_ = false;
   spec::Recompute recompute_ = spec::RECOMPUTE_NONE;
   std::vector<LayerWeights> weights_;  // indexed by global layer (only this rank's are set)
   std::map<std::pair<int, int>, ChunkActivations> saved_;

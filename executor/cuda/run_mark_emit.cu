@@ -10,7 +10,11 @@ namespace mpsim::executor {
 
 void emit_run_mark(const TrainOptions& options) {
   if (!options.nvtx) return;
-  const std::string message = format_run_mark(options.model, options.config);
+  // The core the stage runs, stated: a mark without it reads as the unfused core of old runs.
+  spec::ParallelConfig config = options.config;
+  if (config.attention() == spec::ATTENTION_UNSPECIFIED)
+    config.set_attention(spec::ATTENTION_FLASH);
+  const std::string message = format_run_mark(options.model, config);
   nvtxMarkA(message.c_str());
 }
 

@@ -25,6 +25,7 @@
 #include "executor/cuda/param_store.h"
 #include "executor/cuda/run_mark_emit.h"
 #include "executor/cuda/trainer.h"
+#include "simulator/graph/layer_ops.h"
 #include "simulator/graph/model_math.h"
 #include "simulator/schedule/pipeline_schedule.h"
 
@@ -111,6 +112,7 @@ struct Trainer::State {
   std::unique_ptr<DeviceMemory> memory;
   Communicators comm;
   std::unique_ptr<Gemm> gemm;
+  std::unique_ptr<FlashAttention> flash;
   std::unique_ptr<ParamStore> params;
   std::unique_ptr<GptStage> stage;
   std::unique_ptr<TokenSource> data;
@@ -334,6 +336,8 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   s.memory = std::make_unique<DeviceMemory>();
   connect_pipeline(s.comm.pp, s.layout, *s.memory, s.compute.get());
   s.gemm = std::make_unique<Gemm>(*s.memory, s.compute.get());
+  if (graph::is_flash(config.attention()))
+    s.flash = std::make_unique<FlashAttention>(*s.memory, s.compute.get());
   const int64_t bucket_params =
       config.dp_bucket_params() > 0 ? config.dp_bucket_params() : kDefaultBucketParams;
   s.params = std::make_unique<ParamStore>(s.catalogue, s.layout, *s.schedule, bucket_params,
@@ -346,6 +350,7 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   r.params = s.params.get();
   r.memory = s.memory.get();
   r.gemm = s.gemm.get();
+  r.flash = s.flash.get();
   r.comm = &s.comm;
   r.compute = s.compute.get();
   r.tp_stream = s.tp_stream.get();

@@ -157,8 +157,8 @@ TEST(TrainArgs, BadInputNamesTheFlag) {
   EXPECT_EQ(error_of({"--synthetic", "--data", "x.txt"}),
             "--synthetic: conflicts with --data; give one of them");
   EXPECT_EQ(error_of({"--sp"}), "--sp: needs --tp > 1 (got --tp 1)");
-  EXPECT_EQ(error_of({"--attention", "flash"}),
-            "--attention: the reference executor runs unfused attention only; expected unfused");
+  EXPECT_EQ(error_of({"--attention", "fused"}),
+            "--attention: 'fused' is not one of flash, unfused");
   EXPECT_EQ(error_of({"--tp", "2", "--sp", "--no-sp"}), "--sp: conflicts with --no-sp");
   EXPECT_EQ(error_of({"--lr", "0"}), "--lr: '0' must be above 0");
   EXPECT_EQ(error_of({"--lr", "fast"}), "--lr: 'fast' is not a number");

@@ -46,9 +46,9 @@ po::options_description flag_descriptions() {
           {LayoutFlag::kVpp, "1"},
           {LayoutFlag::kSchedule},
           {LayoutFlag::kRecompute, "none"},
-          {LayoutFlag::kAttention, "unfused",
-           "attention core; the executor runs unfused attention (batched GEMMs around a fused "
-           "softmax) only"}});
+          {LayoutFlag::kAttention, "flash",
+           "attention core: flash (cuDNN's fused causal attention, no s x s tensor) or unfused "
+           "(batched GEMMs around a fused softmax, Megatron-LM's local path)"}});
   d.add_options()("dist-opt",
                   "distributed optimizer: shard optimizer state over DP (ZeRO stage 1)")(
       "steps", text(std::to_string(defaults.steps), "K"), "training iterations")(
@@ -96,11 +96,6 @@ TrainRequest parse_train_args(const std::vector<std::string>& args) {
   executor::TrainOptions& o = request.options;
   spec::ParallelConfig& c = o.config;
   read_layout_flags(vm, c);
-  if (c.attention() != spec::ATTENTION_UNFUSED) {
-    throw FlagError("--attention",
-                    "the reference executor runs unfused attention only; expected "
-                    "unfused");
-  }
   c.set_sequence_parallel(vm.count("sp") > 0);
   if (c.sequence_parallel() && c.tensor_parallel() < 2) {
     throw FlagError("--sp",

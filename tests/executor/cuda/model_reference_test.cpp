@@ -82,7 +82,9 @@ double norm(const std::vector<double>& v) {
   return std::sqrt(s);
 }
 
-void compare_with_reference(const TrainOptions& options) {
+void compare_one(const TrainOptions& options) {
+  SCOPED_TRACE(options.config.attention() == spec::ATTENTION_UNFUSED ? "unfused attention"
+                                                                     : "flash attention");
   Trainer trainer(options, 0, new_nccl_id());
   const IterationReport report = trainer.run_iteration(1, false);
   const auto weights = trainer.weights();
@@ -114,6 +116,14 @@ void compare_with_reference(const TrainOptions& options) {
   double total = 0;
   for (const auto& [name, g] : expected) total += norm(g) * norm(g);
   EXPECT_NEAR(report.grad_norm, std::sqrt(total), 0.03 * std::sqrt(total));
+}
+
+// Both attention cores, fused (cuDNN) and unfused, against the same float64 reference.
+void compare_with_reference(TrainOptions options) {
+  for (spec::Attention attention : {spec::ATTENTION_FLASH, spec::ATTENTION_UNFUSED}) {
+    options.config.set_attention(attention);
+    compare_one(options);
+  }
 }
 
 TEST(ModelReferenceTest, LossAndEveryGradientMatchFloat64Reference) {

@@ -1,7 +1,8 @@
 // `mpsim train` end to end on the GPUs: every parallel layout of the same model, data and seed
 // must follow one GPU's loss trajectory (they compute the same mathematical function; only the
 // order of bf16 roundings and fp32 reductions differs), recomputation must change memory and not
-// results, and a small model must learn the shipped text. Needs 2 GPUs for the parallel cases.
+// results, the two attention cores must agree, and a small model must learn the shipped text. Needs
+// 2 GPUs for the parallel cases.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -104,6 +105,18 @@ TEST(ParallelEquivalenceTest, RecomputationChangesMemoryNotResults) {
   expect_same_trajectory(none, full, "--recompute full");
   EXPECT_LT(selective.activations.back(), none.activations.back());
   EXPECT_LT(full.activations.back(), selective.activations.back());
+}
+
+// The fused core (cuDNN's flash attention, the default) and the unfused one compute the same
+// function: the same trajectory, and the fused one keeps no s x s probabilities.
+TEST(ParallelEquivalenceTest, AttentionKindsFollowTheSameTrajectory) {
+  if (gpus() < 1) GTEST_SKIP() << "no GPU";
+  for (const std::string model : {"gpt-bytes-tiny", "llama-bytes-tiny"}) {
+    const TrainRun flash = train(std::string("--gpus 1 --attention flash") + kBatch, model);
+    const TrainRun unfused = train(std::string("--gpus 1 --attention unfused") + kBatch, model);
+    expect_same_trajectory(unfused, flash, model + " --attention flash");
+    EXPECT_LT(flash.activations.back(), unfused.activations.back()) << model;
+  }
 }
 
 TEST(LearningTest, SmallModelLearnsTheShippedText) {
