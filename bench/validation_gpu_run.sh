@@ -23,7 +23,12 @@ esac
 profile="$out/$name.textproto"
 if [[ "${CALIBRATE:-1}" == 1 || ! -e "$profile" ]]; then
   echo "== calibrate ($base)"
-  ( time "$mpsim" calibrate -o "$profile" --base "$base" ) 2>&1 | tail -25
+  ( time "$mpsim" calibrate -o "$profile" --base "$base" ) 2>&1 | tee "$out/calibrate.log" | tail -25
+  # The bench's database and host-side means, so that the fit can be run again elsewhere.
+  kept=$(grep -o "kept in [^ ]*" "$out/calibrate.log" | head -1 | cut -d' ' -f3)
+  if [[ -n "$kept" ]]; then
+    cp "$kept/calib.jsonl" "$out/" && gzip -c "$kept/calib.sqlite" > "$out/calib.sqlite.gz"
+  fi
 fi
 echo "== validate"
 ( time "$mpsim" validate --configs "${CONFIGS:-docs/validation/configs.txt}" --hw "$profile" \

@@ -63,7 +63,8 @@ void add_point(FitState& f, std::string_view name, const std::vector<std::string
 bool has_exact_table(std::string_view name) {
   return name == cost::kGemmForwardTable || name == cost::kGemmDgradTable ||
          name == cost::kGemmWgradTable || name == cost::kAttentionForwardTable ||
-         name == cost::kAttentionBackwardTable || name == cost::kAllReduceTable ||
+         name == cost::kAttentionBackwardTable || name == cost::kFlashForwardTable ||
+         name == cost::kFlashBackwardTable || name == cost::kAllReduceTable ||
          name == cost::kAllGatherTable || name == cost::kReduceScatterTable ||
          name == cost::kSendTable;
 }
@@ -76,6 +77,8 @@ const std::vector<std::string_view>& table_order() {
                                                        cost::kGemmWgradTable,
                                                        cost::kAttentionForwardTable,
                                                        cost::kAttentionBackwardTable,
+                                                       cost::kFlashForwardTable,
+                                                       cost::kFlashBackwardTable,
                                                        cost::kNormTable,
                                                        cost::kNormForwardTable,
                                                        cost::kNormBackwardTable,

@@ -1,4 +1,4 @@
-// Bias-GeLU (rows layout, its backward a column sum) and SwiGLU (flat); see activation.h.
+// Bias-GeLU (rows layout, its backward a column sum) and SwiGLU (rows layout); see activation.h.
 #include "executor/cuda/activation.h"
 #include "executor/cuda/column_sum.cuh"
 
@@ -55,38 +55,73 @@ struct GeluBackwardOp {
 
 __device__ float silu(float g) { return g / (1.0f + __expf(-g)); }
 
-// Feature j's gate and up projection of row r (columns 2j and 2j + 1), bias added when given.
-__device__ void gate_and_up(const bf16* x, const bf16* bias, int64_t r, int64_t j, int64_t cols,
-                            float& g, float& u) {
-  g = __bfloat162float(x[r * 2 * cols + 2 * j]);
-  u = __bfloat162float(x[r * 2 * cols + 2 * j + 1]);
-  if (bias != nullptr) {
-    g += __bfloat162float(bias[2 * j]);
-    u += __bfloat162float(bias[2 * j + 1]);
+// SwiGLU over the rows layout: each thread takes kVec consecutive features j of a row, i.e. the
+// 2 kVec interleaved (gate, up) inputs of columns 2j, 2j + 1 (16-byte loads and stores when kVec
+// is 8).
+template <int kVec>
+__device__ __forceinline__ void load_gate_up(const bf16* x, const bf16* bias, int64_t r, int64_t c,
+                                             int64_t cols, float (&g)[kVec], float (&u)[kVec]) {
+  float in[2 * kVec], b[2 * kVec] = {};
+  const bf16* row = x + r * 2 * cols + 2 * c;
+  if constexpr (kVec == 8) {
+    load_vec<8>(row, reinterpret_cast<float(&)[8]>(in[0]));
+    load_vec<8>(row + 8, reinterpret_cast<float(&)[8]>(in[8]));
+    if (bias != nullptr) {
+      load_vec<8>(bias + 2 * c, reinterpret_cast<float(&)[8]>(b[0]));
+      load_vec<8>(bias + 2 * c + 8, reinterpret_cast<float(&)[8]>(b[8]));
+    }
+  } else {
+    in[0] = __bfloat162float(row[0]);
+    in[1] = __bfloat162float(row[1]);
+    if (bias != nullptr) {
+      b[0] = __bfloat162float(bias[2 * c]);
+      b[1] = __bfloat162float(bias[2 * c + 1]);
+    }
+  }
+#pragma unroll
+  for (int e = 0; e < kVec; ++e) {
+    g[e] = in[2 * e] + b[2 * e];
+    u[e] = in[2 * e + 1] + b[2 * e + 1];
   }
 }
 
+template <int kVec>
 __global__ void swiglu_forward_kernel(const bf16* x, const bf16* bias, bf16* y, int64_t rows,
                                       int64_t cols) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < rows * cols;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    float g, u;
-    gate_and_up(x, bias, idx / cols, idx % cols, cols, g, u);
-    y[idx] = __float2bfloat16(silu(g) * u);
+  MPSIM_FOR_ROWS(r, rows) {
+    for (int64_t c = int64_t{threadIdx.x} * kVec; c < cols; c += int64_t{blockDim.x} * kVec) {
+      float g[kVec], u[kVec], out[kVec];
+      load_gate_up<kVec>(x, bias, r, c, cols, g, u);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) out[e] = silu(g[e]) * u[e];
+      store_vec<kVec>(y + r * cols + c, out);
+    }
   }
 }
 
+template <int kVec>
 __global__ void swiglu_backward_kernel(const bf16* dy, const bf16* x, const bf16* bias, bf16* dx,
                                        int64_t rows, int64_t cols) {
-  for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < rows * cols;
-       idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = idx / cols, j = idx % cols;
-    float g, u;
-    gate_and_up(x, bias, r, j, cols, g, u);
-    const float sig = 1.0f / (1.0f + __expf(-g));
-    const float grad = __bfloat162float(dy[idx]);
-    dx[r * 2 * cols + 2 * j] = __float2bfloat16(grad * u * sig * (1.0f + g * (1.0f - sig)));
-    dx[r * 2 * cols + 2 * j + 1] = __float2bfloat16(grad * g * sig);
+  MPSIM_FOR_ROWS(r, rows) {
+    for (int64_t c = int64_t{threadIdx.x} * kVec; c < cols; c += int64_t{blockDim.x} * kVec) {
+      float g[kVec], u[kVec], grad[kVec], out[2 * kVec];
+      load_gate_up<kVec>(x, bias, r, c, cols, g, u);
+      load_vec<kVec>(dy + r * cols + c, grad);
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) {
+        const float sig = 1.0f / (1.0f + __expf(-g[e]));
+        out[2 * e] = grad[e] * u[e] * sig * (1.0f + g[e] * (1.0f - sig));
+        out[2 * e + 1] = grad[e] * g[e] * sig;
+      }
+      bf16* row = dx + r * 2 * cols + 2 * c;
+      if constexpr (kVec == 8) {
+        store_vec<8>(row, reinterpret_cast<float(&)[8]>(out[0]));
+        store_vec<8>(row + 8, reinterpret_cast<float(&)[8]>(out[8]));
+      } else {
+        row[0] = __float2bfloat16(out[0]);
+        row[1] = __float2bfloat16(out[1]);
+      }
+    }
   }
 }
 
@@ -119,17 +154,16 @@ void bias_gelu_backward(const bf16* dy, const bf16* x, const bf16* bias, bf16* d
 
 void swiglu_forward(const bf16* x, const bf16* bias, bf16* y, int64_t rows, int64_t cols,
                     cudaStream_t stream) {
-  if (rows * cols == 0) return;
-  swiglu_forward_kernel<<<blocks_for(rows * cols), kThreads, 0, stream>>>(x, bias, y, rows, cols);
-  CUDA_CHECK_LAUNCH();
+  if (rows <= 0 || cols <= 0) return;
+  const bool vec = cols % 8 == 0 && all_aligned16(x, bias, y);
+  MPSIM_LAUNCH_ROWS(swiglu_forward_kernel, vec, rows, cols, stream, x, bias, y, rows, cols);
 }
 
 void swiglu_backward(const bf16* dy, const bf16* x, const bf16* bias, bf16* dx, int64_t rows,
                      int64_t cols, cudaStream_t stream) {
-  if (rows * cols == 0) return;
-  swiglu_backward_kernel<<<blocks_for(rows * cols), kThreads, 0, stream>>>(dy, x, bias, dx, rows,
-                                                                           cols);
-  CUDA_CHECK_LAUNCH();
+  if (rows <= 0 || cols <= 0) return;
+  const bool vec = cols % 8 == 0 && all_aligned16(dy, x, bias, dx);
+  MPSIM_LAUNCH_ROWS(swiglu_backward_kernel, vec, rows, cols, stream, dy, x, bias, dx, rows, cols);
 }
 
 }  // namespace mpsim::executor::kernels

@@ -53,6 +53,22 @@ __global__ void add_kernel(const bf16* a, const bf16* b, bf16* out, int64_t n, b
     out[i] = __float2bfloat16(__bfloat162float(a[i]) + __bfloat162float(b[i]));
 }
 
+// 16-byte pieces when every row start is aligned (kVec 8), else elements.
+template <int kVec>
+__global__ void copy_rows_kernel(const bf16* src, int64_t src_ld, bf16* dst, int64_t dst_ld,
+                                 int64_t rows, int64_t cols) {
+  const int64_t per_row = cols / kVec;
+  for (int64_t i = global_thread(); i < rows * per_row; i += grid_threads()) {
+    const int64_t r = i / per_row, c = (i % per_row) * kVec;
+    if constexpr (kVec == 8) {
+      *reinterpret_cast<uint4*>(dst + r * dst_ld + c) =
+          *reinterpret_cast<const uint4*>(src + r * src_ld + c);
+    } else {
+      dst[r * dst_ld + c] = src[r * src_ld + c];
+    }
+  }
+}
+
 __global__ void init_parameter_kernel(float* out, int64_t rows, int64_t cols, int64_t row_offset,
                                       int64_t col_offset, int64_t global_cols, uint64_t seed,
                                       uint64_t param_id, float mean, float std) {
@@ -88,6 +104,20 @@ void add_bf16(const bf16* a, const bf16* b, bf16* out, int64_t n, cudaStream_t s
   if (n <= 0) return;
   add_kernel<<<flat_grid(ceil_div(n, 8)), kThreads, 0, stream>>>(a, b, out, n,
                                                                  all_aligned16(a, b, out));
+  CUDA_CHECK_LAUNCH();
+}
+
+void copy_rows(const bf16* src, int64_t src_ld, bf16* dst, int64_t dst_ld, int64_t rows,
+               int64_t cols, cudaStream_t stream) {
+  if (rows <= 0 || cols <= 0) return;
+  const bool vec = cols % 8 == 0 && src_ld % 8 == 0 && dst_ld % 8 == 0 && all_aligned16(src, dst);
+  if (vec) {
+    copy_rows_kernel<8>
+        <<<flat_grid(rows * cols / 8), kThreads, 0, stream>>>(src, src_ld, dst, dst_ld, rows, cols);
+  } else {
+    copy_rows_kernel<1>
+        <<<flat_grid(rows * cols), kThreads, 0, stream>>>(src, src_ld, dst, dst_ld, rows, cols);
+  }
   CUDA_CHECK_LAUNCH();
 }
 

@@ -10,17 +10,17 @@
 
 #include "executor/cuda/cuda_check.h"
 
-#define CUDNN_CHECK(call)                                                                    \
-  do {                                                                                       \
-    const cudnnStatus_t mpsim_status_ = (call);                                              \
-    if (mpsim_status_ != CUDNN_STATUS_SUCCESS) {                                             \
-      char mpsim_detail_[512] = {0};                                                         \
-      cudnnGetLastErrorString(mpsim_detail_, sizeof mpsim_detail_);                          \
-      ::mpsim::executor::throw_call_error(                                                   \
-          #call, __FILE__, __LINE__,                                                         \
-          std::string(cudnnGetErrorString(mpsim_status_)) +                                  \
-              (mpsim_detail_[0] != 0 ? std::string(" (") + mpsim_detail_ + ")" : ""));       \
-    }                                                                                        \
+#define CUDNN_CHECK(call)                                                              \
+  do {                                                                                 \
+    const cudnnStatus_t mpsim_status_ = (call);                                        \
+    if (mpsim_status_ != CUDNN_STATUS_SUCCESS) {                                       \
+      char mpsim_detail_[512] = {0};                                                   \
+      cudnnGetLastErrorString(mpsim_detail_, sizeof mpsim_detail_);                    \
+      ::mpsim::executor::throw_call_error(                                             \
+          #call, __FILE__, __LINE__,                                                   \
+          std::string(cudnnGetErrorString(mpsim_status_)) +                            \
+              (mpsim_detail_[0] != 0 ? std::string(" (") + mpsim_detail_ + ")" : "")); \
+    }                                                                                  \
   } while (0)
 
 namespace mpsim::executor {
@@ -138,7 +138,8 @@ class GraphBuilder {
     Descriptor& p = own(CUDNN_BACKEND_POINTWISE_DESCRIPTOR);
     p.set(CUDNN_ATTR_POINTWISE_MODE, CUDNN_TYPE_POINTWISE_MODE, &mode)
         .set(CUDNN_ATTR_POINTWISE_MATH_PREC, CUDNN_TYPE_DATA_TYPE, &compute);
-    if (mode == CUDNN_POINTWISE_GEN_INDEX) p.set(CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, &axis);
+    if (mode == CUDNN_POINTWISE_GEN_INDEX)
+      p.set(CUDNN_ATTR_POINTWISE_AXIS, CUDNN_TYPE_INT64, &axis);
     p.finalize();
     Descriptor& op = own(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR);
     op.set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, p)
@@ -256,11 +257,13 @@ void build_backward(GraphBuilder& g, const AttentionShape& s) {
   const std::vector<int64_t> square = {b, h, n, n}, transposed = {h * n * n, n * n, 1, n};
 
   // rowsum(dO * O), kept in fp32 workspace.
-  const Tensor prod = g.virtual_tensor(dims_of(s, h), CUDNN_DATA_FLOAT, {h * n * d, n * d, h * d, 1});
+  const Tensor prod =
+      g.virtual_tensor(dims_of(s, h), CUDNN_DATA_FLOAT, {h * n * d, n * d, h * d, 1});
   g.pointwise(CUDNN_POINTWISE_MUL, dout, &o, nullptr, prod);
   const Tensor dot = g.virtual_tensor({b, h, n, 1});
   g.reduction(CUDNN_REDUCE_TENSOR_ADD, prod, dot);
-  const Tensor softmax_sum = g.tensor(kSoftmaxSum, CUDNN_DATA_FLOAT, {b, h, n, 1}, {h * n, n, 1, 1});
+  const Tensor softmax_sum =
+      g.tensor(kSoftmaxSum, CUDNN_DATA_FLOAT, {b, h, n, 1}, {h * n, n, 1, 1});
   g.pointwise(CUDNN_POINTWISE_MUL, dot, &one, nullptr, softmax_sum);
 
   // P = exp(S * scale - lse) under the causal mask; dV = P^T dO.
@@ -295,8 +298,8 @@ void build_backward(GraphBuilder& g, const AttentionShape& s) {
   per_kv_head(ds_t, q, dk);
   const Tensor k = g.virtual_tensor(dims_of(s, hk), CUDNN_DATA_BFLOAT16, strides_of(s.k));
   g.reshape(kt, k);
-  const Tensor dq_accum = g.tensor(kDqAccum, CUDNN_DATA_FLOAT, dims_of(s, h),
-                                   packed_strides(dims_of(s, h)));
+  const Tensor dq_accum =
+      g.tensor(kDqAccum, CUDNN_DATA_FLOAT, dims_of(s, h), packed_strides(dims_of(s, h)));
   g.matmul(ds, k, dq_accum);
   g.pointwise(CUDNN_POINTWISE_IDENTITY, dq_accum, nullptr, nullptr, dq);
 }
@@ -306,9 +309,9 @@ void build_backward(GraphBuilder& g, const AttentionShape& s) {
 struct FlashAttention::Plan {
   std::vector<std::unique_ptr<Descriptor>> descriptors;
   std::unique_ptr<Descriptor> graph, plan;
-  int64_t workspace = 0;        // cuDNN's own
-  int64_t softmax_sum = 0;      // backward: bytes of rowsum(dO * O)
-  int64_t dq_accum = 0;         // backward: bytes of the fp32 dQ
+  int64_t workspace = 0;    // cuDNN's own
+  int64_t softmax_sum = 0;  // backward: bytes of rowsum(dO * O)
+  int64_t dq_accum = 0;     // backward: bytes of the fp32 dQ
 };
 
 FlashAttention::FlashAttention(DeviceMemory& memory, cudaStream_t stream)
@@ -443,13 +446,13 @@ void FlashAttention::backward(const AttentionShape& shape, const bf16* q, const 
   if (cudnnGetVersion() < 90600) {
     CUDA_CHECK(cudaMemsetAsync(base + p.workspace + p.softmax_sum, 0, p.dq_accum, stream_));
   }
-  execute(handle_, *p.plan,
-          {kQ, kK, kV, kO, kDout, kLse, kDq, kDk, kDv, kScale, kNegInf, kOne, kSoftmaxSum,
-           kDqAccum},
-          {mutable_ptr(q), mutable_ptr(k), mutable_ptr(v), mutable_ptr(o), mutable_ptr(dout),
-           mutable_ptr(lse), dq, dk, dv, &scale, &neg_inf, &one, base + p.workspace,
-           base + p.workspace + p.softmax_sum},
-          base);
+  execute(
+      handle_, *p.plan,
+      {kQ, kK, kV, kO, kDout, kLse, kDq, kDk, kDv, kScale, kNegInf, kOne, kSoftmaxSum, kDqAccum},
+      {mutable_ptr(q), mutable_ptr(k), mutable_ptr(v), mutable_ptr(o), mutable_ptr(dout),
+       mutable_ptr(lse), dq, dk, dv, &scale, &neg_inf, &one, base + p.workspace,
+       base + p.workspace + p.softmax_sum},
+      base);
 }
 
 }  // namespace mpsim::executor

@@ -36,8 +36,8 @@ struct GptStage::LayerWeights {
 // What a layer's backward needs. Norm outputs (ln1, ln2) are this rank's sequence shard under SP
 // and are re-gathered by the backward pass.
 struct GptStage::LayerActivations {
-  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, probs, lse, ctx, x_mid, ln2, ln2_mean, ln2_rstd,
-      h1, act;
+  DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, q, probs, lse, ctx, x_mid, ln2, ln2_mean,
+      ln2_rstd, h1, act;  // q: the query heads' own copy (grouped-query attention, fused core)
 };
 
 struct GptStage::HeadActivations {
@@ -273,7 +273,8 @@ void GptStage::attention_backward(const LayerActivations& a, const bf16* probs, 
 // The fused core reads the interleaved rows in place: batch b of head q of group g at b *
 // qkv_local + g (r + 2) d (+ r d for the key, (r + 1) d for the value), position t at t * mbs *
 // qkv_local. The query heads of a group are evenly strided only without grouped-query attention
-// (r = 1); otherwise they are packed first into the context's layout.
+// (r = 1); otherwise they are copied into their own tensor first (attn.split), laid out as the
+// context.
 AttentionShape GptStage::flash_shape(bool packed_queries) const {
   const int64_t d = head_dim_, row = qkv_local_;
   AttentionShape s;
@@ -288,35 +289,36 @@ AttentionShape GptStage::flash_shape(bool packed_queries) const {
   return s;
 }
 
-DeviceBuffer GptStage::pack_queries(const bf16* qkv) {
+void GptStage::flash_forward(const LayerActivations& a, bf16* ctx, float* lse) {
   const int64_t r = group_, d = head_dim_;
-  DeviceBuffer q = buffer(kWork, tokens_ * heads_local_ * d * 2);
-  CUDA_CHECK(cudaMemcpy2DAsync(q.get(), r * d * 2, qkv, (r + 2) * d * 2, r * d * 2,
-                               tokens_ * kv_local_, cudaMemcpyDeviceToDevice, r_.compute));
-  return q;
+  const bf16* qkv = a.qkv.as<bf16>();
+  r_.flash->forward(flash_shape(r > 1), r > 1 ? a.q.as<bf16>() : qkv, qkv + r * d,
+                    qkv + (r + 1) * d, ctx, lse);
 }
 
-void GptStage::flash_forward(const bf16* qkv, bf16* ctx, float* lse) {
+// The core's backward (attn.flash), then, with grouped-query attention, the query gradient
+// copied into the QKV rows (attn.split).
+void GptStage::flash_backward(int mb, int layer, const LayerActivations& a, const float* lse,
+                              const bf16* dctx, bf16* dqkv) {
   const int64_t r = group_, d = head_dim_;
-  DeviceBuffer packed = r > 1 ? pack_queries(qkv) : DeviceBuffer{};
-  const bf16* q = r > 1 ? packed.as<bf16>() : qkv;
-  r_.flash->forward(flash_shape(r > 1), q, qkv + r * d, qkv + (r + 1) * d, ctx, lse);
-}
-
-void GptStage::flash_backward(const bf16* qkv, const bf16* ctx, const float* lse, const bf16* dctx,
-                              bf16* dqkv) {
-  const int64_t r = group_, d = head_dim_;
+  const bf16* qkv = a.qkv.as<bf16>();
+  const RangePass bwd = RangePass::kBackward;
   if (r == 1) {
-    r_.flash->backward(flash_shape(false), qkv, qkv + d, qkv + 2 * d, ctx, dctx, lse, dqkv,
-                       dqkv + d, dqkv + 2 * d);
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, OpLabel::kAttnFlash));
+    r_.flash->backward(flash_shape(false), qkv, qkv + d, qkv + 2 * d, a.ctx.as<bf16>(), dctx, lse,
+                       dqkv, dqkv + d, dqkv + 2 * d);
     return;
   }
-  DeviceBuffer q = pack_queries(qkv);
   DeviceBuffer dq = buffer(kWork, tokens_ * heads_local_ * d * 2);
-  r_.flash->backward(flash_shape(true), q.as<bf16>(), qkv + r * d, qkv + (r + 1) * d, ctx, dctx,
-                     lse, dq.as<bf16>(), dqkv + r * d, dqkv + (r + 1) * d);
-  CUDA_CHECK(cudaMemcpy2DAsync(dqkv, (r + 2) * d * 2, dq.get(), r * d * 2, r * d * 2,
-                               tokens_ * kv_local_, cudaMemcpyDeviceToDevice, r_.compute));
+  {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, OpLabel::kAttnFlash));
+    r_.flash->backward(flash_shape(true), a.q.as<bf16>(), qkv + r * d, qkv + (r + 1) * d,
+                       a.ctx.as<bf16>(), dctx, lse, dq.as<bf16>(), dqkv + r * d,
+                       dqkv + (r + 1) * d);
+  }
+  NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, OpLabel::kAttnSplit));
+  kernels::copy_rows(dq.as<bf16>(), r * d, dqkv, (r + 2) * d, tokens_ * kv_local_, r * d,
+                     r_.compute);
 }
 
 // ---- transformer layer
@@ -373,11 +375,18 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
   // Selective recomputation drops what only the core's backward needs: the probabilities of the
   // unfused core, the log-sum-exp of the fused one.
   const bool keep_core = keep == kAct && recompute_ != spec::RECOMPUTE_SELECTIVE;
+  if (flash_ && group_ > 1) {  // the query heads are not evenly strided in the QKV rows
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnSplit));
+    const int64_t r = group_, d = head_dim_;
+    a.q = buffer(keep, T * heads_local_ * d * 2);
+    kernels::copy_rows(a.qkv.as<bf16>(), (r + 2) * d, a.q.as<bf16>(), r * d, T * kv_local_, r * d,
+                       s);
+  }
   if (flash_) {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnFlash));
     a.ctx = buffer(keep, T * heads_local_ * head_dim_ * 2);
     a.lse = buffer(keep_core ? kAct : kWork, mbs_ * heads_local_ * seq_ * 4);
-    flash_forward(a.qkv.as<bf16>(), a.ctx.as<bf16>(), a.lse.as<float>());
+    flash_forward(a, a.ctx.as<bf16>(), a.lse.as<float>());
     if (!keep_core) a.lse.reset();
   } else {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnCore));
@@ -585,12 +594,10 @@ void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations&
       NvtxRange range(r_.nvtx, compute_range(RangePass::kRecompute, mb, L, OpLabel::kAttnFlash));
       DeviceBuffer ctx = buffer(kWork, T * attn_width * 2);
       a.lse = buffer(kWork, mbs_ * heads_local_ * seq_ * 4);
-      flash_forward(a.qkv.as<bf16>(), ctx.as<bf16>(), a.lse.as<float>());
+      flash_forward(a, ctx.as<bf16>(), a.lse.as<float>());
     }
     dqkv = buffer(kWork, T * qkv_local_ * 2);
-    NvtxRange range(r_.nvtx, name(OpLabel::kAttnFlash));
-    flash_backward(a.qkv.as<bf16>(), a.ctx.as<bf16>(), a.lse.as<float>(), dctx.as<bf16>(),
-                   dqkv.as<bf16>());
+    flash_backward(mb, L, a, a.lse.as<float>(), dctx.as<bf16>(), dqkv.as<bf16>());
   } else {
     a.ctx.reset();
     if (!a.probs) {  // selective recomputation
@@ -603,6 +610,7 @@ void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations&
   }
   a.ctx.reset();
   a.lse.reset();
+  a.q.reset();
   a.probs.reset();
   dctx.reset();
   a.qkv.reset();

@@ -109,9 +109,8 @@ class GptStage {
   // The fused core on the interleaved QKV rows (query heads packed first with grouped-query
   // attention, whose queries are not evenly strided there).
   AttentionShape flash_shape(bool packed_queries) const;
-  DeviceBuffer pack_queries(const __nv_bfloat16* qkv);
-  void flash_forward(const __nv_bfloat16* qkv, __nv_bfloat16* ctx, float* lse);
-  void flash_backward(const __nv_bfloat16* qkv, const __nv_bfloat16* ctx, const float* lse,
+  void flash_forward(const LayerActivations& a, __nv_bfloat16* ctx, float* lse);
+  void flash_backward(int micro_batch, int layer, const LayerActivations& a, const float* lse,
                       const __nv_bfloat16* dctx, __nv_bfloat16* dqkv);
   void head_forward(int micro_batch, HeadActivations& h, const int32_t* targets, float* loss_sum);
   DeviceBuffer head_backward(int micro_batch, HeadActivations& h, float grad_scale);

@@ -78,13 +78,6 @@ inline unsigned grid_of(int64_t blocks) {
   return static_cast<unsigned>(std::clamp<int64_t>(blocks, 1, kMaxGrid));
 }
 
-// Grid of the rotary and SwiGLU kernels: one thread per item, at most 65535 * 16 blocks (not sized
-// to the GPU, unlike flat_grid).
-inline unsigned blocks_for(int64_t n) {
-  const int64_t b = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(b < 65535 * 16 ? b : 65535 * 16);
-}
-
 // ---- device helpers -----------------------------------------------------------------------------
 
 __device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {

@@ -210,6 +210,12 @@ double LayerOps::residual_bytes(bool backward) const {
   return static_cast<double>(s_.tokens_sp) * s_.h * ((backward ? 2 : 3) * s_.e + mask);
 }
 
+bool LayerOps::splits_queries() const { return is_flash(attention_) && d_.kv_heads < d_.heads; }
+
+// The query heads read from the QKV rows and written to their own tensor (backward: the
+// gradient's way back).
+double LayerOps::split_bytes() const { return 2.0 * s_.tokens * s_.heads * d_.head_dim * s_.e; }
+
 double LayerOps::rope_bytes() const {
   return 2.0 * s_.tokens * (s_.heads * d_.head_dim + s_.kv_dim) * s_.e;
 }
@@ -233,6 +239,7 @@ void LayerOps::forward_layer(int64_t layer, Pass pass) {
   gathered_gemm(OpLabel::kAttnAllGather, OpLabel::kAttnQkv, s_.tokens, s_.qkv_out, s_.h,
                 gemm_input_bytes(act));
   if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
+  if (splits_queries()) memory_op(OpKind::kElementwise, OpLabel::kAttnSplit, split_bytes());
   attention(false);
   fp8_cast(OpLabel::kAttnProjCast, kCastBytes * tokens * attn_width);
   reduced_gemm(OpLabel::kAttnProj, s_.tokens, s_.h, attn_width,
@@ -303,6 +310,7 @@ void LayerOps::backward_layer(int64_t layer) {
     emit_.context().pass = Pass::kBackward;
   }
   attention(true);
+  if (splits_queries()) memory_op(OpKind::kElementwise, OpLabel::kAttnSplit, split_bytes());
   if (d_.rotary) memory_op(OpKind::kElementwise, OpLabel::kAttnRope, rope_bytes());
   column_parallel_backward(OpLabel::kAttnQkvDgrad, OpLabel::kAttnQkvWgrad,
                            OpLabel::kAttnInputAllGather,

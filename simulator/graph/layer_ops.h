@@ -135,6 +135,10 @@ class LayerOps {
                                 OpLabel cast, int64_t out_features);
   double residual_bytes(bool backward) const;
   double norm_bytes(bool backward) const { return (backward ? 3 : 2) * s_.activation_bytes_sp(); }
+  // Grouped-query attention with the fused core copies the query heads into their own tensor
+  // (attn.split, forward and backward), as Megatron-Core's reshape of the query does.
+  bool splits_queries() const;
+  double split_bytes() const;
   double rope_bytes() const;
   void set_layer(int64_t layer, Pass pass);
 

@@ -18,6 +18,7 @@ constexpr std::array<LabelInfo, kNumOpLabels> kLabels = {{
     {OpLabel::kAttnAllGather, "attn.allgather"},
     {OpLabel::kAttnQkv, "attn.qkv"},
     {OpLabel::kAttnRope, "attn.rope"},
+    {OpLabel::kAttnSplit, "attn.split"},
     {OpLabel::kAttnCore, "attn.core"},
     {OpLabel::kAttnFlash, "attn.flash"},
     {OpLabel::kAttnProj, "attn.proj"},

@@ -23,6 +23,8 @@ enum class OpLabel : uint8_t {
   kAttnAllGather,  // sequence parallelism: gather the normed input before QKV
   kAttnQkv,
   kAttnRope,
+  kAttnSplit,  // grouped-query attention, fused core: the query heads copied out of the QKV rows
+               // (Megatron-Core's reshape of the query); backward: their gradient copied back
   kAttnCore,   // unfused attention core (QK^T, softmax, x V); its backward keeps the label
   kAttnFlash,  // fused flash-attention core (one kernel per pass); its backward keeps the label
   kAttnProj,

@@ -103,6 +103,8 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
   x.qkv_input = g * tokens * h / sp;
   x.qkv = e * tokens * (q_width + 2 * kv_width) / t;
   if (graph::is_flash(config.attention())) {
+    // Grouped-query attention: the query heads' own copy (attn.split), which the core saves.
+    if (d.kv_heads < d.heads) x.qkv += e * tokens * q_width / t;
     x.attn_scores = kLseBytes * heads_tokens / t;
   } else {
     // softmax output; with dropout also its mask and output (attention over V reads the latter).

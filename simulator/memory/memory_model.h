@@ -70,11 +70,12 @@ ModelStateBytes stage_model_state_bytes(const graph::ModelDims& dims,
 // recipe the four linear layers' inputs (qkv_input, proj_input, fc1_input, fc2_input) are saved
 // as the FP8 tensors their GEMMs read, one byte per element; everything else stays BF16.
 struct LayerTensors {
-  double attn_norm_input = 0;    // = the layer's input (the checkpoint under full recompute)
-  double qkv_input = 0;          // norm output, input of the QKV GEMM
-  double qkv = 0;                // Q, K (QK^T inputs) and V (input of attention over V)
-  double attn_scores = 0;        // softmax output + dropout mask + dropout output, or flash LSE
-  double proj_input = 0;         // attention output, input of the output projection
+  double attn_norm_input = 0;  // = the layer's input (the checkpoint under full recompute)
+  double qkv_input = 0;        // norm output, input of the QKV GEMM
+  double qkv = 0;          // Q, K (QK^T inputs) and V (input of attention over V); with GQA and the
+                           // fused core also the copy of the query heads
+  double attn_scores = 0;  // softmax output + dropout mask + dropout output, or flash LSE
+  double proj_input = 0;   // attention output, input of the output projection
   double attn_dropout_mask = 0;  // dropout after the projection (0 without dropout)
   double mlp_norm_input = 0;
   double fc1_input = 0;

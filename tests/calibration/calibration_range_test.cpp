@@ -111,7 +111,8 @@ TEST(CalibrationRangeTest, BrokenNamesAreRefusedNamingTheRange) {
             "'g=2,bytes=4,extra=1', expected 'g=<positive integer>,bytes=<positive integer>'");
   EXPECT_EQ(refusal("calib/memory.loss/bytes=4"),
             "calibration range 'calib/memory.loss/bytes=4': unknown measurement 'memory.loss', "
-            "expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, memory.norm, "
+            "expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, attention.flash.fwd.bf16, "
+            "attention.flash.bwd.bf16, memory.norm, "
             "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, "
             "memory.softmax, allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, "
             "send.nvlink, interference/gemm.bf16 or meta");

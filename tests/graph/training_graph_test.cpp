@@ -160,6 +160,33 @@ TEST(TrainingGraph, AttentionCoresOfEachKind) {
   }
 }
 
+// Grouped-query attention with the fused core copies the query heads out of the QKV rows and
+// their gradient back (attn.split): one op per layer and pass, reading and writing the local
+// query heads (tokens x 4 heads x 32 x 2 bytes, twice); none with the unfused core (batched GEMMs
+// read the rows in place) or without grouping.
+TEST(TrainingGraph, FusedCoreSplitsGroupedQueries) {
+  const double tokens = 2 * 128, e = 2;
+  for (const int64_t kv_heads : {2, 8}) {
+    const spec::ModelSpec model = testing::llama(2, 256, 688, 8, kv_heads, 128, 1000);
+    for (spec::Attention attention : {spec::ATTENTION_UNFUSED, spec::ATTENTION_FLASH}) {
+      spec::ParallelConfig c = testing::config(2, 1, 1, 2, 2);
+      c.set_attention(attention);
+      const auto tg = build(model, c);
+      std::map<Pass, int> count;
+      for (OpVertex v = 0; v < boost::num_vertices(tg.graph); ++v) {
+        const Op& op = tg.graph[v];
+        if (op.label != OpLabel::kAttnSplit) continue;
+        EXPECT_EQ(op.kind, OpKind::kElementwise);
+        EXPECT_DOUBLE_EQ(op.bytes, 2 * tokens * 4 * 32 * e);
+        ++count[op.pass];
+      }
+      const int expected = kv_heads < 8 && attention == spec::ATTENTION_FLASH ? 2 : 0;
+      EXPECT_EQ(count[Pass::kForward], expected) << kv_heads << " " << attention;
+      EXPECT_EQ(count[Pass::kBackward], expected) << kv_heads << " " << attention;
+    }
+  }
+}
+
 TEST(TrainingGraph, DpBucketsCarryEveryGradientOnce) {
   const spec::ModelSpec model = testing::gpt(8, 512, 8, 256, 1000);
   for (int zero : {0, 1}) {

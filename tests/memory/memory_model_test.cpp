@@ -103,7 +103,10 @@ TEST(LayerActivationBytes, GeneralisesToGqaSwigluWithoutDropout) {
   const double lse = 4.0 * a * s * b / t;
   spec::ParallelConfig flash = c;
   flash.set_attention(spec::ATTENTION_FLASH);
-  EXPECT_EQ(layer_activation_bytes(d, flash), between_regions + qkv + proj + mlp + lse);
+  // Grouped-query attention with the fused core: the query heads' own copy (attn.split) too.
+  const double query_copy = 2 * tokens * h / t;
+  EXPECT_EQ(layer_activation_bytes(d, flash),
+            between_regions + qkv + query_copy + proj + mlp + lse);
   c.set_recompute(spec::RECOMPUTE_SELECTIVE);
   EXPECT_EQ(layer_activation_bytes(d, c), between_regions + qkv + proj + mlp);
   c.set_recompute(spec::RECOMPUTE_FULL);

@@ -58,7 +58,9 @@ TEST(ValidateCommandTest, ReportsStoredMeasurements) {
   const fs::path dir = temp_dir();
   store(dir, "pp2", "traces/executor/pp2.sqlite", kPipeline);
   store(dir, "tp2sp", "traces/executor/tp2sp.sqlite", kTensor);
-  std::ofstream(dir / "configs.txt") << "pp2 " << kPipeline << "\ntp2sp " << kTensor << "\n";
+  // The stored runs (the unfused core, before flags named it) match lines that state it.
+  std::ofstream(dir / "configs.txt") << "pp2 " << kPipeline << " --attention unfused\ntp2sp "
+                                     << kTensor << " --attention unfused\n";
   std::ostringstream out, err;
   const int status = run_validate({"--configs", (dir / "configs.txt").string(), "--hw", "h100-sxm",
                                    "--out", dir.string(), "--report-only", "--warmup", "1"},

@@ -76,6 +76,7 @@ ValidationCase tiny_case(const std::string& name, const std::string& flags, int6
   c.parallel.set_recompute(spec::RECOMPUTE_NONE);
   c.parallel.set_sequence_parallel(tp > 1);
   c.parallel.set_rank_order(spec::TP_DP_PP);
+  c.parallel.set_attention(spec::ATTENTION_UNFUSED);  // the stored traces' executor core
   return c;
 }
 
@@ -133,6 +134,8 @@ void store(const fs::path& dir, const std::string& name, const std::string& data
   std::ofstream(dir / "runs" / (name + ".json")) << json.dump();
 }
 
+// Runs stored before the fused core existed name no attention: they match a case that states
+// the unfused core, and are simulated with it.
 TEST(ValidationPipelineTest, ReportOnlyComparesStoredRunsWithLeaveOneOut) {
   const fs::path dir = temp_dir();
   store(dir, "pp2", "traces/executor/pp2.sqlite", kPipeline);
@@ -140,8 +143,10 @@ TEST(ValidationPipelineTest, ReportOnlyComparesStoredRunsWithLeaveOneOut) {
   ValidationSettings settings = settings_in(dir);
   settings.report_only = true;
   RecordingHost host;
+  const std::string unfused = " --attention unfused";
   const ValidationOutcome outcome = run_validation(
-      {tiny_case("pp2", kPipeline, 1, 2), tiny_case("tp2sp", kTensor, 2, 1)}, settings, host);
+      {tiny_case("pp2", kPipeline + unfused, 1, 2), tiny_case("tp2sp", kTensor + unfused, 2, 1)},
+      settings, host);
   EXPECT_TRUE(host.started.empty());
   EXPECT_TRUE(outcome.failures.empty());
   ASSERT_EQ(outcome.rows.size(), 2u);

@@ -130,8 +130,14 @@ TEST(ModelPointsTest, EveryKeyOfTheSmallModelsGraphsIsListedOnce) {
     })) << kind;
   }
   // Bounded: GEMM shapes per (TP, micro-batch) are the model's few linears in 3 layouts.
-  EXPECT_LE(points.gemm.size(), 2u * 5 * 5 * 3);   // TP x micro-batch x linears x layouts
-  EXPECT_LE(points.attention.size(), 2u * 5 * 2);  // TP x micro-batch x pass
+  EXPECT_LE(points.gemm.size(), 2u * 5 * 5 * 3);       // TP x micro-batch x linears x layouts
+  EXPECT_LE(points.attention.size(), 2u * 5 * 2 * 2);  // TP x micro-batch x pass x core
+  // Both cores at each shape: the unfused one's line and the fused one's.
+  for (const std::string& line : points.attention) {
+    if (line.starts_with("attention.flash.")) continue;
+    EXPECT_TRUE(lines.contains("attention.flash." + line.substr(std::string("attention.").size())))
+        << line;
+  }
   EXPECT_LE(points.collective.size(), 100u);
 }
 
@@ -163,7 +169,13 @@ TEST(ModelPointsTest, LongAttentionAndHugeGemmsAreLeftOutAndNoted) {
   o.max_attention_seq = 512;
   o.max_gemm_bytes = int64_t{64} << 20;
   const ModelPoints p = model_points({small_model()}, h100(), o);
-  EXPECT_TRUE(p.attention.empty());
+  // The fused core (no s x s tensor) is kept up to 4 x the sequence bound: seq 1024 <= 2048.
+  ASSERT_FALSE(p.attention.empty());
+  for (const std::string& line : p.attention)
+    EXPECT_TRUE(line.starts_with("attention.flash.")) << line;
+  ModelPointsOptions shorter = o;
+  shorter.max_attention_seq = 128;
+  EXPECT_TRUE(model_points({small_model()}, h100(), shorter).attention.empty());
   ASSERT_GE(p.notes.size(), 2u);
   EXPECT_TRUE(std::any_of(p.notes.begin(), p.notes.end(), [](const std::string& n) {
     return n.find("attention shapes with seq > 512 left out") != std::string::npos;

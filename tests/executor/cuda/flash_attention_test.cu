@@ -72,10 +72,10 @@ class FlashAttentionTest : public KernelsTest {};
 
 TEST_F(FlashAttentionTest, MatchesFloat64ForwardAndBackward) {
   const std::vector<Case> cases = {
-      {2, 4, 4, 128, 64, true},    // MHA on the trainer's QKV rows
-      {2, 8, 2, 256, 64, false},   // grouped-query attention, 4 queries per key/value head
-      {1, 2, 1, 96, 128, false},   // a sequence that is not a multiple of 64, head size 128
-      {3, 2, 2, 200, 64, true},    // an odd batch and a partial tile on the trainer's rows
+      {2, 4, 4, 128, 64, true},   // MHA on the trainer's QKV rows
+      {2, 8, 2, 256, 64, false},  // grouped-query attention, 4 queries per key/value head
+      {1, 2, 1, 96, 128, false},  // a sequence that is not a multiple of 64, head size 128
+      {3, 2, 2, 200, 64, true},   // an odd batch and a partial tile on the trainer's rows
   };
   DeviceMemory memory;
   FlashAttention attention(memory, nullptr);
@@ -103,14 +103,18 @@ TEST_F(FlashAttentionTest, MatchesFloat64ForwardAndBackward) {
 
     const std::vector<double>& kvd = c.interleaved ? to_double(q_host) : to_double(kv_host);
     const std::vector<double> qd = to_double(q_host), dod = to_double(dout_host);
-    auto Q = [&](int64_t b, int64_t h, int64_t t, int64_t e) { return qd[offset(s.q, b, h, t, e)]; };
+    auto Q = [&](int64_t b, int64_t h, int64_t t, int64_t e) {
+      return qd[offset(s.q, b, h, t, e)];
+    };
     auto K = [&](int64_t b, int64_t g, int64_t t, int64_t e) {
       return kvd[l.k_offset + offset(s.k, b, g, t, e)];
     };
     auto V = [&](int64_t b, int64_t g, int64_t t, int64_t e) {
       return kvd[l.v_offset + offset(s.v, b, g, t, e)];
     };
-    auto dO = [&](int64_t b, int64_t h, int64_t t, int64_t e) { return dod[offset(s.o, b, h, t, e)]; };
+    auto dO = [&](int64_t b, int64_t h, int64_t t, int64_t e) {
+      return dod[offset(s.o, b, h, t, e)];
+    };
 
     const double scale = 1.0 / std::sqrt(static_cast<double>(d));
     std::vector<double> want_o, got_o_seen, want_lse, got_lse_seen;
