@@ -20,9 +20,9 @@ say "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version --format
 say "== cuDNN the executor loads"
 ldd "$mpsim" | grep -E "cudnn|cublas|nccl" | tee -a "$log"
 ldconfig -p | grep -E "libcudnn.so" | head -3 | tee -a "$log"
-say "== flash attention, model reference and training tests"
+say "== kernel, flash attention, model reference and training tests"
 build/tests/executor/cuda/executor_gpu_tests \
-  --gtest_filter='FlashAttentionTest.*:ModelReferenceTest.*:ParallelEquivalenceTest.AttentionKinds*:ParallelEquivalenceTest.Recomputation*' \
+  --gtest_filter='KernelsTest.*:FlashAttentionTest.*:ModelReferenceTest.*:ParallelEquivalenceTest.AttentionKinds*:ParallelEquivalenceTest.Recomputation*' \
   > "$out/executor_gpu_tests.log" 2>&1
 grep -E "^\[  (PASSED|FAILED|  SKIPPED)|^\[==========\]|FAILED|Failure|error|got " "$out/executor_gpu_tests.log" | head -60 | tee -a "$log"
 say "== throughput: each core, 10 steps (the last 5 averaged)"

@@ -63,11 +63,16 @@ CalibrationRange parse_range(std::string_view text) {
                             {"m", "n", "k"}, text);
     return range;
   }
-  if (head == "attention.fwd.bf16" || head == "attention.bwd.bf16" ||
-      head == "attention.flash.fwd.bf16" || head == "attention.flash.bwd.bf16") {
+  if (head == "attention.fwd.bf16" || head == "attention.bwd.bf16") {
     range.kind = MeasurementKind::kAttention;
     range.table = std::string(head);
     range.keys = parse_keys(tail, {"bh", "s", "d"}, text);
+    return range;
+  }
+  if (head == "attention.flash.fwd.bf16" || head == "attention.flash.bwd.bf16") {
+    range.kind = MeasurementKind::kAttention;
+    range.table = std::string(head);
+    range.keys = parse_keys(tail, {"bh", "s", "d", "g"}, text);
     return range;
   }
   if (head == "memory.norm" || head == "memory.elementwise" || head == "memory.optimizer" ||
@@ -134,10 +139,11 @@ std::string attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d
          "/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d);
 }
 
-std::string flash_attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d) {
+std::string flash_attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d, int64_t g) {
   return std::string(backward ? "calib/attention.flash.bwd.bf16"
                               : "calib/attention.flash.fwd.bf16") +
-         "/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d);
+         "/bh=" + std::to_string(bh) + ",s=" + std::to_string(s) + ",d=" + std::to_string(d) +
+         ",g=" + std::to_string(g);
 }
 
 std::string memory_range_name(std::string_view op, int64_t bytes) {

@@ -9,8 +9,8 @@
 //   measurement := "gemm.bf16/" layout "/m=" M ",n=" N ",k=" K
 //                | "attention.fwd.bf16/bh=" BH ",s=" S ",d=" D
 //                | "attention.bwd.bf16/bh=" BH ",s=" S ",d=" D
-//                | "attention.flash.fwd.bf16/bh=" BH ",s=" S ",d=" D
-//                | "attention.flash.bwd.bf16/bh=" BH ",s=" S ",d=" D
+//                | "attention.flash.fwd.bf16/bh=" BH ",s=" S ",d=" D ",g=" G
+//                | "attention.flash.bwd.bf16/bh=" BH ",s=" S ",d=" D ",g=" G
 //                | "memory." memop "/bytes=" B
 //                | collective ".nvlink/g=" G ",bytes=" B
 //                | "interference/gemm.bf16/m=" M ",n=" N ",k=" K
@@ -23,7 +23,10 @@
 //
 //   calib/gemm.bf16/<fwd|dgrad|wgrad>/m=M,n=N,k=K      -> gemm.bf16.<layout>      (M, N, K)
 //   calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D       -> attention.<pass>.bf16   (BH, S, D)
-//   calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D -> attention.flash.<pass>.bf16 (BH, S, D)
+//   calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D,g=G
+//                                                      -> attention.flash.<pass>.bf16
+//                                                         (BH, S, D, G: query heads per key/value
+//                                                         head)
 //   calib/memory.<norm|elementwise|optimizer>/bytes=B  -> memory.<op>             (B)
 //   calib/memory.loss.<fwd|bwd>/bytes=B                -> memory.loss             (B)
 //   calib/memory.softmax/bytes=B                       -> memory.softmax          (B)
@@ -83,8 +86,8 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text);
 std::string gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64_t k);
 // calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D
 std::string attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d);
-// calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D
-std::string flash_attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d);
+// calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D,g=G
+std::string flash_attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d, int64_t g);
 // calib/memory.<op>/bytes=B (op: norm, elementwise, optimizer, softmax, loss.fwd, loss.bwd)
 std::string memory_range_name(std::string_view op, int64_t bytes);
 // calib/memory.loss.<fwd|bwd>/bytes=B

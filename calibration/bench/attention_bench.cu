@@ -1,6 +1,7 @@
 // The attention family: calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D (the unfused core) and
-// calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D (the fused one) over the grid of
-// --attention-bh x --attention-s x --attention-d, on GPU 0.
+// calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D,g=G (the fused one, G query heads per
+// key/value head, each of --attention-g that divides BH) over the grid of --attention-bh x
+// --attention-s x --attention-d, on GPU 0.
 //
 // The fused core: FlashAttention::forward and backward (cuDNN's fused causal attention) on the
 // same qkv rows, read in place; forward writes the context and the fp32 log-sum-exp [BH, S],
@@ -31,13 +32,17 @@ void run_attention(BenchContext& c) {
   Harness& harness = c.harness;
   const size_t shapes = o.attention_bh.size() * o.attention_s.size() * o.attention_d.size();
   std::fprintf(stderr,
-               "calibration_bench: attention: %zu shapes, forward and backward, on GPU %d\n",
-               shapes, ctx.lane().device);
+               "calibration_bench: attention: %zu shapes, forward and backward, unfused and fused "
+               "(%zu groupings), on GPU %d\n",
+               shapes, o.attention_g.size(), ctx.lane().device);
   for (const int64_t bh : o.attention_bh) {
     for (const int64_t s : o.attention_s) {
       for (const int64_t d : o.attention_d) {
-        for (const bool flash : {false, true})
-          measure_attention_shape(bh, s, d, flash, true, true, "", ctx, harness);
+        measure_attention_shape(bh, s, d, 0, true, true, "", ctx, harness);
+        for (const int64_t g : o.attention_g) {
+          if (g >= 1 && bh % g == 0)
+            measure_attention_shape(bh, s, d, g, true, true, "", ctx, harness);
+        }
       }
     }
   }
@@ -49,15 +54,16 @@ const BenchFamily kAttentionFamily = {"attention", run_attention};
 
 namespace {
 
-void measure_flash_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool backward,
+void measure_flash_shape(int64_t bh, int64_t s, int64_t d, int64_t g, bool forward, bool backward,
                          const std::string& extra_json, GemmContext& ctx, Harness& harness) {
   const Lane lane = ctx.lane();
-  const int64_t qkv_bytes = s * bh * 3 * d * 2, ctx_bytes = s * bh * d * 2;
+  const int64_t kv = bh / g;
+  const int64_t qkv_bytes = s * (bh + 2 * kv) * d * 2, ctx_bytes = s * bh * d * 2;
   // cuDNN's backward workspace: the fp32 dQ and row sums, a few MiB of its own.
   const int64_t work_bytes = 2 * ctx_bytes + 4 * bh * s + (int64_t{64} << 20);
-  if (!fits(
-          lane.device, 2 * (qkv_bytes + ctx_bytes) + 4 * bh * s + work_bytes,
-          flash_attention_range_name(!forward, bh, s, d) + (forward && backward ? " and bwd" : "")))
+  if (!fits(lane.device, 2 * (qkv_bytes + ctx_bytes) + 4 * bh * s + work_bytes,
+            flash_attention_range_name(!forward, bh, s, d, g) +
+                (forward && backward ? " and bwd" : "")))
     return;
   DeviceArray qkv(lane.device, qkv_bytes), dqkv(lane.device, qkv_bytes);
   DeviceArray context(lane.device, ctx_bytes), dcontext(lane.device, ctx_bytes);
@@ -65,47 +71,65 @@ void measure_flash_shape(int64_t bh, int64_t s, int64_t d, bool forward, bool ba
   fill_uniform<bf16>(qkv, -1.0f, 1.0f, 3, lane.stream);
   fill_uniform<bf16>(dcontext, -1.0f, 1.0f, 4, lane.stream);
   zero(dqkv, lane.stream);
+  // Without grouping the executor's interleaved rows [s, bh, 3, d]; with it the packed queries
+  // [s, bh, d] followed by the interleaved keys and values [s, kv, 2, d].
   executor::AttentionShape shape;
   shape.batch = 1;
-  shape.heads = shape.kv_heads = bh;
+  shape.heads = bh;
+  shape.kv_heads = kv;
   shape.seq = s;
   shape.head_dim = d;
-  shape.q = shape.k = shape.v = {bh * 3 * d, 3 * d, bh * 3 * d};
   shape.o = {bh * d, d, bh * d};
   const bf16* q = qkv.as<bf16>();
   bf16* dq = dqkv.as<bf16>();
+  const bf16 *k = q + d, *v = q + 2 * d;
+  bf16 *dk = dq + d, *dv = dq + 2 * d;
+  if (g == 1) {
+    shape.q = shape.k = shape.v = {bh * 3 * d, 3 * d, bh * 3 * d};
+  } else {
+    shape.q = shape.o;
+    shape.k = shape.v = {kv * 2 * d, 2 * d, kv * 2 * d};
+    k = q + s * bh * d;
+    v = k + d;
+    dk = dq + s * bh * d;
+    dv = dk + d;
+  }
   executor::FlashAttention& flash = ctx.flash();
   auto issue_forward = [&] {
     ctx.activate();
-    flash.forward(shape, q, q + d, q + 2 * d, context.as<bf16>(), lse.as<float>());
+    flash.forward(shape, q, k, v, context.as<bf16>(), lse.as<float>());
   };
   if (forward) {
-    harness.measure(flash_attention_range_name(false, bh, s, d), {lane}, issue_forward, extra_json);
+    harness.measure(flash_attention_range_name(false, bh, s, d, g), {lane}, issue_forward,
+                    extra_json);
   } else {
     issue_forward();
   }
   if (!backward) return;
   harness.measure(
-      flash_attention_range_name(true, bh, s, d), {lane},
+      flash_attention_range_name(true, bh, s, d, g), {lane},
       [&] {
         ctx.activate();
-        flash.backward(shape, q, q + d, q + 2 * d, context.as<bf16>(), dcontext.as<bf16>(),
-                       lse.as<float>(), dq, dq + d, dq + 2 * d);
+        flash.backward(shape, q, k, v, context.as<bf16>(), dcontext.as<bf16>(), lse.as<float>(), dq,
+                       dk, dv);
       },
       extra_json);
 }
 
 }  // namespace
 
-void measure_attention_shape(int64_t bh, int64_t s, int64_t d, bool flash, bool forward,
+void measure_attention_shape(int64_t bh, int64_t s, int64_t d, int64_t group, bool forward,
                              bool backward, const std::string& extra_json, GemmContext& ctx,
                              Harness& harness) {
-  auto name = flash ? flash_attention_range_name : attention_range_name;
-  forward = forward && !harness.measured(name(false, bh, s, d));
-  backward = backward && !harness.measured(name(true, bh, s, d));
+  auto name = [&](bool pass) {
+    return group > 0 ? flash_attention_range_name(pass, bh, s, d, group)
+                     : attention_range_name(pass, bh, s, d);
+  };
+  forward = forward && !harness.measured(name(false));
+  backward = backward && !harness.measured(name(true));
   if (!forward && !backward) return;
-  if (flash) {
-    measure_flash_shape(bh, s, d, forward, backward, extra_json, ctx, harness);
+  if (group > 0) {
+    measure_flash_shape(bh, s, d, group, forward, backward, extra_json, ctx, harness);
     return;
   }
   const Lane lane = ctx.lane();

@@ -90,7 +90,7 @@ PointList read_point_list(const std::string& path) {
         break;
       case calibration::MeasurementKind::kAttention: {
         const bool flash = range->table.starts_with("attention.flash.");
-        auto& passes = list.attention[{k[0], k[1], k[2], flash ? 1 : 0}];
+        auto& passes = list.attention[{k[0], k[1], k[2], flash ? k[3] : 0}];
         (range->table.ends_with(".bwd.bf16") ? passes.second : passes.first) = true;
         break;
       }
@@ -120,8 +120,8 @@ struct Flag {
 
 // The flag table (over 80 lines: one declarative entry per flag, kept together so that each flag
 // is declared once).
-const std::array<Flag, 18>& flags() {
-  static const std::array<Flag, 18> kFlags = {{
+const std::array<Flag, 19>& flags() {
+  static const std::array<Flag, 19> kFlags = {{
       {"--gemm-m", "LIST", "GEMM M sizes (comma list)",
        [](const Options& o) { return join(o.gemm_m); },
        [](Options& o, std::string_view f, std::string_view v) { o.gemm_m = parse_list(f, v); }},
@@ -145,6 +145,12 @@ const std::array<Flag, 18>& flags() {
        [](const Options& o) { return join(o.attention_d); },
        [](Options& o, std::string_view f, std::string_view v) {
          o.attention_d = parse_list(f, v);
+       }},
+      {"--attention-g", "LIST",
+       "the fused core's query heads per key/value head (comma list; those that divide bh)",
+       [](const Options& o) { return join(o.attention_g); },
+       [](Options& o, std::string_view f, std::string_view v) {
+         o.attention_g = parse_list(f, v);
        }},
       {"--memory-min", "BYTES",
        "smallest memory-op tensor (powers of 4 up to --memory-max; >= 8KiB)",
@@ -247,6 +253,7 @@ Options quick_options() {
   o.attention_bh = {16};
   o.attention_s = {512};
   o.attention_d = {64};
+  o.attention_g = {1, 4};
   o.memory_min = kMiB;
   o.memory_max = 4 * kMiB;
   o.loss_tokens = {2048};

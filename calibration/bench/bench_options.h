@@ -46,7 +46,8 @@ constexpr std::array<std::pair<Section, std::string_view>, 7> kSections = {{
 struct PointList {
   std::vector<std::pair<std::string, std::array<int64_t, 3>>> gemm;  // layout, (M, N, K)
   // (BH, S, D) -> whether the forward and the backward are listed
-  // {bh, s, d, flash (0: the unfused core, 1: the fused one)} -> {forward, backward}
+  // {bh, s, d, g} -> {forward, backward}; g = 0: the unfused core, g >= 1: the fused one with g
+  // query heads per key/value head
   std::map<std::array<int64_t, 4>, std::pair<bool, bool>> attention;
   std::vector<std::tuple<std::string, int, int64_t>> collective;  // op, G, B
 };
@@ -58,6 +59,8 @@ struct Options {
   std::vector<int64_t> attention_bh{16, 64, 128};
   std::vector<int64_t> attention_s{512, 1024, 2048, 4096};
   std::vector<int64_t> attention_d{64, 128};
+  // The fused core's query heads per key/value head (values that divide bh).
+  std::vector<int64_t> attention_g{1, 4, 8};
   int64_t memory_min = kMiB, memory_max = kGiB;  // bytes, powers of 4 in between
   // Cross-entropy: every tokens x vocab; vocab = a rank's padded columns (the graph pads to a
   // multiple of 128 TP): Llama 2 and Llama 3 at TP 8, GPT-2 and Llama 3 at TP 1.

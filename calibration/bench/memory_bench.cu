@@ -78,7 +78,7 @@ void run_memory(BenchContext& c) {
       harness.measure(memory_range_name("optimizer", master_bytes), {lane}, [&] {
         activate();
         kernels::adamw_step(master.as<float>(), grad.as<float>(), m.as<float>(), v.as<float>(),
-                            model.as<bf16>(), nullptr, params, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f,
+                            model.as<bf16>(), nullptr, 0, params, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.1f,
                             ++step, 1.0f, lane.stream);
       });
     }

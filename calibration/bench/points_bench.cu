@@ -109,8 +109,8 @@ void run_points(BenchContext& c) {
   std::fprintf(stderr, "calibration_bench: attention: %zu point-list shapes on GPU %d\n",
                list.attention.size(), ctx.lane().device);
   for (const auto& [shape, passes] : list.attention) {
-    measure_attention_shape(shape[0], shape[1], shape[2], shape[3] != 0, passes.first,
-                            passes.second, std::string(kListedJson), ctx, harness);
+    measure_attention_shape(shape[0], shape[1], shape[2], shape[3], passes.first, passes.second,
+                            std::string(kListedJson), ctx, harness);
   }
   measure_collective_points(list.collective, c.streams, harness);
 }

@@ -107,7 +107,9 @@ std::string table_description(std::string_view name) {
   if (name.starts_with("attention.flash.")) {
     return std::string("cuDNN's fused causal attention through executor::FlashAttention, ") +
            (name == cost::kFlashBackwardTable ? "backward" : "forward") +
-           ", batch_heads = micro-batch x heads" + common;
+           ", batch_heads = micro-batch x query heads, group = query heads per key/value head "
+           "(the queries packed, keys and values interleaved as the executor's rows)" +
+           common;
   }
   if (name.starts_with("attention.")) {
     return std::string("the executor's attention core (batched GEMMs and causal softmax, ") +
@@ -174,7 +176,11 @@ void add_measurement(FitState& f, const CalibrationMeasurement& m) {
       add_point(f, m.range.table, names(cost::kGemmKeys), keys, s.all, m, "");
       return;
     case MeasurementKind::kAttention:
-      add_point(f, m.range.table, names(cost::kAttentionKeys), keys, s.all, m, "");
+      if (m.range.table.starts_with("attention.flash.")) {
+        add_point(f, m.range.table, names(cost::kFlashKeys), keys, s.all, m, "");
+      } else {
+        add_point(f, m.range.table, names(cost::kAttentionKeys), keys, s.all, m, "");
+      }
       return;
     case MeasurementKind::kMemory: {
       const double b = keys[0];

@@ -31,7 +31,9 @@ std::string parameters_text(double parameters) { return common::printf_string("%
 // "gemm.bf16/dgrad/m=8192,n=4096,k=6144": the range name without "calib/".
 std::string line_of(const Point& p) {
   static const std::map<std::string_view, std::vector<std::string_view>> kKeyNames = {
-      {"gemm", {"m", "n", "k"}}, {"attention", {"bh", "s", "d"}}, {"collective", {"g", "bytes"}}};
+      {"gemm", {"m", "n", "k"}},
+      {"attention", {"bh", "s", "d", "g"}},  // g: the fused core's only
+      {"collective", {"g", "bytes"}}};
   const std::string_view family = p.first.starts_with("gemm.")        ? "gemm"
                                   : p.first.starts_with("attention.") ? "attention"
                                                                       : "collective";
@@ -113,7 +115,8 @@ class Collector {
         // only the sequence bound applies, four times the unfused core's.
         const bool backward = base == cost::kAttentionBackwardTable;
         const std::string flash(backward ? cost::kFlashBackwardTable : cost::kFlashForwardTable);
-        if (s <= 4 * o_.max_attention_seq && attention_.insert({flash, {bh, s, d}}).second)
+        if (s <= 4 * o_.max_attention_seq &&
+            attention_.insert({flash, {bh, s, d, int64_t{op.attn_group}}}).second)
           attention_flop_ += (backward ? 5.0 : 2.0) * bh * s * (s + 1) * d;
         if (s > o_.max_attention_seq) {
           long_attention_.insert({base, {bh, s, d}});

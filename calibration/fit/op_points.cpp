@@ -44,6 +44,12 @@ std::optional<ExactKey> exact_table_key(const Op& op) {
       if (op.attn_batch_heads <= 0 || op.attn_seq <= 0 || op.attn_head_dim <= 0) {
         return std::nullopt;
       }
+      if (op.label == graph::OpLabel::kAttnFlash) {
+        return ExactKey{
+            cost::exact_table_name(base),
+            {static_cast<double>(op.attn_batch_heads), static_cast<double>(op.attn_seq),
+             static_cast<double>(op.attn_head_dim), static_cast<double>(op.attn_group)}};
+      }
       return ExactKey{cost::exact_table_name(base),
                       {static_cast<double>(op.attn_batch_heads), static_cast<double>(op.attn_seq),
                        static_cast<double>(op.attn_head_dim)}};
@@ -73,6 +79,7 @@ namespace {
 
 std::span<const std::string_view> key_names_of(std::string_view exact_table) {
   if (exact_table.starts_with("gemm.")) return cost::kGemmKeys;
+  if (exact_table.starts_with("attention.flash.")) return cost::kFlashKeys;
   if (exact_table.starts_with("attention.")) return cost::kAttentionKeys;
   if (exact_table.starts_with("memory.")) return cost::kMemoryKeys;
   return cost::kCollectiveKeys;

@@ -24,8 +24,13 @@ __device__ __forceinline__ void adamw_one(float& w, float g, float& m, float& v,
   w -= a.step_size * m / denom;
 }
 
+__device__ __forceinline__ bool decays(const uint32_t* bits, int64_t k) {
+  return bits == nullptr || ((bits[k >> 5] >> (k & 31)) & 1u) != 0;
+}
+
 __global__ void adamw_kernel(float* master, const float* grad, float* m, float* v, bf16* model,
-                             const uint8_t* decay_mask, int64_t n, AdamParams a, bool vec) {
+                             const uint32_t* bits, int64_t first_bit, int64_t n, AdamParams a,
+                             bool vec) {
   int64_t done = 0;
   if (vec) {
     const int64_t n4 = n / 4;
@@ -34,12 +39,11 @@ __global__ void adamw_kernel(float* master, const float* grad, float* m, float* 
       const float4 g = reinterpret_cast<const float4*>(grad)[i];
       float4 mm = reinterpret_cast<float4*>(m)[i];
       float4 vv = reinterpret_cast<float4*>(v)[i];
-      uchar4 d = make_uchar4(1, 1, 1, 1);
-      if (decay_mask) d = reinterpret_cast<const uchar4*>(decay_mask)[i];
-      adamw_one(w.x, g.x, mm.x, vv.x, d.x != 0, a);
-      adamw_one(w.y, g.y, mm.y, vv.y, d.y != 0, a);
-      adamw_one(w.z, g.z, mm.z, vv.z, d.z != 0, a);
-      adamw_one(w.w, g.w, mm.w, vv.w, d.w != 0, a);
+      const int64_t k = first_bit + 4 * i;
+      adamw_one(w.x, g.x, mm.x, vv.x, decays(bits, k), a);
+      adamw_one(w.y, g.y, mm.y, vv.y, decays(bits, k + 1), a);
+      adamw_one(w.z, g.z, mm.z, vv.z, decays(bits, k + 2), a);
+      adamw_one(w.w, g.w, mm.w, vv.w, decays(bits, k + 3), a);
       reinterpret_cast<float4*>(master)[i] = w;
       reinterpret_cast<float4*>(m)[i] = mm;
       reinterpret_cast<float4*>(v)[i] = vv;
@@ -52,7 +56,7 @@ __global__ void adamw_kernel(float* master, const float* grad, float* m, float* 
   }
   for (int64_t i = done + global_thread(); i < n; i += grid_threads()) {
     float w = master[i], mm = m[i], vv = v[i];
-    adamw_one(w, grad[i], mm, vv, decay_mask == nullptr || decay_mask[i] != 0, a);
+    adamw_one(w, grad[i], mm, vv, decays(bits, first_bit + i), a);
     master[i] = w;
     m[i] = mm;
     v[i] = vv;
@@ -63,8 +67,9 @@ __global__ void adamw_kernel(float* master, const float* grad, float* m, float* 
 }  // namespace
 
 void adamw_step(float* master, const float* grad, float* m, float* v, bf16* model,
-                const uint8_t* decay_mask, int64_t n, float lr, float beta1, float beta2, float eps,
-                float weight_decay, int64_t step, float grad_scale, cudaStream_t stream) {
+                const uint32_t* decay_bits, int64_t first_bit, int64_t n, float lr, float beta1,
+                float beta2, float eps, float weight_decay, int64_t step, float grad_scale,
+                cudaStream_t stream) {
   if (n <= 0) return;
   const auto t = static_cast<float>(std::max<int64_t>(step, 1));
   AdamParams a{};
@@ -76,11 +81,9 @@ void adamw_step(float* master, const float* grad, float* m, float* v, bf16* mode
   a.grad_scale = grad_scale;
   a.step_size = lr / (1.f - std::pow(beta1, t));
   a.inv_sqrt_bc2 = 1.f / std::sqrt(1.f - std::pow(beta2, t));
-  const bool vec = all_aligned16(master, grad, m, v) &&
-                   reinterpret_cast<uintptr_t>(model) % 8 == 0 &&
-                   reinterpret_cast<uintptr_t>(decay_mask) % 4 == 0;
-  adamw_kernel<<<flat_grid(ceil_div(n, 4)), kThreads, 0, stream>>>(master, grad, m, v, model,
-                                                                   decay_mask, n, a, vec);
+  const bool vec = all_aligned16(master, grad, m, v) && reinterpret_cast<uintptr_t>(model) % 8 == 0;
+  adamw_kernel<<<flat_grid(ceil_div(n, 4)), kThreads, 0, stream>>>(
+      master, grad, m, v, model, decay_bits, first_bit, n, a, vec);
   CUDA_CHECK_LAUNCH();
 }
 

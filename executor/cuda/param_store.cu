@@ -125,7 +125,7 @@ void ParamStore::allocate(DeviceMemory& memory, cudaStream_t stream) {
   master_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements() * 4, stream);
   adam_m_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements() * 4, stream);
   adam_v_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, optimizer_elements() * 4, stream);
-  decay_mask_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, size_, stream);
+  decay_bits_ = DeviceBuffer(memory, MemoryCategory::kOptimizer, (size_ + 31) / 32 * 4, stream);
 }
 
 void ParamStore::initialise(uint64_t seed, DeviceMemory& memory, cudaStream_t stream) {
@@ -138,13 +138,15 @@ void ParamStore::initialise(uint64_t seed, DeviceMemory& memory, cudaStream_t st
   kernels::fill_fp32(grads(), 0.0f, size_, stream);
   kernels::fill_fp32(adam_m(), 0.0f, optimizer_elements(), stream);
   kernels::fill_fp32(adam_v(), 0.0f, optimizer_elements(), stream);
-  std::vector<uint8_t> mask(static_cast<size_t>(size_), 0);
+  std::vector<uint32_t> bits(static_cast<size_t>((size_ + 31) / 32), 0);
   for (const ParamEntry& e : entries_) {
     const ParamSpec& p = *e.spec;
     kernels::init_parameter(init + e.offset, p.local_rows(tp_), p.local_cols(tp_),
                             p.row_offset(tp_, tp_rank_), p.col_offset(tp_, tp_rank_), p.cols, seed,
                             parameter_id(p.name), p.mean, p.std, stream);
-    if (p.decay) std::fill(mask.begin() + e.offset, mask.begin() + e.offset + e.count, 1);
+    if (!p.decay) continue;
+    for (int64_t k = e.offset; k < e.offset + e.count; ++k)
+      bits[static_cast<size_t>(k >> 5)] |= 1u << (k & 31);
   }
   kernels::cast_fp32_to_bf16(init, model(), size_, stream);
   if (sharded_) {
@@ -154,9 +156,9 @@ void ParamStore::initialise(uint64_t seed, DeviceMemory& memory, cudaStream_t st
                                  shard * 4, cudaMemcpyDeviceToDevice, stream));
     }
   }
-  CUDA_CHECK(
-      cudaMemcpyAsync(decay_mask_.get(), mask.data(), mask.size(), cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaStreamSynchronize(stream));  // `mask` is pageable host memory about to go
+  CUDA_CHECK(cudaMemcpyAsync(decay_bits_.get(), bits.data(), bits.size() * 4,
+                             cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaStreamSynchronize(stream));  // `bits` is pageable host memory about to go
 }
 
 const ParamEntry& ParamStore::entry(const std::string& name) const {

@@ -81,7 +81,8 @@ class ParamStore {
   float* master() const { return master_.as<float>(); }
   float* adam_m() const { return adam_m_.as<float>(); }
   float* adam_v() const { return adam_v_.as<float>(); }
-  const uint8_t* decay_mask() const { return decay_mask_.as<uint8_t>(); }
+  // One bit per flat element: set where the parameter takes weight decay (2-D weights).
+  const uint32_t* decay_bits() const { return decay_bits_.as<uint32_t>(); }
 
  private:
   void add_unit(const std::vector<const ParamSpec*>& specs, const RankLayout& layout);
@@ -110,7 +111,7 @@ class ParamStore {
   bool sharded_ = false;
   int dp_ = 1, dp_rank_ = 0;
   int tp_ = 1, tp_rank_ = 0;
-  DeviceBuffer model_, grads_, master_, adam_m_, adam_v_, decay_mask_;
+  DeviceBuffer model_, grads_, master_, adam_m_, adam_v_, decay_bits_;
 };
 
 }  // namespace mpsim::executor

@@ -276,7 +276,7 @@ void Trainer::State::optimizer_step(int64_t step, double grad_norm) {
     auto adam = [&](int64_t state_offset, int64_t flat_offset, int64_t n) {
       kernels::adamw_step(
           p.master() + state_offset, p.grads() + flat_offset, p.adam_m() + state_offset,
-          p.adam_v() + state_offset, p.model() + flat_offset, p.decay_mask() + flat_offset, n, lr,
+          p.adam_v() + state_offset, p.model() + flat_offset, p.decay_bits(), flat_offset, n, lr,
           static_cast<float>(o.beta1), static_cast<float>(o.beta2), static_cast<float>(o.adam_eps),
           static_cast<float>(o.weight_decay), optimizer_steps, scale, c);
     };

@@ -107,9 +107,10 @@ std::span<const std::string_view> key_names(Family family) {
       return kGemmKeys;
     case Family::kAttentionForward:
     case Family::kAttentionBackward:
+      return kAttentionKeys;
     case Family::kFlashForward:
     case Family::kFlashBackward:
-      return kAttentionKeys;
+      return kFlashKeys;
     case Family::kMemory:
       return kMemoryKeys;
     case Family::kCollective:
@@ -236,7 +237,7 @@ std::optional<Slot> slot_of(const Op& op) {
 // An op's keys for its tables, or why it has none.
 struct OpKeys {
   enum Lookup { kRoofline, kFree, kKeys } lookup = kRoofline;  // kFree: nothing moves, 0 s
-  std::array<double, 3> keys{};
+  std::array<double, 4> keys{};
   std::size_t size = 0;
   std::span<const double> span() const { return {keys.data(), size}; }
 };
@@ -256,8 +257,8 @@ OpKeys op_keys(const Op& op) {
       if (op.attn_batch_heads <= 0 || op.attn_seq <= 0 || op.attn_head_dim <= 0) return {};
       return {OpKeys::kKeys,
               {static_cast<double>(op.attn_batch_heads), static_cast<double>(op.attn_seq),
-               static_cast<double>(op.attn_head_dim)},
-              3};
+               static_cast<double>(op.attn_head_dim), static_cast<double>(op.attn_group)},
+              op.label == graph::OpLabel::kAttnFlash ? std::size_t{4} : std::size_t{3}};
     case OpKind::kNorm:
     case OpKind::kElementwise:
     case OpKind::kLoss:

@@ -58,6 +58,11 @@ inline constexpr std::string_view kFlashBackwardTable = "attention.flash.bwd.bf1
 inline constexpr std::array<std::string_view, 3> kGemmKeys = {"m", "n", "k"};
 inline constexpr std::array<std::string_view, 3> kAttentionKeys = {"batch_heads", "seq",
                                                                    "head_dim"};
+// The fused core's tables also key the query heads per key/value head: grouped-query attention
+// runs cuDNN's kernels slower than the same heads without grouping (its backward sums the key and
+// value gradients over each group).
+inline constexpr std::array<std::string_view, 4> kFlashKeys = {"batch_heads", "seq", "head_dim",
+                                                               "group"};
 
 // Memory-bound kernels; seconds at the HBM bytes the kernel moves (read + written, as
 // graph::Op::bytes counts them).

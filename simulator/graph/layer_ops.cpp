@@ -116,6 +116,7 @@ void LayerOps::attention_block(bool backward, int part, int parts, double work_s
   op.part = static_cast<uint8_t>(part);
   op.parts = static_cast<uint8_t>(parts);
   op.attn_batch_heads = s_.micro_batch * s_.heads;
+  op.attn_group = static_cast<uint8_t>(d_.heads / d_.kv_heads);
   // A block's shape as a table looks it up: the local queries against one K/V chunk.
   op.attn_seq = d_.seq / s_.cp;
   op.attn_head_dim = d_.head_dim;

@@ -72,6 +72,7 @@ struct Op {
   // steps, pipelined reduce-scatter chunks); the name gets ".part<part>" where parts > 1.
   uint8_t part = 0;
   uint8_t parts = 1;
+  uint8_t attn_group = 1;    // attention only: query heads per key/value head (1 without GQA)
   int32_t rank = 0;          // simulated rank that runs the op (index into the graph's ranks)
   int32_t micro_batch = -1;  // -1 for once-per-iteration ops
   int32_t layer = -1;        // global transformer layer index, -1 outside layers

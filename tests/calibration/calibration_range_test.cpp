@@ -130,6 +130,8 @@ TEST(CalibrationRangeTest, FormattersWriteTheGrammar) {
   EXPECT_EQ(attention_range_name(false, 16, 512, 64), "calib/attention.fwd.bf16/bh=16,s=512,d=64");
   EXPECT_EQ(attention_range_name(true, 128, 4096, 128),
             "calib/attention.bwd.bf16/bh=128,s=4096,d=128");
+  EXPECT_EQ(flash_attention_range_name(true, 64, 2048, 128, 8),
+            "calib/attention.flash.bwd.bf16/bh=64,s=2048,d=128,g=8");
   EXPECT_EQ(memory_range_name("norm", 1048576), "calib/memory.norm/bytes=1048576");
   EXPECT_EQ(memory_range_name("softmax", 8388608), "calib/memory.softmax/bytes=8388608");
   EXPECT_EQ(loss_range_name(false, 16392), "calib/memory.loss.fwd/bytes=16392");
@@ -149,6 +151,12 @@ TEST(CalibrationRangeTest, FormattedNamesParseBack) {
   r = parse(attention_range_name(true, 4, 5, 6));
   EXPECT_EQ(r.table, "attention.bwd.bf16");
   EXPECT_EQ(r.keys, (Keys{4, 5, 6}));
+  r = parse(flash_attention_range_name(false, 4, 5, 6, 2));
+  EXPECT_EQ(r.table, "attention.flash.fwd.bf16");
+  EXPECT_EQ(r.kind, MeasurementKind::kAttention);
+  EXPECT_EQ(r.keys, (Keys{4, 5, 6, 2}));
+  // The fused core's names need the group.
+  EXPECT_THROW(parse("calib/attention.flash.fwd.bf16/bh=4,s=5,d=6"), std::invalid_argument);
   for (const char* op : {"norm", "elementwise", "optimizer", "softmax"}) {
     r = parse(memory_range_name(op, 7));
     EXPECT_EQ(r.table, std::string("memory.") + op);

@@ -102,13 +102,19 @@ TEST(CalibratedCost, FlashCoreUsesTheFlashTablesOnly) {
   const auto model = make_calibrated_cost_model(hw);
   const auto roofline = make_roofline_cost_model(hw);
   for (const Keys& x : std::vector<Keys>{{8, 512, 32}, {32, 2048, 64}, {64, 4096, 128}}) {
-    Op fwd = attention(x, Pass::kForward), bwd = attention(x, Pass::kBackward);
-    EXPECT_LE(rel_err(model->op_seconds(fwd), attention_forward_closed_form(x)), 1e-12);
-    fwd.label = bwd.label = graph::OpLabel::kAttnFlash;
-    EXPECT_LE(rel_err(model->op_seconds(fwd), flash_forward_closed_form(x)), 1e-12);
-    EXPECT_LE(rel_err(model->op_seconds(bwd), flash_backward_closed_form(x)), 1e-12);
-    EXPECT_EQ(unfused_only->op_seconds(fwd), roofline->op_seconds(fwd));
-    EXPECT_EQ(unfused_only->op_seconds(bwd), roofline->op_seconds(bwd));
+    // The group keys the fused core's tables only (2 lies between the grid's 1 and 4).
+    for (const int group : {1, 2, 4, 8}) {
+      Op fwd = attention(x, Pass::kForward), bwd = attention(x, Pass::kBackward);
+      fwd.attn_group = bwd.attn_group = static_cast<uint8_t>(group);
+      EXPECT_LE(rel_err(model->op_seconds(fwd), attention_forward_closed_form(x)), 1e-12);
+      fwd.label = bwd.label = graph::OpLabel::kAttnFlash;
+      Keys keyed = x;
+      keyed.push_back(group);
+      EXPECT_LE(rel_err(model->op_seconds(fwd), flash_forward_closed_form(keyed)), 1e-12);
+      EXPECT_LE(rel_err(model->op_seconds(bwd), flash_backward_closed_form(keyed)), 1e-12);
+      EXPECT_EQ(unfused_only->op_seconds(fwd), roofline->op_seconds(fwd));
+      EXPECT_EQ(unfused_only->op_seconds(bwd), roofline->op_seconds(bwd));
+    }
   }
   Op op = attention({8, 512, 32}, Pass::kRecompute);
   op.label = graph::OpLabel::kAttnFlash;

@@ -86,12 +86,15 @@ inline double attention_forward_closed_form(const Keys& x) {
 inline double attention_backward_closed_form(const Keys& x) {
   return 8 * x[0] * x[1] * x[1] * x[2] / (kPeak * attention_eff(x, 0.45));
 }
-// Flash attention: the causal work 2 bh s (s + 1) d forward, 2.5 times that backward.
+// Flash attention: the causal work 2 bh s (s + 1) d forward, 2.5 times that backward; keys (bh,
+// s, d, group), the time growing with the query heads per key/value head (a power law in the
+// group, which the log-log interpolation reproduces).
+inline double group_factor(const Keys& x) { return std::pow(x[3], 0.05); }
 inline double flash_forward_closed_form(const Keys& x) {
-  return 2 * x[0] * x[1] * (x[1] + 1) * x[2] / (kPeak * attention_eff(x, 0.7));
+  return 2 * x[0] * x[1] * (x[1] + 1) * x[2] * group_factor(x) / (kPeak * attention_eff(x, 0.7));
 }
 inline double flash_backward_closed_form(const Keys& x) {
-  return 5 * x[0] * x[1] * (x[1] + 1) * x[2] / (kPeak * attention_eff(x, 0.55));
+  return 5 * x[0] * x[1] * (x[1] + 1) * x[2] * group_factor(x) / (kPeak * attention_eff(x, 0.55));
 }
 
 // α-β times of memory-bound kernels and collectives.
@@ -124,8 +127,8 @@ inline spec::CalibratedTable attention_table(bool backward) {
 
 inline spec::CalibratedTable flash_table(bool backward) {
   return grid_table(backward ? kFlashBackwardTable : kFlashForwardTable,
-                    {"batch_heads", "seq", "head_dim"},
-                    {{8, 16, 32, 64}, {512, 1024, 2048, 4096}, {32, 64, 128}},
+                    {"batch_heads", "seq", "head_dim", "group"},
+                    {{8, 16, 32, 64}, {512, 1024, 2048, 4096}, {32, 64, 128}, {1, 4, 8}},
                     backward ? flash_backward_closed_form : flash_forward_closed_form);
 }
 

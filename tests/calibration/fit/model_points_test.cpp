@@ -135,7 +135,8 @@ TEST(ModelPointsTest, EveryKeyOfTheSmallModelsGraphsIsListedOnce) {
   // Both cores at each shape: the unfused one's line and the fused one's.
   for (const std::string& line : points.attention) {
     if (line.starts_with("attention.flash.")) continue;
-    EXPECT_TRUE(lines.contains("attention.flash." + line.substr(std::string("attention.").size())))
+    EXPECT_TRUE(
+        lines.contains("attention.flash." + line.substr(std::string("attention.").size()) + ",g=1"))
         << line;
   }
   EXPECT_LE(points.collective.size(), 100u);

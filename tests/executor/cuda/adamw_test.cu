@@ -22,17 +22,21 @@ TEST_F(KernelsTest, AdamWMatchesTorchFormula) {
   std::vector<float> v0 = randn(n + 1, 124, 1e-4);
   for (auto& v : v0) v = std::abs(v);
   std::vector<uint8_t> mask(n + 1);
-  for (int64_t i = 0; i <= n; ++i) mask[i] = i % 3 != 0;
+  std::vector<uint32_t> bits((n + 32) / 32, 0);
+  for (int64_t i = 0; i <= n; ++i) {
+    mask[i] = i % 3 != 0;
+    if (mask[i] != 0) bits[i / 32] |= 1u << (i % 32);
+  }
   for (int offset : {0, 1}) {
     for (bool with_mask_and_model : {true, false}) {
       SCOPED_TRACE("offset " + std::to_string(offset) + (with_mask_and_model ? " +mask" : ""));
       DeviceArray<float> d_w(w0), d_g(g), d_m(m0), d_v(v0);
       DeviceArray<bf16> d_model(n + 1);
-      DeviceArray<uint8_t> d_mask(mask);
+      DeviceArray<uint32_t> d_bits(bits);
       adamw_step(d_w.get() + offset, d_g.get() + offset, d_m.get() + offset, d_v.get() + offset,
                  with_mask_and_model ? d_model.get() + offset : nullptr,
-                 with_mask_and_model ? d_mask.get() + offset : nullptr, n, lr, beta1, beta2, eps,
-                 wd, step, grad_scale, nullptr);
+                 with_mask_and_model ? d_bits.get() : nullptr, offset, n, lr, beta1, beta2, eps, wd,
+                 step, grad_scale, nullptr);
       std::vector<double> want_w(n), want_m(n), want_v(n);
       const double bc1 = 1 - std::pow(double{beta1}, step), bc2 = 1 - std::pow(double{beta2}, step);
       for (int64_t i = 0; i < n; ++i) {
