@@ -8,6 +8,8 @@
 //   gemm.bf16.fwd, gemm.bf16.dgrad, gemm.bf16.wgrad (m, n, k)   every kernel of the range
 //   gemm.bf16 (m, n, k)               a copy of gemm.bf16.fwd: the default for every layout
 //   attention.fwd.bf16, attention.bwd.bf16 (batch_heads, seq, head_dim)   every kernel
+//   attention.flash.fwd.bf16, attention.flash.bwd.bf16 (batch_heads, seq, head_dim, group)
+//                                     every kernel of cuDNN's fused core
 //   memory.norm.fwd (bytes = 2B)      the norm_forward kernels (the graph's norm_bytes(fwd))
 //   memory.norm.bwd (bytes = 3B)      the norm_backward kernels (norm_bytes(bwd))
 //   memory.norm (bytes)               the points of both, for a model that prices norms by bytes
