@@ -79,7 +79,11 @@ GptStage::GptStage(const StageResources& resources) : r_(resources) {
   fc1_local_ = swiglu_ ? 2 * ffn_local_ : ffn_local_;
   rms_ = !c.dims.layer_norm;
   rotary_ = c.dims.rotary;
-  rotary_base_ = c.dims.rotary_base;
+  if (rotary_) {  // the angles' table, once (workspace: seq x d/2 x 8 bytes)
+    rotary_angles_ = buffer(kWork, seq_ * (head_dim_ / 2) * 8);
+    kernels::rotary_angles(rotary_angles_.as<float2>(), seq_, head_dim_, c.dims.rotary_base,
+                           r_.compute);
+  }
   vocab_ = c.dims.vocab;
   vocab_local_ = c.padded_vocab / tp_;
   vocab_start_ = l.tp_rank * vocab_local_;
@@ -369,8 +373,8 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
   gathered.reset();
   if (rotary_) {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnRope));
-    kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, false,
-                    s);
+    kernels::rotary(a.qkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_,
+                    rotary_angles_.as<float2>(), false, s);
   }
   // Selective recomputation drops what only the core's backward needs: the probabilities of the
   // unfused core, the log-sum-exp of the fused one.
@@ -616,7 +620,8 @@ void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations&
   a.qkv.reset();
   if (rotary_) {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnRope));
-    kernels::rotary(dqkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_, rotary_base_, true, s);
+    kernels::rotary(dqkv.as<bf16>(), T, mbs_, kv_local_, group_, head_dim_,
+                    rotary_angles_.as<float2>(), true, s);
   }
   DeviceBuffer dln1 = column_parallel_backward(
       mb, L,

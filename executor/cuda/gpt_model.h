@@ -155,7 +155,7 @@ class GptStage {
   int64_t heads_local_ = 0, kv_local_ = 0, group_ = 1, head_dim_ = 0, qkv_local_ = 0;
   int64_t ffn_local_ = 0, fc1_local_ = 0;  // fc1's output is 2 x ffn with SwiGLU
   bool swiglu_ = false, rms_ = false, rotary_ = false;
-  double rotary_base_ = 10000;
+  DeviceBuffer rotary_angles_;  // (cos, sin) per position and pair, rotary models only
   int64_t vocab_ = 0, vocab_local_ = 0, vocab_start_ = 0;
   bool sp_ = false, flash_ = false;
   spec::Recompute recompute_ = spec::RECOMPUTE_NONE;

@@ -9,11 +9,17 @@
 
 namespace mpsim::executor::kernels {
 
+// The rotation's cosines and sines, angles[t * d/2 + i] = (cos, sin)(t * theta_i), theta_i =
+// base^(-2i/d), for positions t < seq (computed in double, stored as float): made once per model,
+// read by every rotation.
+void rotary_angles(float2* angles, int64_t seq, int64_t head_dim, double base, cudaStream_t stream);
+
 // In place on every query and key head of qkv [rows, kv_heads * (r + 2) * d], rows sequence-
-// major (position = row / micro_batch): the rotate-half rotation of Llama by position * theta_i,
-// theta_i = base^(-2i/d) for pairs (i, i + d/2). `inverse` rotates by the negative angle, which
-// is the backward pass (the rotation is orthogonal).
+// major (position = row / micro_batch): the rotate-half rotation of Llama by position * theta_i
+// for pairs (i, i + d/2), from `angles` (rotary_angles for at least rows / micro_batch positions).
+// `inverse` rotates by the negative angle, which is the backward pass (the rotation is
+// orthogonal).
 void rotary(bf16* qkv, int64_t rows, int64_t micro_batch, int64_t kv_heads, int64_t group,
-            int64_t head_dim, double base, bool inverse, cudaStream_t stream);
+            int64_t head_dim, const float2* angles, bool inverse, cudaStream_t stream);
 
 }  // namespace mpsim::executor::kernels

@@ -110,7 +110,9 @@ TEST_F(KernelsTest, RotaryRotatesQueriesAndKeysOnly) {
     const double base = 10000;
     const auto x = to_bf16(randn(rows * width, 78));
     DeviceArray<bf16> d_x(x);
-    rotary(d_x.get(), rows, c.micro_batch, c.kv_heads, c.group, c.d, base, false, nullptr);
+    DeviceArray<float2> angles(c.seq * c.d / 2);
+    rotary_angles(angles.get(), c.seq, c.d, base, nullptr);
+    rotary(d_x.get(), rows, c.micro_batch, c.kv_heads, c.group, c.d, angles.get(), false, nullptr);
     const std::vector<double> got = to_double(d_x.download());
     std::vector<double> want = to_double(x);
     const int64_t half = c.d / 2;
@@ -129,7 +131,7 @@ TEST_F(KernelsTest, RotaryRotatesQueriesAndKeysOnly) {
       }
     }
     expect_close(got, want, 1e-2, 1e-2, "rotated");
-    rotary(d_x.get(), rows, c.micro_batch, c.kv_heads, c.group, c.d, base, true, nullptr);
+    rotary(d_x.get(), rows, c.micro_batch, c.kv_heads, c.group, c.d, angles.get(), true, nullptr);
     expect_close(to_double(d_x.download()), to_double(x), 2e-2, 2e-2, "inverse");
   }
 }
