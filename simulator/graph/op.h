@@ -72,7 +72,6 @@ struct Op {
   // steps, pipelined reduce-scatter chunks); the name gets ".part<part>" where parts > 1.
   uint8_t part = 0;
   uint8_t parts = 1;
-  uint8_t attn_group = 1;    // attention only: query heads per key/value head (1 without GQA)
   int32_t rank = 0;          // simulated rank that runs the op (index into the graph's ranks)
   int32_t micro_batch = -1;  // -1 for once-per-iteration ops
   int32_t layer = -1;        // global transformer layer index, -1 outside layers
@@ -90,6 +89,7 @@ struct Op {
   int32_t group_nodes = 1;  // distinct nodes the group spans
   int32_t collective = -1;  // links the member ops of one collective across simulated ranks
   bool fp8 = false;         // a GEMM with FP8 operands (Transformer Engine's recipe), BF16 out
+  uint8_t attn_group = 1;   // attention only: query heads per key/value head (1 without GQA)
   double duration_s = 0;    // filled by the cost model
   // The fraction by which the op takes longer while a communication op of its rank runs on
   // another stream (filled by the cost model, CostModel::comm_interference; for a folded step,
