@@ -50,7 +50,7 @@ CalibrationRange parse_range(std::string_view text) {
   const std::string_view tail =
       slash == std::string_view::npos ? std::string_view() : body.substr(slash + 1);
   CalibrationRange range;
-  if (head == "gemm.bf16") {
+  if (head == "gemm.bf16" || head == "gemm.fp8") {
     const std::size_t next = tail.find('/');
     const std::string_view layout = tail.substr(0, next);
     if (layout != "fwd" && layout != "dgrad" && layout != "wgrad") {
@@ -58,7 +58,7 @@ CalibrationRange parse_range(std::string_view text) {
                                   std::string(layout) + "', expected fwd, dgrad or wgrad");
     }
     range.kind = MeasurementKind::kGemm;
-    range.table = "gemm.bf16." + std::string(layout);
+    range.table = std::string(head) + "." + std::string(layout);
     range.keys = parse_keys(next == std::string_view::npos ? "" : tail.substr(next + 1),
                             {"m", "n", "k"}, text);
     return range;
@@ -113,7 +113,8 @@ CalibrationRange parse_range(std::string_view text) {
   }
   throw std::invalid_argument(
       "calibration range '" + std::string(text) + "': unknown measurement '" + std::string(head) +
-      "', expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, attention.flash.fwd.bf16, "
+      "', expected gemm.bf16, gemm.fp8, attention.fwd.bf16, attention.bwd.bf16, "
+      "attention.flash.fwd.bf16, "
       "attention.flash.bwd.bf16, memory.norm, "
       "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, memory.softmax, "
       "allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, send.nvlink, "
@@ -131,6 +132,11 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text) {
 
 std::string gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64_t k) {
   return "calib/gemm.bf16/" + std::string(layout) + "/m=" + std::to_string(m) +
+         ",n=" + std::to_string(n) + ",k=" + std::to_string(k);
+}
+
+std::string fp8_gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64_t k) {
+  return "calib/gemm.fp8/" + std::string(layout) + "/m=" + std::to_string(m) +
          ",n=" + std::to_string(n) + ",k=" + std::to_string(k);
 }
 

@@ -7,6 +7,7 @@
 //
 //   range       := "calib/" measurement
 //   measurement := "gemm.bf16/" layout "/m=" M ",n=" N ",k=" K
+//                | "gemm.fp8/" layout "/m=" M ",n=" N ",k=" K
 //                | "attention.fwd.bf16/bh=" BH ",s=" S ",d=" D
 //                | "attention.bwd.bf16/bh=" BH ",s=" S ",d=" D
 //                | "attention.flash.fwd.bf16/bh=" BH ",s=" S ",d=" D ",g=" G
@@ -22,6 +23,7 @@
 // Parsed, each name says what was measured and the calibrated table it feeds:
 //
 //   calib/gemm.bf16/<fwd|dgrad|wgrad>/m=M,n=N,k=K      -> gemm.bf16.<layout>      (M, N, K)
+//   calib/gemm.fp8/<fwd|dgrad|wgrad>/m=M,n=N,k=K       -> gemm.fp8.<layout>       (M, N, K)
 //   calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D       -> attention.<pass>.bf16   (BH, S, D)
 //   calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D,g=G
 //                                                      -> attention.flash.<pass>.bf16
@@ -84,6 +86,8 @@ std::optional<CalibrationRange> parse_calibration_range(std::string_view text);
 // ---- formatters: one per measurement of the grammar
 // ---------------------------------------------- calib/gemm.bf16/<layout>/m=M,n=N,k=K
 std::string gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64_t k);
+// calib/gemm.fp8/<layout>/m=M,n=N,k=K
+std::string fp8_gemm_range_name(std::string_view layout, int64_t m, int64_t n, int64_t k);
 // calib/attention.<fwd|bwd>.bf16/bh=BH,s=S,d=D
 std::string attention_range_name(bool backward, int64_t bh, int64_t s, int64_t d);
 // calib/attention.flash.<fwd|bwd>.bf16/bh=BH,s=S,d=D,g=G

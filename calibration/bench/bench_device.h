@@ -21,6 +21,7 @@
 #include "executor/cuda/cuda_check.h"
 #include "executor/cuda/device_memory.h"
 #include "executor/cuda/flash_attention.h"
+#include "executor/cuda/fp8_gemm.h"
 #include "executor/cuda/gemm.h"
 
 namespace mpsim::calibration::bench {
@@ -125,6 +126,11 @@ class GemmContext {
     memory_ = std::make_unique<DeviceMemory>();
     gemm_ = std::make_unique<Gemm>(*memory_, lane.stream);
   }
+  // The executor's FP8 GEMMs (cuBLASLt), created at first use.
+  executor::Fp8Gemm& fp8_gemm() {
+    if (!fp8_gemm_) fp8_gemm_ = std::make_unique<executor::Fp8Gemm>(*memory_, lane_.stream);
+    return *fp8_gemm_;
+  }
   // The executor's fused attention (cuDNN), created at first use.
   executor::FlashAttention& flash() {
     if (!flash_) flash_ = std::make_unique<executor::FlashAttention>(*memory_, lane_.stream);
@@ -135,6 +141,7 @@ class GemmContext {
   ~GemmContext() {
     cudaSetDevice(lane_.device);
     flash_.reset();
+    fp8_gemm_.reset();
     gemm_.reset();  // releases the workspace on the stream, which must still exist
   }
   Gemm& gemm() { return *gemm_; }
@@ -147,6 +154,7 @@ class GemmContext {
   std::unique_ptr<DeviceMemory> memory_;
   std::unique_ptr<Gemm> gemm_;
   std::unique_ptr<executor::FlashAttention> flash_;
+  std::unique_ptr<executor::Fp8Gemm> fp8_gemm_;
 };
 
 // NCCL communicators over the first `g` GPUs, one per GPU, from one ncclCommInitAll.

@@ -84,10 +84,12 @@ PointList read_point_list(const std::string& path) {
     }
     const std::vector<int64_t>& k = range->keys;
     switch (range->kind) {
-      case calibration::MeasurementKind::kGemm:
-        list.gemm.push_back(
-            {range->table.substr(std::string_view("gemm.bf16.").size()), {k[0], k[1], k[2]}});
+      case calibration::MeasurementKind::kGemm: {
+        const bool fp8 = range->table.starts_with("gemm.fp8.");
+        (fp8 ? list.fp8_gemm : list.gemm)
+            .push_back({range->table.substr(range->table.rfind('.') + 1), {k[0], k[1], k[2]}});
         break;
+      }
       case calibration::MeasurementKind::kAttention: {
         const bool flash = range->table.starts_with("attention.flash.");
         auto& passes = list.attention[{k[0], k[1], k[2], flash ? k[3] : 0}];

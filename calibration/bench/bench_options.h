@@ -44,7 +44,8 @@ constexpr std::array<std::pair<Section, std::string_view>, 7> kSections = {{
 // The measurements of a --points file, by kind, in file order (duplicates kept: the harness
 // measures a range name once).
 struct PointList {
-  std::vector<std::pair<std::string, std::array<int64_t, 3>>> gemm;  // layout, (M, N, K)
+  std::vector<std::pair<std::string, std::array<int64_t, 3>>> gemm;      // layout, (M, N, K)
+  std::vector<std::pair<std::string, std::array<int64_t, 3>>> fp8_gemm;  // the same, gemm.fp8
   // (BH, S, D) -> whether the forward and the backward are listed
   // {bh, s, d, g} -> {forward, backward}; g = 0: the unfused core, g >= 1: the fused one with g
   // query heads per key/value head

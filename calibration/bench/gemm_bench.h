@@ -29,7 +29,11 @@ struct GemmShape {
   Layout layout;
   std::string_view name;
   int64_t m, n, k;
+  bool fp8 = false;  // the FP8 recipe's GEMM (gemm.fp8), else bf16 (gemm.bf16)
 };
+
+// The range name of a shape: calib/gemm.bf16/... or calib/gemm.fp8/...
+std::string gemm_shape_range(const GemmShape& s);
 
 // Measures `shapes` on the context's GPU with one set of buffers for all (each shape uses a
 // prefix), filled once. Shapes over kGemmMaxBytes, and shapes measured already, are skipped;

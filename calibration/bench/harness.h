@@ -37,6 +37,7 @@ namespace mpsim::calibration::bench {
 using calibration::attention_range_name;
 using calibration::collective_range_name;
 using calibration::flash_attention_range_name;
+using calibration::fp8_gemm_range_name;
 using calibration::gemm_range_name;
 using calibration::interference_range_name;
 using calibration::loss_backward_bytes;

@@ -100,10 +100,12 @@ void run_points(BenchContext& c) {
                "%s\n",
                list.gemm.size(), list.attention.size(), list.collective.size(), o.points.c_str());
   std::vector<GemmShape> shapes;
-  for (const auto& [layout, mnk] : list.gemm) {
-    const auto it = std::find_if(kLayouts.begin(), kLayouts.end(),
-                                 [&](const auto& l) { return l.second == layout; });
-    shapes.push_back({it->first, it->second, mnk[0], mnk[1], mnk[2]});
+  for (const bool fp8 : {false, true}) {
+    for (const auto& [layout, mnk] : fp8 ? list.fp8_gemm : list.gemm) {
+      const auto it = std::find_if(kLayouts.begin(), kLayouts.end(),
+                                   [&](const auto& l) { return l.second == layout; });
+      shapes.push_back({it->first, it->second, mnk[0], mnk[1], mnk[2], fp8});
+    }
   }
   measure_gemm_shapes(std::move(shapes), "point-list", std::string(kListedJson), ctx, harness);
   std::fprintf(stderr, "calibration_bench: attention: %zu point-list shapes on GPU %d\n",

@@ -113,8 +113,11 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
                    "GEMM " + common::fixed(gemm.value / 1e12, 1) + " TFLOP/s",
                    "the " + peak_text)) {
     replaced.emplace_back("efficiency.gemm_max");
-    // The bench measures bf16 only: the FP8 GEMMs keep the base's ratio to the bf16 ones.
-    if (e->has_gemm_max_fp8() && base_gemm_max > 0) {
+    // Without FP8 measurements the FP8 GEMMs keep the base's ratio to the bf16 ones.
+    const bool fp8_measured = find_table(profile, cost::kGemmFp8ForwardTable) != nullptr ||
+                              find_table(profile, cost::kGemmFp8DgradTable) != nullptr ||
+                              find_table(profile, cost::kGemmFp8WgradTable) != nullptr;
+    if (!fp8_measured && e->has_gemm_max_fp8() && base_gemm_max > 0) {
       spec::Quantity* q = e->mutable_gemm_max_fp8();
       const double ratio = q->value() / base_gemm_max;
       q->set_value(significant(e->gemm_max().value() * ratio, 3));
@@ -125,6 +128,16 @@ std::vector<std::string> fit_efficiencies(FitState& f, spec::HardwareProfile& pr
                                 " (gemm_max x the base's ratio)");
       replaced.emplace_back("efficiency.gemm_max_fp8");
     }
+  }
+  const Best fp8 = best_throughput(
+      f, profile, {cost::kGemmFp8ForwardTable, cost::kGemmFp8DgradTable, cost::kGemmFp8WgradTable},
+      cost::gemm_flops);
+  if (f.base_hw.peak_fp8_flops > 0 &&
+      set_fraction(
+          f, e->mutable_gemm_max_fp8(), "efficiency.gemm_max_fp8", fp8, f.base_hw.peak_fp8_flops,
+          "FP8 GEMM " + common::fixed(fp8.value / 1e12, 1) + " TFLOP/s",
+          "the " + common::fixed(f.base_hw.peak_fp8_flops / 1e12, 1) + " TFLOP/s dense FP8 peak")) {
+    replaced.emplace_back("efficiency.gemm_max_fp8");
   }
   Best attention =
       best_throughput(f, profile, {cost::kAttentionForwardTable}, cost::attention_forward_flops);

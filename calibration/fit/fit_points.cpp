@@ -62,11 +62,12 @@ void add_point(FitState& f, std::string_view name, const std::vector<std::string
 // measured for (GEMMs by layout, attention, collectives).
 bool has_exact_table(std::string_view name) {
   return name == cost::kGemmForwardTable || name == cost::kGemmDgradTable ||
-         name == cost::kGemmWgradTable || name == cost::kAttentionForwardTable ||
-         name == cost::kAttentionBackwardTable || name == cost::kFlashForwardTable ||
-         name == cost::kFlashBackwardTable || name == cost::kAllReduceTable ||
-         name == cost::kAllGatherTable || name == cost::kReduceScatterTable ||
-         name == cost::kSendTable;
+         name == cost::kGemmWgradTable || name == cost::kGemmFp8ForwardTable ||
+         name == cost::kGemmFp8DgradTable || name == cost::kGemmFp8WgradTable ||
+         name == cost::kAttentionForwardTable || name == cost::kAttentionBackwardTable ||
+         name == cost::kFlashForwardTable || name == cost::kFlashBackwardTable ||
+         name == cost::kAllReduceTable || name == cost::kAllGatherTable ||
+         name == cost::kReduceScatterTable || name == cost::kSendTable;
 }
 
 // The order tables are written in.
@@ -75,6 +76,9 @@ const std::vector<std::string_view>& table_order() {
                                                        cost::kGemmForwardTable,
                                                        cost::kGemmDgradTable,
                                                        cost::kGemmWgradTable,
+                                                       cost::kGemmFp8ForwardTable,
+                                                       cost::kGemmFp8DgradTable,
+                                                       cost::kGemmFp8WgradTable,
                                                        cost::kAttentionForwardTable,
                                                        cost::kAttentionBackwardTable,
                                                        cost::kFlashForwardTable,
@@ -98,6 +102,12 @@ std::string table_description(std::string_view name) {
   const std::string common =
       "; seconds = issue slots (kernel time plus the launch gap before it, CUPTI) of the "
       "range's kernels per repetition";
+  if (name.starts_with("gemm.fp8.")) {
+    const std::string layout(name.substr(std::string_view("gemm.fp8.").size()));
+    return "cuBLASLt FP8 GEMM through executor::Fp8Gemm (Transformer Engine's recipe: E4M3, the "
+           "gradient E5M2; fp32 accumulation), " +
+           layout + " layout; m, n, k as the bf16 tables" + common;
+  }
   if (name.starts_with("gemm.bf16.")) {
     const std::string layout(name.substr(std::string_view("gemm.bf16.").size()));
     return "cuBLAS bf16 GEMM through executor::Gemm, " + layout +

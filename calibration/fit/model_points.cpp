@@ -107,6 +107,12 @@ class Collector {
           return;
         }
         if (gemm_.insert({head, {m, n, k}}).second) gemm_flop_ += 2.0 * m * n * k;
+        // The layers' linears also in FP8 (Transformer Engine's recipe; the LM head stays bf16)
+        // where cuBLASLt's FP8 GEMMs take the shape: sizes by 16.
+        if (op.site == graph::Site::kLayer && m % 16 == 0 && n % 16 == 0 && k % 16 == 0) {
+          const std::string fp8 = "gemm.fp8/" + base.substr(std::string_view("gemm.bf16.").size());
+          if (gemm_.insert({fp8, {m, n, k}}).second) gemm_flop_ += 2.0 * m * n * k;
+        }
         return;
       }
       case graph::OpKind::kAttention: {

@@ -23,7 +23,8 @@
 //               ...", the refused field as the spec layer names it). The graph puts every group
 //               inside one node (gpus_per_node >= TP x PP x DP).
 // Which keys: every op's key as exact_table_key (op_points.h) gives it, i.e. as the calibrated
-// cost model looks the op up: GEMMs by layout (m, n, k), attention forward and backward
+// cost model looks the op up: GEMMs by layout (m, n, k; the layers' linears also as gemm.fp8
+// points where every size is a multiple of 16), attention forward and backward
 // (batch_heads, seq, head_dim), collectives and sends inside one node (group_size, bytes) with
 // group_size <= gpus. Memory-bound ops are not listed (the bench's memory measurements are keyed
 // by their principal tensor, not by the graph's bytes). Bounds, each counted in the notes:

@@ -31,6 +31,7 @@ using graph::OpKind;
 // What a table's keys are, hence how it is built and which keys an op gives it.
 enum class Family {
   kGemm,
+  kGemmFp8,  // as kGemm, at the FP8 peak
   kAttentionForward,
   kAttentionBackward,
   kFlashForward,
@@ -50,11 +51,14 @@ struct TableSpec {
 
 // Every table name, in the order the model reads them (which is the order describe() lists the
 // grid tables in, and the order their errors are found in).
-constexpr std::array<TableSpec, 18> kTableSpecs = {{
+constexpr std::array<TableSpec, 21> kTableSpecs = {{
     {kGemmTable, Family::kGemm},
     {kGemmForwardTable, Family::kGemm, true},
     {kGemmDgradTable, Family::kGemm, true},
     {kGemmWgradTable, Family::kGemm, true},
+    {kGemmFp8ForwardTable, Family::kGemmFp8, true},
+    {kGemmFp8DgradTable, Family::kGemmFp8, true},
+    {kGemmFp8WgradTable, Family::kGemmFp8, true},
     {kAttentionForwardTable, Family::kAttentionForward},
     {kAttentionBackwardTable, Family::kAttentionBackward},
     {kFlashForwardTable, Family::kFlashForward},
@@ -73,10 +77,13 @@ constexpr std::array<TableSpec, 18> kTableSpecs = {{
 
 // The bases whose exact tables (`<base>.exact`) the model reads, in the order describe() lists
 // them: as kTableSpecs, but the per-pass norm tables after the other memory tables.
-constexpr std::array<std::string_view, 18> kExactTableOrder = {kGemmTable,
+constexpr std::array<std::string_view, 21> kExactTableOrder = {kGemmTable,
                                                                kGemmForwardTable,
                                                                kGemmDgradTable,
                                                                kGemmWgradTable,
+                                                               kGemmFp8ForwardTable,
+                                                               kGemmFp8DgradTable,
+                                                               kGemmFp8WgradTable,
                                                                kAttentionForwardTable,
                                                                kAttentionBackwardTable,
                                                                kFlashForwardTable,
@@ -104,6 +111,7 @@ bool is_compute(Family family) {
 std::span<const std::string_view> key_names(Family family) {
   switch (family) {
     case Family::kGemm:
+    case Family::kGemmFp8:
       return kGemmKeys;
     case Family::kAttentionForward:
     case Family::kAttentionBackward:
@@ -121,11 +129,13 @@ std::span<const std::string_view> key_names(Family family) {
 
 // The grid table (with its fitted curve) of `spec`, built from `table`.
 std::unique_ptr<FittedTable> build_fitted(const TableSpec& spec, const spec::CalibratedTable& table,
-                                          double peak) {
+                                          double peak, double fp8_peak) {
   if (spec.family != Family::kCollective) check_keys(table, key_names(spec.family));
   switch (spec.family) {
     case Family::kGemm:
       return std::make_unique<ComputeTable>(table, gemm_flops, peak);
+    case Family::kGemmFp8:
+      return std::make_unique<ComputeTable>(table, gemm_flops, fp8_peak);
     case Family::kAttentionForward:
       return std::make_unique<ComputeTable>(table, attention_forward_flops, peak);
     case Family::kAttentionBackward:
@@ -150,6 +160,9 @@ enum Slot : int {
   kGemmForwardSlot,
   kGemmDgradSlot,
   kGemmWgradSlot,
+  kGemmFp8ForwardSlot,
+  kGemmFp8DgradSlot,
+  kGemmFp8WgradSlot,
   kAttentionForwardSlot,
   kAttentionBackwardSlot,
   kFlashForwardSlot,
@@ -176,6 +189,9 @@ constexpr std::array<SlotTables, kNumSlots> kSlotTables = {{
     {kGemmForwardTable, kGemmTable},
     {kGemmDgradTable, kGemmTable},
     {kGemmWgradTable, kGemmTable},
+    {kGemmFp8ForwardTable, {}},
+    {kGemmFp8DgradTable, {}},
+    {kGemmFp8WgradTable, {}},
     {kAttentionForwardTable, {}},
     {kAttentionBackwardTable, {}},
     {kFlashForwardTable, {}},
@@ -199,13 +215,13 @@ std::optional<Slot> slot_of(const Op& op) {
     case OpKind::kGemm:
       switch (graph::gemm_layout(op.label)) {
         case GemmLayout::kDgrad:
-          return kGemmDgradSlot;
+          return op.fp8 ? kGemmFp8DgradSlot : kGemmDgradSlot;
         case GemmLayout::kWgrad:
-          return kGemmWgradSlot;
+          return op.fp8 ? kGemmFp8WgradSlot : kGemmWgradSlot;
         case GemmLayout::kForward:
           break;
       }
-      return kGemmForwardSlot;
+      return op.fp8 ? kGemmFp8ForwardSlot : kGemmForwardSlot;
     case OpKind::kAttention:
       if (op.label == graph::OpLabel::kAttnFlash)
         return backward ? kFlashBackwardSlot : kFlashForwardSlot;
@@ -298,7 +314,7 @@ class CalibratedCostModel final : public CostModel {
                       spec::DType compute_dtype)
       : roofline_(make_roofline_cost_model(hardware, algorithm, compute_dtype)) {
     // Under the FP8 recipe everything but the FP8 GEMMs runs in bf16, as the tables measured;
-    // the FP8 GEMMs take the roofline at the FP8 peak (no FP8 tables are measured yet).
+    // the FP8 GEMMs take the gemm.fp8 tables where measured, else the roofline at the FP8 peak.
     const spec::DType dtype = compute_dtype == spec::DTYPE_UNSPECIFIED || compute_dtype == spec::FP8
                                   ? spec::BF16
                                   : compute_dtype;
@@ -313,11 +329,12 @@ class CalibratedCostModel final : public CostModel {
     }
     Reading reading{std::move(tables), dtype, {}, {}, {}};
     try {
-      read_fitted_tables(reading, hardware.peak_flops(dtype));
+      read_fitted_tables(reading, hardware.peak_flops(dtype), hardware.peak_fp8_flops);
       const bool fitted_used = !reading.used.empty();
       read_exact_tables(reading);
       describe(reading, fitted_used);
-      if (compute_dtype == spec::FP8) description_ += "; FP8 GEMMs: the roofline at the FP8 peak";
+      if (compute_dtype == spec::FP8 && !fitted_.contains(kGemmFp8ForwardTable))
+        description_ += "; FP8 GEMMs: the roofline at the FP8 peak";
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(where + e.what());
     }
@@ -328,7 +345,6 @@ class CalibratedCostModel final : public CostModel {
   }
 
   double op_seconds(const Op& op) const override {
-    if (op.fp8) return roofline_->op_seconds(op);
     if (const std::optional<Slot> slot = slot_of(op)) {
       const Chain& chain = chains_[*slot];
       if (chain.exact != nullptr || chain.fitted != nullptr) {
@@ -383,7 +399,7 @@ class CalibratedCostModel final : public CostModel {
     }
   }
 
-  void read_fitted_tables(Reading& r, double peak) {
+  void read_fitted_tables(Reading& r, double peak, double fp8_peak) {
     for (const TableSpec& spec : kTableSpecs) {
       if (is_compute(spec.family) && r.dtype != spec::BF16) {
         if (!spec.refinement) r.fallback.emplace_back(spec.name);
@@ -391,7 +407,11 @@ class CalibratedCostModel final : public CostModel {
         continue;
       }
       if (const spec::CalibratedTable* t = take(r, spec.name, spec.refinement)) {
-        auto table = build_fitted(spec, *t, peak);
+        if (spec.family == Family::kGemmFp8 && !(fp8_peak > 0)) {
+          throw std::invalid_argument("table " + std::string(spec.name) +
+                                      ": FP8 GEMMs measured, but the hardware has no FP8 peak");
+        }
+        auto table = build_fitted(spec, *t, peak, fp8_peak);
         r.used.back() += table->summary();
         fitted_.emplace(spec.name, std::move(table));
       }

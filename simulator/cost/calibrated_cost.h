@@ -49,6 +49,12 @@ inline constexpr std::string_view kGemmTable = "gemm.bf16";
 inline constexpr std::string_view kGemmForwardTable = "gemm.bf16.fwd";
 inline constexpr std::string_view kGemmDgradTable = "gemm.bf16.dgrad";
 inline constexpr std::string_view kGemmWgradTable = "gemm.bf16.wgrad";
+// The layers' linear GEMMs under the FP8 recipe (Op::fp8), by layout: FP8 operands (E4M3; the
+// gradient E5M2), fp32 accumulation, keyed as the bf16 ones; without them such a GEMM takes the
+// roofline at the FP8 peak (never the bf16 tables).
+inline constexpr std::string_view kGemmFp8ForwardTable = "gemm.fp8.fwd";
+inline constexpr std::string_view kGemmFp8DgradTable = "gemm.fp8.dgrad";
+inline constexpr std::string_view kGemmFp8WgradTable = "gemm.fp8.wgrad";
 inline constexpr std::string_view kAttentionForwardTable = "attention.fwd.bf16";   // fwd and rcp
 inline constexpr std::string_view kAttentionBackwardTable = "attention.bwd.bf16";  // bwd
 // The same for the fused flash-attention core (label attn.flash); the unfused core (attn.core)

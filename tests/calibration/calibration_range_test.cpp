@@ -111,7 +111,8 @@ TEST(CalibrationRangeTest, BrokenNamesAreRefusedNamingTheRange) {
             "'g=2,bytes=4,extra=1', expected 'g=<positive integer>,bytes=<positive integer>'");
   EXPECT_EQ(refusal("calib/memory.loss/bytes=4"),
             "calibration range 'calib/memory.loss/bytes=4': unknown measurement 'memory.loss', "
-            "expected gemm.bf16, attention.fwd.bf16, attention.bwd.bf16, attention.flash.fwd.bf16, "
+            "expected gemm.bf16, gemm.fp8, attention.fwd.bf16, attention.bwd.bf16, "
+            "attention.flash.fwd.bf16, "
             "attention.flash.bwd.bf16, memory.norm, "
             "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, "
             "memory.softmax, allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, "
@@ -130,6 +131,8 @@ TEST(CalibrationRangeTest, FormattersWriteTheGrammar) {
   EXPECT_EQ(attention_range_name(false, 16, 512, 64), "calib/attention.fwd.bf16/bh=16,s=512,d=64");
   EXPECT_EQ(attention_range_name(true, 128, 4096, 128),
             "calib/attention.bwd.bf16/bh=128,s=4096,d=128");
+  EXPECT_EQ(fp8_gemm_range_name("dgrad", 8192, 4096, 14336),
+            "calib/gemm.fp8/dgrad/m=8192,n=4096,k=14336");
   EXPECT_EQ(flash_attention_range_name(true, 64, 2048, 128, 8),
             "calib/attention.flash.bwd.bf16/bh=64,s=2048,d=128,g=8");
   EXPECT_EQ(memory_range_name("norm", 1048576), "calib/memory.norm/bytes=1048576");
@@ -151,6 +154,10 @@ TEST(CalibrationRangeTest, FormattedNamesParseBack) {
   r = parse(attention_range_name(true, 4, 5, 6));
   EXPECT_EQ(r.table, "attention.bwd.bf16");
   EXPECT_EQ(r.keys, (Keys{4, 5, 6}));
+  r = parse(fp8_gemm_range_name("wgrad", 7, 8, 9));
+  EXPECT_EQ(r.table, "gemm.fp8.wgrad");
+  EXPECT_EQ(r.kind, MeasurementKind::kGemm);
+  EXPECT_EQ(r.keys, (Keys{7, 8, 9}));
   r = parse(flash_attention_range_name(false, 4, 5, 6, 2));
   EXPECT_EQ(r.table, "attention.flash.fwd.bf16");
   EXPECT_EQ(r.kind, MeasurementKind::kAttention);

@@ -367,6 +367,48 @@ TEST(CalibratedCost, GemmLayoutTablesByLabel) {
       << model->describe();
 }
 
+// The FP8 recipe's GEMMs (Op::fp8) read the gemm.fp8 tables by layout, never the bf16 ones;
+// without an FP8 table of its layout such a GEMM is the roofline at the FP8 peak. The fitted
+// curve outside the grid is the FP8 table's own.
+TEST(CalibratedCost, Fp8GemmsReadTheFp8TablesOnly) {
+  auto scaled = [](std::string_view op, double factor) {
+    spec::CalibratedTable t =
+        gemm_table([factor](const Keys& x) { return factor * gemm_closed_form(x); });
+    t.set_op(std::string(op));
+    return t;
+  };
+  auto labelled = [](graph::OpLabel label, bool fp8) {
+    Op op = gemm(2048, 1024, 4096);
+    op.label = label;
+    op.fp8 = fp8;
+    return op;
+  };
+  const double base = gemm_closed_form({2048, 1024, 4096});
+  spec::Hardware hw = test_hardware();
+  ASSERT_GT(hw.peak_fp8_flops, 0);
+  hw.calibrated = {scaled(kGemmTable, 1), scaled(kGemmFp8ForwardTable, 0.5),
+                   scaled(kGemmFp8WgradTable, 0.7)};
+  auto model = make_calibrated_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP8);
+  const auto roofline = make_roofline_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP8);
+  EXPECT_LE(rel_err(model->op_seconds(labelled(graph::OpLabel::kMlpFc1, true)), 0.5 * base), 1e-12);
+  EXPECT_LE(rel_err(model->op_seconds(labelled(graph::OpLabel::kMlpFc1Wgrad, true)), 0.7 * base),
+            1e-12);
+  // No FP8 dgrad table: the FP8 roofline, not the bf16 table.
+  const Op dgrad = labelled(graph::OpLabel::kMlpFc1Dgrad, true);
+  EXPECT_EQ(model->op_seconds(dgrad), roofline->op_seconds(dgrad));
+  // The bf16 GEMMs (the LM head) keep the bf16 table.
+  EXPECT_LE(rel_err(model->op_seconds(labelled(graph::OpLabel::kLogits, false)), base), 1e-12);
+  EXPECT_EQ(model->describe().find("FP8 GEMMs: the roofline"), std::string::npos)
+      << model->describe();
+  EXPECT_EQ(op_table_name(labelled(graph::OpLabel::kAttnQkvDgrad, true)), kGemmFp8DgradTable);
+  // Outside the grid: the FP8 table's fitted curve (the closed form, scaled, at the FP8 peak's
+  // efficiency), exact on these closed-form data to 1e-8.
+  Op outside = labelled(graph::OpLabel::kMlpFc1, true);
+  outside.gemm = {16, 100000, 64};
+  outside.flops = 2.0 * 16 * 100000 * 64;
+  EXPECT_LE(rel_err(model->op_seconds(outside), 0.5 * gemm_closed_form({16, 100000, 64})), 1e-8);
+}
+
 TEST(CalibratedCost, GemmLayoutTableNames) {
   EXPECT_EQ(gemm_layout_table(graph::OpLabel::kMlpFc1), "gemm.bf16.fwd");
   EXPECT_EQ(gemm_layout_table(graph::OpLabel::kMlpFc1Dgrad), "gemm.bf16.dgrad");

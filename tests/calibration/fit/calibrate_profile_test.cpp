@@ -580,6 +580,40 @@ TEST(CalibrateProfileTest, ListedPointsLandInTheExactTablesAndThePricesAreExact)
             1e-6);
 }
 
+// FP8 GEMM measurements (calib/gemm.fp8/...) become the gemm.fp8 tables by layout, which price
+// the FP8 recipe's GEMMs (and only them); gemm_max_fp8 is then their best rate over the FP8 peak,
+// no longer the base's ratio to gemm_max.
+TEST(CalibrateProfileTest, Fp8GemmsGetTheirOwnTablesAndEfficiency) {
+  Listed l = grid_measurements();
+  for (const std::string layout : {"fwd", "dgrad", "wgrad"}) {
+    for (const int64_t m : {1024, 4096})
+      for (const int64_t n : {1024, 4096})
+        for (const int64_t k : {1024, 4096})
+          l.add("calib/gemm.fp8/" + layout + "/m=" + std::to_string(m) + ",n=" + std::to_string(n) +
+                    ",k=" + std::to_string(k),
+                gemm_seconds(m, n, k) / 1.6, false);
+  }
+  CalibrationReport report;
+  const spec::HardwareProfile base = spec::load_hardware_profile("h100-sxm");
+  const spec::HardwareProfile p = calibrate_profile(fabricated_data(std::move(l.measurements)),
+                                                    base, CalibrationInfo{}, &report);
+  for (const char* name : {"gemm.fp8.fwd", "gemm.fp8.dgrad", "gemm.fp8.wgrad"})
+    EXPECT_EQ(table(p, name).points_size(), 8) << name;
+  // Best FP8 rate: 2mnk / (2mnk / 5e14 / 1.6) = 8e14 FLOP/s over the FP8 peak.
+  EXPECT_NEAR(p.efficiency().gemm_max_fp8().value(),
+              8e14 / spec::to_hardware(base, "base").peak_fp8_flops, 1e-3);
+  const auto model = cost::make_calibrated_cost_model(spec::to_hardware(p, "calibrated"),
+                                                      cost::CollectiveAlgorithm::kAuto, spec::FP8);
+  graph::Op gemm;
+  gemm.kind = graph::OpKind::kGemm;
+  gemm.label = graph::OpLabel::kMlpFc1Wgrad;
+  gemm.gemm = {4096, 1024, 4096};
+  gemm.fp8 = true;
+  EXPECT_LE(rel_err(model->op_seconds(gemm), gemm_seconds(4096, 1024, 4096) / 1.6), 1e-6);
+  gemm.fp8 = false;  // a bf16 GEMM keeps the bf16 table
+  EXPECT_LE(rel_err(model->op_seconds(gemm), gemm_seconds(4096, 1024, 4096)), 1e-6);
+}
+
 // Many listed points scattered over the grid's axes leave the grid whole; the exact table holds
 // them all. (A listed shape on the grid is measured there, unmarked: not listed.)
 TEST(CalibrateProfileTest, TheGridSurvivesScatteredListedPoints) {

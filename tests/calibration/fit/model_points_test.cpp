@@ -130,7 +130,18 @@ TEST(ModelPointsTest, EveryKeyOfTheSmallModelsGraphsIsListedOnce) {
     })) << kind;
   }
   // Bounded: GEMM shapes per (TP, micro-batch) are the model's few linears in 3 layouts.
-  EXPECT_LE(points.gemm.size(), 2u * 5 * 5 * 3);       // TP x micro-batch x linears x layouts
+  // TP x micro-batch x linears x layouts, the layers' four linears also in FP8.
+  EXPECT_LE(points.gemm.size(), 2u * 5 * (5 + 4) * 3);
+  // Each FP8 point is a layer linear's bf16 point (sizes by 16), the LM head's never FP8.
+  int64_t fp8 = 0;
+  for (const std::string& line : points.gemm) {
+    if (!line.starts_with("gemm.fp8/")) continue;
+    ++fp8;
+    EXPECT_TRUE(lines.contains("gemm.bf16/" + line.substr(std::string("gemm.fp8/").size())))
+        << line;
+    EXPECT_EQ(line.find("n=3000"), std::string::npos) << line;  // the head's vocabulary
+  }
+  EXPECT_GT(fp8, 0);
   EXPECT_LE(points.attention.size(), 2u * 5 * 2 * 2);  // TP x micro-batch x pass x core
   // Both cores at each shape: the unfused one's line and the fused one's.
   for (const std::string& line : points.attention) {
