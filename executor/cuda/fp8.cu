@@ -90,20 +90,19 @@ __global__ void update_scales_kernel(float* amax, float* history, float* scale, 
 }
 
 unsigned tile_grid(int64_t rows, int64_t cols) {
-  return grid_of(std::min<int64_t>(ceil_div(rows, kTile) * ceil_div(cols, kTile),
-                                   int64_t{sm_count()} * 32));
+  return grid_of(
+      std::min<int64_t>(ceil_div(rows, kTile) * ceil_div(cols, kTile), int64_t{sm_count()} * 32));
 }
 
 }  // namespace
 
 float fp8_max(Fp8Format format) { return format == Fp8Format::kE4M3 ? 448.0f : 57344.0f; }
 
-void quantize_fp8(const bf16* x, int64_t rows, int64_t cols, Fp8Format format,
-                  const float* scale, void* out, void* out_t, float* amax, cudaStream_t stream) {
+void quantize_fp8(const bf16* x, int64_t rows, int64_t cols, Fp8Format format, const float* scale,
+                  void* out, void* out_t, float* amax, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
   quantize_kernel<<<tile_grid(rows, cols), dim3(kTile, kRowsPerPass), 0, stream>>>(
-      x, rows, cols, format, scale, static_cast<uint8_t*>(out), static_cast<uint8_t*>(out_t),
-      amax);
+      x, rows, cols, format, scale, static_cast<uint8_t*>(out), static_cast<uint8_t*>(out_t), amax);
   CUDA_CHECK_LAUNCH();
 }
 
@@ -111,9 +110,8 @@ void update_fp8_scales(float* amax, float* history, float* scale, float* scale_i
                        const float* max_value, int64_t n, int64_t history_len, int64_t step,
                        float margin, cudaStream_t stream) {
   if (n <= 0 || history_len <= 0) return;
-  update_scales_kernel<<<flat_grid(n), kThreads, 0, stream>>>(amax, history, scale, scale_inv,
-                                                              max_value, n, history_len, step,
-                                                              margin);
+  update_scales_kernel<<<flat_grid(n), kThreads, 0, stream>>>(
+      amax, history, scale, scale_inv, max_value, n, history_len, step, margin);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -20,8 +20,8 @@ float fp8_max(Fp8Format format);
 // x [rows, cols] bf16 to FP8 of `format` with the device scalar *scale: into out [rows, cols]
 // and/or out_t [cols, rows] (either may be null); *amax = max(*amax, max |x|) (atomically; the
 // caller zeroes it once per recipe step). Non-finite inputs saturate.
-void quantize_fp8(const bf16* x, int64_t rows, int64_t cols, Fp8Format format,
-                  const float* scale, void* out, void* out_t, float* amax, cudaStream_t stream);
+void quantize_fp8(const bf16* x, int64_t rows, int64_t cols, Fp8Format format, const float* scale,
+                  void* out, void* out_t, float* amax, cudaStream_t stream);
 
 // in [rows, cols] FP8 (one byte per element) to out [cols, rows].
 void transpose_fp8(const void* in, int64_t rows, int64_t cols, void* out, cudaStream_t stream);

@@ -58,7 +58,8 @@ void Fp8Gemm::gemm_tn(int64_t m, int64_t n, int64_t k, const Fp8Operand& a, cons
     throw ExecutorError("FP8 GEMM: both operands E5M2; cuBLASLt takes at most one");
   if (k % 16 != 0 || a.ld % 16 != 0 || b.ld % 16 != 0) {
     throw ExecutorError("FP8 GEMM " + std::to_string(m) + " x " + std::to_string(n) + " x " +
-                        std::to_string(k) + ": k and the leading dimensions must be multiples "
+                        std::to_string(k) +
+                        ": k and the leading dimensions must be multiples "
                         "of 16");
   }
   const cudaDataType_t c_type = c_fp32 ? CUDA_R_32F : CUDA_R_16BF;
@@ -86,8 +87,17 @@ void Fp8Gemm::gemm_tn(int64_t m, int64_t n, int64_t k, const Fp8Operand& a, cons
   CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&d.c, c_type, static_cast<uint64_t>(n),
                                             static_cast<uint64_t>(m), ldc));
 
-  const Key key{m,    n, k, a.ld, b.ld, ldc, static_cast<int>(a.format), static_cast<int>(b.format),
-                c_fp32, fast_accumulate, beta != 0.0f};
+  const Key key{m,
+                n,
+                k,
+                a.ld,
+                b.ld,
+                ldc,
+                static_cast<int>(a.format),
+                static_cast<int>(b.format),
+                c_fp32,
+                fast_accumulate,
+                beta != 0.0f};
   auto found = algos_.find(key);
   if (found == algos_.end()) {
     CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&d.preference));
@@ -96,8 +106,8 @@ void Fp8Gemm::gemm_tn(int64_t m, int64_t n, int64_t k, const Fp8Operand& a, cons
         d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
     cublasLtMatmulHeuristicResult_t result{};
     int returned = 0;
-    CUBLASLT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, d.op, d.a, d.b, d.c, d.c,
-                                                  d.preference, 1, &result, &returned));
+    CUBLASLT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, d.op, d.a, d.b, d.c, d.c, d.preference,
+                                                  1, &result, &returned));
     if (returned == 0) {
       throw ExecutorError("FP8 GEMM " + std::to_string(m) + " x " + std::to_string(n) + " x " +
                           std::to_string(k) + ": cuBLASLt has no algorithm");

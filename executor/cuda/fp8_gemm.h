@@ -43,8 +43,8 @@ class Fp8Gemm {
                int64_t ldc, bool c_fp32, float beta, bool fast_accumulate);
 
  private:
-  using Key = std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool,
-                         bool, bool>;
+  using Key =
+      std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, int, bool, bool, bool>;
   cublasLtHandle_t handle_ = nullptr;
   cudaStream_t stream_;
   DeviceBuffer workspace_;

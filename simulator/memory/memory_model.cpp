@@ -78,8 +78,8 @@ ModelStateBytes stage_model_state_bytes(const graph::ModelDims& d,
 }
 
 double LayerTensors::total() const {
-  return attn_norm_input + qkv_input + qkv + attn_scores + proj_input + attn_dropout_mask +
-         mlp_norm_input + fc1_input + act_input + fc2_input + mlp_dropout_mask;
+  return attn_norm_input + qkv_input + qkv + attn_scores + attn_output + proj_input +
+         attn_dropout_mask + mlp_norm_input + fc1_input + act_input + fc2_input + mlp_dropout_mask;
 }
 
 LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig& config) {
@@ -110,7 +110,14 @@ LayerTensors layer_tensors(const graph::ModelDims& d, const spec::ParallelConfig
     // softmax output; with dropout also its mask and output (attention over V reads the latter).
     x.attn_scores = (dropout ? 2 * e + kMaskBytes : e) * scores / t;
   }
-  x.proj_input = g * tokens * q_width / t;
+  if (graph::is_flash(config.attention())) {
+    // The fused core keeps its output (BF16) for its own backward; the projection reads that
+    // tensor, or (FP8) saves its FP8 copy beside it.
+    x.attn_output = e * tokens * q_width / t;
+    x.proj_input = d.fp8 ? tokens * q_width / t : 0;
+  } else {
+    x.proj_input = g * tokens * q_width / t;
+  }
   x.attn_dropout_mask = dropout ? kMaskBytes * tokens * h / sp : 0;
   x.mlp_norm_input = e * tokens * h / sp;
   x.fc1_input = g * tokens * h / sp;

@@ -75,7 +75,10 @@ struct LayerTensors {
   double qkv = 0;          // Q, K (QK^T inputs) and V (input of attention over V); with GQA and the
                            // fused core also the copy of the query heads
   double attn_scores = 0;  // softmax output + dropout mask + dropout output, or flash LSE
-  double proj_input = 0;   // attention output, input of the output projection
+  // Input of the output projection: the attention output itself (the unfused core), its FP8
+  // copy (FP8 recipe), or nothing more with the fused core in BF16, whose output it is.
+  double proj_input = 0;
+  double attn_output = 0;        // the fused core's output, which its backward reads again (BF16)
   double attn_dropout_mask = 0;  // dropout after the projection (0 without dropout)
   double mlp_norm_input = 0;
   double fc1_input = 0;

@@ -44,7 +44,7 @@ void add_layer_forward(Rules& rules, Pass pass, const LayerTensors& x, OpLabel c
                        bool keep_input, bool scores) {
   rules.add(Site::kLayer, pass, OpLabel::kAttnNorm, keep_input ? x.attn_norm_input : 0, 0);
   rules.add(Site::kLayer, pass, OpLabel::kAttnQkv, x.qkv_input, 0);
-  rules.add(Site::kLayer, pass, core, x.qkv + (scores ? x.attn_scores : 0), 0);
+  rules.add(Site::kLayer, pass, core, x.qkv + x.attn_output + (scores ? x.attn_scores : 0), 0);
   rules.add(Site::kLayer, pass, OpLabel::kAttnProj, x.proj_input, 0);
   rules.add(Site::kLayer, pass, OpLabel::kAttnResidual, x.attn_dropout_mask, 0);
   rules.add(Site::kLayer, pass, OpLabel::kMlpNorm, x.mlp_norm_input, 0);
@@ -64,7 +64,7 @@ void add_layer_backward(Rules& rules, const LayerTensors& x, OpLabel core) {
   rules.add(Site::kLayer, b, OpLabel::kMlpNorm, 0, x.mlp_norm_input);
   rules.add(Site::kLayer, b, OpLabel::kAttnResidual, 0, x.attn_dropout_mask);
   rules.add(Site::kLayer, b, OpLabel::kAttnProjWgrad, 0, x.proj_input);
-  rules.add(Site::kLayer, b, core, 0, x.qkv + x.attn_scores);
+  rules.add(Site::kLayer, b, core, 0, x.qkv + x.attn_output + x.attn_scores);
   rules.add(Site::kLayer, b, OpLabel::kAttnQkvWgrad, 0, x.qkv_input);
   rules.add(Site::kLayer, b, OpLabel::kAttnNorm, 0, x.attn_norm_input);
 }

@@ -34,13 +34,17 @@ spec::ParallelConfig layout(int64_t tp, int64_t dp, bool sp) {
   return c;
 }
 
-TEST(Fp8Recipe, HalvesExactlyTheLinearLayersSavedInputs) {
+TEST(Fp8Recipe, HalvesExactlyTheLinearLayersSavedInputs) {  // with the fused core
   for (bool sp : {false, true}) {
     const spec::ParallelConfig c = layout(2, 1, sp);
     const LayerTensors b = layer_tensors(graph::model_dims(with_dtype(kModel, spec::BF16)), c);
     const LayerTensors f = layer_tensors(graph::model_dims(with_dtype(kModel, spec::FP8)), c);
     EXPECT_DOUBLE_EQ(f.qkv_input, b.qkv_input / 2);
-    EXPECT_DOUBLE_EQ(f.proj_input, b.proj_input / 2);
+    // The fused core keeps its BF16 output either way; under FP8 the projection saves its FP8
+    // copy beside it (in BF16 it reads that output).
+    EXPECT_DOUBLE_EQ(f.attn_output, b.attn_output);
+    EXPECT_DOUBLE_EQ(b.proj_input, 0);
+    EXPECT_DOUBLE_EQ(f.proj_input, b.attn_output / 2);
     EXPECT_DOUBLE_EQ(f.fc1_input, b.fc1_input / 2);
     EXPECT_DOUBLE_EQ(f.fc2_input, b.fc2_input / 2);
     // BF16 as before: the norm inputs, Q/K/V for the BF16 attention, the fc1 output the

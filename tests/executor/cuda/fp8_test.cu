@@ -78,8 +78,8 @@ TEST_F(KernelsTest, DelayedScalingFollowsTheAmaxHistory) {
   DeviceArray<float> amax(n), history(n * history_len), scale(std::vector<float>(n, 1.0f)),
       scale_inv(std::vector<float>(n, 1.0f)), d_max(max_value);
   // Step amaxes per tensor; tensor 2 sees only zeros and keeps its scale.
-  const std::vector<std::vector<float>> steps = {{2.0f, 8.0f, 0.0f}, {1.0f, 16.0f, 0.0f},
-                                                 {0.5f, 4.0f, 0.0f}};
+  const std::vector<std::vector<float>> steps = {
+      {2.0f, 8.0f, 0.0f}, {1.0f, 16.0f, 0.0f}, {0.5f, 4.0f, 0.0f}};
   std::vector<std::vector<float>> seen(n);
   for (size_t t = 0; t < steps.size(); ++t) {
     amax.upload(steps[t]);
@@ -131,8 +131,8 @@ TEST_F(KernelsTest, Fp8GemmMatchesFloat64OnTheDequantisedOperands) {
       for (int64_t j = 0; j < c.n; ++j) {
         double sum = 0, abs_sum = 0;
         for (int64_t p = 0; p < c.k; ++p) {
-          const double term = host_value(a[i * c.k + p], c.fa) * a_inv *
-                              host_value(b[j * c.k + p], c.fb) * b_inv;
+          const double term =
+              host_value(a[i * c.k + p], c.fa) * a_inv * host_value(b[j * c.k + p], c.fb) * b_inv;
           sum += term;
           abs_sum += std::abs(term);
         }
@@ -140,7 +140,8 @@ TEST_F(KernelsTest, Fp8GemmMatchesFloat64OnTheDequantisedOperands) {
         scale[i * c.n + j] = abs_sum;
       }
     }
-    const std::vector<double> got = c.c_fp32 ? to_double(c32.download()) : to_double(c16.download());
+    const std::vector<double> got =
+        c.c_fp32 ? to_double(c32.download()) : to_double(c16.download());
     std::vector<double> tol(want.size());
     for (size_t i = 0; i < tol.size(); ++i)
       // bf16 rounding of the output; the tensor cores' accumulation (Hopper's FP8 MMA keeps
