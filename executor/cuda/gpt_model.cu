@@ -38,6 +38,8 @@ struct GptStage::LayerWeights {
 struct GptStage::LayerActivations {
   DeviceBuffer x_in, ln1, ln1_mean, ln1_rstd, qkv, q, probs, lse, ctx, x_mid, ln2, ln2_mean,
       ln2_rstd, h1, act;  // q: the query heads' own copy (grouped-query attention, fused core)
+  // FP8 models: the four linears' inputs as the weight gradients read them, FP8, transposed.
+  DeviceBuffer qkv_in8t, proj_in8t, fc1_in8t, fc2_in8t;
 };
 
 struct GptStage::HeadActivations {
@@ -114,6 +116,23 @@ GptStage::GptStage(const StageResources& resources) : r_(resources) {
       bind("mlp.fc1.bias", w.fc1_b, w.fc1_bg);
       bind("mlp.fc2.weight", w.fc2_w, w.fc2_wg);
       bind("mlp.fc2.bias", w.fc2_b, w.fc2_bg);
+    }
+  }
+  local_layer_.assign(static_cast<size_t>(c.dims.layers), -1);
+  for (int chunk = 0, n = 0; chunk < l.chunks; ++chunk)
+    for (int64_t i = 0; i < l.layers_per_chunk; ++i) local_layer_[l.first_layer(chunk) + i] = n++;
+  if (c.dims.fp8) {
+    if (r_.fp8_gemm == nullptr) throw std::invalid_argument("FP8 needs the stage's Fp8Gemm");
+    if (sp_) throw std::invalid_argument("FP8 with sequence parallelism is not implemented");
+    fp8_ = std::make_unique<Fp8Linears>(*r_.memory, r_.compute, *r_.fp8_gemm,
+                                        4 * l.chunks * l.layers_per_chunk);
+    for (int64_t layer = 0; layer < c.dims.layers; ++layer) {
+      if (local_layer_[layer] < 0) continue;
+      const LayerWeights& w = weights_[layer];
+      fp8_->set_weight(fp8_linear(layer, 0), w.qkv_w, hidden_, qkv_local_);
+      fp8_->set_weight(fp8_linear(layer, 1), w.proj_w, heads_local_ * head_dim_, hidden_);
+      fp8_->set_weight(fp8_linear(layer, 2), w.fc1_w, hidden_, fc1_local_);
+      fp8_->set_weight(fp8_linear(layer, 3), w.fc2_w, ffn_local_, hidden_);
     }
   }
   CUDA_CHECK(cudaEventCreateWithFlags(&fork_event_, cudaEventDisableTiming));
@@ -325,6 +344,18 @@ void GptStage::flash_backward(int mb, int layer, const LayerActivations& a, cons
                      r_.compute);
 }
 
+// ---- FP8 linears
+// --------------------------------------------------------------------------------
+int64_t GptStage::fp8_linear(int64_t layer, int which) const {
+  return fp8_ ? 4 * local_layer_[static_cast<size_t>(layer)] + which : -1;
+}
+
+void GptStage::fp8_step() {
+  if (!fp8_) return;
+  NvtxRange range(r_.nvtx, "comm/dp/fp8.amax");
+  fp8_->update_scales({&r_.comm->tp, &r_.comm->dp});
+}
+
 // ---- transformer layer
 // ---------------------------------------------------------------------------
 DeviceBuffer GptStage::layer_forward(int64_t layer, RangePass pass, int mb, LayerActivations& a) {
@@ -350,13 +381,16 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
   const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
   auto name = [&](OpLabel label) { return compute_range(pass, mb, L, label); };
   cudaStream_t s = r_.compute;
+  DeviceBuffer x8;  // FP8: a linear's cast input, the GEMM's operand
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnNorm));
-    a.ln1 = buffer(keep, Tl * h * 2);
+    // FP8: the QKV GEMM's input is saved as its FP8 transpose, not in bf16 (no SP under FP8).
+    a.ln1 = buffer(fp8_ ? kWork : keep, Tl * h * 2);
     a.ln1_mean = buffer(keep, Tl * 4);
     a.ln1_rstd = buffer(keep, Tl * 4);
     kernels::norm_forward(a.x_in.as<bf16>(), w.ln1_w, w.ln1_b, a.ln1.as<bf16>(),
                           a.ln1_mean.as<float>(), a.ln1_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
+    if (fp8_) fp8_->cast_input(fp8_linear(layer, 0), a.ln1.as<bf16>(), T, x8, a.qkv_in8t, keep);
   }
   DeviceBuffer gathered;
   const bf16* ln1 = a.ln1.as<bf16>();
@@ -367,7 +401,13 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnQkv));
     a.qkv = buffer(keep, T * qkv_local_ * 2);
-    r_.gemm->linear_forward(ln1, w.qkv_w, a.qkv.as<bf16>(), T, h, qkv_local_);
+    if (fp8_) {
+      fp8_->forward(fp8_linear(layer, 0), x8, T, a.qkv.as<bf16>());
+      x8.reset();
+      a.ln1.reset();
+    } else {
+      r_.gemm->linear_forward(ln1, w.qkv_w, a.qkv.as<bf16>(), T, h, qkv_local_);
+    }
     if (w.qkv_b != nullptr) kernels::bias_add(a.qkv.as<bf16>(), w.qkv_b, T, qkv_local_, s);
   }
   gathered.reset();
@@ -400,10 +440,20 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
     if (!keep_core) a.probs.reset();
   }
   DeviceBuffer proj = buffer(kWork, T * h * 2);
+  if (fp8_) {
+    NvtxRange range(r_.nvtx, name(OpLabel::kAttnProjCast));
+    fp8_->cast_input(fp8_linear(layer, 1), a.ctx.as<bf16>(), T, x8, a.proj_in8t, keep);
+    if (!flash_) a.ctx.reset();  // only the projection's weight gradient read it
+  }
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnProj));
-    r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T,
-                            heads_local_ * head_dim_, h);
+    if (fp8_) {
+      fp8_->forward(fp8_linear(layer, 1), x8, T, proj.as<bf16>());
+      x8.reset();
+    } else {
+      r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T,
+                              heads_local_ * head_dim_, h);
+    }
   }
   proj = reduce_sequence(pass, mb, L, sp_ ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce,
                          std::move(proj));
@@ -424,13 +474,15 @@ DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, 
   const int64_t T = tokens_, Tl = tokens_local_, h = hidden_;
   auto name = [&](OpLabel label) { return compute_range(pass, mb, L, label); };
   cudaStream_t s = r_.compute;
+  DeviceBuffer x8;  // FP8: a linear's cast input, the GEMM's operand
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpNorm));
-    a.ln2 = buffer(keep, Tl * h * 2);
+    a.ln2 = buffer(fp8_ ? kWork : keep, Tl * h * 2);
     a.ln2_mean = buffer(keep, Tl * 4);
     a.ln2_rstd = buffer(keep, Tl * 4);
     kernels::norm_forward(a.x_mid.as<bf16>(), w.ln2_w, w.ln2_b, a.ln2.as<bf16>(),
                           a.ln2_mean.as<float>(), a.ln2_rstd.as<float>(), Tl, h, kNormEps, rms_, s);
+    if (fp8_) fp8_->cast_input(fp8_linear(layer, 2), a.ln2.as<bf16>(), T, x8, a.fc1_in8t, keep);
   }
   DeviceBuffer gathered;
   const bf16* ln2 = a.ln2.as<bf16>();
@@ -441,12 +493,18 @@ DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, 
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc1));
     a.h1 = buffer(keep, T * fc1_local_ * 2);
-    r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, fc1_local_);
+    if (fp8_) {
+      fp8_->forward(fp8_linear(layer, 2), x8, T, a.h1.as<bf16>());
+      x8.reset();
+      a.ln2.reset();
+    } else {
+      r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, fc1_local_);
+    }
   }
   gathered.reset();
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpAct));
-    a.act = buffer(keep, T * ffn_local_ * 2);
+    a.act = buffer(fp8_ ? kWork : keep, T * ffn_local_ * 2);
     if (swiglu_) {
       kernels::swiglu_forward(a.h1.as<bf16>(), w.fc1_b, a.act.as<bf16>(), T, ffn_local_, s);
     } else {
@@ -454,9 +512,19 @@ DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, 
     }
   }
   DeviceBuffer fc2 = buffer(kWork, T * h * 2);
+  if (fp8_) {
+    NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc2Cast));
+    fp8_->cast_input(fp8_linear(layer, 3), a.act.as<bf16>(), T, x8, a.fc2_in8t, keep);
+    a.act.reset();
+  }
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc2));
-    r_.gemm->linear_forward(a.act.as<bf16>(), w.fc2_w, fc2.as<bf16>(), T, ffn_local_, h);
+    if (fp8_) {
+      fp8_->forward(fp8_linear(layer, 3), x8, T, fc2.as<bf16>());
+      x8.reset();
+    } else {
+      r_.gemm->linear_forward(a.act.as<bf16>(), w.fc2_w, fc2.as<bf16>(), T, ffn_local_, h);
+    }
   }
   fc2 = reduce_sequence(pass, mb, L, sp_ ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce,
                         std::move(fc2));
@@ -472,7 +540,8 @@ DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, 
 
 DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const LinearLabels& labels,
                                              const bf16* grad, const bf16* weight,
-                                             float* weight_grad, const bf16* input, int64_t in) {
+                                             float* weight_grad, const bf16* input, int64_t in,
+                                             int64_t fp8, const DeviceBuffer* input8t) {
   const RangePass bwd = RangePass::kBackward;
   DeviceBuffer gathered;
   const bf16* dy = grad;
@@ -480,14 +549,27 @@ DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const LinearLabe
     gathered = gather_sequence(bwd, mb, layer, labels.gather, grad);
     dy = gathered.as<bf16>();
   }
+  DeviceBuffer dy8, dy8t;  // FP8: the output gradient cast, and transposed
+  if (fp8 >= 0) {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.cast));
+    fp8_->cast_gradient(fp8, dy, tokens_, dy8, dy8t);
+  }
   DeviceBuffer dx = buffer(kWork, tokens_ * in * 2);
   {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.dgrad));
-    r_.gemm->linear_dgrad(dy, weight, dx.as<bf16>(), tokens_, in, hidden_);
+    if (fp8 >= 0) {
+      fp8_->dgrad(fp8, dy8, tokens_, dx.as<bf16>());
+    } else {
+      r_.gemm->linear_dgrad(dy, weight, dx.as<bf16>(), tokens_, in, hidden_);
+    }
   }
   {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.wgrad));
-    r_.gemm->linear_wgrad(dy, input, weight_grad, tokens_, in, hidden_);
+    if (fp8 >= 0) {
+      fp8_->wgrad(fp8, dy8t, *input8t, tokens_, weight_grad);
+    } else {
+      r_.gemm->linear_wgrad(dy, input, weight_grad, tokens_, in, hidden_);
+    }
   }
   return dx;
 }
@@ -495,7 +577,8 @@ DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const LinearLabe
 DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const LinearLabels& labels,
                                                 const bf16* grad, const bf16* weight,
                                                 float* weight_grad, float* bias_grad,
-                                                const bf16* norm_out, int64_t out) {
+                                                const bf16* norm_out, int64_t out, int64_t fp8,
+                                                const DeviceBuffer* input8t) {
   const RangePass bwd = RangePass::kBackward;
   DeviceBuffer gathered;  // under SP the weight gradient needs the whole sequence again
   const bf16* input = norm_out;
@@ -503,15 +586,28 @@ DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const LinearL
     gathered = gather_sequence(bwd, mb, layer, labels.gather, norm_out);
     input = gathered.as<bf16>();
   }
+  DeviceBuffer dy8, dy8t;  // FP8: the output gradient cast, and transposed
+  if (fp8 >= 0) {
+    NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.cast));
+    fp8_->cast_gradient(fp8, grad, tokens_, dy8, dy8t);
+  }
   DeviceBuffer dx = buffer(kWork, tokens_ * hidden_ * 2);
   {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.dgrad));
-    r_.gemm->linear_dgrad(grad, weight, dx.as<bf16>(), tokens_, hidden_, out);
+    if (fp8 >= 0) {
+      fp8_->dgrad(fp8, dy8, tokens_, dx.as<bf16>());
+    } else {
+      r_.gemm->linear_dgrad(grad, weight, dx.as<bf16>(), tokens_, hidden_, out);
+    }
   }
   const OpLabel reduction = sp_ ? labels.reduce_scatter : labels.all_reduce;
   return reduce_overlapped(bwd, mb, layer, reduction, std::move(dx), [&] {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.wgrad));
-    r_.gemm->linear_wgrad(grad, input, weight_grad, tokens_, hidden_, out);
+    if (fp8 >= 0) {
+      fp8_->wgrad(fp8, dy8t, *input8t, tokens_, weight_grad);
+    } else {
+      r_.gemm->linear_wgrad(grad, input, weight_grad, tokens_, hidden_, out);
+    }
     if (bias_grad != nullptr) kernels::bias_grad(grad, bias_grad, tokens_, out, r_.compute);
   });
 }
@@ -537,10 +633,14 @@ void GptStage::mlp_block_backward(int64_t layer, int mb, LayerActivations& a, De
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpResidual));
     if (w.fc2_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.fc2_bg, Tl, h, s);
   }
-  DeviceBuffer dact = row_parallel_backward(
-      mb, L, {OpLabel::kMlpFc2Dgrad, OpLabel::kMlpFc2Wgrad, OpLabel::kMlpAllGather},
-      grad.as<bf16>(), w.fc2_w, w.fc2_wg, a.act.as<bf16>(), ffn_local_);
+  DeviceBuffer dact =
+      row_parallel_backward(mb, L,
+                            {OpLabel::kMlpFc2Dgrad, OpLabel::kMlpFc2Wgrad, OpLabel::kMlpAllGather,
+                             OpLabel::kNone, OpLabel::kNone, OpLabel::kMlpFc2Cast},
+                            grad.as<bf16>(), w.fc2_w, w.fc2_wg, a.act.as<bf16>(), ffn_local_,
+                            fp8_linear(layer, 3), &a.fc2_in8t);
   a.act.reset();
+  a.fc2_in8t.reset();
   DeviceBuffer dh1;  // gradient of fc1's output; GeLU's is computed in place
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpAct));
@@ -561,9 +661,11 @@ void GptStage::mlp_block_backward(int64_t layer, int mb, LayerActivations& a, De
   DeviceBuffer dln2 = column_parallel_backward(
       mb, L,
       {OpLabel::kMlpFc1Dgrad, OpLabel::kMlpFc1Wgrad, OpLabel::kMlpInputAllGather,
-       OpLabel::kMlpAllReduce, OpLabel::kMlpReduceScatter},
-      dh1.as<bf16>(), w.fc1_w, w.fc1_wg, nullptr, a.ln2.as<bf16>(), fc1_local_);
+       OpLabel::kMlpAllReduce, OpLabel::kMlpReduceScatter, OpLabel::kMlpFc1Cast},
+      dh1.as<bf16>(), w.fc1_w, w.fc1_wg, nullptr, a.ln2.as<bf16>(), fc1_local_,
+      fp8_linear(layer, 2), &a.fc1_in8t);
   dh1.reset();
+  a.fc1_in8t.reset();
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpNorm));
     // grad <- grad (residual path) + d norm2
@@ -590,8 +692,12 @@ void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations&
     if (w.proj_bg != nullptr) kernels::bias_grad(grad.as<bf16>(), w.proj_bg, Tl, h, s);
   }
   DeviceBuffer dctx = row_parallel_backward(
-      mb, L, {OpLabel::kAttnProjDgrad, OpLabel::kAttnProjWgrad, OpLabel::kAttnAllGather},
-      grad.as<bf16>(), w.proj_w, w.proj_wg, a.ctx.as<bf16>(), attn_width);
+      mb, L,
+      {OpLabel::kAttnProjDgrad, OpLabel::kAttnProjWgrad, OpLabel::kAttnAllGather, OpLabel::kNone,
+       OpLabel::kNone, OpLabel::kAttnProjCast},
+      grad.as<bf16>(), w.proj_w, w.proj_wg, a.ctx.as<bf16>(), attn_width, fp8_linear(layer, 1),
+      &a.proj_in8t);
+  a.proj_in8t.reset();
   DeviceBuffer dqkv;
   if (flash_) {
     if (!a.lse) {  // selective recomputation: the forward again, for its log-sum-exp
@@ -626,9 +732,11 @@ void GptStage::attention_block_backward(int64_t layer, int mb, LayerActivations&
   DeviceBuffer dln1 = column_parallel_backward(
       mb, L,
       {OpLabel::kAttnQkvDgrad, OpLabel::kAttnQkvWgrad, OpLabel::kAttnInputAllGather,
-       OpLabel::kAttnAllReduce, OpLabel::kAttnReduceScatter},
-      dqkv.as<bf16>(), w.qkv_w, w.qkv_wg, w.qkv_bg, a.ln1.as<bf16>(), qkv_local_);
+       OpLabel::kAttnAllReduce, OpLabel::kAttnReduceScatter, OpLabel::kAttnQkvCast},
+      dqkv.as<bf16>(), w.qkv_w, w.qkv_wg, w.qkv_bg, a.ln1.as<bf16>(), qkv_local_,
+      fp8_linear(layer, 0), &a.qkv_in8t);
   dqkv.reset();
+  a.qkv_in8t.reset();
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnNorm));
     kernels::norm_backward(dln1.as<bf16>(), a.x_in.as<bf16>(), w.ln1_w, a.ln1_mean.as<float>(),
@@ -727,6 +835,11 @@ DeviceBuffer GptStage::head_backward(int mb, HeadActivations& hd, float grad_sca
 DeviceBuffer GptStage::forward(int mb, int chunk, DeviceBuffer input, const int32_t* tokens,
                                const int32_t* targets, float* loss_sum, float grad_scale) {
   const RankLayout& l = *r_.layout;
+  if (fp8_ && !fp8_weights_cast_) {  // the iteration's FP8 weights, before its first forward
+    NvtxRange range(r_.nvtx, "fp8.weights");
+    fp8_->cast_weights();
+    fp8_weights_cast_ = true;
+  }
   ChunkActivations& saved = saved_[{mb, chunk}];
   saved.tokens = tokens;
   DeviceBuffer x = l.first_virtual_stage(chunk) ? embed(mb, tokens) : std::move(input);

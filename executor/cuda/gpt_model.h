@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -32,6 +33,7 @@
 #include "executor/cuda/comm.h"
 #include "executor/cuda/device_memory.h"
 #include "executor/cuda/flash_attention.h"
+#include "executor/cuda/fp8_linears.h"
 #include "executor/cuda/gemm.h"
 #include "executor/cuda/param_store.h"
 #include "simulator/graph/op_label.h"
@@ -47,6 +49,7 @@ struct StageResources {
   DeviceMemory* memory = nullptr;
   Gemm* gemm = nullptr;
   FlashAttention* flash = nullptr;  // set for the fused attention core (config attention flash)
+  Fp8Gemm* fp8_gemm = nullptr;      // set for FP8 models (Transformer Engine's recipe)
   const Communicators* comm = nullptr;
   cudaStream_t compute = nullptr;
   cudaStream_t tp_stream = nullptr;
@@ -80,6 +83,12 @@ class GptStage {
 
   // Micro-batches whose activations are still held (0 after a complete iteration).
   size_t held() const { return saved_.size(); }
+
+  // FP8 models: the parameters changed (the FP8 weight copies are made again before the next
+  // forward), and the recipe's once-per-iteration amax reduction over TP and DP and scale update
+  // (`comm/dp/fp8.amax`). No-ops for BF16 models.
+  void parameters_updated() { fp8_weights_cast_ = false; }
+  void fp8_step();
 
  private:
   struct LayerWeights;
@@ -121,13 +130,16 @@ class GptStage {
                             // re-gather of the input (column-parallel)
     graph::OpLabel all_reduce = graph::OpLabel::kNone;      // column-parallel: TP reduction of
     graph::OpLabel reduce_scatter = graph::OpLabel::kNone;  // the input gradient (SP: RS)
+    graph::OpLabel cast = graph::OpLabel::kNone;            // FP8: the output gradient's cast
   };
   // Backward of a row-parallel linear (attn.proj, mlp.fc2) from the gradient of the block's
   // output (this rank's sequence shard under SP, gathered first as `<block>.allgather`): the
   // weight gradient is accumulated, the input gradient [T, in] returned.
+  // FP8 models: `fp8` names the linear (fp8_linear) and `input8t` its saved transposed FP8 input.
   DeviceBuffer row_parallel_backward(int micro_batch, int layer, const LinearLabels& labels,
                                      const __nv_bfloat16* grad, const __nv_bfloat16* weight,
-                                     float* weight_grad, const __nv_bfloat16* input, int64_t in);
+                                     float* weight_grad, const __nv_bfloat16* input, int64_t in,
+                                     int64_t fp8 = -1, const DeviceBuffer* input8t = nullptr);
   // Backward of a column-parallel linear (attn.qkv, mlp.fc1) whose input is a norm's output
   // (this rank's sequence shard under SP, re-gathered as `<block>.input.allgather`): the weight
   // (and, when given, bias) gradient accumulated while the input gradient is reduced over TP
@@ -135,7 +147,12 @@ class GptStage {
   DeviceBuffer column_parallel_backward(int micro_batch, int layer, const LinearLabels& labels,
                                         const __nv_bfloat16* grad, const __nv_bfloat16* weight,
                                         float* weight_grad, float* bias_grad,
-                                        const __nv_bfloat16* norm_out, int64_t out);
+                                        const __nv_bfloat16* norm_out, int64_t out,
+                                        int64_t fp8 = -1, const DeviceBuffer* input8t = nullptr);
+  // FP8 models: the index of layer `layer`'s linear `which` (0 qkv, 1 proj, 2 fc1, 3 fc2) in
+  // fp8_, or -1 for BF16 models.
+  int64_t fp8_linear(int64_t layer, int which) const;
+
   // Data gradient of a column-parallel linear reduced over TP (all-reduce, or reduce-scatter
   // under SP) on the TP stream while `overlap` (the weight gradient) runs.
   DeviceBuffer reduce_overlapped(RangePass pass, int micro_batch, int layer, graph::OpLabel label,
@@ -158,6 +175,9 @@ class GptStage {
   DeviceBuffer rotary_angles_;  // (cos, sin) per position and pair, rotary models only
   int64_t vocab_ = 0, vocab_local_ = 0, vocab_start_ = 0;
   bool sp_ = false, flash_ = false;
+  std::unique_ptr<Fp8Linears> fp8_;   // FP8 models only
+  std::vector<int64_t> local_layer_;  // global layer -> index among this rank's layers (or -1)
+  bool fp8_weights_cast_ = false;
   spec::Recompute recompute_ = spec::RECOMPUTE_NONE;
   std::vector<LayerWeights> weights_;  // indexed by global layer (only this rank's are set)
   std::map<std::pair<int, int>, ChunkActivations> saved_;

@@ -113,6 +113,7 @@ struct Trainer::State {
   Communicators comm;
   std::unique_ptr<Gemm> gemm;
   std::unique_ptr<FlashAttention> flash;
+  std::unique_ptr<Fp8Gemm> fp8_gemm;
   std::unique_ptr<ParamStore> params;
   std::unique_ptr<GptStage> stage;
   std::unique_ptr<TokenSource> data;
@@ -338,6 +339,7 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   s.gemm = std::make_unique<Gemm>(*s.memory, s.compute.get());
   if (graph::is_flash(config.attention()))
     s.flash = std::make_unique<FlashAttention>(*s.memory, s.compute.get());
+  if (dims.fp8) s.fp8_gemm = std::make_unique<Fp8Gemm>(*s.memory, s.compute.get());
   const int64_t bucket_params =
       config.dp_bucket_params() > 0 ? config.dp_bucket_params() : kDefaultBucketParams;
   s.params = std::make_unique<ParamStore>(s.catalogue, s.layout, *s.schedule, bucket_params,
@@ -351,6 +353,7 @@ Trainer::Trainer(const TrainOptions& options, int rank, const std::vector<uint8_
   r.memory = s.memory.get();
   r.gemm = s.gemm.get();
   r.flash = s.flash.get();
+  r.fp8_gemm = s.fp8_gemm.get();
   r.comm = &s.comm;
   r.compute = s.compute.get();
   r.tp_stream = s.tp_stream.get();
@@ -463,13 +466,17 @@ IterationReport Trainer::run_iteration(int64_t step, bool update) {
   s.run_pipeline(inputs, targets, grad_scale);
   if (!s.incoming.empty() || !s.outgoing.empty() || s.stage->held() != 0)
     throw std::logic_error("pipeline tensors left over at the end of the iteration");
+  s.stage->fp8_step();  // FP8 models: the recipe's amax reduction and new scales
   s.finish_gradients();
 
   IterationReport report;
   report.iteration = step;
   report.grad_norm = s.gradient_norm_and_loss(&report.loss);
   report.lr = learning_rate(s.options, step);
-  if (update) s.optimizer_step(step, report.grad_norm);
+  if (update) {
+    s.optimizer_step(step, report.grad_norm);
+    s.stage->parameters_updated();
+  }
   tokens.reset();
   CUDA_CHECK(cudaStreamSynchronize(c));
   report.seconds = std::chrono::duration<double>(Clock::now() - start).count();

@@ -147,6 +147,14 @@ TEST(TrainArgs, EnumValuesAndSchedules) {
   EXPECT_FALSE(config({"--tp", "2"}).sequence_parallel());  // off unless asked for
 }
 
+TEST(TrainArgs, Fp8) {
+  EXPECT_FALSE(parse_train_args({}).fp8);
+  EXPECT_TRUE(parse_train_args({"--fp8", "--tp", "2", "--gpus", "2"}).fp8);
+  EXPECT_EQ(error_of({"--fp8", "--tp", "2", "--gpus", "2", "--sp"}),
+            "--fp8: conflicts with --sp (FP8 inputs gathered over TP are not implemented); "
+            "expected one of them");
+}
+
 TEST(TrainArgs, Synthetic) {
   const TrainRequest r = parse_train_args({"--synthetic"});
   EXPECT_TRUE(r.options.synthetic);

@@ -51,7 +51,10 @@ po::options_description flag_descriptions() {
            "(batched GEMMs around a fused softmax, Megatron-LM's local path)"}});
   d.add_options()("dist-opt",
                   "distributed optimizer: shard optimizer state over DP (ZeRO stage 1)")(
-      "steps", text(std::to_string(defaults.steps), "K"), "training iterations")(
+      "fp8",
+      "the layers' linear GEMMs in FP8 (Transformer Engine's recipe: E4M3 forward, E5M2 "
+      "gradients, delayed scaling); attention, norms, embedding and LM head in BF16; not with "
+      "--sp")("steps", text(std::to_string(defaults.steps), "K"), "training iterations")(
       "data", text(kDefaultTrainData, "FILE"),
       "byte-level text corpus; a relative path is looked up as described above")(
       "synthetic", "train on uniform random tokens instead of a corpus (conflicts with --data)")(
@@ -102,6 +105,12 @@ TrainRequest parse_train_args(const std::vector<std::string>& args) {
                     "needs --tp > 1 (got --tp " + std::to_string(c.tensor_parallel()) + ")");
   }
   c.set_zero_stage(vm.count("dist-opt") ? 1 : 0);
+  request.fp8 = vm.count("fp8") > 0;
+  if (request.fp8 && c.sequence_parallel()) {
+    throw FlagError("--fp8",
+                    "conflicts with --sp (FP8 inputs gathered over TP are not "
+                    "implemented); expected one of them");
+  }
   c.set_rank_order(spec::TP_DP_PP);
 
   request.dry_run = vm.count("dry-run") > 0;

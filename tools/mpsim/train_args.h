@@ -22,6 +22,7 @@ struct TrainRequest {
   bool help = false;                // --help: print train_help() and do nothing else
   bool dry_run = false;             // --dry-run: start the ranks and rendezvous, no GPU work
   std::string model = "gpt2-124m";  // a name in models/ or a path to a ModelSpec textproto
+  bool fp8 = false;                 // --fp8: the model's dtype becomes FP8 (the recipe)
   // Everything else; defaults are TrainOptions' own. `options.model` is left empty (the command
   // loads it), options.config.data_parallel is 0 unless --dp is given, and options.data_path is
   // the path as typed (kDefaultTrainData by default, empty with --synthetic).

@@ -106,6 +106,7 @@ int run_train(const std::vector<std::string>& args, std::ostream& out, std::ostr
   }
   executor::TrainOptions options = request.options;
   options.model = spec::load_model_spec(request.model);
+  if (request.fp8) options.model.set_dtype(spec::FP8);
   const spec::Hardware hardware = spec::load_hardware(kValidationHardware);
   options.config = checked_layout(options.config, options.model, hardware);
   options.peak_flops =
