@@ -10,14 +10,6 @@
 
 #include "executor/cuda/cuda_check.h"
 
-#define CUBLASLT_CHECK(call)                                                     \
-  do {                                                                           \
-    const cublasStatus_t mpsim_status_ = (call);                                 \
-    if (mpsim_status_ != CUBLAS_STATUS_SUCCESS)                                  \
-      ::mpsim::executor::throw_call_error(#call, __FILE__, __LINE__,             \
-                                          cublasGetStatusString(mpsim_status_)); \
-  } while (0)
-
 namespace mpsim::executor {
 namespace {
 
@@ -45,7 +37,7 @@ struct Descriptors {
 
 Fp8Gemm::Fp8Gemm(DeviceMemory& memory, cudaStream_t stream)
     : stream_(stream), workspace_(memory, MemoryCategory::kWorkspace, kWorkspaceBytes, stream) {
-  CUBLASLT_CHECK(cublasLtCreate(&handle_));
+  CUBLAS_CHECK(cublasLtCreate(&handle_));
 }
 
 Fp8Gemm::~Fp8Gemm() {
@@ -64,28 +56,28 @@ void Fp8Gemm::gemm_tn(int64_t m, int64_t n, int64_t k, const Fp8Operand& a, cons
   }
   const cudaDataType_t c_type = c_fp32 ? CUDA_R_32F : CUDA_R_16BF;
   Descriptors d;
-  CUBLASLT_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&d.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
   const int8_t fast = fast_accumulate ? 1 : 0;
-  CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
-                                                sizeof transpose));
-  CUBLASLT_CHECK(
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
+                                              sizeof transpose));
+  CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep));
-  CUBLASLT_CHECK(
+  CUBLAS_CHECK(
       cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
   // cuBLASLt's A is our B and the other way round (the file comment).
   const float* a_scale = b.scale_inv;
   const float* b_scale = a.scale_inv;
-  CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
-                                                &a_scale, sizeof a_scale));
-  CUBLASLT_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
-                                                &b_scale, sizeof b_scale));
-  CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&d.a, type_of(b.format), static_cast<uint64_t>(k),
-                                            static_cast<uint64_t>(n), b.ld));
-  CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&d.b, type_of(a.format), static_cast<uint64_t>(k),
-                                            static_cast<uint64_t>(m), a.ld));
-  CUBLASLT_CHECK(cublasLtMatrixLayoutCreate(&d.c, c_type, static_cast<uint64_t>(n),
-                                            static_cast<uint64_t>(m), ldc));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &a_scale,
+                                              sizeof a_scale));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d.op, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &b_scale,
+                                              sizeof b_scale));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.a, type_of(b.format), static_cast<uint64_t>(k),
+                                          static_cast<uint64_t>(n), b.ld));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.b, type_of(a.format), static_cast<uint64_t>(k),
+                                          static_cast<uint64_t>(m), a.ld));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&d.c, c_type, static_cast<uint64_t>(n),
+                                          static_cast<uint64_t>(m), ldc));
 
   const Key key{m,
                 n,
@@ -100,14 +92,14 @@ void Fp8Gemm::gemm_tn(int64_t m, int64_t n, int64_t k, const Fp8Operand& a, cons
                 beta != 0.0f};
   auto found = algos_.find(key);
   if (found == algos_.end()) {
-    CUBLASLT_CHECK(cublasLtMatmulPreferenceCreate(&d.preference));
+    CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&d.preference));
     const uint64_t workspace = kWorkspaceBytes;
-    CUBLASLT_CHECK(cublasLtMatmulPreferenceSetAttribute(
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
         d.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
     cublasLtMatmulHeuristicResult_t result{};
     int returned = 0;
-    CUBLASLT_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, d.op, d.a, d.b, d.c, d.c, d.preference,
-                                                  1, &result, &returned));
+    CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, d.op, d.a, d.b, d.c, d.c, d.preference, 1,
+                                                &result, &returned));
     if (returned == 0) {
       throw ExecutorError("FP8 GEMM " + std::to_string(m) + " x " + std::to_string(n) + " x " +
                           std::to_string(k) + ": cuBLASLt has no algorithm");
@@ -115,8 +107,8 @@ void Fp8Gemm::gemm_tn(int64_t m, int64_t n, int64_t k, const Fp8Operand& a, cons
     found = algos_.emplace(key, result.algo).first;
   }
   const float alpha = 1.0f;
-  CUBLASLT_CHECK(cublasLtMatmul(handle_, d.op, &alpha, b.data, d.a, a.data, d.b, &beta, c, d.c, c,
-                                d.c, &found->second, workspace_.get(), kWorkspaceBytes, stream_));
+  CUBLAS_CHECK(cublasLtMatmul(handle_, d.op, &alpha, b.data, d.a, a.data, d.b, &beta, c, d.c, c,
+                              d.c, &found->second, workspace_.get(), kWorkspaceBytes, stream_));
 }
 
 }  // namespace mpsim::executor

@@ -33,10 +33,9 @@ Fp8Linears::Fp8Linears(DeviceMemory& memory, cudaStream_t stream, Fp8Gemm& gemm,
   CUDA_CHECK(cudaMemsetAsync(amax_.get(), 0, n * 4, stream));
   CUDA_CHECK(cudaMemsetAsync(history_.get(), 0, n * kAmaxHistory * 4, stream));
   CUDA_CHECK(cudaMemcpyAsync(scale_.get(), ones.data(), n * 4, cudaMemcpyHostToDevice, stream));
+  CUDA_CHECK(cudaMemcpyAsync(scale_inv_.get(), ones.data(), n * 4, cudaMemcpyHostToDevice, stream));
   CUDA_CHECK(
-      cudaMemcpyAsync(scale_inv_.get(), ones.data(), n * 4, cudaMemcpyHostToDevice, stream));
-  CUDA_CHECK(cudaMemcpyAsync(max_value_.get(), max_values.data(), n * 4, cudaMemcpyHostToDevice,
-                             stream));
+      cudaMemcpyAsync(max_value_.get(), max_values.data(), n * 4, cudaMemcpyHostToDevice, stream));
   CUDA_CHECK(cudaStreamSynchronize(stream));  // the host vectors go
 }
 
@@ -94,8 +93,8 @@ void Fp8Linears::cast_input(int64_t linear, const bf16* x, int64_t tokens, Devic
 void Fp8Linears::forward(int64_t linear, const DeviceBuffer& x8, int64_t tokens, bf16* y) {
   const Linear& l = linears_.at(static_cast<size_t>(linear));
   gemm_.gemm_tn(tokens, l.out, l.in, {x8.get(), l.in, Fp8Format::kE4M3, scale_inv(linear, kInput)},
-                {l.w8.get(), l.in, Fp8Format::kE4M3, scale_inv(linear, kWeight)}, y, l.out,
-                false, 0.0f, true);
+                {l.w8.get(), l.in, Fp8Format::kE4M3, scale_inv(linear, kWeight)}, y, l.out, false,
+                0.0f, true);
 }
 
 void Fp8Linears::cast_gradient(int64_t linear, const bf16* dy, int64_t tokens, DeviceBuffer& dy8,
@@ -111,8 +110,8 @@ void Fp8Linears::dgrad(int64_t linear, const DeviceBuffer& dy8, int64_t tokens, 
   const Linear& l = linears_.at(static_cast<size_t>(linear));
   gemm_.gemm_tn(tokens, l.in, l.out,
                 {dy8.get(), l.out, Fp8Format::kE5M2, scale_inv(linear, kGradient)},
-                {l.w8t.get(), l.out, Fp8Format::kE4M3, scale_inv(linear, kWeight)}, dx, l.in,
-                false, 0.0f, false);
+                {l.w8t.get(), l.out, Fp8Format::kE4M3, scale_inv(linear, kWeight)}, dx, l.in, false,
+                0.0f, false);
 }
 
 void Fp8Linears::wgrad(int64_t linear, const DeviceBuffer& dy8t, const DeviceBuffer& x8t,

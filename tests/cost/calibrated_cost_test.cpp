@@ -307,13 +307,15 @@ TEST(CalibratedCost, DescribeNamesTablesUsedAndFallbacks) {
 // gemm.bf16.wgrad, any other by gemm.bf16.fwd, each falling back to gemm.bf16 where absent. The
 // tables here are the closed form scaled by 1 (default), 0.5 (fwd), 2 (dgrad), 3 (wgrad), so the
 // table that answered is read off the ratio.
+// The GEMM grid table of gemm_closed_form times `factor`, named `op`.
+spec::CalibratedTable scaled(std::string_view op, double factor) {
+  spec::CalibratedTable t =
+      gemm_table([factor](const Keys& x) { return factor * gemm_closed_form(x); });
+  t.set_op(std::string(op));
+  return t;
+}
+
 TEST(CalibratedCost, GemmLayoutTablesByLabel) {
-  auto scaled = [](std::string_view op, double factor) {
-    spec::CalibratedTable t =
-        gemm_table([factor](const Keys& x) { return factor * gemm_closed_form(x); });
-    t.set_op(std::string(op));
-    return t;
-  };
   auto labelled = [](std::string_view label) {
     Op op = gemm(2048, 1024, 4096);
     op.label = graph::op_label_from_name(label).value_or(graph::OpLabel::kNone);
@@ -371,12 +373,6 @@ TEST(CalibratedCost, GemmLayoutTablesByLabel) {
 // without an FP8 table of its layout such a GEMM is the roofline at the FP8 peak. The fitted
 // curve outside the grid is the FP8 table's own.
 TEST(CalibratedCost, Fp8GemmsReadTheFp8TablesOnly) {
-  auto scaled = [](std::string_view op, double factor) {
-    spec::CalibratedTable t =
-        gemm_table([factor](const Keys& x) { return factor * gemm_closed_form(x); });
-    t.set_op(std::string(op));
-    return t;
-  };
   auto labelled = [](graph::OpLabel label, bool fp8) {
     Op op = gemm(2048, 1024, 4096);
     op.label = label;
