@@ -76,7 +76,7 @@ CalibrationRange parse_range(std::string_view text) {
     return range;
   }
   if (head == "memory.norm" || head == "memory.elementwise" || head == "memory.optimizer" ||
-      head == "memory.softmax") {
+      head == "memory.softmax" || head == "memory.fp8_cast") {
     range.kind = MeasurementKind::kMemory;
     range.table = std::string(head);
     range.keys = parse_keys(tail, {"bytes"}, text);
@@ -115,7 +115,7 @@ CalibrationRange parse_range(std::string_view text) {
       "calibration range '" + std::string(text) + "': unknown measurement '" + std::string(head) +
       "', expected gemm.bf16, gemm.fp8, attention.fwd.bf16, attention.bwd.bf16, "
       "attention.flash.fwd.bf16, "
-      "attention.flash.bwd.bf16, memory.norm, "
+      "attention.flash.bwd.bf16, memory.norm, memory.fp8_cast, "
       "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, memory.softmax, "
       "allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, send.nvlink, "
       "interference/gemm.bf16 or meta");

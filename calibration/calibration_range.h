@@ -18,6 +18,7 @@
 //                | "meta/driver=" D ",runtime=" R ",cublas=" C ",nccl=" V
 //   layout      := "fwd" | "dgrad" | "wgrad"
 //   memop       := "norm" | "elementwise" | "optimizer" | "loss.fwd" | "loss.bwd" | "softmax"
+//                | "fp8_cast"
 //   collective  := "allreduce" | "allgather" | "reducescatter" | "send"
 //
 // Parsed, each name says what was measured and the calibrated table it feeds:
@@ -32,6 +33,7 @@
 //   calib/memory.<norm|elementwise|optimizer>/bytes=B  -> memory.<op>             (B)
 //   calib/memory.loss.<fwd|bwd>/bytes=B                -> memory.loss             (B)
 //   calib/memory.softmax/bytes=B                       -> memory.softmax          (B)
+//   calib/memory.fp8_cast/bytes=B                      -> memory.fp8_cast         (B)
 //   calib/<allreduce|allgather|reducescatter|send>.nvlink/g=G,bytes=B
 //                                                      -> <collective>.nvlink     (G, B)
 //   calib/interference/gemm.bf16/m=M,n=N,k=K           -> interference.gemm.bf16  (M, N, K)

@@ -7,9 +7,12 @@
 //     elementwise  bias_gelu_forward on x[rows, 4096] bf16, B = rows*4096*2; moves 2B.
 //     optimizer    adamw_step over n = B/4 parameters (B = bytes of the fp32 master weights),
 //                  with the bf16 model copy; moves 7.5B (30 bytes a parameter, the graph's count).
+//     fp8_cast     quantize_fp8 (E4M3, amax recorded) of x[rows, 4096] bf16 into its FP8 copy and
+//                  its transpose, B = rows*4096*2; moves 2B (the FP8 recipe's cast + transpose).
 #include <algorithm>
 
 #include "calibration/bench/harness.h"
+#include "executor/cuda/fp8.h"
 #include "executor/cuda/kernels.h"
 
 namespace mpsim::calibration::bench {
@@ -25,7 +28,7 @@ void run_memory(BenchContext& c) {
   const Lane lane = c.gemm.lane();
   Harness& harness = c.harness;
   const std::vector<int64_t> sizes = powers_of_four(o.memory_min, o.memory_max);
-  std::fprintf(stderr, "calibration_bench: memory: %zu sizes x 3 ops on GPU %d\n", sizes.size(),
+  std::fprintf(stderr, "calibration_bench: memory: %zu sizes x 4 ops on GPU %d\n", sizes.size(),
                lane.device);
   const int64_t cols = kMemoryCols;
   auto activate = [&] { CUDA_CHECK(cudaSetDevice(lane.device)); };
@@ -62,6 +65,18 @@ void run_memory(BenchContext& c) {
         activate();
         kernels::bias_gelu_forward(x.as<bf16>(), bias.as<bf16>(), y.as<bf16>(), rows, cols,
                                    lane.stream);
+      });
+    }
+    if (fits(lane.device, 2 * bytes, memory_range_name("fp8_cast", bytes))) {
+      DeviceArray x(lane.device, bytes), q(lane.device, bytes / 2), qt(lane.device, bytes / 2);
+      DeviceArray scale(lane.device, 8);
+      fill_uniform<bf16>(x, -2.0f, 2.0f, 15, lane.stream);
+      fill_uniform<float>(scale, 1.0f, 1.0f, 16, lane.stream);  // scale 1; amax beside it
+      harness.measure(memory_range_name("fp8_cast", bytes), {lane}, [&] {
+        activate();
+        kernels::quantize_fp8(x.as<bf16>(), rows, cols, kernels::Fp8Format::kE4M3,
+                              scale.as<float>(), q.as<void>(), qt.as<void>(), scale.as<float>() + 1,
+                              lane.stream);
       });
     }
     const int64_t params = requested / 4, master_bytes = params * 4;

@@ -87,6 +87,7 @@ const std::vector<std::string_view>& table_order() {
                                                        cost::kNormForwardTable,
                                                        cost::kNormBackwardTable,
                                                        cost::kElementwiseTable,
+                                                       cost::kFp8CastTable,
                                                        cost::kLossTable,
                                                        cost::kOptimizerTable,
                                                        cost::kAllReduceTable,
@@ -144,6 +145,11 @@ std::string table_description(std::string_view name) {
   if (name == cost::kElementwiseTable) {
     return "bias_gelu_forward on [rows, 4096] bf16; bytes = 2 x the tensor (read and written "
            "once)" +
+           common;
+  }
+  if (name == cost::kFp8CastTable) {
+    return "quantize_fp8 (E4M3, with amax) on [rows, 4096] bf16 into its FP8 copy and its "
+           "transpose; bytes = 2 x the bf16 tensor (read it, write two one-byte copies)" +
            common;
   }
   if (name == cost::kLossTable) {
@@ -214,6 +220,8 @@ void add_measurement(FitState& f, const CalibrationMeasurement& m) {
                   "norm_backward");
       } else if (m.range.table == cost::kElementwiseTable) {
         add_point(f, cost::kElementwiseTable, bytes, {kElementwiseBytes * b}, s.all, m, "");
+      } else if (m.range.table == cost::kFp8CastTable) {
+        add_point(f, cost::kFp8CastTable, bytes, {kFp8CastBytes * b}, s.all, m, "");
       } else if (m.range.table == cost::kLossTable) {
         // B is already the graph's loss bytes of the range's pass.
         add_point(f, cost::kLossTable, bytes, {b}, s.all, m, "");

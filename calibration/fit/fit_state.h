@@ -24,9 +24,11 @@ namespace mpsim::calibration::fit {
 
 // Bytes each memory op moves per byte of the bench's tensor B (calibration/bench/memory_bench.cu,
 // and the graph's counts in simulator/graph/training_graph.cpp).
-constexpr double kNormForwardBytes = 2;     // norm_bytes(false): read x, write y
-constexpr double kNormBackwardBytes = 3;    // norm_bytes(true): read dy and x, write dx
-constexpr double kElementwiseBytes = 2;     // bias_gelu_forward: read x, write y
+constexpr double kNormForwardBytes = 2;   // norm_bytes(false): read x, write y
+constexpr double kNormBackwardBytes = 3;  // norm_bytes(true): read dy and x, write dx
+constexpr double kElementwiseBytes = 2;   // bias_gelu_forward: read x, write y
+constexpr double kFp8CastBytes =
+    2;  // quantize_fp8: read x (bf16), write its FP8 copy and transpose
 constexpr double kAdamBytesPerParam = 30;   // the graph's kAdamBytesPerParam
 constexpr double kMasterBytesPerParam = 4;  // B = fp32 master weights
 // A memory op or collective cannot take longer on fewer bytes; a point slower than this factor

@@ -51,7 +51,7 @@ struct TableSpec {
 
 // Every table name, in the order the model reads them (which is the order describe() lists the
 // grid tables in, and the order their errors are found in).
-constexpr std::array<TableSpec, 21> kTableSpecs = {{
+constexpr std::array<TableSpec, 22> kTableSpecs = {{
     {kGemmTable, Family::kGemm},
     {kGemmForwardTable, Family::kGemm, true},
     {kGemmDgradTable, Family::kGemm, true},
@@ -67,6 +67,7 @@ constexpr std::array<TableSpec, 21> kTableSpecs = {{
     {kNormForwardTable, Family::kMemory, true},
     {kNormBackwardTable, Family::kMemory, true},
     {kElementwiseTable, Family::kMemory},
+    {kFp8CastTable, Family::kMemory, true},
     {kLossTable, Family::kMemory},
     {kOptimizerTable, Family::kMemory},
     {kAllReduceTable, Family::kCollective, false, OpKind::kAllReduce},
@@ -77,27 +78,15 @@ constexpr std::array<TableSpec, 21> kTableSpecs = {{
 
 // The bases whose exact tables (`<base>.exact`) the model reads, in the order describe() lists
 // them: as kTableSpecs, but the per-pass norm tables after the other memory tables.
-constexpr std::array<std::string_view, 21> kExactTableOrder = {kGemmTable,
-                                                               kGemmForwardTable,
-                                                               kGemmDgradTable,
-                                                               kGemmWgradTable,
-                                                               kGemmFp8ForwardTable,
-                                                               kGemmFp8DgradTable,
-                                                               kGemmFp8WgradTable,
-                                                               kAttentionForwardTable,
-                                                               kAttentionBackwardTable,
-                                                               kFlashForwardTable,
-                                                               kFlashBackwardTable,
-                                                               kNormTable,
-                                                               kElementwiseTable,
-                                                               kLossTable,
-                                                               kOptimizerTable,
-                                                               kNormForwardTable,
-                                                               kNormBackwardTable,
-                                                               kAllReduceTable,
-                                                               kAllGatherTable,
-                                                               kReduceScatterTable,
-                                                               kSendTable};
+constexpr std::array<std::string_view, 22> kExactTableOrder = {
+    kGemmTable,         kGemmForwardTable,      kGemmDgradTable,
+    kGemmWgradTable,    kGemmFp8ForwardTable,   kGemmFp8DgradTable,
+    kGemmFp8WgradTable, kAttentionForwardTable, kAttentionBackwardTable,
+    kFlashForwardTable, kFlashBackwardTable,    kNormTable,
+    kElementwiseTable,  kFp8CastTable,          kLossTable,
+    kOptimizerTable,    kNormForwardTable,      kNormBackwardTable,
+    kAllReduceTable,    kAllGatherTable,        kReduceScatterTable,
+    kSendTable};
 
 const TableSpec& table_spec(std::string_view name) {
   return *std::find_if(kTableSpecs.begin(), kTableSpecs.end(),
@@ -170,6 +159,7 @@ enum Slot : int {
   kNormForwardSlot,
   kNormBackwardSlot,
   kElementwiseSlot,
+  kFp8CastSlot,
   kLossSlot,
   kOptimizerSlot,
   kAllReduceSlot,
@@ -199,6 +189,7 @@ constexpr std::array<SlotTables, kNumSlots> kSlotTables = {{
     {kNormForwardTable, kNormTable},
     {kNormBackwardTable, kNormTable},
     {kElementwiseTable, {}},
+    {kFp8CastTable, kElementwiseTable},
     {kLossTable, {}},
     {kOptimizerTable, {}},
     {kAllReduceTable, {}},
@@ -229,7 +220,16 @@ std::optional<Slot> slot_of(const Op& op) {
     case OpKind::kNorm:
       return backward ? kNormBackwardSlot : kNormForwardSlot;
     case OpKind::kElementwise:
-      return kElementwiseSlot;
+      switch (op.label) {
+        case graph::OpLabel::kAttnQkvCast:
+        case graph::OpLabel::kAttnProjCast:
+        case graph::OpLabel::kMlpFc1Cast:
+        case graph::OpLabel::kMlpFc2Cast:
+        case graph::OpLabel::kFp8WeightCast:
+          return kFp8CastSlot;
+        default:
+          return kElementwiseSlot;
+      }
     case OpKind::kLoss:
       return kLossSlot;
     case OpKind::kOptimizer:

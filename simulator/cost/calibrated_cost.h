@@ -70,6 +70,11 @@ inline constexpr std::array<std::string_view, 3> kAttentionKeys = {"batch_heads"
 inline constexpr std::array<std::string_view, 4> kFlashKeys = {"batch_heads", "seq", "head_dim",
                                                                "group"};
 
+// The FP8 recipe's casts (a linear's input or output gradient to FP8 with its transpose, the
+// weights' once-per-iteration copies): keyed by the bytes the op moves, as the graph counts
+// them; where absent the element-wise table prices them.
+inline constexpr std::string_view kFp8CastTable = "memory.fp8_cast";
+
 // Memory-bound kernels; seconds at the HBM bytes the kernel moves (read + written, as
 // graph::Op::bytes counts them).
 inline constexpr std::string_view kNormTable = "memory.norm";

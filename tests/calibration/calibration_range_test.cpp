@@ -113,7 +113,7 @@ TEST(CalibrationRangeTest, BrokenNamesAreRefusedNamingTheRange) {
             "calibration range 'calib/memory.loss/bytes=4': unknown measurement 'memory.loss', "
             "expected gemm.bf16, gemm.fp8, attention.fwd.bf16, attention.bwd.bf16, "
             "attention.flash.fwd.bf16, "
-            "attention.flash.bwd.bf16, memory.norm, "
+            "attention.flash.bwd.bf16, memory.norm, memory.fp8_cast, "
             "memory.elementwise, memory.optimizer, memory.loss.fwd, memory.loss.bwd, "
             "memory.softmax, allreduce.nvlink, allgather.nvlink, reducescatter.nvlink, "
             "send.nvlink, interference/gemm.bf16 or meta");
@@ -164,7 +164,7 @@ TEST(CalibrationRangeTest, FormattedNamesParseBack) {
   EXPECT_EQ(r.keys, (Keys{4, 5, 6, 2}));
   // The fused core's names need the group.
   EXPECT_THROW(parse("calib/attention.flash.fwd.bf16/bh=4,s=5,d=6"), std::invalid_argument);
-  for (const char* op : {"norm", "elementwise", "optimizer", "softmax"}) {
+  for (const char* op : {"norm", "elementwise", "optimizer", "softmax", "fp8_cast"}) {
     r = parse(memory_range_name(op, 7));
     EXPECT_EQ(r.table, std::string("memory.") + op);
     EXPECT_EQ(r.keys, (Keys{7}));

@@ -405,6 +405,27 @@ TEST(CalibratedCost, Fp8GemmsReadTheFp8TablesOnly) {
   EXPECT_LE(rel_err(model->op_seconds(outside), 0.5 * gemm_closed_form({16, 100000, 64})), 1e-8);
 }
 
+// The FP8 recipe's casts read memory.fp8_cast where measured, else the element-wise table; other
+// element-wise ops never read it.
+TEST(CalibratedCost, Fp8CastsReadTheirTableElseTheElementwiseOne) {
+  const AlphaBetaForm cast{4e-6, 1.5e12};
+  spec::Hardware hw = calibrated_hardware();
+  const auto without = make_calibrated_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP8);
+  hw.calibrated.push_back(memory_table(kFp8CastTable, cast));
+  const auto with = make_calibrated_cost_model(hw, CollectiveAlgorithm::kAuto, spec::FP8);
+  for (const graph::OpLabel label : {graph::OpLabel::kAttnQkvCast, graph::OpLabel::kMlpFc2Cast,
+                                     graph::OpLabel::kFp8WeightCast}) {
+    Op op = memory_op(OpKind::kElementwise, 1 << 24);
+    op.label = label;
+    EXPECT_LE(rel_err(with->op_seconds(op), cast(1 << 24)), 1e-12) << graph::label_name(label);
+    EXPECT_LE(rel_err(without->op_seconds(op), kElementwise(1 << 24)), 1e-12);
+    EXPECT_EQ(op_table_name(op), kFp8CastTable);
+  }
+  Op act = memory_op(OpKind::kElementwise, 1 << 24);
+  act.label = graph::OpLabel::kMlpAct;
+  EXPECT_LE(rel_err(with->op_seconds(act), kElementwise(1 << 24)), 1e-12);
+}
+
 TEST(CalibratedCost, GemmLayoutTableNames) {
   EXPECT_EQ(gemm_layout_table(graph::OpLabel::kMlpFc1), "gemm.bf16.fwd");
   EXPECT_EQ(gemm_layout_table(graph::OpLabel::kMlpFc1Dgrad), "gemm.bf16.dgrad");

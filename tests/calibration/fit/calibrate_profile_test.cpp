@@ -593,12 +593,18 @@ TEST(CalibrateProfileTest, Fp8GemmsGetTheirOwnTablesAndEfficiency) {
                     ",k=" + std::to_string(k),
                 gemm_seconds(m, n, k) / 1.6, false);
   }
+  // The casts: B = the bf16 tensor, keyed by the 2B the kernel moves.
+  for (int64_t b = int64_t{1} << 20; b <= (int64_t{1} << 26); b *= 4)
+    l.add("calib/memory.fp8_cast/bytes=" + std::to_string(b), 2e-6 + 2.0 * b / 2e12, false);
   CalibrationReport report;
   const spec::HardwareProfile base = spec::load_hardware_profile("h100-sxm");
   const spec::HardwareProfile p = calibrate_profile(fabricated_data(std::move(l.measurements)),
                                                     base, CalibrationInfo{}, &report);
   for (const char* name : {"gemm.fp8.fwd", "gemm.fp8.dgrad", "gemm.fp8.wgrad"})
     EXPECT_EQ(table(p, name).points_size(), 8) << name;
+  EXPECT_EQ(table(p, "memory.fp8_cast").points_size(), 4);
+  EXPECT_DOUBLE_EQ(seconds_at(table(p, "memory.fp8_cast"), {2.0 * (1 << 20)}),
+                   2e-6 + 2.0 * (1 << 20) / 2e12);
   // Best FP8 rate: 2mnk / (2mnk / 5e14 / 1.6) = 8e14 FLOP/s over the FP8 peak.
   EXPECT_NEAR(p.efficiency().gemm_max_fp8().value(),
               8e14 / spec::to_hardware(base, "base").peak_fp8_flops, 1e-3);
