@@ -192,6 +192,7 @@ std::vector<Prepared> predict(const std::vector<ValidationCase>& cases,
       continue;
     }
     p.model = spec::load_model_spec(c.model);
+    if (c.fp8) p.model.set_dtype(spec::FP8);
     p.model.set_dropout(0);  // the executor has no dropout
     p.parallel = spec::validate_parallel_config(c.parallel, p.model, hardware);
     p.detail = std::make_unique<simulation::SimulationDetail>();

@@ -43,6 +43,7 @@ struct ValidationCase {
   std::vector<std::string> flags;  // the `mpsim train` flags as written (stored with the run)
   std::string model;               // a name in models/ or a path to a ModelSpec textproto
   spec::ParallelConfig parallel;   // the layout the flags ask for (validated here)
+  bool fp8 = false;                // --fp8: the model is simulated with the FP8 recipe
 };
 
 struct ValidationSettings {

@@ -161,5 +161,29 @@ TEST(ValidationPipelineTest, ReportOnlyComparesStoredRunsWithLeaveOneOut) {
   fs::remove_all(dir);
 }
 
+// A case run with --fp8 is simulated under the FP8 recipe: against the same stored run, its GEMMs
+// are predicted faster than in BF16 (the layers' linears at the FP8 peak) and its element-wise
+// work slower (the recipe's casts; on this tiny model the iteration too).
+TEST(ValidationPipelineTest, Fp8CasesAreSimulatedWithTheRecipe) {
+  const fs::path dir = temp_dir();
+  const std::string flags = std::string(kPipeline) + " --attention unfused";
+  store(dir, "bf16", "traces/executor/pp2.sqlite", flags);
+  store(dir, "fp8", "traces/executor/pp2.sqlite", flags + " --fp8");
+  ValidationSettings settings = settings_in(dir);
+  settings.report_only = true;
+  RecordingHost host;
+  ValidationCase fp8 = tiny_case("fp8", flags + " --fp8", 1, 2);
+  fp8.fp8 = true;
+  const ValidationOutcome outcome =
+      run_validation({tiny_case("bf16", flags, 1, 2), fp8}, settings, host);
+  ASSERT_EQ(outcome.rows.size(), 2u) << (outcome.failures.empty() ? "" : outcome.failures[0]);
+  const auto gemm = static_cast<size_t>(OpCategory::kGemm);
+  const auto elementwise = static_cast<size_t>(OpCategory::kNormElementwise);
+  EXPECT_LT(outcome.rows[1].predicted[gemm], outcome.rows[0].predicted[gemm]);
+  EXPECT_GT(outcome.rows[1].predicted[elementwise], outcome.rows[0].predicted[elementwise]);
+  EXPECT_EQ(outcome.rows[1].measured_iteration_s, outcome.rows[0].measured_iteration_s);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace mpsim::validation

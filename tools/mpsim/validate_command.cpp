@@ -85,7 +85,7 @@ int run_validate(const std::vector<std::string>& args, std::ostream& out, std::o
   }
   std::vector<validation::ValidationCase> cases;
   for (const ValidationConfig& c : selected_configs(request))
-    cases.push_back({c.name, c.flags, c.request.model, c.request.options.config});
+    cases.push_back({c.name, c.flags, c.request.model, c.request.options.config, c.request.fp8});
   validation::ValidationSettings settings;
   settings.hardware = request.hw;
   settings.out = request.out;
