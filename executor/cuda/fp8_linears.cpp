@@ -66,12 +66,13 @@ void Fp8Linears::cast_weights() {
   if (step_ == 0) {
     // The first weight scales from the initial weights themselves (a first step of the recipe
     // that only the weights' amaxes enter; the others keep scale 1), not from scale 1.
-    ++step_;
-    cast_weights();
-    kernels::update_fp8_scales(amax_.as<float>(), history_.as<float>(), scale_.as<float>(),
-                               scale_inv_.as<float>(), max_value_.as<float>(), tensors(),
-                               kAmaxHistory, 0, 0.0f, stream_);
+    quantize_weights();
+    update_scales({});
   }
+  quantize_weights();
+}
+
+void Fp8Linears::quantize_weights() {
   for (size_t i = 0; i < linears_.size(); ++i) {
     const Linear& l = linears_[i];
     if (l.weight == nullptr) continue;

@@ -67,6 +67,7 @@ class Fp8Linears {
 
  private:
   enum Role { kInput = 0, kWeight = 1, kGradient = 2 };
+  void quantize_weights();  // each weight's FP8 copy and transpose at its current scale
   float* scale(int64_t linear, Role role) const;
   const float* scale_inv(int64_t linear, Role role) const;
   float* amax(int64_t linear, Role role) const;

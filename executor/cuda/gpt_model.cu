@@ -350,6 +350,34 @@ int64_t GptStage::fp8_linear(int64_t layer, int which) const {
   return fp8_ ? 4 * local_layer_[static_cast<size_t>(layer)] + which : -1;
 }
 
+void GptStage::linear_forward(int64_t layer, int which, DeviceBuffer& x8, const bf16* x,
+                              const bf16* w, bf16* y, int64_t in, int64_t out) {
+  if (fp8_) {
+    fp8_->forward(fp8_linear(layer, which), x8, tokens_, y);
+    x8.reset();
+  } else {
+    r_.gemm->linear_forward(x, w, y, tokens_, in, out);
+  }
+}
+
+void GptStage::linear_dgrad(int64_t fp8, const DeviceBuffer& dy8, const bf16* dy, const bf16* w,
+                            bf16* dx, int64_t in, int64_t out) {
+  if (fp8 >= 0) {
+    fp8_->dgrad(fp8, dy8, tokens_, dx);
+  } else {
+    r_.gemm->linear_dgrad(dy, w, dx, tokens_, in, out);
+  }
+}
+
+void GptStage::linear_wgrad(int64_t fp8, const DeviceBuffer& dy8t, const DeviceBuffer* x8t,
+                            const bf16* dy, const bf16* x, float* dw, int64_t in, int64_t out) {
+  if (fp8 >= 0) {
+    fp8_->wgrad(fp8, dy8t, *x8t, tokens_, dw);
+  } else {
+    r_.gemm->linear_wgrad(dy, x, dw, tokens_, in, out);
+  }
+}
+
 void GptStage::fp8_step() {
   if (!fp8_) return;
   NvtxRange range(r_.nvtx, "comm/dp/fp8.amax");
@@ -401,13 +429,8 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnQkv));
     a.qkv = buffer(keep, T * qkv_local_ * 2);
-    if (fp8_) {
-      fp8_->forward(fp8_linear(layer, 0), x8, T, a.qkv.as<bf16>());
-      x8.reset();
-      a.ln1.reset();
-    } else {
-      r_.gemm->linear_forward(ln1, w.qkv_w, a.qkv.as<bf16>(), T, h, qkv_local_);
-    }
+    linear_forward(layer, 0, x8, ln1, w.qkv_w, a.qkv.as<bf16>(), h, qkv_local_);
+    if (fp8_) a.ln1.reset();
     if (w.qkv_b != nullptr) kernels::bias_add(a.qkv.as<bf16>(), w.qkv_b, T, qkv_local_, s);
   }
   gathered.reset();
@@ -447,13 +470,8 @@ void GptStage::attention_block_forward(int64_t layer, RangePass pass, int mb, Me
   }
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kAttnProj));
-    if (fp8_) {
-      fp8_->forward(fp8_linear(layer, 1), x8, T, proj.as<bf16>());
-      x8.reset();
-    } else {
-      r_.gemm->linear_forward(a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(), T,
-                              heads_local_ * head_dim_, h);
-    }
+    linear_forward(layer, 1, x8, a.ctx.as<bf16>(), w.proj_w, proj.as<bf16>(),
+                   heads_local_ * head_dim_, h);
   }
   proj = reduce_sequence(pass, mb, L, sp_ ? OpLabel::kAttnReduceScatter : OpLabel::kAttnAllReduce,
                          std::move(proj));
@@ -493,13 +511,8 @@ DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, 
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc1));
     a.h1 = buffer(keep, T * fc1_local_ * 2);
-    if (fp8_) {
-      fp8_->forward(fp8_linear(layer, 2), x8, T, a.h1.as<bf16>());
-      x8.reset();
-      a.ln2.reset();
-    } else {
-      r_.gemm->linear_forward(ln2, w.fc1_w, a.h1.as<bf16>(), T, h, fc1_local_);
-    }
+    linear_forward(layer, 2, x8, ln2, w.fc1_w, a.h1.as<bf16>(), h, fc1_local_);
+    if (fp8_) a.ln2.reset();
   }
   gathered.reset();
   {
@@ -519,12 +532,7 @@ DeviceBuffer GptStage::mlp_block_forward(int64_t layer, RangePass pass, int mb, 
   }
   {
     NvtxRange range(r_.nvtx, name(OpLabel::kMlpFc2));
-    if (fp8_) {
-      fp8_->forward(fp8_linear(layer, 3), x8, T, fc2.as<bf16>());
-      x8.reset();
-    } else {
-      r_.gemm->linear_forward(a.act.as<bf16>(), w.fc2_w, fc2.as<bf16>(), T, ffn_local_, h);
-    }
+    linear_forward(layer, 3, x8, a.act.as<bf16>(), w.fc2_w, fc2.as<bf16>(), ffn_local_, h);
   }
   fc2 = reduce_sequence(pass, mb, L, sp_ ? OpLabel::kMlpReduceScatter : OpLabel::kMlpAllReduce,
                         std::move(fc2));
@@ -557,19 +565,11 @@ DeviceBuffer GptStage::row_parallel_backward(int mb, int layer, const LinearLabe
   DeviceBuffer dx = buffer(kWork, tokens_ * in * 2);
   {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.dgrad));
-    if (fp8 >= 0) {
-      fp8_->dgrad(fp8, dy8, tokens_, dx.as<bf16>());
-    } else {
-      r_.gemm->linear_dgrad(dy, weight, dx.as<bf16>(), tokens_, in, hidden_);
-    }
+    linear_dgrad(fp8, dy8, dy, weight, dx.as<bf16>(), in, hidden_);
   }
   {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.wgrad));
-    if (fp8 >= 0) {
-      fp8_->wgrad(fp8, dy8t, *input8t, tokens_, weight_grad);
-    } else {
-      r_.gemm->linear_wgrad(dy, input, weight_grad, tokens_, in, hidden_);
-    }
+    linear_wgrad(fp8, dy8t, input8t, dy, input, weight_grad, in, hidden_);
   }
   return dx;
 }
@@ -594,20 +594,12 @@ DeviceBuffer GptStage::column_parallel_backward(int mb, int layer, const LinearL
   DeviceBuffer dx = buffer(kWork, tokens_ * hidden_ * 2);
   {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.dgrad));
-    if (fp8 >= 0) {
-      fp8_->dgrad(fp8, dy8, tokens_, dx.as<bf16>());
-    } else {
-      r_.gemm->linear_dgrad(grad, weight, dx.as<bf16>(), tokens_, hidden_, out);
-    }
+    linear_dgrad(fp8, dy8, grad, weight, dx.as<bf16>(), hidden_, out);
   }
   const OpLabel reduction = sp_ ? labels.reduce_scatter : labels.all_reduce;
   return reduce_overlapped(bwd, mb, layer, reduction, std::move(dx), [&] {
     NvtxRange range(r_.nvtx, compute_range(bwd, mb, layer, labels.wgrad));
-    if (fp8 >= 0) {
-      fp8_->wgrad(fp8, dy8t, *input8t, tokens_, weight_grad);
-    } else {
-      r_.gemm->linear_wgrad(grad, input, weight_grad, tokens_, hidden_, out);
-    }
+    linear_wgrad(fp8, dy8t, input8t, grad, input, weight_grad, hidden_, out);
     if (bias_grad != nullptr) kernels::bias_grad(grad, bias_grad, tokens_, out, r_.compute);
   });
 }

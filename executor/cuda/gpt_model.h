@@ -152,6 +152,16 @@ class GptStage {
   // FP8 models: the index of layer `layer`'s linear `which` (0 qkv, 1 proj, 2 fc1, 3 fc2) in
   // fp8_, or -1 for BF16 models.
   int64_t fp8_linear(int64_t layer, int which) const;
+  // A linear's three GEMMs, in FP8 where the model is (forward: on the cast input `x8`, which it
+  // releases; backward: linear `fp8` >= 0, on the cast gradient and the saved transposed input
+  // `x8t`), else in bf16 on x, dy and w through cuBLAS (gemm.h's shapes: [tokens, in] -> out).
+  void linear_forward(int64_t layer, int which, DeviceBuffer& x8, const __nv_bfloat16* x,
+                      const __nv_bfloat16* w, __nv_bfloat16* y, int64_t in, int64_t out);
+  void linear_dgrad(int64_t fp8, const DeviceBuffer& dy8, const __nv_bfloat16* dy,
+                    const __nv_bfloat16* w, __nv_bfloat16* dx, int64_t in, int64_t out);
+  void linear_wgrad(int64_t fp8, const DeviceBuffer& dy8t, const DeviceBuffer* x8t,
+                    const __nv_bfloat16* dy, const __nv_bfloat16* x, float* dw, int64_t in,
+                    int64_t out);
 
   // Data gradient of a column-parallel linear reduced over TP (all-reduce, or reduce-scatter
   // under SP) on the TP stream while `overlap` (the weight gradient) runs.
